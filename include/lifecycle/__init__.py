@@ -1,0 +1,1 @@
+"""Fraud-model lifecycle: the library behind the Airflow DAGs in ``dags/``."""

@@ -1,0 +1,10 @@
+"""The asset graph, defined once: every DAG imports its inlets and outlets from here."""
+from airflow.sdk import Asset
+
+RAW = Asset(name="raw_transactions", group="lake")
+CURATED = Asset(name="curated_transactions", group="lake")
+FEATURES = Asset(name="fraud_features", group="feature_store")
+CANDIDATE = Asset(name="model_challenger", group="model_registry")
+PROMOTED = Asset(name="model_champion", group="model_registry")
+PACKAGED = Asset(name="fraud_service_bento", group="serving")
+DRIFT = Asset(name="feature_drift", group="monitoring")

@@ -1,0 +1,66 @@
+"""The process environment every tool of the embedded profile runs with, derived from settings.
+
+``python -m lifecycle.env`` prints it as shell exports (the Makefile evaluates that), tests apply
+it with ``apply()``; the Airflow processes inherit it. Telemetry is off for every tool.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+
+from lifecycle import settings as _settings
+
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "SCARF_ANALYTICS": "false",
+    "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+    "FEAST_USAGE": "False",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "False",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+def environment(api_port: int = 8080) -> dict[str, str]:
+    cfg = _settings.load()
+    home = cfg.airflow_home
+    root = _settings.PROJECT_ROOT
+    return {
+        **TELEMETRY_OFF,
+        "LIFECYCLE_STATE_DIR": str(cfg.state_dir),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "3",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
+        "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "MLFLOW_TRACKING_URI": cfg.mlflow_tracking_uri,
+        "BENTOML_HOME": str(cfg.bentoml_home),
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "PYTHONDONTWRITEBYTECODE": "",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+
+
+def apply(api_port: int = 8080) -> dict[str, str]:
+    env = environment(api_port)
+    os.environ.update(env)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+if __name__ == "__main__":
+    for key, value in environment().items():
+        print(f"export {key}={shlex.quote(value)}")

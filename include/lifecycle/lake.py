@@ -1,0 +1,109 @@
+"""The data lake behind Airflow's ObjectStoragePath, so a ``file://`` or ``s3://`` root is one setting.
+
+A partition is ``<zone>/<dataset>/date=YYYY-MM-DD/`` holding data files and ``_manifest.json``,
+written last: readers only see partitions whose manifest exists, and a failed write leaves no
+partial partition behind (files are staged, then moved in).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import uuid
+
+import pandas as pd
+from airflow.sdk import ObjectStoragePath
+
+from lifecycle import settings as _settings
+
+ZONES = ("landing", "raw", "curated", "quarantine", "features", "training", "reports")
+MANIFEST = "_manifest.json"
+
+
+def root() -> ObjectStoragePath:
+    return ObjectStoragePath(_settings.load().lake_root)
+
+
+def zone(name: str) -> ObjectStoragePath:
+    if name not in ZONES:
+        raise ValueError(f"lake zone {name!r} is not one of {', '.join(ZONES)}")
+    return root() / name
+
+
+def local_path(path: ObjectStoragePath) -> str:
+    """The path string libraries like Feast and GX take (``/abs`` for file://, ``s3://b/k`` for S3)."""
+    return path.path if path.protocol in ("file", "local", "") else str(path)
+
+
+def landing_file(dataset: str, day: dt.date) -> ObjectStoragePath:
+    return zone("landing") / dataset / f"{day.isoformat()}.csv"
+
+
+def partition(zone_name: str, dataset: str, day: dt.date) -> ObjectStoragePath:
+    return zone(zone_name) / dataset / f"date={day.isoformat()}"
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def publish(dest: ObjectStoragePath, files: dict[str, bytes], manifest: dict) -> None:
+    """Replace partition ``dest`` with ``files`` and ``manifest``, all or nothing."""
+    staging = dest.parent / f"_staging-{dest.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        remove(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in [*files, MANIFEST]:  # manifest last: it marks the partition complete
+            (staging / name).rename(dest / name)
+    finally:
+        remove(staging)
+
+
+def remove(path: ObjectStoragePath) -> None:
+    if path.exists():
+        if path.is_dir():
+            for child in path.iterdir():
+                remove(child)
+            path.rmdir()
+        else:
+            path.unlink()
+
+
+def manifest(part: ObjectStoragePath) -> dict | None:
+    m = part / MANIFEST
+    return json.loads(m.read_text()) if m.exists() else None
+
+
+def dates(zone_name: str, dataset: str) -> list[dt.date]:
+    """Complete partitions (manifest present), oldest first."""
+    base = zone(zone_name) / dataset
+    if not base.exists():
+        return []
+    found = []
+    for child in base.iterdir():
+        if child.name.startswith("date=") and (child / MANIFEST).exists():
+            found.append(dt.date.fromisoformat(child.name[5:]))
+    return sorted(found)
+
+
+def read_parquet(part: ObjectStoragePath, name: str = "data.parquet") -> pd.DataFrame:
+    with (part / name).open("rb") as f:
+        return pd.read_parquet(f)
+
+
+def read_range(zone_name: str, dataset: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """All complete partitions of a dataset with first <= date <= last, concatenated."""
+    frames = [read_parquet(partition(zone_name, dataset, d))
+              for d in dates(zone_name, dataset) if first <= d <= last]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

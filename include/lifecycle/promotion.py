@@ -1,0 +1,108 @@
+"""Champion/challenger: promote only a model that is measurably better on the same holdout.
+
+``decide`` is the pure rule; ``compare`` scores both registered versions on the challenger's
+holdout; ``promote`` moves the aliases, keeping the old champion as ``previous_champion``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from lifecycle import tracking
+from lifecycle import settings as _settings
+from lifecycle.training import CHALLENGER, CHAMPION, PREVIOUS, evaluate, load_part
+
+
+@dataclass
+class Decision:
+    promote: bool
+    challenger_version: str
+    champion_version: str | None
+    metric: str
+    challenger: dict
+    champion: dict | None
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | None = None) -> tuple[bool, list[str]]:
+    """The promotion rule on holdout metrics; returns (promote, reasons)."""
+    cfg = cfg or _settings.load()
+    m = cfg.primary_metric
+    reasons, ok = [], True
+    if challenger["latency_ms_p50"] > cfg.max_latency_ms:
+        ok = False
+        reasons.append(f"latency p50 {challenger['latency_ms_p50']:.2f} ms exceeds {cfg.max_latency_ms} ms")
+    if not challenger[m] >= cfg.promotion_floor:
+        ok = False
+        reasons.append(f"{m} {challenger[m]:.4f} is below the floor {cfg.promotion_floor}")
+    if champion is not None:
+        gain = challenger[m] - champion[m]
+        if gain < cfg.promotion_margin:
+            ok = False
+            reasons.append(f"{m} gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}")
+        if challenger["roc_auc"] < champion["roc_auc"] - cfg.promotion_margin:
+            ok = False
+            reasons.append(f"roc_auc {challenger['roc_auc']:.4f} regresses from {champion['roc_auc']:.4f}")
+    if ok:
+        reasons.append("first model, above the floor" if champion is None else f"{m} beats champion by the margin")
+    return ok, reasons
+
+
+def compare(challenger_version: str | None = None) -> Decision:
+    """Score challenger and champion on the challenger's holdout and apply the rule."""
+    import mlflow
+
+    cfg = _settings.load()
+    c = tracking.client()
+    challenger = (c.get_model_version(cfg.model_name, challenger_version) if challenger_version
+                  else tracking.version_by_alias(CHALLENGER))
+    if challenger is None:
+        raise LookupError(f"model {cfg.model_name!r} has no {CHALLENGER!r} version to evaluate")
+    holdout = load_part(challenger.tags["training_set_uri"], "holdout")
+    champion = tracking.version_by_alias(CHAMPION)
+    scores = {}
+    for role, mv in (("challenger", challenger), ("champion", champion)):
+        if mv is not None:
+            scores[role] = evaluate(mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}"), holdout)
+    promote, reasons = decide(scores["challenger"], scores.get("champion"), cfg)
+    decision = Decision(promote, str(challenger.version), str(champion.version) if champion else None,
+                        cfg.primary_metric, scores["challenger"], scores.get("champion"), reasons)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(f"{cfg.experiment}-promotion"),
+                          run_name=f"v{challenger.version} vs {decision.champion_version or 'none'}"):
+        mlflow.log_metrics({f"challenger_{k}": v for k, v in scores["challenger"].items()})
+        if champion is not None:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in scores["champion"].items()})
+        mlflow.set_tags({"decision": "promote" if promote else "reject", "reasons": "; ".join(reasons),
+                         "challenger_version": decision.challenger_version,
+                         "champion_version": str(decision.champion_version)})
+    c.set_model_version_tag(cfg.model_name, challenger.version, "promotion_decision",
+                            ("promoted: " if promote else "rejected: ") + "; ".join(reasons))
+    return decision
+
+
+def promote(decision: Decision) -> dict:
+    """Make the challenger champion; the old champion keeps ``previous_champion`` for rollback."""
+    if not decision.promote:
+        raise ValueError(f"version {decision.challenger_version} was rejected: {'; '.join(decision.reasons)}")
+    cfg = _settings.load()
+    c = tracking.client()
+    if decision.champion_version:
+        c.set_registered_model_alias(cfg.model_name, PREVIOUS, decision.champion_version)
+    c.set_registered_model_alias(cfg.model_name, CHAMPION, decision.challenger_version)
+    c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
+    return {"champion": decision.challenger_version, PREVIOUS: decision.champion_version}
+
+
+def rollback() -> dict:
+    """Swap ``champion`` back to ``previous_champion`` (an operator's lever, also in the README)."""
+    cfg = _settings.load()
+    c = tracking.client()
+    previous, current = tracking.version_by_alias(PREVIOUS), tracking.version_by_alias(CHAMPION)
+    if previous is None:
+        raise LookupError(f"model {cfg.model_name!r} has no {PREVIOUS!r} version to roll back to")
+    c.set_registered_model_alias(cfg.model_name, CHAMPION, previous.version)
+    if current is not None:
+        c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)
+    return {"champion": previous.version, PREVIOUS: current.version if current else None}

@@ -1,0 +1,17 @@
+"""The transaction and label contracts shared by generator, validation, features and serving."""
+
+TRANSACTION_COLUMNS = (
+    "transaction_id", "card_id", "merchant_id", "amount",
+    "merchant_category", "country", "channel", "event_timestamp",
+)
+LABEL_COLUMNS = ("transaction_id", "is_fraud", "labeled_at")
+
+MERCHANT_CATEGORIES = (
+    "grocery", "restaurant", "fuel", "electronics", "travel", "fashion", "digital_goods", "pharmacy",
+)
+CHANNELS = ("pos", "online", "contactless")
+COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "BR", "NG", "IN", "CN")
+
+# What the model sees besides stored features: fields of the scoring request itself.
+REQUEST_CATEGORICALS = ("merchant_category", "channel", "country")
+REQUEST_NUMERICS = ("amount", "hour")

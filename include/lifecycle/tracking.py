@@ -1,0 +1,48 @@
+"""MLflow set-up shared by training, promotion, packaging and monitoring."""
+from __future__ import annotations
+
+import subprocess
+
+from lifecycle import settings as _settings
+
+
+def client():
+    """Point MLflow at the configured tracking store and return a client."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    cfg = _settings.load()
+    if cfg.mlflow_tracking_uri.startswith("sqlite:///"):
+        (cfg.state_dir / "mlflow").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(cfg.mlflow_tracking_uri)
+    mlflow.set_registry_uri(cfg.mlflow_tracking_uri)
+    return MlflowClient()
+
+
+def experiment_id(name: str | None = None) -> str:
+    """Get or create an experiment with an explicit artifact location (never ./mlruns)."""
+    cfg = _settings.load()
+    c = client()
+    name = name or cfg.experiment
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=f"{cfg.mlflow_artifact_root.rstrip('/')}/{name}")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=_settings.PROJECT_ROOT, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def version_by_alias(alias: str):
+    """The registered version holding ``alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_model_version_by_alias(_settings.load().model_name, alias)
+    except MlflowException:
+        return None

@@ -1,0 +1,206 @@
+"""Training: a point-in-time training set from Feast, candidates, and the challenger.
+
+The training set is written to the lake once per DAG run; each candidate task reads it, trains
+on the device it finds (CUDA when present), logs everything to MLflow and reports its holdout
+metrics; the best candidate becomes a new registered version with alias ``challenger``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from lifecycle import features, lake, tracking
+from lifecycle import settings as _settings
+from lifecycle.modeling import LABEL, FraudModel, model_frame, numeric_columns, preprocessor
+
+CANDIDATES = ("xgboost", "pytorch_mlp", "sklearn_logistic")
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+
+
+class TrainingDataError(RuntimeError):
+    """Not enough labeled, curated data to train on, or a lossy feature join."""
+
+
+def labeled_transactions(cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Curated transactions joined with the labels known at ``cutoff``, over the training window."""
+    cfg = _settings.load()
+    days = lake.dates("curated", "transactions")
+    if not days:
+        raise TrainingDataError("no curated transaction partitions: run ingest and validate first")
+    first = max(days[0], days[-1] - dt.timedelta(days=cfg.max_train_days - 1))
+    tx = lake.read_range("curated", "transactions", first, days[-1])
+    labels = lake.read_range("curated", "labels", first, days[-1])
+    labels = labels[labels["labeled_at"] <= cutoff]
+    out = tx.merge(labels[["transaction_id", LABEL]], on="transaction_id", how="inner")
+    if out.empty or out[LABEL].nunique() < 2:
+        raise TrainingDataError(f"{len(out)} labeled rows up to {cutoff}: training needs both classes")
+    return out.sort_values("event_timestamp", ignore_index=True)
+
+
+def point_in_time_features(rows: pd.DataFrame) -> pd.DataFrame:
+    """Feast point-in-time join, merged back so every input row survives (asserted)."""
+    store = features.get_store()
+    service = store.get_feature_service(_settings.load().feature_service)
+    entity = rows[["transaction_id", "card_id", "merchant_id", "event_timestamp", "amount"]]
+    got = store.get_historical_features(entity_df=entity, features=service).to_df()
+    got = got.drop(columns=["card_id", "merchant_id", "event_timestamp", "amount"]).drop_duplicates("transaction_id")
+    out = rows.merge(got, on="transaction_id", how="left", validate="one_to_one")
+    if len(out) != len(rows) or out["transaction_id"].isna().any():
+        raise TrainingDataError(f"feature join returned {len(out)} rows for {len(rows)} labeled rows")
+    return out
+
+
+def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
+    """Write train/holdout parquet for this run; returns their URIs, sizes and digest."""
+    cfg = _settings.load()
+    rows = point_in_time_features(labeled_transactions(cutoff))
+    day = rows["event_timestamp"].dt.floor("D")
+    split = day.max() - pd.Timedelta(days=cfg.holdout_days - 1)
+    parts = {"train": rows[day < split], "holdout": rows[day >= split]}
+    if parts["train"][LABEL].nunique() < 2 or parts["holdout"][LABEL].nunique() < 2:
+        raise TrainingDataError(f"time split at {split.date()} leaves a part with one class: "
+                                f"land more days or lower LIFECYCLE_HOLDOUT_DAYS")
+    folder = lake.zone("training") / run_key.replace(":", "_").replace("+", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for name, frame in parts.items():
+        data = lake.parquet_bytes(frame)
+        (folder / f"{name}.parquet").write_bytes(data)
+        digests[name] = lake.sha256(data)
+    info = {
+        "uri": str(folder), "train_rows": len(parts["train"]), "holdout_rows": len(parts["holdout"]),
+        "no_feature_rows": int(rows["card_avg_amount_7d"].isna().sum()),
+        "fraud_rate": round(float(rows[LABEL].mean()), 5),
+        "first_day": str(day.min().date()), "split_day": str(split.date()), "last_day": str(day.max().date()),
+        "digest": lake.sha256(json.dumps(digests, sort_keys=True).encode())[:16],
+        "numeric": numeric_columns(rows),
+    }
+    (folder / "info.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def load_part(uri: str, part: str) -> pd.DataFrame:
+    from airflow.sdk import ObjectStoragePath
+
+    with (ObjectStoragePath(uri) / f"{part}.parquet").open("rb") as f:
+        return pd.read_parquet(io.BytesIO(f.read()))
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
+    if flavour == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(n_estimators=300, max_depth=5, learning_rate=0.08, subsample=0.9,
+                             colsample_bytree=0.9, tree_method="hist", device=dev, n_jobs=2,
+                             random_state=seed, eval_metric="aucpr",
+                             scale_pos_weight=float(np.sqrt((len(y) - y.sum()) / max(y.sum(), 1))))
+    if flavour == "pytorch_mlp":
+        from lifecycle.modeling import TorchMLP
+
+        return TorchMLP(seed=seed, device=dev)
+    if flavour == "sklearn_logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=2000, C=1.0, class_weight="balanced", random_state=seed)
+    raise ValueError(f"candidate {flavour!r} is not one of {', '.join(CANDIDATES)}")
+
+
+def evaluate(model, holdout: pd.DataFrame) -> dict[str, float]:
+    """Holdout metrics and single-row scoring latency (p50, ms) of a pyfunc-like model."""
+    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+    y = holdout[LABEL].to_numpy()
+    p = np.clip(model.predict(holdout), 1e-7, 1 - 1e-7)
+    sample = holdout.head(100)
+    timings = []
+    for i in range(len(sample)):
+        t = time.perf_counter()
+        model.predict(sample.iloc[[i]])
+        timings.append((time.perf_counter() - t) * 1000)
+    return {"pr_auc": float(average_precision_score(y, p)), "roc_auc": float(roc_auc_score(y, p)),
+            "log_loss": float(log_loss(y, p)), "latency_ms_p50": float(np.median(timings))}
+
+
+class _Pyfunc:  # FraudModel.predict without an MLflow context, for evaluation before logging
+    def __init__(self, model: FraudModel):
+        self.model = model
+
+    def predict(self, frame):
+        return self.model.predict_proba(frame)
+
+
+def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: int) -> dict:
+    """Fit one candidate, log params/metrics/model to MLflow; returns run id and metrics."""
+    import mlflow
+
+    tracking.client()
+    train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
+    numeric = training_set["numeric"]
+    dev = device()
+
+    prep = preprocessor(numeric)
+    X = prep.fit_transform(model_frame(train, numeric))
+    y = train[LABEL].to_numpy()
+    est = _estimator(flavour, seed, dev, y)
+    t = time.perf_counter()
+    est.fit(X, y)
+    fit_s = time.perf_counter() - t
+    if flavour == "xgboost":
+        est.set_params(device="cpu")  # scoring happens on CPU, in Airflow and in BentoML
+    model = FraudModel(prep, est, numeric, flavour)
+    metrics = {**evaluate(_Pyfunc(model), holdout), "fit_seconds": fit_s}
+    with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=flavour,
+                          parent_run_id=parent_run_id, nested=True) as run:
+        params = {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))} \
+            if hasattr(est, "get_params") else {k: getattr(est, k) for k in ("hidden", "epochs", "lr")}
+        mlflow.log_params({**params, "flavour": flavour, "device": dev, "seed": seed})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"dataset_digest": training_set["digest"], "training_set_uri": training_set["uri"],
+                         "git_commit": tracking.git_commit(), "feature_service": _settings.load().feature_service,
+                         "seed": str(seed), "flavour": flavour})
+        mlflow.pyfunc.log_model(name="model", python_model=model,
+                                pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"])
+    return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev}
+
+
+def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:
+    import mlflow
+
+    tracking.client()
+    with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=f"train {run_key}") as run:
+        mlflow.log_params({k: v for k, v in training_set.items() if k not in ("numeric", "uri")})
+        mlflow.set_tags({"trigger": reason, "airflow_run": run_key, "training_set_uri": training_set["uri"],
+                         "dataset_digest": training_set["digest"], "git_commit": tracking.git_commit()})
+    return run.info.run_id
+
+
+def register_best(results: list[dict], training_set: dict, run_key: str, reason: str) -> dict:
+    """Register the best candidate (primary metric) as a new version with alias ``challenger``."""
+    import mlflow
+
+    cfg = _settings.load()
+    c = tracking.client()
+    best = max(results, key=lambda r: r["metrics"][cfg.primary_metric])
+    mv = mlflow.register_model(f"runs:/{best['run_id']}/model", cfg.model_name)
+    tags = {"flavour": best["flavour"], "dataset_digest": training_set["digest"],
+            "training_set_uri": training_set["uri"], "feature_service": cfg.feature_service,
+            "git_commit": tracking.git_commit(), "airflow_run": run_key, "trigger": reason,
+            "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
+            **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()}}
+    for key, value in tags.items():
+        c.set_model_version_tag(cfg.model_name, mv.version, key, value)
+    c.set_registered_model_alias(cfg.model_name, CHALLENGER, mv.version)
+    return {"version": mv.version, "flavour": best["flavour"], "run_id": best["run_id"],
+            cfg.primary_metric: best["metrics"][cfg.primary_metric],
+            "candidates": {r["flavour"]: round(r["metrics"][cfg.primary_metric], 5) for r in results}}

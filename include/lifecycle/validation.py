@@ -1,0 +1,145 @@
+"""The quality gate: Great Expectations suites for a day's raw batch.
+
+A passing batch is copied to the curated zone; a failing one moves to quarantine. Data Docs are
+written for both, under ``reports/data_quality/<dataset>/<date>/``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lifecycle import lake, reports
+from lifecycle import settings as _settings
+from lifecycle.schema import CHANNELS, COUNTRIES, LABEL_COLUMNS, MERCHANT_CATEGORIES, TRANSACTION_COLUMNS
+
+DOCS_SITE = "lifecycle_data_docs"
+# GX logs ~200 INFO lines at import when Airflow configured logging first (LIBRARY-NOTES).
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+DATASETS = ("transactions", "labels")
+
+
+class QualityGateError(RuntimeError):
+    """A batch broke its expectation suite and was quarantined."""
+
+
+@dataclass
+class Outcome:
+    dataset: str
+    day: dt.date
+    success: bool
+    failures: list[dict] = field(default_factory=list)
+    docs_uri: str = ""
+
+
+def _expectations(dataset: str, day: dt.date) -> list:
+    import great_expectations.expectations as gxe
+
+    cfg = _settings.load()
+    start = pd.Timestamp(day, tz="UTC")
+    if dataset == "labels":
+        return [
+            gxe.ExpectTableColumnsToMatchSet(column_set=list(LABEL_COLUMNS), exact_match=True),
+            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in LABEL_COLUMNS],
+            gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="is_fraud", value_set=[0, 1]),
+            gxe.ExpectColumnValuesToBeBetween(column="labeled_at", min_value=start),  # typed, not before the day
+        ]
+    return [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(TRANSACTION_COLUMNS), exact_match=True),
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows_per_day),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in TRANSACTION_COLUMNS],
+        gxe.ExpectColumnValuesToBeInTypeList(column="amount", type_list=["float64", "int64"]),
+        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0.01, max_value=cfg.max_amount),
+        gxe.ExpectColumnValuesToBeInSet(column="merchant_category", value_set=list(MERCHANT_CATEGORIES)),
+        gxe.ExpectColumnValuesToBeInSet(column="channel", value_set=list(CHANNELS)),
+        gxe.ExpectColumnValuesToBeInSet(column="country", value_set=list(COUNTRIES)),
+        # timestamps: typed (a string column cannot be compared), not in the future, inside the day
+        gxe.ExpectColumnValuesToBeBetween(column="event_timestamp", max_value=pd.Timestamp.now(tz="UTC")),
+        gxe.ExpectColumnValuesToBeBetween(column="event_timestamp", min_value=start,
+                                          max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)),
+    ]
+
+
+def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path) -> Outcome:
+    """Validate ``frame`` with the dataset's suite and build Data Docs into ``docs_dir``."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(site_name=DOCS_SITE, site_config={
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+    })
+    batch = (context.data_sources.add_pandas("lake").add_dataframe_asset(dataset)
+             .add_batch_definition_whole_dataframe(day.isoformat()))
+    suite = context.suites.add(gx.ExpectationSuite(name=dataset, expectations=_expectations(dataset, day)))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{dataset}-{day}", data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{dataset}-gate", validation_definitions=[definition],
+        actions=[UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])],
+        result_format={"result_format": "SUMMARY"}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    failures = []
+    for run_result in result.run_results.values():
+        for r in run_result.results:
+            if not r.success:
+                cfg = r.expectation_config
+                failures.append({
+                    "expectation": cfg.type,
+                    "column": cfg.kwargs.get("column"),
+                    "unexpected_count": (r.result or {}).get("unexpected_count"),
+                    "error": r.exception_info.get("exception_message") if r.exception_info.get("raised_exception") else None,
+                })
+    return Outcome(dataset, day, bool(result.success), failures)
+
+
+def describe(failures: list[dict]) -> str:
+    parts = []
+    for f in failures:
+        what = f["expectation"] + (f"({f['column']})" if f["column"] else "")
+        detail = (f"{f['unexpected_count']} unexpected" if f["unexpected_count"] is not None
+                  else f.get("error") or "failed")
+        parts.append(f"{what}: {detail}")
+    return "; ".join(parts)
+
+
+def validate_day(day: dt.date) -> list[Outcome]:
+    """Gate one day's raw batch. Pass: curated partitions. Fail: quarantine, then raise."""
+    raw = {ds: lake.partition("raw", ds, day) for ds in DATASETS}
+    for ds, part in raw.items():
+        if lake.manifest(part) is None:
+            raise FileNotFoundError(f"raw partition {part} is missing or incomplete (no manifest): "
+                                    f"validate runs only on partitions landed by ingest")
+    frames = {ds: lake.read_parquet(part) for ds, part in raw.items()}
+    outcomes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ds, frame in frames.items():
+            docs = Path(tmp) / ds
+            outcome = run_suite(ds, day, frame, docs)
+            outcome.docs_uri = str(reports.publish_dir(docs, f"data_quality/{ds}/{day.isoformat()}"))
+            outcomes.append(outcome)
+    reports.rebuild_index()
+    passed = all(o.success for o in outcomes)
+    target = "curated" if passed else "quarantine"
+    for ds, part in raw.items():
+        manifest = {**lake.manifest(part), "validated": passed,
+                    "failures": [f for o in outcomes if o.dataset == ds for f in o.failures]}
+        lake.publish(lake.partition(target, ds, day), {"data.parquet": (part / "data.parquet").read_bytes()}, manifest)
+    if not passed:
+        for part in raw.values():
+            lake.remove(part)
+        detail = " | ".join(f"{o.dataset}: {describe(o.failures)}" for o in outcomes if not o.success)
+        raise QualityGateError(
+            f"batch {day.isoformat()} failed validation and was moved to "
+            f"{lake.partition('quarantine', 'transactions', day).parent.parent}; failed expectations: {detail}")
+    return outcomes
