@@ -81,7 +81,8 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
         fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
         amount = np.where(fraud, amount * (3 + 4 * ratio_high), amount)
     else:  # card testing: many small online digital-goods charges, at home
-        logit = (-5.0 + 2.2 * (channel == "online") + 1.8 * (merchant["merchant_category"] == "digital_goods").to_numpy()
+        digital = (merchant["merchant_category"] == "digital_goods").to_numpy()
+        logit = (-5.0 + 2.2 * (channel == "online") + 1.8 * digital
                  + 0.6 * (hours >= 20) - 0.5 * abroad)
         fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
         amount = np.where(fraud, 0.5 + 4 * ratio_high, amount)
@@ -126,3 +127,35 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return out.to_csv(index=False).encode()
+
+
+def land(day: dt.date, scenario: str = "normal", seed: int = 42) -> list[str]:
+    """Write the day's transactions and labels files into the lake's landing zone."""
+    from lifecycle import lake
+
+    tx, labels = generate_day(day, scenario, seed)
+    written = []
+    for dataset, frame in (("transactions", tx), ("labels", labels)):
+        path = lake.landing_file(dataset, day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(to_csv_bytes(frame))
+        written.append(str(path))
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Land generated card transactions, one file per day.")
+    parser.add_argument("--scenario", default="normal", help=f"one of {', '.join(SCENARIOS)}")
+    parser.add_argument("--start", required=True, type=dt.date.fromisoformat, help="first day, YYYY-MM-DD")
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    for i in range(args.days):
+        for path in land(args.start + dt.timedelta(days=i), args.scenario, args.seed):
+            print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
+from pathlib import Path
 
 from lifecycle import settings as _settings
 
@@ -22,13 +24,22 @@ TELEMETRY_OFF = {
 }
 
 
-def environment(api_port: int = 8080) -> dict[str, str]:
+def api_port() -> int:
+    raw = os.environ.get("LIFECYCLE_AIRFLOW_PORT", "8080")
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise _settings.SettingError(f"LIFECYCLE_AIRFLOW_PORT={raw!r}: must be a port number 1024-65535")
+    return int(raw)
+
+
+def environment() -> dict[str, str]:
     cfg = _settings.load()
+    port = api_port()
     home = cfg.airflow_home
     root = _settings.PROJECT_ROOT
     return {
         **TELEMETRY_OFF,
         "LIFECYCLE_STATE_DIR": str(cfg.state_dir),
+        "LIFECYCLE_AIRFLOW_PORT": str(port),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
@@ -36,11 +47,11 @@ def environment(api_port: int = 8080) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "3",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -49,13 +60,16 @@ def environment(api_port: int = 8080) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": cfg.mlflow_tracking_uri,
         "BENTOML_HOME": str(cfg.bentoml_home),
         "OMP_WAIT_POLICY": "PASSIVE",
+        "TQDM_DISABLE": "1",
         "PYTHONDONTWRITEBYTECODE": "",
         "GIT_PYTHON_REFRESH": "quiet",
+        # subprocesses (airflow standalone, bentoml serve) must find the project's environment first
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
 
 
-def apply(api_port: int = 8080) -> dict[str, str]:
-    env = environment(api_port)
+def apply() -> dict[str, str]:
+    env = environment()
     os.environ.update(env)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     return env

@@ -3,34 +3,23 @@
 Features are daily snapshots: for day D, each card and merchant seen in the 7 days up to D gets
 its aggregates, stamped at the end of D. A transaction on D+1 is therefore joined (point in time)
 with what was known before it, and the online store serves the same snapshot: no skew.
-Definitions live in ``feature_repo/``; the store config is rendered from settings.
+Definitions live in ``feature_repo/``; the store itself is ``lifecycle.feature_store``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lifecycle import lake
-from lifecycle import settings as _settings
+from lifecycle.feature_store import get_store
 
 WINDOW_DAYS = 7
 SOURCES = ("card_stats", "merchant_stats")
-STORE_YAML = """\
-project: fraud_lifecycle
-provider: local
-registry:
-  path: {registry}
-  cache_ttl_seconds: 60
-online_store:
-  type: sqlite
-  path: {online}
-offline_store:
-  type: file
-entity_key_serialization_version: 3
-"""
 
 
 def source_path(name: str) -> str:
@@ -85,28 +74,15 @@ def build_tables(new_days: list[dt.date]) -> list[dt.date]:
     return days
 
 
-def store_yaml_path() -> Path:
-    return _settings.load().state_dir / "feast" / "feature_store.yaml"
-
-
-def get_store():
-    """The Feast store for the feature repo, configured from settings (rendered feature_store.yaml)."""
-    from feast import FeatureStore
-
-    state = _settings.load().state_dir / "feast"
-    state.mkdir(parents=True, exist_ok=True)
-    path = store_yaml_path()
-    text = STORE_YAML.format(registry=state / "registry.db", online=state / "online.db")
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return FeatureStore(repo_path=str(_settings.load().feature_repo), fs_yaml_file=path)
-
-
 def apply_definitions(store) -> None:
     """Register everything defined in feature_repo/ (Feast's own repo parser)."""
     from feast.repo_operations import parse_repo
 
-    repo = parse_repo(Path(store.repo_path))
+    root = Path(store.repo_path).resolve()
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    with contextlib.chdir(root):  # Feast names repo modules relative to the working directory
+        repo = parse_repo(root)
     store.apply([*repo.entities, *repo.data_sources, *repo.feature_views,
                  *repo.on_demand_feature_views, *repo.feature_services])
 

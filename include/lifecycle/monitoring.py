@@ -11,8 +11,8 @@ import pandas as pd
 
 from lifecycle import lake, reports, tracking
 from lifecycle import settings as _settings
-from lifecycle.schema import REQUEST_CATEGORICALS
-from lifecycle.training import CHAMPION, load_part
+from lifecycle.schema import CHAMPION, REQUEST_CATEGORICALS
+from lifecycle.training import load_part
 
 NUMERIC = ("amount", "hour")
 COLUMNS = (*NUMERIC, *REQUEST_CATEGORICALS)

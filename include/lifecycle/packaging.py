@@ -11,9 +11,9 @@ import time
 import urllib.error
 import urllib.request
 
-from lifecycle import tracking
 from lifecycle import settings as _settings
-from lifecycle.training import CHAMPION
+from lifecycle import tracking
+from lifecycle.schema import CHAMPION
 
 SERVICE = "lifecycle.serving:FraudService"
 GOOD = {"transaction_id": "golden-1", "card_id": "c00001", "merchant_id": "m0001", "amount": 42.5,
@@ -93,14 +93,15 @@ def smoke_test(bento_tag: str, mlflow_version: str, startup_timeout: float = 120
     log = _settings.load().state_dir / "bentoml" / f"serve-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)],
+        cmd = [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(cmd,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
-            if proc.poll() is not None:
-                raise SmokeTestError(f"bentoml serve {bento_tag} exited with {proc.returncode}; see {log}")
+            if proc.poll() is not None or b"Application startup failed" in log.read_bytes():
+                raise SmokeTestError(f"bentoml serve {bento_tag} failed to start (exit {proc.poll()}); see {log}")
             try:
                 with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
                     if r.status == 200:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from lifecycle import tracking
 from lifecycle import settings as _settings
-from lifecycle.training import CHALLENGER, CHAMPION, PREVIOUS, evaluate, load_part
+from lifecycle import tracking
+from lifecycle.schema import CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle.training import evaluate, load_part
 
 
 @dataclass

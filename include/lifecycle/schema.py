@@ -15,3 +15,7 @@ COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "BR", "NG", "IN", "CN")
 # What the model sees besides stored features: fields of the scoring request itself.
 REQUEST_CATEGORICALS = ("merchant_category", "channel", "country")
 REQUEST_NUMERICS = ("amount", "hour")
+
+# Training candidates (one Airflow task each) and the registry aliases of the model's lifecycle.
+CANDIDATES = ("xgboost", "pytorch_mlp", "sklearn_logistic")
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"

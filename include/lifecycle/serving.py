@@ -43,11 +43,11 @@ class FraudService:
     model_ref = bentoml.models.BentoModel(f"{CFG.model_name}:latest")
 
     def __init__(self) -> None:
-        from lifecycle import features
+        from lifecycle.feature_store import get_store
 
         self.model = bentoml.mlflow.load_model(self.model_ref)
         self.version = self.model_ref.info.labels["mlflow_version"]
-        self.store = features.get_store()
+        self.store = get_store()
         self.feature_service = self.store.get_feature_service(CFG.feature_service)
 
     @bentoml.api(input_spec=Transaction, output_spec=Prediction)

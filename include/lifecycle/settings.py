@@ -6,6 +6,7 @@ that does not parse or breaks its rule raises ``SettingError`` naming the variab
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,15 @@ def _str(name: str, default: str) -> str:
     return raw
 
 
+def _date(name: str, default: str) -> str:
+    var, raw = _raw(name, default)
+    try:
+        dt.date.fromisoformat(raw)
+    except ValueError:
+        raise SettingError(f"{var}={raw!r}: must be a date as YYYY-MM-DD") from None
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -80,6 +90,8 @@ class Settings:
     # serving
     bento_name: str
     gpu_pool: str
+    gpu_queue: str
+    schedule_start: str
 
     @property
     def airflow_home(self) -> Path:
@@ -92,7 +104,7 @@ class Settings:
 
 def load() -> Settings:
     """Read and validate all settings from the environment."""
-    state = Path(_str("STATE_DIR", str(PROJECT_ROOT / ".local"))).resolve()
+    state = Path(_str("STATE_DIR", str(PROJECT_ROOT / ".local" / "state"))).resolve()
     metric = _str("PRIMARY_METRIC", "pr_auc")
     if metric not in ("pr_auc", "roc_auc"):
         raise SettingError(f"LIFECYCLE_PRIMARY_METRIC={metric!r}: must be one of pr_auc, roc_auc")
@@ -119,4 +131,6 @@ def load() -> Settings:
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
         bento_name=_str("BENTO_NAME", "fraud_service"),
         gpu_pool=_str("GPU_POOL", "gpu"),
+        gpu_queue=_str("GPU_QUEUE", "gpu"),
+        schedule_start=_date("SCHEDULE_START", "2026-10-01"),
     )

@@ -14,12 +14,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from lifecycle import features, lake, tracking
+from lifecycle import lake, tracking
 from lifecycle import settings as _settings
+from lifecycle.feature_store import get_store
 from lifecycle.modeling import LABEL, FraudModel, model_frame, numeric_columns, preprocessor
-
-CANDIDATES = ("xgboost", "pytorch_mlp", "sklearn_logistic")
-CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+from lifecycle.schema import CANDIDATES, CHALLENGER
 
 
 class TrainingDataError(RuntimeError):
@@ -44,7 +43,7 @@ def labeled_transactions(cutoff: pd.Timestamp) -> pd.DataFrame:
 
 def point_in_time_features(rows: pd.DataFrame) -> pd.DataFrame:
     """Feast point-in-time join, merged back so every input row survives (asserted)."""
-    store = features.get_store()
+    store = get_store()
     service = store.get_feature_service(_settings.load().feature_service)
     entity = rows[["transaction_id", "card_id", "merchant_id", "event_timestamp", "amount"]]
     got = store.get_historical_features(entity_df=entity, features=service).to_df()

@@ -98,9 +98,16 @@ def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path) -
                     "expectation": cfg.type,
                     "column": cfg.kwargs.get("column"),
                     "unexpected_count": (r.result or {}).get("unexpected_count"),
-                    "error": r.exception_info.get("exception_message") if r.exception_info.get("raised_exception") else None,
+                    "error": _exception_message(r.exception_info),
                 })
     return Outcome(dataset, day, bool(result.success), failures)
+
+
+def _exception_message(info: dict) -> str | None:
+    """GX nests exception info per metric when an expectation cannot even be computed."""
+    found = [v.get("exception_message") for v in [info, *info.values()]
+             if isinstance(v, dict) and v.get("raised_exception")]
+    return found[0] if found else None
 
 
 def describe(failures: list[dict]) -> str:
@@ -116,7 +123,7 @@ def describe(failures: list[dict]) -> str:
 def validate_day(day: dt.date) -> list[Outcome]:
     """Gate one day's raw batch. Pass: curated partitions. Fail: quarantine, then raise."""
     raw = {ds: lake.partition("raw", ds, day) for ds in DATASETS}
-    for ds, part in raw.items():
+    for part in raw.values():
         if lake.manifest(part) is None:
             raise FileNotFoundError(f"raw partition {part} is missing or incomplete (no manifest): "
                                     f"validate runs only on partitions landed by ingest")

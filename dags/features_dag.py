@@ -1,0 +1,43 @@
+"""
+### features: curated → Feast
+Runs on **curated_transactions**. Rewrites the daily card/merchant snapshot tables whose 7-day
+window contains a newly curated day (late and backfilled days included), registers the
+definitions in `feature_repo/`, and materializes those days into the online store.
+Emits **fraud_features**.
+"""
+from airflow.sdk import Param, dag, task
+
+from lifecycle.assets import CURATED, FEATURES
+from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
+
+
+@dag(schedule=[CURATED], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
+     tags=[*TAGS, "feast"], doc_md=__doc__,
+     params={"dates": Param([], type="array", description="Curated days (YYYY-MM-DD) to rebuild on a manual run")})
+def features():
+    @task
+    def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:
+        return sorted(set(params["dates"]) | set(events_extra(triggering_asset_events, CURATED, "date")))
+
+    @task
+    def build_tables(days: list[str]) -> list[str]:
+        from datetime import date
+
+        from lifecycle.features import build_tables as build
+
+        return [d.isoformat() for d in build([date.fromisoformat(d) for d in days])]
+
+    @task(outlets=[FEATURES])
+    def materialize(days: list[str], *, outlet_events=None) -> list[str]:
+        from datetime import date
+
+        from lifecycle.features import materialize as load_online
+
+        load_online([date.fromisoformat(d) for d in days])
+        outlet_events[FEATURES].extra = {"days": days}
+        return days
+
+    materialize(build_tables(curated_days()))
+
+
+features()

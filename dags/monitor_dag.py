@@ -1,0 +1,41 @@
+"""
+### monitor: drift report → feature_drift
+Daily (02:00 UTC) or manual. Evidently's data-drift report between the champion's training
+snapshot and the latest curated days, saved as HTML and JSON under `reports/drift/<date>/` and
+linked from `reports/index.html`. Emits **feature_drift** (extra: drift_share, drifted_columns,
+report_uri) only when the drifted-column share reaches the configured threshold.
+"""
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from lifecycle.assets import DRIFT
+from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
+
+
+@dag(schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"), start_date=START, catchup=False,
+     max_active_runs=1, default_args=DEFAULT_ARGS, tags=[*TAGS, "evidently"], doc_md=__doc__)
+def monitor():
+    @task
+    def drift_report(*, dag_run=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from lifecycle.monitoring import NothingToMonitor
+        from lifecycle.monitoring import drift_report as run_report
+
+        try:
+            return run_report((dag_run.logical_date or dag_run.run_after).date())
+        except NothingToMonitor as reason:
+            raise AirflowSkipException(str(reason)) from reason
+
+    @task.short_circuit
+    def drifted(summary: dict) -> bool:
+        return summary["drift"]
+
+    @task(outlets=[DRIFT])
+    def emit_drift(summary: dict, *, outlet_events=None) -> None:
+        outlet_events[DRIFT].extra = {k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of")}
+
+    summary = drift_report()
+    drifted(summary) >> emit_drift(summary)
+
+
+monitor()

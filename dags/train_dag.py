@@ -1,0 +1,59 @@
+"""
+### train: features → challenger
+Runs when **feature_drift** is emitted, weekly (Monday 03:00 UTC), or manually with params.
+Builds a point-in-time training set from Feast's offline store joined with the labels known at
+run time (every labeled row is asserted to come back), splits by time (last days = holdout),
+trains XGBoost, a PyTorch MLP and a scikit-learn logistic baseline as separate tasks in the
+`gpu` pool (CUDA when present, else CPU), logs each to MLflow, and registers the best as a new
+version with alias `challenger`. Emits **model_challenger**.
+"""
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from lifecycle.assets import CANDIDATE, DRIFT
+from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
+from lifecycle.schema import CANDIDATES
+
+
+@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT),
+     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
+     tags=[*TAGS, "mlflow", "gpu"], doc_md=__doc__,
+     params={"seed": Param(CFG.seed, type="integer", description="Random seed for every candidate"),
+             "reason": Param("manual", type="string", description="Why this manual run was started")})
+def train():
+    @task
+    def training_set(*, run_id=None, dag_run=None, triggering_asset_events=None, params=None) -> dict:
+        import pandas as pd
+
+        from lifecycle import training
+
+        drift = sorted(triggering_asset_events.get(DRIFT, []) if triggering_asset_events else [],
+                       key=lambda e: e.timestamp)
+        if drift:
+            reason = f"drift share {drift[-1].extra.get('drift_share')} ({drift[-1].extra.get('report_uri')})"
+        else:
+            reason = params["reason"] if dag_run.run_type == "manual" else str(dag_run.run_type)
+        info = training.build_training_set(run_id, cutoff=pd.Timestamp(dag_run.run_after))
+        info["reason"] = reason
+        info["parent_run_id"] = training.start_parent_run(run_id, info, reason)
+        return info
+
+    @task(pool=CFG.gpu_pool, queue=CFG.gpu_queue)
+    def fit(flavour: str, info: dict, *, params=None) -> dict:
+        from lifecycle.training import train_candidate
+
+        return train_candidate(flavour, info, info["parent_run_id"], params["seed"])
+
+    @task(outlets=[CANDIDATE])
+    def register_challenger(results: list[dict], info: dict, *, run_id=None, outlet_events=None) -> dict:
+        from lifecycle.training import register_best
+
+        registered = register_best(results, info, run_id, info["reason"])
+        outlet_events[CANDIDATE].extra = {"version": str(registered["version"]), "flavour": registered["flavour"]}
+        return registered
+
+    info = training_set()
+    results = [fit.override(task_id=f"train_{flavour}")(flavour, info) for flavour in CANDIDATES]
+    register_challenger(results, info)
+
+
+train()

@@ -1,0 +1,42 @@
+"""One-time set-up of the embedded profile: Airflow metadata DB and the ``gpu`` pool.
+
+The pool gets one slot per GPU found (at least one), so training tasks never oversubscribe.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from lifecycle import env
+from lifecycle import settings as _settings
+
+
+def gpu_count() -> int:
+    if not shutil.which("nvidia-smi"):
+        return 0
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")) if out.returncode == 0 else 0
+
+
+def airflow(*args: str) -> str:
+    cmd = [sys.executable, "-m", "airflow", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"`airflow {' '.join(args)}` failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def main() -> None:
+    env.apply()
+    cfg = _settings.load()
+    for sub in ("airflow", "mlflow", "feast", "bentoml"):
+        (cfg.state_dir / sub).mkdir(parents=True, exist_ok=True)
+    airflow("db", "migrate")
+    slots = max(1, gpu_count())
+    airflow("pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})")
+    print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Reports in the Airflow UI: the lake's reports zone (Evidently drift, GX Data Docs) served by
+the api-server under /reports/, behind Airflow's own authentication, with a nav entry."""
+import mimetypes
+
+from airflow.api_fastapi.core_api.security import get_user
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import Response
+
+app = FastAPI(title="Model lifecycle reports", dependencies=[Depends(get_user)])
+
+
+@app.get("/{path:path}")
+def report(path: str = "") -> Response:
+    from lifecycle import lake
+
+    parts = [p for p in path.split("/") if p]
+    if any(p in (".", "..") or p.startswith("_") for p in parts):
+        raise HTTPException(404, "no such report")
+    target = lake.zone("reports").joinpath(*parts) if parts else lake.zone("reports")
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_file():
+        raise HTTPException(404, f"no report at {path or 'index.html'}")
+    media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return Response(target.read_bytes(), media_type=media)
+
+
+class ReportsViewer(AirflowPlugin):
+    name = "lifecycle_reports"
+    fastapi_apps = [{"app": app, "url_prefix": "/reports", "name": "Model lifecycle reports"}]
+    external_views = [{"name": "Model reports", "href": "/reports/", "destination": "nav",
+                       "category": "browse", "icon": None}]

@@ -1,0 +1,69 @@
+"""Test environment: all state under .local/tests/, set before Airflow is imported.
+
+Each unit test that touches the lake, MLflow or Feast gets its own state folder through the
+``state`` fixture (settings are read from the environment on every call).
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_STATE = ROOT / ".local" / "tests" / "session"
+shutil.rmtree(SESSION_STATE, ignore_errors=True)
+os.environ["LIFECYCLE_STATE_DIR"] = str(SESSION_STATE)
+os.environ.setdefault("LIFECYCLE_AIRFLOW_PORT", "8793")
+
+from lifecycle import env  # noqa: E402  (must follow the state dir)
+
+env.apply()
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    """A private state folder (lake, MLflow, Feast) for one test."""
+    monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow/mlflow.db")
+    return tmp_path
+
+
+def land_days(first, n, scenario="normal"):
+    """Land and ingest ``n`` generated days starting at ``first``; returns the days."""
+    import datetime as dt
+
+    from lifecycle import datagen, ingest
+
+    days = [first + dt.timedelta(days=i) for i in range(n)]
+    for day in days:
+        datagen.land(day, scenario)
+        ingest.ingest_day(day)
+    return days
+
+
+WORLD = ROOT / ".local" / "tests" / "world"
+WORLD_START = __import__("datetime").date(2026, 10, 1)
+
+
+@pytest.fixture(scope="session")
+def _world_built():
+    """Eight curated normal days with features in Feast: built once, shared read-mostly."""
+    from lifecycle import features, validation
+
+    shutil.rmtree(WORLD, ignore_errors=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{WORLD}/mlflow/mlflow.db")
+        days = land_days(WORLD_START, 8)
+        for day in days:
+            validation.validate_day(day)
+        features.materialize(features.build_tables(days))
+    return days
+
+
+@pytest.fixture
+def world(_world_built, monkeypatch):
+    """Point settings at the shared world; returns its curated days."""
+    monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{WORLD}/mlflow/mlflow.db")
+    return _world_built

@@ -1,0 +1,111 @@
+"""Each DAG run in-process with dag.test() against real stores, in lifecycle order.
+
+The tests share the session state (.local/tests/session) and build on each other, like the
+loop itself: ingest → validate → features → train → promote → package → monitor.
+"""
+import datetime as dt
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models import TaskInstance
+from airflow.utils.session import create_session
+from sqlalchemy import select
+
+from conftest import ROOT
+from lifecycle import datagen, lake, settings, setup, tracking
+from lifecycle.schema import CHALLENGER, CHAMPION
+
+DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
+CORRUPT = dt.date(2026, 10, 7)
+
+
+@pytest.fixture(scope="module")
+def dags():
+    setup.main()  # airflow db migrate + gpu pool, on the session state
+    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+def states(dag_run) -> dict[str, str]:
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
+                                                         TaskInstance.run_id == dag_run.run_id))
+        return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
+
+
+def xcom(dag_run, task_id):
+    with create_session() as session:
+        ti = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
+                                                        TaskInstance.run_id == dag_run.run_id,
+                                                        TaskInstance.task_id == task_id)).one()
+        return ti.xcom_pull(task_ids=task_id, session=session)
+
+
+def test_ingest_lands_each_day(dags):
+    for day in [*DAYS, CORRUPT]:
+        datagen.land(day, "corrupt" if day == CORRUPT else "normal")
+        # a manual run ingests the last complete interval: the day before its logical date, 01:00 UTC
+        run = dags["ingest"].test(logical_date=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(1),
+                                                                   tzinfo=dt.UTC))
+        assert run.state == "success", states(run)
+    assert lake.dates("raw", "transactions") == [*DAYS, CORRUPT]
+
+
+def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
+    run = dags["validate"].test(run_conf={"dates": [d.isoformat() for d in DAYS]})
+    assert run.state == "success"
+    assert sorted(states(run).values()) == ["success"] * (len(DAYS) + 1)
+    assert lake.dates("curated", "transactions") == DAYS
+    bad = dags["validate"].test(run_conf={"dates": [CORRUPT.isoformat()]})
+    assert bad.state == "failed" and states(bad)["quality_gate[0]"] == "failed"
+    assert lake.dates("quarantine", "transactions") == [CORRUPT]
+    assert CORRUPT not in lake.dates("curated", "transactions")
+
+
+def test_features_builds_snapshots_and_fills_the_online_store(dags):
+    run = dags["features"].test(run_conf={"dates": [d.isoformat() for d in DAYS]})
+    assert run.state == "success", states(run)
+    assert lake.dates("features", "card_stats") == DAYS  # never the quarantined day
+    assert (settings.load().state_dir / "feast" / "online.db").stat().st_size > 100_000
+
+
+def test_train_registers_a_challenger(dags):
+    run = dags["train"].test(run_conf={"seed": 11, "reason": "integration test"})
+    assert run.state == "success", states(run)
+    assert set(states(run).values()) == {"success"}
+    mv = tracking.version_by_alias(CHALLENGER)
+    assert mv is not None and mv.version == 1 and mv.tags["trigger"] == "integration test"
+    info = xcom(run, "training_set")
+    assert info["last_day"] == DAYS[-1].isoformat()  # the corrupt day never reaches training
+
+
+def test_promote_makes_the_first_champion(dags):
+    run = dags["promote"].test()
+    assert run.state == "success"
+    assert states(run) == {"compare": "success", "is_better": "success", "set_champion": "success"}
+    assert tracking.version_by_alias(CHAMPION).version == 1
+
+
+def test_package_builds_serves_and_smoke_tests_the_champion(dags):
+    run = dags["package"].test()
+    assert run.state == "success", states(run)
+    result = xcom(run, "smoke_test")
+    assert result["requests"] == 5 and all(r["ok"] for r in result["results"])
+    assert {r["answer"].get("model_version") for r in result["results"] if r["status"] == 200} == {"1"}
+
+
+def test_monitor_reports_without_drift_on_normal_data(dags):
+    run = dags["monitor"].test()
+    assert run.state == "success"
+    assert states(run) == {"drift_report": "success", "drifted": "success", "emit_drift": "skipped"}
+    summary = xcom(run, "drift_report")
+    assert summary["drift"] is False and summary["report_uri"].endswith("report.html")
+
+
+def test_retraining_on_the_same_data_is_not_promoted(dags):
+    assert dags["train"].test(run_conf={"seed": 11, "reason": "same data"}).state == "success"
+    run = dags["promote"].test()
+    assert states(run) == {"compare": "success", "is_better": "success", "set_champion": "skipped"}
+    assert tracking.version_by_alias(CHAMPION).version == 1
+    assert tracking.version_by_alias(CHALLENGER).version == 2

@@ -1,0 +1,105 @@
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from lifecycle import promotion, settings, tracking, training
+from lifecycle.schema import CANDIDATES, CHALLENGER, CHAMPION
+
+METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0}
+
+
+def test_first_model_needs_the_floor():
+    cfg = settings.load()
+    assert promotion.decide(METRICS, None, cfg) == (True, ["first model, above the floor"])
+    ok, reasons = promotion.decide({**METRICS, "pr_auc": cfg.promotion_floor - 0.01}, None, cfg)
+    assert not ok and "below the floor" in reasons[0]
+
+
+def test_challenger_must_beat_champion_by_the_margin_without_regressing():
+    cfg = dataclasses.replace(settings.load(), promotion_margin=0.01)
+    assert promotion.decide({**METRICS, "pr_auc": 0.62}, METRICS, cfg)[0]
+    ok, reasons = promotion.decide({**METRICS, "pr_auc": 0.605}, METRICS, cfg)
+    assert not ok and "below the margin" in reasons[0]
+    ok, reasons = promotion.decide({**METRICS, "pr_auc": 0.7, "roc_auc": 0.8}, METRICS, cfg)
+    assert not ok and "roc_auc 0.8000 regresses" in reasons[0]
+    ok, reasons = promotion.decide({**METRICS, "pr_auc": 0.7, "latency_ms_p50": 1e4}, METRICS, cfg)
+    assert not ok and "latency" in reasons[0]
+
+
+@pytest.fixture(scope="module")
+def trained(_world_built):
+    """One full training round on the shared world (module-scoped: it costs ~20 s)."""
+    from conftest import WORLD
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{WORLD}/mlflow/mlflow.db")
+        info = training.build_training_set("test__round1", pd.Timestamp.now(tz="UTC"))
+        parent = training.start_parent_run("test__round1", info, "test")
+        results = [training.train_candidate(f, info, parent, seed=7) for f in CANDIDATES]
+        registered = training.register_best(results, info, "test__round1", "test")
+    return info, results, registered
+
+
+def test_training_set_is_time_split_and_complete(world, trained):
+    info, _, _ = trained
+    train, holdout = training.load_part(info["uri"], "train"), training.load_part(info["uri"], "holdout")
+    labeled = training.labeled_transactions(pd.Timestamp.now(tz="UTC"))
+    assert len(train) + len(holdout) == len(labeled) == info["train_rows"] + info["holdout_rows"]
+    assert train["event_timestamp"].max() < holdout["event_timestamp"].min()
+    assert sorted(holdout["event_timestamp"].dt.date.unique()) == world[-2:]  # default 2 holdout days
+
+
+def test_labels_not_yet_known_at_the_cutoff_are_left_out(world):
+    cutoff = pd.Timestamp(world[3], tz="UTC")
+    rows = training.labeled_transactions(cutoff)
+    assert rows["event_timestamp"].max() < cutoff and len(rows) > 0
+
+
+def test_every_candidate_is_tracked_and_the_best_is_challenger(world, trained):
+    info, results, registered = trained
+    assert [r["flavour"] for r in results] == list(CANDIDATES)
+    client = tracking.client()
+    for r in results:
+        run = client.get_run(r["run_id"])
+        assert {"pr_auc", "roc_auc", "log_loss", "latency_ms_p50"} <= set(run.data.metrics)
+        assert run.data.tags["dataset_digest"] == info["digest"] and run.data.params["seed"] == "7"
+        assert run.data.params["device"] == training.device() == "cpu"
+        assert run.data.metrics["roc_auc"] > 0.8
+    best = max(results, key=lambda r: r["metrics"]["pr_auc"])
+    mv = tracking.version_by_alias(CHALLENGER)
+    assert mv.version == registered["version"] and mv.tags["flavour"] == best["flavour"]
+    assert mv.tags["training_set_uri"] == info["uri"] and mv.tags["git_commit"]
+
+
+def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trained):
+    import mlflow
+
+    _, results, registered = trained
+    first = promotion.compare()
+    assert first.promote and first.champion_version is None
+    promotion.promote(first)
+    assert tracking.version_by_alias(CHAMPION).version == registered["version"]
+    assert tracking.version_by_alias(CHALLENGER) is None
+    # a challenger trained on shuffled labels is worse: rejected, champion untouched
+    info = training.build_training_set("test__worse", pd.Timestamp.now(tz="UTC"))
+    train = training.load_part(info["uri"], "train")
+    rng = np.random.default_rng(0)
+    train["is_fraud"] = rng.permutation(train["is_fraud"].to_numpy())
+    (ObjectStoragePath(info["uri"]) / "train.parquet").write_bytes(training.lake.parquet_bytes(train))
+    parent = training.start_parent_run("test__worse", info, "test")
+    worse = training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
+                                   "test__worse", "test")
+    decision = promotion.compare()
+    assert decision.challenger_version == str(worse["version"]) and not decision.promote
+    assert decision.challenger["pr_auc"] < decision.champion["pr_auc"]
+    with pytest.raises(ValueError, match="was rejected"):
+        promotion.promote(decision)
+    assert tracking.version_by_alias(CHAMPION).version == registered["version"]
+    assert tracking.client().get_model_version(settings.load().model_name, worse["version"]) \
+        .tags["promotion_decision"].startswith("rejected")
+    runs = mlflow.search_runs(experiment_names=[f"{settings.load().experiment}-promotion"])
+    assert sorted(runs["tags.decision"]) == ["promote", "reject"]
