@@ -12,6 +12,10 @@ from pathlib import Path
 
 from lifecycle import settings as _settings
 
+# SQLite serializes writers: api-server, scheduler and dag-processor wait for each other instead of
+# failing with "database is locked" (seen on backfill creation while the scheduler worked).
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "1",
     "SCARF_ANALYTICS": "false",
@@ -50,6 +54,8 @@ def environment() -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.env.SQLITE_CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.env.SQLITE_CONNECT_ARGS",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__API__WORKERS": "1",

@@ -5,6 +5,7 @@ The pool gets one slot per GPU found (at least one), so training tasks never ove
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -33,6 +34,8 @@ def main() -> None:
     for sub in ("airflow", "mlflow", "feast", "bentoml"):
         (cfg.state_dir / sub).mkdir(parents=True, exist_ok=True)
     airflow("db", "migrate")
+    with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:  # readers no longer block the writer
+        db.execute("PRAGMA journal_mode=WAL")
     slots = max(1, gpu_count())
     airflow("pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})")
     print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
