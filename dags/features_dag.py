@@ -1,7 +1,8 @@
 """
 ### features: curated → Feast
-Runs on **curated_transactions**. Rewrites the daily card/merchant snapshot tables whose 7-day
-window contains a newly curated day (late and backfilled days included), registers the
+Runs on **curated_transactions**. For every curated day without an up-to-date snapshot, rewrites
+the daily card/merchant snapshot tables whose 7-day window contains it (late and backfilled days
+included), registers the
 definitions in `feature_repo/`, and materializes those days into the online store.
 Emits **fraud_features**.
 """
@@ -17,7 +18,10 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 def features():
     @task
     def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:
-        return sorted(set(params["dates"]) | set(events_extra(triggering_asset_events, CURATED, "date")))
+        from lifecycle.features import pending_days
+
+        pending = {d.isoformat() for d in pending_days()}
+        return sorted(pending | set(params["dates"]) | set(events_extra(triggering_asset_events, CURATED, "date")))
 
     @task
     def build_tables(days: list[str]) -> list[str]:

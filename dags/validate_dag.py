@@ -1,10 +1,11 @@
 """
 ### validate: raw → curated (or quarantine)
-Runs on **raw_transactions**. Each landed day is gated by a Great Expectations suite (schema,
-types, nulls, ranges, allowed sets, unique ids, no future timestamps, row count), one mapped task
-per day. Pass: curated partition and a **curated_transactions** event. Fail: the batch moves to
-`quarantine/`, Data Docs are written under `reports/data_quality/`, and the task fails naming each
-failed expectation; nothing downstream runs for that day. Manual runs take `dates` to re-check.
+Runs on **raw_transactions**. Every raw partition not yet gated (whatever events woke the run)
+gets a Great Expectations suite (schema, types, nulls, ranges, allowed sets, unique ids, no
+future timestamps, row count), one mapped task per day. Pass: curated partition and a
+**curated_transactions** event. Fail: the batch moves to `quarantine/`, Data Docs are written
+under `reports/data_quality/`, and the task fails naming each failed expectation; nothing
+downstream runs for that day. Manual runs take `dates` to re-check.
 """
 from airflow.sdk import Param, dag, task
 
@@ -12,13 +13,17 @@ from lifecycle.assets import CURATED, RAW
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 
 
-@dag(schedule=[RAW], start_date=START, catchup=False, default_args=DEFAULT_ARGS,
+@dag(schedule=[RAW], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "data-quality"], doc_md=__doc__,
      params={"dates": Param([], type="array", description="Days (YYYY-MM-DD) to validate on a manual run")})
 def validate():
     @task
     def landed_days(*, triggering_asset_events=None, params=None) -> list[str]:
-        return sorted(set(params["dates"]) | set(events_extra(triggering_asset_events, RAW, "date")))
+        from lifecycle.validation import pending_days
+
+        # events wake this DAG; the lake says what is pending (an event can miss a run's window)
+        pending = {d.isoformat() for d in pending_days()}
+        return sorted(pending | set(params["dates"]) | set(events_extra(triggering_asset_events, RAW, "date")))
 
     @task(outlets=[CURATED], map_index_template="{{ task.op_kwargs['day'] }}", retries=0)
     def quality_gate(day: str, *, outlet_events=None) -> list[dict]:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSION_STATE = ROOT / ".local" / "tests" / "session"
 shutil.rmtree(SESSION_STATE, ignore_errors=True)
 os.environ["LIFECYCLE_STATE_DIR"] = str(SESSION_STATE)
-os.environ.setdefault("LIFECYCLE_AIRFLOW_PORT", "8793")
+os.environ.setdefault("LIFECYCLE_AIRFLOW_PORT", "18080")
 
 from lifecycle import env  # noqa: E402  (must follow the state dir)
 
@@ -24,7 +24,6 @@ env.apply()
 def state(tmp_path, monkeypatch):
     """A private state folder (lake, MLflow, Feast) for one test."""
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow/mlflow.db")
     return tmp_path
 
 
@@ -53,7 +52,6 @@ def _world_built():
     shutil.rmtree(WORLD, ignore_errors=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{WORLD}/mlflow/mlflow.db")
         days = land_days(WORLD_START, 8)
         for day in days:
             validation.validate_day(day)
@@ -65,5 +63,4 @@ def _world_built():
 def world(_world_built, monkeypatch):
     """Point settings at the shared world; returns its curated days."""
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{WORLD}/mlflow/mlflow.db")
     return _world_built

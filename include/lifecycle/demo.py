@@ -50,8 +50,8 @@ def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(prin
     drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
     corrupt = drifted[-1] + dt.timedelta(days=1)
     server = AirflowServer()
-    server.start()
     try:
+        server.start()
         server.wait_for_dags(DAG_IDS)
         log(f"[{time.monotonic() - t0:5.0f}s] Airflow up at {server.base}; landing {len(normal)} normal days")
         land_and_backfill(server, normal, "normal")

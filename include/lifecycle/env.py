@@ -30,8 +30,9 @@ TELEMETRY_OFF = {
 
 def api_port() -> int:
     raw = os.environ.get("LIFECYCLE_AIRFLOW_PORT", "8080")
-    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
-        raise _settings.SettingError(f"LIFECYCLE_AIRFLOW_PORT={raw!r}: must be a port number 1024-65535")
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65533:
+        raise _settings.SettingError(f"LIFECYCLE_AIRFLOW_PORT={raw!r}: must be a port number 1024-65533 "
+                                     "(the next two ports serve Airflow's task logs)")
     return int(raw)
 
 
@@ -59,6 +60,9 @@ def environment() -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__API__WORKERS": "1",
+        # the log servers of worker and triggerer follow the api port, so two instances never collide
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",

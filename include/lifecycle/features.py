@@ -61,16 +61,28 @@ def affected_days(new_days: list[dt.date], curated_days: list[dt.date]) -> list[
     return sorted({d for d in curated_days for n in new_days if n <= d < n + dt.timedelta(days=WINDOW_DAYS)})
 
 
+def pending_days() -> list[dt.date]:
+    """Curated days whose own snapshot is missing or was built from other curated bytes."""
+    pending = []
+    for day in lake.dates("curated", "transactions"):
+        built = lake.manifest(lake.partition("features", "card_stats", day))
+        curated = lake.manifest(lake.partition("curated", "transactions", day))
+        if built is None or built.get("curated_sha256") != curated.get("data_sha256"):
+            pending.append(day)
+    return pending
+
+
 def build_tables(new_days: list[dt.date]) -> list[dt.date]:
     """Rewrite the snapshot partitions affected by newly curated days; returns those days."""
     days = affected_days(new_days, lake.dates("curated", "transactions"))
     for day in days:
         curated = lake.read_range("curated", "transactions", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
+        source = lake.manifest(lake.partition("curated", "transactions", day))["data_sha256"]
         for name, frame in snapshot(curated, day).items():
             data = lake.parquet_bytes(frame)
             lake.publish(lake.partition("features", name, day), {"data.parquet": data},
                          {"dataset": name, "date": day.isoformat(), "rows": len(frame),
-                          "data_sha256": lake.sha256(data)})
+                          "data_sha256": lake.sha256(data), "curated_sha256": source})
     return days
 
 

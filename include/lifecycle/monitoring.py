@@ -67,7 +67,7 @@ def drift_report(as_of: dt.date) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         snapshot.save_html(str(Path(tmp) / "report.html"))
         (Path(tmp) / "report.json").write_text(json.dumps({"summary": summary, "metrics": metrics}, default=str))
-        page = reports.publish_dir(Path(tmp), f"drift/{as_of.isoformat()}")
+        page = reports.publish_dir(Path(tmp), f"drift/{meta['current_days'][-1]}")  # named for the data
     summary["report_uri"] = str(page.parent / "report.html")
     reports.rebuild_index()
     return summary

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import features, settings, training
+from lifecycle import datagen, features, ingest, settings, training
 from lifecycle.feature_store import get_store
 
 DAY = dt.date(2026, 10, 10)
@@ -34,6 +34,22 @@ def test_late_day_rebuilds_every_snapshot_whose_window_holds_it():
     curated = [dt.date(2026, 10, d) for d in range(1, 20)]
     assert features.affected_days([dt.date(2026, 10, 5)], curated) == [dt.date(2026, 10, d) for d in range(5, 12)]
     assert features.affected_days([dt.date(2026, 10, 19)], curated) == [dt.date(2026, 10, 19)]
+
+
+def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
+    from conftest import land_days
+    from lifecycle import validation
+
+    days = land_days(DAY, 2)
+    for day in days:
+        validation.validate_day(day)
+    assert features.pending_days() == days
+    assert features.build_tables(features.pending_days()) == days
+    assert features.pending_days() == []
+    datagen.land(days[0], "drifted")  # the day is corrected upstream and re-landed
+    ingest.ingest_day(days[0])
+    validation.validate_day(days[0])
+    assert features.pending_days() == [days[0]]
 
 
 def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):

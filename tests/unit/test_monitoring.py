@@ -24,7 +24,6 @@ def monitored(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitoring")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(root))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow/mlflow.db")
         days = land_days(dt.date(2026, 10, 1), 6)
         for day in days:
             validation.validate_day(day)
@@ -41,7 +40,6 @@ def monitored(tmp_path_factory):
 def world(monitored, monkeypatch):
     root, days = monitored
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(root))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow/mlflow.db")
     return days
 
 

@@ -36,7 +36,6 @@ def trained(_world_built):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{WORLD}/mlflow/mlflow.db")
         info = training.build_training_set("test__round1", pd.Timestamp.now(tz="UTC"))
         parent = training.start_parent_run("test__round1", info, "test")
         results = [training.train_candidate(f, info, parent, seed=7) for f in CANDIDATES]

@@ -10,7 +10,9 @@ DAY = dt.date(2026, 10, 5)
 
 def test_normal_batch_passes_to_curated_with_data_docs(state):
     land_days(DAY, 1)
+    assert validation.pending_days() == [DAY]
     outcomes = validation.validate_day(DAY)
+    assert validation.pending_days() == []
     assert [(o.dataset, o.success) for o in outcomes] == [("transactions", True), ("labels", True)]
     assert lake.dates("curated", "transactions") == [DAY] == lake.dates("curated", "labels")
     assert lake.manifest(lake.partition("curated", "transactions", DAY))["validated"] is True
@@ -25,6 +27,7 @@ def test_corrupt_batch_is_quarantined_and_every_broken_rule_named(state):
     with pytest.raises(validation.QualityGateError) as err:
         validation.validate_day(DAY)
     msg = str(err.value)
+    assert validation.pending_days() == []  # quarantined, not pending forever
     dup_ids = tx["transaction_id"].duplicated(keep=False).sum()
     for expected in ("expect_table_columns_to_match_set",
                      f"expect_column_values_to_not_be_null(merchant_id): {tx['merchant_id'].isna().sum()} unexpected",
