@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import datagen, lake, setup, tracking
+from lifecycle import datagen, features, lake, setup, tracking
 from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
 
@@ -38,6 +38,9 @@ def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str)
         datagen.land(day, scenario)
     server.backfill("ingest", days[0].isoformat(), days[-1].isoformat())
     server.wait_idle()
+    gated = set(lake.dates("curated", "transactions")) | set(lake.dates("quarantine", "transactions"))
+    if missing := [d.isoformat() for d in days if d not in gated] + [d.isoformat() for d in features.pending_days()]:
+        raise RuntimeError(f"days still pending after the asset chain went idle: {missing}")
 
 
 def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(print, flush=True)) -> dict:
