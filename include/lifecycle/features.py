@@ -63,13 +63,7 @@ def affected_days(new_days: list[dt.date], curated_days: list[dt.date]) -> list[
 
 def pending_days() -> list[dt.date]:
     """Curated days whose own snapshot is missing or was built from other curated bytes."""
-    pending = []
-    for day in lake.dates("curated", "transactions"):
-        built = lake.manifest(lake.partition("features", "card_stats", day))
-        curated = lake.manifest(lake.partition("curated", "transactions", day))
-        if built is None or built.get("curated_sha256") != curated.get("data_sha256"):
-            pending.append(day)
-    return pending
+    return lake.pending(("curated", "transactions"), ("features", "card_stats"), "curated_sha256")
 
 
 def build_tables(new_days: list[dt.date]) -> list[dt.date]:

@@ -97,6 +97,17 @@ def dates(zone_name: str, dataset: str) -> list[dt.date]:
     return sorted(found)
 
 
+def pending(source: tuple[str, str], target: tuple[str, str], key: str) -> list[dt.date]:
+    """Days of ``source`` (zone, dataset) whose ``target`` partition is missing or was made from
+    other bytes: the target manifest's ``key`` differs from the source's ``data_sha256``."""
+    days = []
+    for day in dates(*source):
+        made = manifest(partition(*target, day))
+        if made is None or made.get(key) != manifest(partition(*source, day)).get("data_sha256"):
+            days.append(day)
+    return days
+
+
 def read_parquet(part: ObjectStoragePath, name: str = "data.parquet") -> pd.DataFrame:
     with (part / name).open("rb") as f:
         return pd.read_parquet(f)

@@ -23,26 +23,24 @@ def _raw(name: str, default: str) -> tuple[str, str]:
     return var, os.environ.get(var, default)
 
 
-def _float(name: str, default: float, lo: float, hi: float) -> float:
+def _number(name: str, default: float, lo: float, hi: float, cast: type = float):
     var, raw = _raw(name, str(default))
+    kind = "an integer" if cast is int else "a number"
     try:
-        value = float(raw)
+        value = cast(raw)
     except ValueError:
-        raise SettingError(f"{var}={raw!r}: must be a number between {lo} and {hi}") from None
+        raise SettingError(f"{var}={raw!r}: must be {kind} between {lo} and {hi}") from None
     if not lo <= value <= hi:
         raise SettingError(f"{var}={raw!r}: must be between {lo} and {hi}")
     return value
+
+
+def _float(name: str, default: float, lo: float, hi: float) -> float:
+    return _number(name, default, lo, hi, float)
 
 
 def _int(name: str, default: int, lo: int, hi: int) -> int:
-    var, raw = _raw(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingError(f"{var}={raw!r}: must be an integer between {lo} and {hi}") from None
-    if not lo <= value <= hi:
-        raise SettingError(f"{var}={raw!r}: must be between {lo} and {hi}")
-    return value
+    return _number(name, default, lo, hi, int)
 
 
 def _str(name: str, default: str) -> str:

@@ -122,13 +122,7 @@ def describe(failures: list[dict]) -> str:
 
 def pending_days() -> list[dt.date]:
     """Raw days not yet gated: no curated partition holding the same bytes (quarantine removes raw)."""
-    pending = []
-    for day in lake.dates("raw", "transactions"):
-        curated = lake.manifest(lake.partition("curated", "transactions", day))
-        raw = lake.manifest(lake.partition("raw", "transactions", day))
-        if curated is None or curated.get("data_sha256") != raw.get("data_sha256"):
-            pending.append(day)
-    return pending
+    return lake.pending(("raw", "transactions"), ("curated", "transactions"), "data_sha256")
 
 
 def validate_day(day: dt.date) -> list[Outcome]:
