@@ -29,7 +29,7 @@ airflow: install  ## Airflow UI (standalone) on the same state: http://localhost
 	eval "$$($(PY) -m lifecycle.env)" && $(PY) -m lifecycle.setup && exec airflow standalone
 
 lint: install
-	$(VENV)/bin/ruff check include dags tests feature_repo plugins
+	$(VENV)/bin/ruff check include dags tests feature_repo plugins bench
 
 lock:  ## re-resolve requirements.in into requirements.lock (deliberate upgrades only)
 	rm -rf .local/lockenv && $(PYTHON) -m venv .local/lockenv

@@ -1,6 +1,7 @@
 """Package the champion as a bento and prove it serves before anyone relies on it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 from lifecycle import settings as _settings
 from lifecycle import tracking
@@ -78,7 +80,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, body: dict) -> tuple[int, dict]:
+def post(url: str, body: dict) -> tuple[int, dict]:
     req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -87,15 +89,15 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
         return err.code, {"error": err.read().decode(errors="replace")[:300]}
 
 
-def smoke_test(bento_tag: str, mlflow_version: str, startup_timeout: float = 120) -> dict:
-    """Serve the bento on a free port, check the golden requests, stop it; raise on any mismatch."""
+@contextlib.contextmanager
+def serving(bento_tag: str, startup_timeout: float = 120) -> Iterator[str]:
+    """``bentoml serve`` the bento on a free local port until the block ends; yields its base URL."""
     port = free_port()
     log = _settings.load().state_dir / "bentoml" / f"serve-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as out:
-        cmd = [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)]
-        proc = subprocess.Popen(cmd,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
@@ -111,10 +113,22 @@ def smoke_test(bento_tag: str, mlflow_version: str, startup_timeout: float = 120
             if time.monotonic() > deadline:
                 raise SmokeTestError(f"bentoml serve {bento_tag} not ready after {startup_timeout}s; see {log}")
             time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
+    """Serve the bento, check the golden requests, stop it; raise on any mismatch."""
+    with serving(bento_tag) as base:
         results, latencies = [], []
         for body, expected in GOLDEN:
             t = time.perf_counter()
-            status, answer = _post(f"{base}/predict", body)
+            status, answer = post(f"{base}/predict", body)
             latencies.append((time.perf_counter() - t) * 1000)
             ok = status == expected
             if ok and status == 200:
@@ -122,14 +136,8 @@ def smoke_test(bento_tag: str, mlflow_version: str, startup_timeout: float = 120
                       and 0.0 <= answer.get("fraud_probability", -1) <= 1.0)
             results.append({"transaction_id": body.get("transaction_id"), "status": status,
                             "expected": expected, "ok": ok, "answer": answer})
-        bad = [r for r in results if not r["ok"]]
-        if bad:
-            raise SmokeTestError(f"golden requests failed against {bento_tag}: {bad}")
-        return {"bento": bento_tag, "port": port, "requests": len(results),
-                "latency_ms_max": round(max(latencies), 2), "results": results}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    bad = [r for r in results if not r["ok"]]
+    if bad:
+        raise SmokeTestError(f"golden requests failed against {bento_tag}: {bad}")
+    return {"bento": bento_tag, "requests": len(results), "latency_ms_max": round(max(latencies), 2),
+            "results": results}
