@@ -37,9 +37,9 @@ def features():
 
         from lifecycle.features import materialize as load_online
 
-        load_online([date.fromisoformat(d) for d in days])
-        outlet_events[FEATURES].extra = {"days": days}
-        return days
+        loaded = [d.isoformat() for d in load_online([date.fromisoformat(d) for d in days])]
+        outlet_events[FEATURES].extra = {"days": loaded}
+        return loaded
 
     materialize(build_tables(curated_days()))
 

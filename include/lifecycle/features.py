@@ -87,17 +87,27 @@ def apply_definitions(store) -> None:
     root = Path(store.repo_path).resolve()
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    for name, module in list(sys.modules.items()):  # re-read the definitions: source paths follow settings
+        if Path(getattr(module, "__file__", None) or "/").resolve().is_relative_to(root):
+            del sys.modules[name]
     with contextlib.chdir(root):  # Feast names repo modules relative to the working directory
         repo = parse_repo(root)
     store.apply([*repo.entities, *repo.data_sources, *repo.feature_views,
                  *repo.on_demand_feature_views, *repo.feature_services])
 
 
-def materialize(days: list[dt.date]) -> None:
-    """Load the snapshots of ``days`` into the online store (apply first: idempotent)."""
+def materialize(days: list[dt.date]) -> list[dt.date]:
+    """Load snapshots into the online store (after applying the definitions); returns the days loaded.
+
+    The online store keeps the last write, not the newest row, so a late change to an old day is
+    loaded together with every later snapshot (one window up to the latest): the newest wins.
+    """
     store = get_store()
     apply_definitions(store)
-    if days:
-        start = pd.Timestamp(min(days), tz="UTC").to_pydatetime()
-        end = (pd.Timestamp(max(days), tz="UTC") + pd.Timedelta(days=1, seconds=1)).to_pydatetime()
-        store.materialize(start_date=start, end_date=end)
+    if not days:
+        return []
+    loaded = [d for d in lake.dates("features", "card_stats") if d >= min(days)]
+    stamp = lambda day: pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)  # noqa: E731  (end of day)
+    store.materialize(start_date=(stamp(loaded[0]) - pd.Timedelta(minutes=1)).to_pydatetime(),
+                      end_date=(stamp(loaded[-1]) + pd.Timedelta(minutes=1)).to_pydatetime())
+    return loaded

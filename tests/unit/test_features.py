@@ -46,6 +46,13 @@ def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
     assert features.pending_days() == days
     assert features.build_tables(features.pending_days()) == days
     assert features.pending_days() == []
+    # a late change to the first day reloads every later snapshot too: the newest stays online
+    assert features.materialize(days[:1]) == days
+    online = get_store().get_online_features(features=["card_stats:card_avg_amount_7d"],
+                                             entity_rows=[{"card_id": "c00001"}]).to_dict()
+    latest = features.snapshot(training.lake.read_range("curated", "transactions", days[0], days[-1]),
+                               days[-1])["card_stats"].set_index("card_id")
+    assert online["card_avg_amount_7d"][0] == latest.loc["c00001", "card_avg_amount_7d"]
     datagen.land(days[0], "drifted")  # the day is corrected upstream and re-landed
     ingest.ingest_day(days[0])
     validation.validate_day(days[0])
