@@ -18,15 +18,14 @@ LABEL = "is_fraud"
 
 def model_frame(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     """The columns a model reads, derived the same way for training and serving."""
-    out = pd.DataFrame(index=frame.index)
-    ts = pd.to_datetime(frame["event_timestamp"], utc=True)
-    out["hour"] = ts.dt.hour.astype(float)
+    missing = np.full(len(frame), np.nan)
+    cols = {"hour": pd.to_datetime(frame["event_timestamp"], utc=True).dt.hour.to_numpy(dtype=float)}
     for col in numeric:
-        if col != "hour":
-            out[col] = pd.to_numeric(frame[col], errors="coerce").astype(float) if col in frame else np.nan
+        if col != "hour":  # built as arrays, one DataFrame at the end: this runs per served request
+            cols[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float) if col in frame else missing
     for col in REQUEST_CATEGORICALS:
-        out[col] = frame[col].astype(str)
-    return out
+        cols[col] = frame[col].astype(str).to_numpy()
+    return pd.DataFrame(cols, index=frame.index)
 
 
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
