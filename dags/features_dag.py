@@ -6,22 +6,21 @@ included), registers the
 definitions in `feature_repo/`, and materializes those days into the online store.
 Emits **fraud_features**.
 """
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from lifecycle.assets import CURATED, FEATURES
-from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
+from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_to_process
 
 
 @dag(schedule=[CURATED], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "feast"], doc_md=__doc__,
-     params={"dates": Param([], type="array", description="Curated days (YYYY-MM-DD) to rebuild on a manual run")})
+     params=dates_param("rebuild"))
 def features():
     @task
     def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:
         from lifecycle.features import pending_days
 
-        pending = {d.isoformat() for d in pending_days()}
-        return sorted(pending | set(params["dates"]) | set(events_extra(triggering_asset_events, CURATED, "date")))
+        return days_to_process(pending_days(), params, triggering_asset_events, CURATED)
 
     @task
     def build_tables(days: list[str]) -> list[str]:

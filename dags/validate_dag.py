@@ -7,23 +7,21 @@ future timestamps, row count), one mapped task per day. Pass: curated partition 
 under `reports/data_quality/`, and the task fails naming each failed expectation; nothing
 downstream runs for that day. Manual runs take `dates` to re-check.
 """
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from lifecycle.assets import CURATED, RAW
-from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
+from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_to_process
 
 
 @dag(schedule=[RAW], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "data-quality"], doc_md=__doc__,
-     params={"dates": Param([], type="array", description="Days (YYYY-MM-DD) to validate on a manual run")})
+     params=dates_param("validate"))
 def validate():
     @task
     def landed_days(*, triggering_asset_events=None, params=None) -> list[str]:
         from lifecycle.validation import pending_days
 
-        # events wake this DAG; the lake says what is pending (an event can miss a run's window)
-        pending = {d.isoformat() for d in pending_days()}
-        return sorted(pending | set(params["dates"]) | set(events_extra(triggering_asset_events, RAW, "date")))
+        return days_to_process(pending_days(), params, triggering_asset_events, RAW)
 
     @task(outlets=[CURATED], map_index_template="{{ task.op_kwargs['day'] }}", retries=0)
     def quality_gate(day: str, *, outlet_events=None) -> list[dict]:

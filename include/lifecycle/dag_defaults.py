@@ -13,6 +13,23 @@ DEFAULT_ARGS = {
 TAGS = ["model-lifecycle"]
 
 
+def dates_param(purpose: str):
+    """The ``dates`` param of a DAG that works per day: days to (re)process on a manual run."""
+    from airflow.sdk import Param
+
+    return {"dates": Param([], type="array", description=f"Days (YYYY-MM-DD) to {purpose} on a manual run")}
+
+
+def days_to_process(pending, params, triggering_asset_events, asset) -> list[str]:
+    """Pending days (the lake's word), requested days and the days named by triggering events.
+
+    Events only wake the DAG: one can fall outside every run's event window when producers run
+    concurrently, so what is pending in the lake decides the work.
+    """
+    named = set(params["dates"]) | set(events_extra(triggering_asset_events, asset, "date"))
+    return sorted({d.isoformat() for d in pending} | named)
+
+
 def events_extra(triggering_asset_events, asset, key: str) -> list:
     """Values of ``extra[key]`` from the events that triggered this run, oldest first."""
     events = sorted(triggering_asset_events.get(asset, []) if triggering_asset_events else [],
