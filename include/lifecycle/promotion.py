@@ -106,4 +106,4 @@ def rollback() -> dict:
     c.set_registered_model_alias(cfg.model_name, CHAMPION, previous.version)
     if current is not None:
         c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)
-    return {"champion": previous.version, PREVIOUS: current.version if current else None}
+    return {"champion": str(previous.version), PREVIOUS: str(current.version) if current else None}

@@ -6,7 +6,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from lifecycle import promotion, settings, tracking, training
-from lifecycle.schema import CANDIDATES, CHALLENGER, CHAMPION
+from lifecycle.schema import CANDIDATES, CHALLENGER, CHAMPION, PREVIOUS
 
 METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0}
 
@@ -102,3 +102,18 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
         .tags["promotion_decision"].startswith("rejected")
     runs = mlflow.search_runs(experiment_names=[f"{settings.load().experiment}-promotion"])
     assert sorted(runs["tags.decision"]) == ["promote", "reject"]
+
+
+def test_rollback_swaps_champion_and_previous_champion(world, trained):
+    champion = tracking.version_by_alias(CHAMPION).version
+    if tracking.version_by_alias(PREVIOUS) is None:
+        with pytest.raises(LookupError, match="no 'previous_champion' version"):
+            promotion.rollback()
+    # an operator promotes the latest version by hand, then rolls back
+    latest = max(int(v.version) for v in tracking.client().search_model_versions(
+        f"name='{settings.load().model_name}'"))
+    forced = promotion.Decision(True, str(latest), str(champion), "pr_auc", {}, {}, ["operator"])
+    assert promotion.promote(forced) == {"champion": str(latest), PREVIOUS: str(champion)}
+    assert promotion.rollback() == {"champion": str(champion), PREVIOUS: str(latest)}
+    assert tracking.version_by_alias(CHAMPION).version == champion
+    assert tracking.version_by_alias(PREVIOUS).version == latest
