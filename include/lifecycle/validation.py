@@ -6,6 +6,7 @@ written for both, under ``reports/data_quality/<dataset>/<date>/``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -132,7 +133,8 @@ def validate_day(day: dt.date) -> list[Outcome]:
         if lake.manifest(part) is None:
             raise FileNotFoundError(f"raw partition {part} is missing or incomplete (no manifest): "
                                     f"validate runs only on partitions landed by ingest")
-    frames = {ds: lake.read_parquet(part) for ds, part in raw.items()}
+    data = {ds: (part / "data.parquet").read_bytes() for ds, part in raw.items()}  # read once: validate, then copy
+    frames = {ds: pd.read_parquet(io.BytesIO(b)) for ds, b in data.items()}
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         for ds, frame in frames.items():
@@ -146,7 +148,7 @@ def validate_day(day: dt.date) -> list[Outcome]:
     for ds, part in raw.items():
         manifest = {**lake.manifest(part), "validated": passed,
                     "failures": [f for o in outcomes if o.dataset == ds for f in o.failures]}
-        lake.publish(lake.partition(target, ds, day), {"data.parquet": (part / "data.parquet").read_bytes()}, manifest)
+        lake.publish(lake.partition(target, ds, day), {"data.parquet": data[ds]}, manifest)
     if not passed:
         for part in raw.values():
             lake.remove(part)
