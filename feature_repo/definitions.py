@@ -13,10 +13,11 @@ from lifecycle.settings import load
 card = Entity(name="card", join_keys=["card_id"], value_type=ValueType.STRING, description="A payment card")
 merchant = Entity(name="merchant", join_keys=["merchant_id"], value_type=ValueType.STRING, description="A merchant")
 
-card_source = FileSource(name="card_stats_source", path=source_path("card_stats"),
-                         timestamp_field="event_timestamp")
+S3 = load().services  # the lake's S3 endpoint in the scale-out profile
+card_source = FileSource(name="card_stats_source", path=source_path("card_stats"), timestamp_field="event_timestamp",
+                         s3_endpoint_override=S3.s3_endpoint_url if S3 else None)
 merchant_source = FileSource(name="merchant_stats_source", path=source_path("merchant_stats"),
-                             timestamp_field="event_timestamp")
+                             timestamp_field="event_timestamp", s3_endpoint_override=S3.s3_endpoint_url if S3 else None)
 
 # A snapshot stamped at the end of day D serves all of D+1; TTL leaves a day of slack.
 card_stats = FeatureView(

@@ -1,57 +1,60 @@
-"""Drive a real Airflow (``airflow standalone``) the way a user would: through its REST API.
+"""Drive a real Airflow the way a user would: through its REST API.
 
-Used by ``make demo`` and the end-to-end test; measures the process tree's peak memory.
+Starts the deployment's processes (``lifecycle.cluster``: standalone, or the scale-out set),
+waits until Airflow and the MLflow server answer, and measures the processes' peak memory.
+Used by ``make demo``, the end-to-end tests and the benchmarks.
 """
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psutil
-
 from lifecycle import env
+from lifecycle import settings as _settings
+from lifecycle.cluster import Supervisor
 
 ACTIVE = ("queued", "running")
 
 
 class AirflowServer:
-    """``airflow standalone`` on the project's state, started and stopped by this object."""
+    """The deployment on the project's state, started and stopped by this object."""
 
     def __init__(self) -> None:
         self.env = env.apply()
         self.home = Path(self.env["AIRFLOW_HOME"])
         self.base = self.env["AIRFLOW__API__BASE_URL"]
-        self.proc: subprocess.Popen | None = None
+        self.supervisor = Supervisor(self.home / "process-logs")
         self.token = ""
-        self.peak_rss = self.peak_pss = 0
-        self._stop = threading.Event()
 
-    def start(self, timeout: float = 180) -> None:
-        log = open(self.home / "standalone.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
-        threading.Thread(target=self._sample_memory, daemon=True).start()
+    @property
+    def peak_rss(self) -> int:
+        return self.supervisor.peak_rss
+
+    @property
+    def peak_pss(self) -> int:
+        return self.supervisor.peak_pss
+
+    def start(self, timeout: float = 240) -> None:
+        self.supervisor.start()
+        tracking = _settings.load().mlflow_tracking_uri
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"airflow standalone exited ({self.proc.returncode}); see {log.name}")
+            self.supervisor.check_alive()
             try:
                 with urllib.request.urlopen(f"{self.base}/api/v2/monitor/health", timeout=3) as r:
                     health = json.loads(r.read())
+                if tracking.startswith("http"):
+                    urllib.request.urlopen(f"{tracking}/health", timeout=3).close()
                 if health.get("scheduler", {}).get("status") == "healthy" and self._login():
                     return
             except (OSError, ValueError):
                 pass
             time.sleep(2)
-        raise TimeoutError(f"airflow standalone not healthy at {self.base} after {timeout}s")
+        raise TimeoutError(f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
+                           f"see {self.supervisor.log_dir}")
 
     def _login(self) -> bool:
         pw_file = self.home / "simple_auth_manager_passwords.json.generated"
@@ -114,37 +117,5 @@ class AirflowServer:
             time.sleep(2)
         raise TimeoutError(f"Airflow still busy after {timeout}s: {[(r['dag_id'], r['state']) for r in busy]}")
 
-    def _sample_memory(self) -> None:
-        while not self._stop.is_set() and self.proc and self.proc.poll() is None:
-            rss = pss = 0
-            try:
-                procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-            except psutil.Error:
-                break
-            for p in procs:
-                try:
-                    info = p.memory_full_info()
-                    rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
-                except psutil.Error:
-                    continue
-            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
-            time.sleep(1)
-
     def stop(self) -> None:
-        """Terminate standalone and every process it started (workers may leave its group)."""
-        self._stop.set()
-        if not self.proc or self.proc.poll() is not None:
-            return
-        try:
-            root = psutil.Process(self.proc.pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            tree = []
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(tree, timeout=30)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        self.proc.wait()
+        self.supervisor.stop()

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import datagen, features, lake, setup, tracking
+from lifecycle import datagen, features, lake, services, setup, tracking
 from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
 
@@ -28,6 +28,8 @@ def _days(first: dt.date, n: int) -> list[dt.date]:
 
 
 def reset_state() -> None:
+    """Local state, and for the scale-out profile what it keeps in its services."""
+    services.reset()
     state = _settings.load().state_dir
     if state.exists():
         shutil.rmtree(state)
@@ -43,7 +45,9 @@ def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str)
         raise RuntimeError(f"days still pending after the asset chain went idle: {missing}")
 
 
-def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(print, flush=True)) -> dict:
+def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(print, flush=True),
+        observe=None) -> dict:
+    """The loop; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
     # The demo drives time itself (backfills, manual triggers): schedules start tomorrow.
     os.environ["LIFECYCLE_SCHEDULE_START"] = (dt.date.today() + dt.timedelta(days=1)).isoformat()
@@ -68,11 +72,12 @@ def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(prin
         server.wait_idle()
         log(f"[{time.monotonic() - t0:5.0f}s] landing a corrupt day ({corrupt})")
         land_and_backfill(server, [corrupt], "corrupt")
-        runs = server.runs()
+        summary = summarize(server.runs(), corrupt)  # while the tracking server is up
+        summary["wall_seconds"] = round(time.monotonic() - t0, 1)
+        if observe:
+            summary["observed"] = observe(server)
     finally:
         server.stop()
-    summary = summarize(runs, corrupt)
-    summary["wall_seconds"] = round(time.monotonic() - t0, 1)
     summary["airflow_peak_memory_mb"] = {"rss_sum": server.peak_rss // 2**20, "pss": server.peak_pss // 2**20}
     return summary
 

@@ -1,10 +1,11 @@
-"""The process environment every tool of the embedded profile runs with, derived from settings.
+"""The process environment every tool runs with, derived from settings (either profile).
 
 ``python -m lifecycle.env`` prints it as shell exports (the Makefile evaluates that), tests apply
 it with ``apply()``; the Airflow processes inherit it. Telemetry is off for every tool.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -36,29 +37,62 @@ def api_port() -> int:
     return int(raw)
 
 
+def api_host() -> str:
+    """Where the other processes reach the api-server (its service name in docker-compose)."""
+    return os.environ.get("LIFECYCLE_AIRFLOW_HOST", "localhost")
+
+
+def _backends(cfg: _settings.Settings) -> dict[str, str]:
+    """Executor, metadata DB, broker and lake credentials of the configured profile."""
+    home = cfg.airflow_home
+    svc = cfg.services
+    if svc is None:
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.env.SQLITE_CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.env.SQLITE_CONNECT_ARGS",
+        }
+    s3 = {"conn_type": "aws", "login": svc.s3_access_key, "password": svc.s3_secret_key,
+          "extra": {"endpoint_url": svc.s3_endpoint_url, "region_name": "us-east-1"}}
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": svc.database_url("airflow"),
+        "AIRFLOW__CELERY__BROKER_URL": svc.redis_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + svc.database_url("airflow", "postgresql"),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
+        f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}": json.dumps(s3),
+        # the same credentials for the libraries that talk to S3 themselves (Feast/pyarrow, the MLflow server)
+        "AWS_ACCESS_KEY_ID": svc.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": svc.s3_secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": svc.s3_endpoint_url,
+        "MLFLOW_S3_ENDPOINT_URL": svc.s3_endpoint_url,
+    }
+
+
 def environment() -> dict[str, str]:
     cfg = _settings.load()
     port = api_port()
     home = cfg.airflow_home
     root = _settings.PROJECT_ROOT
+    internal = f"http://{api_host()}:{port}"  # how workers reach the execution API
     return {
         **TELEMETRY_OFF,
+        **_backends(cfg),
         "LIFECYCLE_STATE_DIR": str(cfg.state_dir),
         "LIFECYCLE_AIRFLOW_PORT": str(port),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "3",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{internal}/execution/",
         "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.env.SQLITE_CONNECT_ARGS",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.env.SQLITE_CONNECT_ARGS",
         "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",  # what a browser on the host opens
         "AIRFLOW__API__WORKERS": "1",
         # the log servers of worker and triggerer follow the api port, so two instances never collide
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
@@ -68,6 +102,10 @@ def environment() -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "MLFLOW_TRACKING_URI": cfg.mlflow_tracking_uri,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        # artifacts stream through the tracking server; its presigned-URL downloads fail against
+        # S3-compatible servers (seen: every chunk retried with back-off) and need S3 access on clients
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",  # ~0.5 GB instead of ~1.85 GB (LIBRARY-NOTES)
         "BENTOML_HOME": str(cfg.bentoml_home),
         "OMP_WAIT_POLICY": "PASSIVE",
         "TQDM_DISABLE": "1",
@@ -78,8 +116,19 @@ def environment() -> dict[str, str]:
     }
 
 
+# Set by one profile only: a process that switches profiles (tests, benchmarks) drops them.
+PROFILE_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+                "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY", "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+                f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL")
+
+
 def apply() -> dict[str, str]:
     env = environment()
+    for key in PROFILE_KEYS:
+        if key not in env:
+            os.environ.pop(key, None)
     os.environ.update(env)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     return env

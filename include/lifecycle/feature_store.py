@@ -5,6 +5,7 @@ Kept free of Airflow imports: the BentoML service uses it too.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lifecycle import settings as _settings
 
@@ -12,15 +13,35 @@ STORE_YAML = """\
 project: fraud_lifecycle
 provider: local
 registry:
-  path: {registry}
+{registry}
   cache_ttl_seconds: 60
 online_store:
-  type: sqlite
-  path: {online}
+{online}
 offline_store:
   type: file
+materialization_config:
+  pull_latest_features: true  # one row per entity from a multi-day range: the newest
+  online_write_batch_size: 10000  # bounded memory: 1M entities in one batch needed ~7 GB
 entity_key_serialization_version: 3
 """
+
+
+def render() -> str:
+    """feature_store.yaml for the configured profile: SQLite files, or a SQL registry in
+    PostgreSQL and the Redis online store."""
+    cfg = _settings.load()
+    state = cfg.state_dir / "feast"
+    svc = cfg.services
+    if svc is None:
+        registry = f"  path: {state / 'registry.db'}"
+        online = f"  type: sqlite\n  path: {state / 'online.db'}"
+    else:
+        redis = urlsplit(svc.redis_url)
+        auth = f",password={redis.password}" if redis.password else ""
+        registry = f"  registry_type: sql\n  path: {svc.database_url('feast')}\n  sqlalchemy_config_kwargs:\n" \
+                   "    pool_pre_ping: true"
+        online = f"  type: redis\n  connection_string: \"{redis.hostname}:{redis.port},db={svc.redis_db}{auth}\""
+    return STORE_YAML.format(registry=registry, online=online)
 
 
 def store_yaml_path() -> Path:
@@ -31,10 +52,9 @@ def get_store():
     """The Feast store for the feature repo, configured from settings (rendered feature_store.yaml)."""
     from feast import FeatureStore
 
-    state = _settings.load().state_dir / "feast"
-    state.mkdir(parents=True, exist_ok=True)
     path = store_yaml_path()
-    text = STORE_YAML.format(registry=state / "registry.db", online=state / "online.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render()
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return FeatureStore(repo_path=str(_settings.load().feature_repo), fs_yaml_file=path)

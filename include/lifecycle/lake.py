@@ -22,7 +22,11 @@ MANIFEST = "_manifest.json"
 
 
 def root() -> ObjectStoragePath:
-    return ObjectStoragePath(_settings.load().lake_root)
+    """The lake root, with the filesystem's listing cache dropped: s3fs caches listings per process,
+    so a long-lived reader (the demo, the reports plugin) would not see partitions written since."""
+    path = ObjectStoragePath(_settings.load().lake_root)
+    path.fs.invalidate_cache()
+    return path
 
 
 def zone(name: str) -> ObjectStoragePath:
@@ -32,8 +36,9 @@ def zone(name: str) -> ObjectStoragePath:
 
 
 def local_path(path: ObjectStoragePath) -> str:
-    """The path string libraries like Feast and GX take (``/abs`` for file://, ``s3://b/k`` for S3)."""
-    return path.path if path.protocol in ("file", "local", "") else str(path)
+    """The path string libraries like Feast and GX take (``/abs`` for file://, ``s3://b/k`` for S3:
+    no connection id, which ``str()`` would keep)."""
+    return path.path if path.protocol in ("file", "local", "") else f"{path.protocol}://{path.path}"
 
 
 def landing_file(dataset: str, day: dt.date) -> ObjectStoragePath:
@@ -75,7 +80,8 @@ def remove(path: ObjectStoragePath) -> None:
         if path.is_dir():
             for child in path.iterdir():
                 remove(child)
-            path.rmdir()
+            if path.exists():  # an object store has no empty folders: the prefix went with its last key
+                path.rmdir()
         else:
             path.unlink()
 

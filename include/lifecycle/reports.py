@@ -44,6 +44,6 @@ def rebuild_index() -> ObjectStoragePath:
 def _pages(folder: ObjectStoragePath, name: str) -> list[str]:
     if not folder.exists():
         return []
-    base = lake.zone("reports")
-    return [str(p.parent.relative_to(base)) + "/" + name for p in folder.rglob(name)
+    prefix = lake.zone("reports").path.rstrip("/") + "/"  # by string: object-store paths are never relative
+    return [p.parent.path.removeprefix(prefix) + "/" + name for p in folder.rglob(name)
             if not p.name.startswith("_")]

@@ -3,15 +3,25 @@
 One module owns names, paths and thresholds so DAGs, tests and the BentoML service agree.
 Each value is an environment variable ``LIFECYCLE_<NAME>`` with the documented default; a value
 that does not parse or breaks its rule raises ``SettingError`` naming the variable and the rule.
+
+``LIFECYCLE_PROFILE`` is the one switch between backends: ``embedded`` (SQLite, LocalExecutor,
+local lake, file/SQLite Feast, SQLite MLflow) or ``scaleout`` (PostgreSQL, Celery with Redis,
+S3 lake, Redis online store, an MLflow tracking server). Only this module, ``env`` and the
+templated store configs look at it; every other code path is the same on both.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROFILES = ("embedded", "scaleout")
+S3_CONN_ID = "lifecycle_s3"  # the Airflow (amazon provider) connection the lake goes through
+BUCKET_RULE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class SettingError(ValueError):
@@ -59,8 +69,80 @@ def _date(name: str, default: str) -> str:
     return raw
 
 
+def _url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    var, raw = _raw(name, default)
+    parts = urlsplit(raw)
+    try:
+        ok = parts.scheme in schemes and bool(parts.hostname) and parts.port is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SettingError(f"{var}={_redact(raw)!r}: must be a URL {schemes[0]}://host:port")
+    return raw
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where the scale-out profile's services are (None for the embedded profile)."""
+    postgres_url: str
+    db_prefix: str
+    redis_url: str
+    s3_endpoint_url: str
+    s3_bucket: str
+    s3_access_key: str
+    s3_secret_key: str
+    mlflow_url: str
+
+    def database_url(self, purpose: str, driver: str = "postgresql+psycopg2") -> str:
+        """The URL of this deployment's database for ``purpose`` (airflow, mlflow, feast)."""
+        base = self.postgres_url.split("://", 1)[1].rstrip("/")
+        return f"{driver}://{base}/{self.database(purpose)}"
+
+    def database(self, purpose: str) -> str:
+        return f"{self.db_prefix}_{purpose}"
+
+    @property
+    def redis_db(self) -> int:
+        return int(urlsplit(self.redis_url).path.strip("/") or 0)
+
+
+def _services() -> Services:
+    prefix = _str("DB_PREFIX", "lifecycle")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", prefix):
+        raise SettingError(f"LIFECYCLE_DB_PREFIX={prefix!r}: must be lowercase letters, digits or _ "
+                           "(at most 41), starting with a letter")
+    redis_url = _url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis",))
+    if not re.fullmatch(r"/?([0-9]|1[0-5])?", urlsplit(redis_url).path):
+        raise SettingError(f"LIFECYCLE_REDIS_URL={_redact(redis_url)!r}: the path must be a database number 0-15")
+    bucket = _str("S3_BUCKET", "lifecycle")
+    if not BUCKET_RULE.match(bucket) or ".." in bucket:
+        raise SettingError(f"LIFECYCLE_S3_BUCKET={bucket!r}: must be an S3 bucket name "
+                           "(3-63 lowercase letters, digits, '.' or '-')")
+    keys = []
+    for name in ("S3_ACCESS_KEY", "S3_SECRET_KEY"):
+        var, raw = _raw(name, "")
+        if not raw:
+            raise SettingError(f"{var}: must be set for the scaleout profile (the lake's S3 credentials)")
+        keys.append(raw)
+    return Services(
+        postgres_url=_url("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432", ("postgresql", "postgres")),
+        db_prefix=prefix, redis_url=redis_url,
+        s3_endpoint_url=_url("S3_ENDPOINT_URL", "http://127.0.0.1:9000", ("http", "https")),
+        s3_bucket=bucket, s3_access_key=keys[0], s3_secret_key=keys[1],
+        mlflow_url=_url("MLFLOW_URL", "http://127.0.0.1:5000", ("http", "https")),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
+    profile: str
+    services: Services | None
     state_dir: Path
     lake_root: str
     mlflow_tracking_uri: str
@@ -103,14 +185,26 @@ class Settings:
 def load() -> Settings:
     """Read and validate all settings from the environment."""
     state = Path(_str("STATE_DIR", str(PROJECT_ROOT / ".local" / "state"))).resolve()
+    profile = _str("PROFILE", "embedded")
+    if profile not in PROFILES:
+        raise SettingError(f"LIFECYCLE_PROFILE={profile!r}: must be one of {', '.join(PROFILES)}")
+    services = _services() if profile == "scaleout" else None
+    if services:
+        lake, tracking, artifacts = (f"s3://{S3_CONN_ID}@{services.s3_bucket}/lake", services.mlflow_url,
+                                     "mlflow-artifacts:/experiments")  # the server proxies S3 artifacts
+    else:
+        lake, tracking, artifacts = (f"file://{state}/lake", f"sqlite:///{state}/mlflow/mlflow.db",
+                                     f"{state}/mlflow/artifacts")
     metric = _str("PRIMARY_METRIC", "pr_auc")
     if metric not in ("pr_auc", "roc_auc"):
         raise SettingError(f"LIFECYCLE_PRIMARY_METRIC={metric!r}: must be one of pr_auc, roc_auc")
     return Settings(
+        profile=profile,
+        services=services,
         state_dir=state,
-        lake_root=_str("LAKE_ROOT", f"file://{state}/lake"),
-        mlflow_tracking_uri=_str("MLFLOW_TRACKING_URI", f"sqlite:///{state}/mlflow/mlflow.db"),
-        mlflow_artifact_root=_str("MLFLOW_ARTIFACT_ROOT", f"{state}/mlflow/artifacts"),
+        lake_root=_str("LAKE_ROOT", lake),
+        mlflow_tracking_uri=_str("MLFLOW_TRACKING_URI", tracking),
+        mlflow_artifact_root=_str("MLFLOW_ARTIFACT_ROOT", artifacts),
         model_name=_str("MODEL_NAME", "fraud-detector"),
         experiment=_str("EXPERIMENT", "fraud-detection"),
         feature_repo=Path(_str("FEATURE_REPO", str(PROJECT_ROOT / "feature_repo"))),

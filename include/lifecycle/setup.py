@@ -1,6 +1,8 @@
-"""One-time set-up of the embedded profile: Airflow metadata DB and the ``gpu`` pool.
+"""One-time set-up of a deployment: services checked, Airflow metadata DB migrated, ``gpu`` pool.
 
-The pool gets one slot per GPU found (at least one), so training tasks never oversubscribe.
+Scale-out: every service is checked first (a bad URL, password or missing bucket stops here with
+the setting named) and the deployment's PostgreSQL databases are created. The pool gets one slot
+per GPU found (at least one), so training tasks never oversubscribe.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 
-from lifecycle import env
+from lifecycle import env, services
 from lifecycle import settings as _settings
 
 
@@ -33,13 +35,20 @@ def main() -> None:
     cfg = _settings.load()
     for sub in ("airflow", "mlflow", "feast", "bentoml"):
         (cfg.state_dir / sub).mkdir(parents=True, exist_ok=True)
+    if cfg.services:
+        services.check()
+        services.create_databases()
     airflow("db", "migrate")
-    with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:  # readers no longer block the writer
-        db.execute("PRAGMA journal_mode=WAL")
+    if not cfg.services:
+        with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:  # readers no longer block the writer
+            db.execute("PRAGMA journal_mode=WAL")
     slots = max(1, gpu_count())
     airflow("pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})")
     print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except services.ServiceError as err:
+        raise SystemExit(f"set-up failed: {err}") from None

@@ -1,0 +1,164 @@
+"""The processes of a deployment, derived from settings: what runs, and a supervisor for them.
+
+Embedded: one ``airflow standalone``. Scale-out: the MLflow tracking server, the Airflow
+api-server, scheduler, dag-processor and triggerer as separate processes, and two Celery workers
+(queue ``default``, and the training queue). docker-compose runs the same commands, one per
+container: ``python -m lifecycle.cluster run <name>``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+
+from lifecycle import env
+from lifecycle import settings as _settings
+
+
+def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Process name -> (argv, extra environment), in start order."""
+    cfg = _settings.load()
+    airflow = [sys.executable, "-m", "airflow"]
+    svc = cfg.services
+    if svc is None:
+        return {"standalone": ([*airflow, "standalone"], {})}
+    port = env.api_port()
+    mlflow = urlsplit(svc.mlflow_url)
+    local = mlflow.hostname in ("127.0.0.1", "localhost")
+    hosts = ",".join(f"{h}:{mlflow.port},{h}" for h in {mlflow.hostname, "localhost", "127.0.0.1"})
+    worker = [*airflow, "celery", "worker", "--concurrency"]
+    return {
+        "mlflow": ([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", svc.database_url("mlflow"),
+                    "--artifacts-destination", f"s3://{svc.s3_bucket}/mlflow", "--serve-artifacts",
+                    "--host", "127.0.0.1" if local else "0.0.0.0", "--port", str(mlflow.port),
+                    "--workers", "1", "--allowed-hosts", hosts], {}),
+        "api-server": ([*airflow, "api-server", "--port", str(port)], {}),
+        "scheduler": ([*airflow, "scheduler"], {}),
+        "dag-processor": ([*airflow, "dag-processor"], {}),
+        "triggerer": ([*airflow, "triggerer"], {}),
+        "worker-default": ([*worker, "2", "--queues", "default", "--celery-hostname", "default@%h"], {}),
+        # training tasks: one at a time, like the pool; its own log-server port beside the other worker
+        "worker-gpu": ([*worker, "1", "--queues", cfg.gpu_queue, "--celery-hostname", "gpu@%h"],
+                       {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 3)}),
+    }
+
+
+def serve_model() -> None:
+    """The model service: the champion from the registry, served with online features (exec)."""
+    from lifecycle import packaging
+
+    packaging.import_champion()
+    os.execv(sys.executable, [sys.executable, "-m", "bentoml", "serve", packaging.SERVICE,
+                              "--host", "0.0.0.0", "--port", os.environ.get("LIFECYCLE_MODEL_PORT", "3000")])
+
+
+class Supervisor:
+    """Starts the processes of ``commands()``, samples their memory, stops them and their children."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name, (argv, extra) in commands().items():
+            with open(self.log_dir / f"{name}.log", "ab") as log:
+                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                                    start_new_session=True, env={**os.environ, **extra})
+        threading.Thread(target=self._sample_memory, daemon=True).start()
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.log_dir / name}.log")
+
+    def _tree(self) -> list[psutil.Process]:
+        procs = []
+        for proc in self.procs.values():
+            try:
+                root = psutil.Process(proc.pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        return procs
+
+    def _sample_memory(self) -> None:
+        while not self._stop.is_set():
+            rss = pss = 0
+            for p in self._tree():
+                try:
+                    info = p.memory_full_info()
+                    rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
+                except psutil.Error:
+                    continue
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            time.sleep(1)
+
+    def stop(self) -> None:
+        """Terminate every process group (workers and servers may start children of their own)."""
+        self._stop.set()
+        tree = self._tree()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        for proc in self.procs.values():
+            proc.wait()
+
+
+def up() -> None:
+    """Every process of the profile in the foreground until Ctrl-C or until one of them exits."""
+    cfg = _settings.load()
+    supervisor = Supervisor(cfg.airflow_home / "process-logs")
+    supervisor.start()
+    print(f"{', '.join(supervisor.procs)} started ({cfg.profile} profile); Airflow at "
+          f"{os.environ['AIRFLOW__API__BASE_URL']}; logs in {supervisor.log_dir}; Ctrl-C stops all", flush=True)
+    try:
+        while True:
+            supervisor.check_alive()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        supervisor.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the deployment's processes: all of them in the foreground "
+                                                 "(up), or one (run NAME, the docker-compose entry).")
+    parser.add_argument("action", choices=["up", "run"])
+    parser.add_argument("name", nargs="?", choices=[*commands(), "model"])
+    args = parser.parse_args(argv)
+    env.apply()
+    if args.action == "up":
+        return up()
+    if args.name is None:
+        parser.error("run needs a process name")
+    if args.name == "model":
+        serve_model()
+    argv_, extra = commands()[args.name]
+    os.environ.update(extra)
+    os.execv(argv_[0], argv_)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The embedded end-to-end loop, unchanged, on the scale-out profile: PostgreSQL metadata,
+CeleryExecutor with the Redis broker and two workers (queues ``default`` and ``gpu``), the lake in
+a real S3 server, Feast's SQL registry and Redis online store, an MLflow tracking server with
+PostgreSQL backend and S3 artifacts. Every fact is collected while the deployment is up; the
+deployment's databases, Redis keys and bucket must be gone afterwards.
+"""
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lifecycle import demo, lake, packaging, sandbox, services
+from lifecycle import settings as _settings
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.services, pytest.mark.timeout(2400)]  # the module fixture runs the whole loop
+STATE = ROOT / ".local" / "tests" / "scaleout"
+FIRST = dt.date(2026, 10, 1)
+CORRUPT = FIRST + dt.timedelta(days=11)
+
+
+def _workloads(log) -> list[str]:
+    """task ids a Celery worker executed (from its own log)."""
+    return re.findall(r"Executing workload in Celery: .*?task_id=(\w+)/", log.read_text())
+
+
+def observe(server) -> dict:
+    """What the scale-out services hold at the end of the loop (the deployment is still up)."""
+    import psycopg2
+    import redis
+    from mlflow import MlflowClient
+
+    cfg = _settings.load()
+    svc = cfg.services
+    with psycopg2.connect(svc.database_url("airflow", "postgresql")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT queue, count(*) FROM task_instance WHERE state = 'success' GROUP BY queue")
+        queues = dict(cur.fetchall())
+        cur.execute("SELECT DISTINCT task_id FROM task_instance WHERE queue = %s", (cfg.gpu_queue,))
+        gpu_tasks = sorted(r[0] for r in cur.fetchall())
+        cur.execute("SELECT count(*) FROM dag_run")
+        dag_runs = cur.fetchone()[0]
+    keys = [o["Key"] for page in services.s3_client().get_paginator("list_objects_v2").paginate(Bucket=svc.s3_bucket)
+            for o in page.get("Contents", [])]
+    online = redis.Redis.from_url(svc.redis_url)
+    client = MlflowClient(tracking_uri=svc.mlflow_url, registry_uri=svc.mlflow_url)
+    versions = client.search_model_versions(f"name='{cfg.model_name}'")
+    logs = server.supervisor.log_dir
+    curated = lake.read_range("curated", "transactions", CORRUPT - dt.timedelta(days=1), CORRUPT - dt.timedelta(days=1))
+    known = {**packaging.GOOD, "card_id": curated["card_id"].iloc[0], "merchant_id": curated["merchant_id"].iloc[0]}
+    unknown = {**packaging.GOOD, "card_id": "never-seen-card"}
+    import bentoml
+
+    bento = max(bentoml.bentos.list(), key=lambda b: b.info.creation_time)
+    with packaging.serving(str(bento.tag)) as base:
+        served = [packaging.post(f"{base}/predict", body) for body in (known, unknown)]
+    return {
+        "queues": queues, "gpu_tasks": gpu_tasks, "dag_runs": dag_runs,
+        "workers": {name: _workloads(logs / f"worker-{name}.log") for name in ("default", "gpu")},
+        "s3_prefixes": sorted({"/".join(k.split("/")[:2]) for k in keys}), "s3_objects": len(keys),
+        "redis_keys": online.dbsize(),
+        "feast_keys": sum(1 for _ in online.scan_iter(match=b"*fraud_lifecycle", count=1000)),
+        "mlflow_versions": sorted(int(v.version) for v in versions),
+        "mlflow_sources": sorted({v.source.split(":")[0] for v in versions}),
+        "champion": client.get_registered_model(cfg.model_name).aliases.get("champion"),
+        "served": served,
+    }
+
+
+@pytest.fixture(scope="module")
+def loop():
+    shutil.rmtree(STATE, ignore_errors=True)
+    STATE.mkdir(parents=True)
+    with sandbox.scaleout(STATE) as values:
+        summary = demo.run(8, 3, observe=observe)
+    import psycopg2
+    import redis
+
+    with psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (values["LIFECYCLE_DB_PREFIX"] + "%",))
+        summary["leftover_databases"] = [r[0] for r in cur.fetchall()]
+    summary["leftover_redis_keys"] = redis.Redis.from_url(values["LIFECYCLE_REDIS_URL"]).dbsize()
+    summary["values"] = values
+    return summary
+
+
+def test_loop_completes_under_celery_with_drift_triggered_retraining(loop):
+    assert demo.check(loop) == []
+    dags = loop["dags"]
+    assert dags["ingest"]["runs"] == {"backfill:success": 12}
+    assert dags["train"]["runs"] == {"manual:success": 1, "asset_triggered:success": 1}
+    assert dags["promote"]["runs"] == {"asset_triggered:success": 2}
+    assert loop["quarantined_days"] == [CORRUPT.isoformat()] and not loop["corrupt_day_curated"]
+
+
+def test_tasks_ran_on_both_queues_and_training_only_on_gpu(loop):
+    seen = loop["observed"]
+    assert seen["queues"]["default"] > 50 and seen["queues"]["gpu"] == 6  # 3 candidates x 2 training runs
+    assert seen["gpu_tasks"] == ["train_pytorch_mlp", "train_sklearn_logistic", "train_xgboost"]
+    workers = seen["workers"]
+    assert sorted(set(workers["gpu"])) == seen["gpu_tasks"] and len(workers["gpu"]) == 6
+    assert workers["default"] and not set(workers["default"]) & set(seen["gpu_tasks"])
+
+
+def test_metadata_in_postgres_lake_in_s3_versions_in_mlflow_server(loop):
+    seen = loop["observed"]
+    assert seen["dag_runs"] == sum(sum(d["runs"].values()) for d in loop["dags"].values())
+    assert {"lake/raw", "lake/curated", "lake/features", "lake/quarantine", "lake/reports", "lake/training",
+            "mlflow/experiments"} <= set(seen["s3_prefixes"])
+    assert seen["mlflow_versions"] == [1, 2] and seen["champion"] in ("1", "2")
+    assert seen["mlflow_sources"] in (["mlflow-artifacts"], ["models"])  # artifacts behind the server, never local
+    assert all(r.startswith("s3://") for r in loop["drift_reports"])
+
+
+def test_bento_serves_online_features_from_redis(loop):
+    seen = loop["observed"]
+    assert seen["feast_keys"] > 1000 and seen["redis_keys"] >= seen["feast_keys"]
+    (known_status, known), (unknown_status, unknown) = seen["served"]
+    assert known_status == unknown_status == 200
+    assert known["known_card"] is True and unknown["known_card"] is False
+    assert known["model_version"] == seen["champion"]
+
+
+def test_the_run_leaves_nothing_behind(loop):
+    assert loop["leftover_databases"] == []
+    assert loop["leftover_redis_keys"] == 0
