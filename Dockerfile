@@ -1,29 +1,40 @@
-# The one project image (first draft; the scale-out issue makes it the base of every service).
-# Installs exactly the committed lock, then the project library; DAGs, plugins and the feature
-# repo are part of the image so scheduler, workers and the model service run the same code.
+# The one project image: every project service of docker-compose.yaml (Airflow api-server,
+# scheduler, dag-processor, triggerer, both Celery workers, the set-up job, MLflow and the BentoML
+# model service) runs from it with `python -m lifecycle.cluster run <name>` / `python -m lifecycle.setup`.
+# It installs exactly the committed lock, then the project library (--no-deps: the lock is the whole
+# environment); DAGs, plugins and the feature repo are in the image, so every service runs the same code.
+# Configuration comes only from LIFECYCLE_* variables (docker-compose.yaml); the project derives every
+# AIRFLOW__*, MLflow, Feast and AWS setting from them, so none is set here.
+# Never built on the development machines (no Docker engine there): tests/unit/test_compose.py checks
+# this file against requirements.lock.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     DO_NOT_TRACK=1 FEAST_USAGE=False MLFLOW_DISABLE_TELEMETRY=true BENTOML_DO_NOT_TRACK=true \
-    SCARF_ANALYTICS=false AIRFLOW__USAGE_DATA_COLLECTION__ENABLED=False \
-    AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW__CORE__DAGS_FOLDER=/opt/project/dags \
-    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/project/plugins \
-    AIRFLOW__CORE__LOAD_EXAMPLES=False
+    SCARF_ANALYTICS=false AIRFLOW__USAGE_DATA_COLLECTION__ENABLED=False GX_ANALYTICS_ENABLED=False \
+    LIFECYCLE_STATE_DIR=/opt/state
 
+# git: MLflow records the source version; build-essential: any locked package without a wheel.
 RUN apt-get update && apt-get install -y --no-install-recommends git build-essential \
     && rm -rf /var/lib/apt/lists/*
 
+# Non-root user 50000 (Airflow's convention) with a passwd entry (getpass.getuser() needs one);
+# /opt/state is created owned by it so the named state volume starts writable.
+RUN useradd --uid 50000 --gid 0 --create-home --shell /bin/bash lifecycle \
+    && mkdir -p /opt/state && chown 50000:0 /opt/state && chmod 2775 /opt/state
+
 WORKDIR /opt/project
 COPY requirements.lock pyproject.toml README.md ./
-# torch's CPU build (the lock pins 2.13.0+cpu) lives on the PyTorch index, not PyPI.
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock
+# Exactly the lock. torch's CPU build (the lock pins 2.13.0+cpu) lives on the PyTorch index, not PyPI.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock
 COPY include ./include
 COPY dags ./dags
 COPY plugins ./plugins
 COPY feature_repo ./feature_repo
-RUN pip install --no-cache-dir --no-deps -e .
+RUN pip install --no-deps -e .
 
 USER 50000
-CMD ["airflow", "standalone"]
+# docker-compose.yaml gives every service its own command; alone, the image serves the Airflow API.
+CMD ["python", "-m", "lifecycle.cluster", "run", "api-server"]
