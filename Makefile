@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # A bytecode cache halves every task's start-up (LIBRARY-NOTES); the shell here disables it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-e2e airflow lint lock clean
+.PHONY: install demo test test-services airflow lint lock clean compose-tool
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: this project needs Python 3.11"; exit 1; }
@@ -22,11 +22,14 @@ install: $(STAMP)
 demo: install  ## the main job on the embedded default, through a real Airflow scheduler
 	$(PY) -m lifecycle.demo
 
-test: install  ## the whole suite: unit, DAG integrity, dag.test() runs, end-to-end scheduler test
-	$(PY) -m pytest
+test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() runs, end-to-end scheduler test
+	$(PY) -m pytest --ignore=tests/services
 
-airflow: install  ## Airflow UI (standalone) on the same state: http://localhost:8080, user admin
-	eval "$$($(PY) -m lifecycle.env)" && $(PY) -m lifecycle.setup && exec airflow standalone
+test-services: install  ## the scale-out profile against real PostgreSQL, Redis, an S3 server, Celery workers
+	$(PY) -m pytest tests/services
+
+airflow: install  ## the profile's processes on the same state, UI at http://localhost:8080 (user admin)
+	$(PY) -m lifecycle.setup && $(PY) -m lifecycle.cluster up
 
 lint: install
 	$(VENV)/bin/ruff check include dags tests feature_repo plugins bench
@@ -40,3 +43,6 @@ lock:  ## re-resolve requirements.in into requirements.lock (deliberate upgrades
 
 clean:
 	rm -rf .local/state
+
+compose-tool:  ## Debian's docker-compose 1.29, which tests/unit/test_compose.py validates docker-compose.yaml with
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
