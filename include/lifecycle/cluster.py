@@ -123,9 +123,15 @@ class Supervisor:
             proc.wait()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def up() -> None:
     """Every process of the profile in the foreground until Ctrl-C or until one of them exits."""
     cfg = _settings.load()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background or by a service manager
+        signal.signal(signum, _interrupt)
     supervisor = Supervisor(cfg.airflow_home / "process-logs")
     supervisor.start()
     print(f"{', '.join(supervisor.procs)} started ({cfg.profile} profile); Airflow at "
