@@ -60,7 +60,6 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": svc.database_url("airflow"),
         "AIRFLOW__CELERY__BROKER_URL": svc.redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + svc.database_url("airflow", "postgresql"),
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
         f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}": json.dumps(s3),
         # the same credentials for the libraries that talk to S3 themselves (Feast/pyarrow, the MLflow server)
@@ -119,7 +118,7 @@ def environment() -> dict[str, str]:
 # Set by one profile only: a process that switches profiles (tests, benchmarks) drops them.
 PROFILE_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
                 "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
-                "AIRFLOW__CELERY__WORKER_CONCURRENCY", "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
                 f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                 "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL")
 

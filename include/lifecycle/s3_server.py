@@ -32,16 +32,12 @@ class S3Server:
             self.proc.wait(timeout=20)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(log: Path, timeout: float = 30) -> S3Server:
     import boto3
 
-    port = _free_port()
+    from lifecycle.sandbox import free_port
+
+    port = free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
