@@ -13,10 +13,6 @@ from pathlib import Path
 
 from lifecycle import settings as _settings
 
-# SQLite serializes writers: api-server, scheduler and dag-processor wait for each other instead of
-# failing with "database is locked" (seen on backfill creation while the scheduler worked).
-SQLITE_CONNECT_ARGS = {"timeout": 60}
-
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "1",
     "SCARF_ANALYTICS": "false",
@@ -50,8 +46,9 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
         return {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.env.SQLITE_CONNECT_ARGS",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.env.SQLITE_CONNECT_ARGS",
+            # api-server, scheduler, dag-processor and tasks write concurrently: they wait, never fail
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.sqlite_metadata.CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.sqlite_metadata.ASYNC_CONNECT_ARGS",
         }
     s3 = {"conn_type": "aws", "login": svc.s3_access_key, "password": svc.s3_secret_key,
           "extra": {"endpoint_url": svc.s3_endpoint_url, "region_name": "us-east-1"}}
@@ -110,7 +107,7 @@ def environment() -> dict[str, str]:
         "TQDM_DISABLE": "1",
         "PYTHONDONTWRITEBYTECODE": "",
         "GIT_PYTHON_REFRESH": "quiet",
-        # subprocesses (airflow standalone, bentoml serve) must find the project's environment first
+        # subprocesses (the Airflow processes, bentoml serve) must find the project's environment first
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
 

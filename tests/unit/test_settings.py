@@ -85,7 +85,7 @@ def test_apply_drops_the_other_profiles_settings(scaleout, monkeypatch):
 
     saved = dict(os.environ)
     try:
-        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "lifecycle.env.SQLITE_CONNECT_ARGS"
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "lifecycle.sqlite_metadata.CONNECT_ARGS"
         env.apply()
         assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in os.environ
         assert os.environ["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
