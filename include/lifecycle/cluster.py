@@ -1,9 +1,11 @@
 """The processes of a deployment, derived from settings: what runs, and a supervisor for them.
 
-Embedded: one ``airflow standalone``. Scale-out: the MLflow tracking server, the Airflow
-api-server, scheduler, dag-processor and triggerer as separate processes, and two Celery workers
-(queue ``default``, and the training queue). docker-compose runs the same commands, one per
-container: ``python -m lifecycle.cluster run <name>``.
+Both profiles run Airflow's api-server, scheduler, dag-processor and triggerer as separate
+processes, each logging unbuffered to its own file, so what a process printed before it stopped
+(a traceback, an access-log line) is on disk. Embedded: tasks run in the scheduler's
+LocalExecutor. Scale-out adds the MLflow tracking server and two Celery workers (queue
+``default``, and the training queue). docker-compose runs the same commands, one per container:
+``python -m lifecycle.cluster run <name>``.
 """
 from __future__ import annotations
 
@@ -26,10 +28,16 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     """Process name -> (argv, extra environment), in start order."""
     cfg = _settings.load()
     airflow = [sys.executable, "-m", "airflow"]
+    port = env.api_port()
+    components = {
+        "api-server": ([*airflow, "api-server", "--port", str(port)], {}),
+        "scheduler": ([*airflow, "scheduler"], {}),
+        "dag-processor": ([*airflow, "dag-processor"], {}),
+        "triggerer": ([*airflow, "triggerer"], {}),
+    }
     svc = cfg.services
     if svc is None:
-        return {"standalone": ([*airflow, "standalone"], {})}
-    port = env.api_port()
+        return components
     mlflow = urlsplit(svc.mlflow_url)
     local = mlflow.hostname in ("127.0.0.1", "localhost")
     hosts = ",".join(f"{h}:{mlflow.port},{h}" for h in {mlflow.hostname, "localhost", "127.0.0.1"})
@@ -39,10 +47,7 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
                     "--artifacts-destination", f"s3://{svc.s3_bucket}/mlflow", "--serve-artifacts",
                     "--host", "127.0.0.1" if local else "0.0.0.0", "--port", str(mlflow.port),
                     "--workers", "1", "--allowed-hosts", hosts], {}),
-        "api-server": ([*airflow, "api-server", "--port", str(port)], {}),
-        "scheduler": ([*airflow, "scheduler"], {}),
-        "dag-processor": ([*airflow, "dag-processor"], {}),
-        "triggerer": ([*airflow, "triggerer"], {}),
+        **components,
         "worker-default": ([*worker, "2", "--queues", "default", "--celery-hostname", "default@%h"], {}),
         # training tasks: one at a time, like the pool; its own log-server port beside the other worker
         "worker-gpu": ([*worker, "1", "--queues", cfg.gpu_queue, "--celery-hostname", "gpu@%h"],
@@ -60,20 +65,22 @@ def serve_model() -> None:
 
 
 class Supervisor:
-    """Starts the processes of ``commands()``, samples their memory, stops them and their children."""
+    """Starts ``programs`` (default: the profile's ``commands()``), each in its own session logging
+    unbuffered to ``<log_dir>/<name>.log``; samples their memory, stops them and their children."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, programs: dict[str, tuple[list[str], dict[str, str]]] | None = None) -> None:
         self.log_dir = log_dir
+        self.programs = programs
         self.procs: dict[str, subprocess.Popen] = {}
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name, (argv, extra) in commands().items():
+        for name, (argv, extra) in (self.programs or commands()).items():
             with open(self.log_dir / f"{name}.log", "ab") as log:
-                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                    start_new_session=True, env={**os.environ, **extra})
+                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **extra})
         threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def check_alive(self) -> None:

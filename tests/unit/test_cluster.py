@@ -1,0 +1,29 @@
+"""The supervisor of a deployment's processes: what a process printed before it was stopped is in
+its log file (a traceback printed just before a stop used to stay in a pipe or buffer and vanish)."""
+import sys
+import time
+
+from lifecycle import cluster
+
+# prints one line (no flush), then idles until it is terminated
+LAST_WORDS = "import time; print('Traceback (most recent call last): the last words'); time.sleep(600)"
+
+
+def test_output_printed_before_stop_is_in_the_log(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the supervisor must not rely on the caller's shell
+    supervisor = cluster.Supervisor(tmp_path, {"server": ([sys.executable, "-c", LAST_WORDS], {})})
+    supervisor.start()
+    log = tmp_path / "server.log"
+    deadline = time.monotonic() + 30
+    while "the last words" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    supervisor.stop()
+    assert "Traceback (most recent call last): the last words" in log.read_text()
+    assert supervisor.procs["server"].returncode is not None
+
+
+def test_both_profiles_run_airflow_as_separate_logged_processes(monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
+    embedded = cluster.commands()
+    assert list(embedded) == ["api-server", "scheduler", "dag-processor", "triggerer"]
+    assert embedded["api-server"][0][-3:] == ["api-server", "--port", str(cluster.env.api_port())]
