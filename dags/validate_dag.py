@@ -23,7 +23,7 @@ def validate():
 
         return days_to_process(pending_days(), params, triggering_asset_events, RAW)
 
-    @task(outlets=[CURATED], map_index_template="{{ task.op_kwargs['day'] }}", retries=0)
+    @task(outlets=[CURATED], map_index_template="{{ task.op_kwargs['day'] }}")
     def quality_gate(day: str, *, outlet_events=None) -> list[dict]:
         from datetime import date
 

@@ -3,6 +3,10 @@
 The training set is written to the lake once per DAG run; each candidate task reads it, trains
 on the device it finds (CUDA when present), logs everything to MLflow and reports its holdout
 metrics; the best candidate becomes a new registered version with alias ``challenger``.
+
+Every step is keyed by the Airflow run, so a retried task (its process killed mid-run) ends as an
+uninterrupted one would: the training set is published whole or not at all, the parent MLflow run
+and each finished candidate run are reused, and a run registers at most one model version.
 """
 from __future__ import annotations
 
@@ -65,12 +69,8 @@ def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
         raise TrainingDataError(f"time split at {split.date()} leaves a part with one class: "
                                 f"land more days or lower LIFECYCLE_HOLDOUT_DAYS")
     folder = lake.zone("training") / run_key.replace(":", "_").replace("+", "_")
-    folder.mkdir(parents=True, exist_ok=True)
-    digests = {}
-    for name, frame in parts.items():
-        data = lake.parquet_bytes(frame)
-        (folder / f"{name}.parquet").write_bytes(data)
-        digests[name] = lake.sha256(data)
+    files = {f"{name}.parquet": lake.parquet_bytes(frame) for name, frame in parts.items()}
+    digests = {name: lake.sha256(files[f"{name}.parquet"]) for name in parts}
     info = {
         "uri": str(folder), "train_rows": len(parts["train"]), "holdout_rows": len(parts["holdout"]),
         "no_feature_rows": int(rows["card_avg_amount_7d"].isna().sum()),
@@ -79,7 +79,7 @@ def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
         "digest": lake.sha256(json.dumps(digests, sort_keys=True).encode())[:16],
         "numeric": numeric_columns(rows),
     }
-    (folder / "info.json").write_text(json.dumps(info, indent=2))
+    lake.publish(folder, files, info)  # the manifest is the training set's description
     return info
 
 
@@ -139,11 +139,30 @@ class _Pyfunc:  # FraudModel.predict without an MLflow context, for evaluation b
         return self.model.predict_proba(frame)
 
 
+def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
+    """A finished run of this candidate under this parent (a retry reuses it); unfinished ones
+    (their process was killed) are marked KILLED so the parent shows one live run per candidate."""
+    from mlflow.entities import RunStatus
+
+    c = tracking.client()
+    found = None
+    for run in c.search_runs([tracking.experiment_id()], f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                                         f"and tags.flavour = '{flavour}'"):
+        if run.info.status == "FINISHED" and found is None:
+            found = {"flavour": flavour, "run_id": run.info.run_id, "device": run.data.params.get("device"),
+                     "metrics": dict(run.data.metrics)}
+        elif run.info.status == "RUNNING":
+            c.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+    return found
+
+
 def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: int) -> dict:
     """Fit one candidate, log params/metrics/model to MLflow; returns run id and metrics."""
     import mlflow
 
     tracking.client()
+    if (done := _earlier_attempt(parent_run_id, flavour)) is not None:
+        return done
     train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
     numeric = training_set["numeric"]
     dev = device()
@@ -174,9 +193,13 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
 
 
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:
+    """The MLflow run that holds this Airflow run's candidates (created once per Airflow run)."""
     import mlflow
 
-    tracking.client()
+    c = tracking.client()
+    earlier = c.search_runs([tracking.experiment_id()], f"tags.airflow_run = '{run_key}'", max_results=1)
+    if earlier:
+        return earlier[0].info.run_id
     with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=f"train {run_key}") as run:
         mlflow.log_params({k: v for k, v in training_set.items() if k not in ("numeric", "uri")})
         mlflow.set_tags({"trigger": reason, "airflow_run": run_key, "training_set_uri": training_set["uri"],
@@ -191,14 +214,14 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
     cfg = _settings.load()
     c = tracking.client()
     best = max(results, key=lambda r: r["metrics"][cfg.primary_metric])
-    mv = mlflow.register_model(f"runs:/{best['run_id']}/model", cfg.model_name)
     tags = {"flavour": best["flavour"], "dataset_digest": training_set["digest"],
             "training_set_uri": training_set["uri"], "feature_service": cfg.feature_service,
             "git_commit": tracking.git_commit(), "airflow_run": run_key, "trigger": reason,
             "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
             **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()}}
-    for key, value in tags.items():
-        c.set_model_version_tag(cfg.model_name, mv.version, key, value)
+    # tags are written with the version, so a retry finds the version its first attempt made
+    earlier = c.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{run_key}'")
+    mv = earlier[0] if earlier else mlflow.register_model(f"runs:/{best['run_id']}/model", cfg.model_name, tags=tags)
     c.set_registered_model_alias(cfg.model_name, CHALLENGER, mv.version)
     return {"version": mv.version, "flavour": best["flavour"], "run_id": best["run_id"],
             cfg.primary_metric: best["metrics"][cfg.primary_metric],

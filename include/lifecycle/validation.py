@@ -131,6 +131,11 @@ def validate_day(day: dt.date) -> list[Outcome]:
     raw = {ds: lake.partition("raw", ds, day) for ds in DATASETS}
     for part in raw.values():
         if lake.manifest(part) is None:
+            quarantined = [lake.manifest(lake.partition("quarantine", ds, day)) for ds in DATASETS]
+            if any(quarantined):  # an earlier attempt quarantined it and was killed before it failed
+                failures = [f for m in quarantined if m for f in m["failures"]]
+                raise QualityGateError(f"batch {day.isoformat()} was already quarantined; "
+                                       f"failed expectations: {describe(failures)}")
             raise FileNotFoundError(f"raw partition {part} is missing or incomplete (no manifest): "
                                     f"validate runs only on partitions landed by ingest")
     data = {ds: (part / "data.parquet").read_bytes() for ds, part in raw.items()}  # read once: validate, then copy

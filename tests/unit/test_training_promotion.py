@@ -74,6 +74,25 @@ def test_every_candidate_is_tracked_and_the_best_is_challenger(world, trained):
     assert mv.tags["training_set_uri"] == info["uri"] and mv.tags["git_commit"]
 
 
+def test_a_retried_training_step_reuses_what_its_killed_attempt_made(world, trained):
+    from mlflow.entities import RunStatus
+
+    info, results, registered = trained
+    client = tracking.client()
+    parent = client.get_run(results[0]["run_id"]).data.tags["mlflow.parentRunId"]
+    assert training.start_parent_run("test__round1", info, "test") == parent
+    # a killed attempt leaves its MLflow run RUNNING; the retry reuses the finished run and ends that one
+    stale = client.create_run(tracking.experiment_id(), tags={"mlflow.parentRunId": parent, "flavour": "xgboost"})
+    again = training.train_candidate("xgboost", info, parent, seed=7)
+    assert again == next(r for r in results if r["flavour"] == "xgboost")
+    assert client.get_run(stale.info.run_id).info.status == RunStatus.to_string(RunStatus.KILLED)
+    # registering again (the retry of a task killed after it registered) finds the same version
+    assert training.register_best(results, info, "test__round1", "test")["version"] == registered["version"]
+    assert len(client.search_model_versions(f"name = '{settings.load().model_name}' "
+                                            "and tags.airflow_run = 'test__round1'")) == 1
+    assert training.lake.manifest(ObjectStoragePath(info["uri"]))["digest"] == info["digest"]
+
+
 def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trained):
     import mlflow
 
