@@ -1,32 +1,43 @@
-"""The loop through a real Airflow scheduler (airflow standalone, LocalExecutor), as a user runs it.
+"""The loop through a real Airflow scheduler (LocalExecutor), as a user runs it, on a busy machine.
 
 Runs the demo on its own state folder and port: backfilled ingest → validate → features,
 a manual first training, drifted days, monitor → drift asset → asset-triggered training,
-and a corrupt day that must never reach curated data, features or training.
+and a corrupt day that must never reach curated data, features or training. Every core is kept
+busy by competing processes for the whole run, and one quality gate and one training candidate
+are killed with SIGKILL mid-run: Airflow retries them and the loop ends as an undisturbed one.
 """
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
+import faults
 import pytest
 
 from conftest import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 STATE = ROOT / ".local" / "tests" / "e2e"
+PORT = "18180"
+KILLED = [("validate", "quality_gate", 6), ("train", "train_xgboost", 4)]  # seconds into the task
 
 
 @pytest.fixture(scope="module")
-def summary():
-    env = {**os.environ, "LIFECYCLE_STATE_DIR": str(STATE), "LIFECYCLE_AIRFLOW_PORT": "18180"}
+def loop():
+    env = {**os.environ, "LIFECYCLE_STATE_DIR": str(STATE), "LIFECYCLE_AIRFLOW_PORT": PORT}
     env.pop("AIRFLOW_HOME", None)
     out = ROOT / ".local" / "tests" / "e2e-summary.json"
-    done = subprocess.run([sys.executable, "-m", "lifecycle.demo", "--normal-days", "8", "--drifted-days", "3",
-                           "--summary-file", str(out)], env=env, capture_output=True, text=True, timeout=1500)
+    out.unlink(missing_ok=True)
+    killer = faults.TaskKiller(f"http://localhost:{PORT}", STATE / "airflow", KILLED)
+    with faults.busy_cores() as load, killer:
+        done = subprocess.run([sys.executable, "-m", "lifecycle.demo", "--normal-days", "8", "--drifted-days", "3",
+                               "--summary-file", str(out)], env=env, capture_output=True, text=True, timeout=2400)
+        loaded = faults.still_busy(load)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(out.read_text())
+    return SimpleNamespace(summary=json.loads(out.read_text()), kills={k.task_id: k for k in killer.kills},
+                           killer_errors=killer.errors, loaded=loaded)
 
 
 @pytest.fixture
@@ -34,28 +45,70 @@ def e2e_state(monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(STATE))
 
 
-def test_drift_asset_starts_training_and_a_new_version_is_registered(summary):
-    dags = summary["dags"]
+def test_drift_asset_starts_training_and_a_new_version_is_registered(loop):
+    assert loop.loaded, "the competing processes did not run for the whole loop"
+    dags = loop.summary["dags"]
     assert dags["ingest"]["runs"] == {"backfill:success": 12}
     assert dags["train"]["runs"] == {"manual:success": 1, "asset_triggered:success": 1}
     assert dags["monitor"]["runs"] == {"manual:success": 1}
     assert dags["promote"]["runs"] == {"asset_triggered:success": 2}
-    assert [v[0] for v in summary["model_versions"]] == [1, 2]
-    assert summary["model_versions"][1][2].startswith("drift share")
-    assert summary["aliases"]["champion"] in (1, 2)
-    assert summary["drift_reports"] and summary["reports_index"].endswith("index.html")
+    assert [v[0] for v in loop.summary["model_versions"]] == [1, 2]
+    assert loop.summary["model_versions"][1][2].startswith("drift share")
+    assert loop.summary["aliases"]["champion"] in (1, 2)
+    assert loop.summary["drift_reports"] and loop.summary["reports_index"].endswith("index.html")
 
 
-def test_corrupt_batch_never_reaches_curated_features_or_training(summary, e2e_state):
+def test_corrupt_batch_never_reaches_curated_features_or_training(loop, e2e_state):
     from airflow.sdk import ObjectStoragePath
 
     from lifecycle import lake
 
     corrupt = dt.date(2026, 10, 1) + dt.timedelta(days=11)
-    assert summary["quarantined_days"] == [corrupt.isoformat()]
-    assert not summary["corrupt_day_curated"]
-    assert any(k.endswith(":failed") for k in summary["dags"]["validate"]["runs"])
+    assert loop.summary["quarantined_days"] == [corrupt.isoformat()]
+    assert not loop.summary["corrupt_day_curated"]
+    assert any(k.endswith(":failed") for k in loop.summary["dags"]["validate"]["runs"])
     assert corrupt not in lake.dates("curated", "transactions")
     assert corrupt not in lake.dates("features", "card_stats")
-    infos = [json.loads((p / "info.json").read_text()) for p in ObjectStoragePath(lake.zone("training")).iterdir()]
+    infos = [lake.manifest(p) for p in ObjectStoragePath(lake.zone("training")).iterdir()]
     assert len(infos) == 2 and all(dt.date.fromisoformat(i["last_day"]) < corrupt for i in infos)
+
+
+def test_a_killed_quality_gate_is_retried_and_curates_its_day_once(loop, e2e_state):
+    from lifecycle import lake
+
+    kill = loop.kills.get("quality_gate")
+    assert kill, f"no quality gate was killed; killer errors: {loop.killer_errors[-5:]}"
+    assert (kill.final_state, kill.final_try) == ("success", kill.try_number + 1)
+    day = dt.date.fromisoformat(kill.rendered_map_index)
+    for dataset in ("transactions", "labels"):
+        raw, curated = (lake.manifest(lake.partition(z, dataset, day)) for z in ("raw", "curated"))
+        assert curated["data_sha256"] == raw["data_sha256"] and curated["validated"] is True
+        assert (lake.partition("curated", dataset, day) / "data.parquet").read_bytes() == \
+            (lake.partition("raw", dataset, day) / "data.parquet").read_bytes()
+    assert list((STATE / "lake").rglob("_staging-*")) == []  # no half-written partition anywhere
+
+
+def test_a_killed_training_candidate_is_retried_and_the_run_registers_one_version(loop, e2e_state):
+    from lifecycle import settings, tracking
+
+    kill = loop.kills.get("train_xgboost")
+    assert kill, f"no training candidate was killed; killer errors: {loop.killer_errors[-5:]}"
+    assert (kill.final_state, kill.final_try) == ("success", kill.try_number + 1)
+    client = tracking.client()
+    versions = client.search_model_versions(f"name = '{settings.load().model_name}' "
+                                            f"and tags.airflow_run = '{kill.run_id}'")
+    assert len(versions) == 1
+    parent = client.search_runs([tracking.experiment_id()], f"tags.airflow_run = '{kill.run_id}'")
+    assert len(parent) == 1
+    children = client.search_runs([tracking.experiment_id()], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
+    finished = sorted(r.data.tags["flavour"] for r in children if r.info.status == "FINISHED")
+    assert finished == ["pytorch_mlp", "sklearn_logistic", "xgboost"]
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+
+
+def test_every_process_log_is_complete_after_the_deployment_stopped(loop):
+    logs = STATE / "airflow" / "process-logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["api-server.log", "dag-processor.log", "scheduler.log",
+                                                      "triggerer.log"]
+    tail = (logs / "api-server.log").read_text().rstrip().splitlines()[-5:]
+    assert any("Finished server process" in line for line in tail), tail  # written up to its last line

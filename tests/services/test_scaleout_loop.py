@@ -1,24 +1,28 @@
 """The embedded end-to-end loop, unchanged, on the scale-out profile: PostgreSQL metadata,
 CeleryExecutor with the Redis broker and two workers (queues ``default`` and ``gpu``), the lake in
 a real S3 server, Feast's SQL registry and Redis online store, an MLflow tracking server with
-PostgreSQL backend and S3 artifacts. Every fact is collected while the deployment is up; the
-deployment's databases, Redis keys and bucket must be gone afterwards.
+PostgreSQL backend and S3 artifacts. As in the embedded loop test, every core is kept busy by
+competing processes and one quality gate and one training candidate are killed mid-run (here on
+the Celery workers). Every fact is collected while the deployment is up; the deployment's
+databases, Redis keys and bucket must be gone afterwards.
 """
 import datetime as dt
 import re
 import shutil
 from pathlib import Path
 
+import faults
 import pytest
 
 from lifecycle import demo, lake, packaging, sandbox, services
 from lifecycle import settings as _settings
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.services, pytest.mark.timeout(2400)]  # the module fixture runs the whole loop
+pytestmark = [pytest.mark.services, pytest.mark.timeout(3000)]  # the module fixture runs the whole loop
 STATE = ROOT / ".local" / "tests" / "scaleout"
 FIRST = dt.date(2026, 10, 1)
 CORRUPT = FIRST + dt.timedelta(days=11)
+KILLED = [("validate", "quality_gate", 6), ("train", "train_xgboost", 4)]  # seconds into the task
 
 
 def _workloads(log) -> list[str]:
@@ -46,6 +50,9 @@ def observe(server) -> dict:
     online = redis.Redis.from_url(svc.redis_url)
     client = MlflowClient(tracking_uri=svc.mlflow_url, registry_uri=svc.mlflow_url)
     versions = client.search_model_versions(f"name='{cfg.model_name}'")
+    runs = [r["dag_run_id"] for r in server.runs("train")]
+    per_run = [len(client.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{r}'"))
+               for r in runs]
     logs = server.supervisor.log_dir
     curated = lake.read_range("curated", "transactions", CORRUPT - dt.timedelta(days=1), CORRUPT - dt.timedelta(days=1))
     known = {**packaging.GOOD, "card_id": curated["card_id"].iloc[0], "merchant_id": curated["merchant_id"].iloc[0]}
@@ -59,6 +66,7 @@ def observe(server) -> dict:
         "queues": queues, "gpu_tasks": gpu_tasks, "dag_runs": dag_runs,
         "workers": {name: _workloads(logs / f"worker-{name}.log") for name in ("default", "gpu")},
         "s3_prefixes": sorted({"/".join(k.split("/")[:2]) for k in keys}), "s3_objects": len(keys),
+        "staging_objects": [k for k in keys if "/_staging-" in k], "versions_per_train_run": per_run,
         "redis_keys": online.dbsize(),
         "feast_keys": sum(1 for _ in online.scan_iter(match=b"*fraud_lifecycle", count=1000)),
         "mlflow_versions": sorted(int(v.version) for v in versions),
@@ -73,7 +81,12 @@ def loop():
     shutil.rmtree(STATE, ignore_errors=True)
     STATE.mkdir(parents=True)
     with sandbox.scaleout(STATE) as values:
-        summary = demo.run(8, 3, observe=observe)
+        killer = faults.TaskKiller(f"http://localhost:{values['LIFECYCLE_AIRFLOW_PORT']}", STATE / "airflow", KILLED)
+        with faults.busy_cores() as load, killer:
+            summary = demo.run(8, 3, observe=observe)
+            summary["loaded"] = faults.still_busy(load)
+    summary["kills"] = {k.task_id: k for k in killer.kills}
+    summary["killer_errors"] = killer.errors
     import psycopg2
     import redis
 
@@ -86,6 +99,7 @@ def loop():
 
 
 def test_loop_completes_under_celery_with_drift_triggered_retraining(loop):
+    assert loop["loaded"], "the competing processes did not run for the whole loop"
     assert demo.check(loop) == []
     dags = loop["dags"]
     assert dags["ingest"]["runs"] == {"backfill:success": 12}
@@ -99,7 +113,8 @@ def test_tasks_ran_on_both_queues_and_training_only_on_gpu(loop):
     assert seen["queues"]["default"] > 50 and seen["queues"]["gpu"] == 6  # 3 candidates x 2 training runs
     assert seen["gpu_tasks"] == ["train_pytorch_mlp", "train_sklearn_logistic", "train_xgboost"]
     workers = seen["workers"]
-    assert sorted(set(workers["gpu"])) == seen["gpu_tasks"] and len(workers["gpu"]) == 6
+    retried = sum(k.task_id in seen["gpu_tasks"] for k in loop["kills"].values())  # the killed one ran twice
+    assert sorted(set(workers["gpu"])) == seen["gpu_tasks"] and len(workers["gpu"]) == 6 + retried
     assert workers["default"] and not set(workers["default"]) & set(seen["gpu_tasks"])
 
 
@@ -120,6 +135,15 @@ def test_bento_serves_online_features_from_redis(loop):
     assert known_status == unknown_status == 200
     assert known["known_card"] is True and unknown["known_card"] is False
     assert known["model_version"] == seen["champion"]
+
+
+def test_killed_tasks_are_retried_by_celery_workers_to_the_same_outcome(loop):
+    assert sorted(loop["kills"]) == ["quality_gate", "train_xgboost"], loop["killer_errors"][-5:]
+    for kill in loop["kills"].values():
+        assert (kill.final_state, kill.final_try) == ("success", kill.try_number + 1)
+    seen = loop["observed"]
+    assert seen["versions_per_train_run"] == [1, 1]
+    assert seen["staging_objects"] == []  # no half-written partition in the S3 lake
 
 
 def test_the_run_leaves_nothing_behind(loop):
