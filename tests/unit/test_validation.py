@@ -46,6 +46,10 @@ def test_corrupt_batch_is_quarantined_and_every_broken_rule_named(state):
     failures = lake.manifest(lake.partition("quarantine", "transactions", DAY))["failures"]
     assert {f["column"] for f in failures} >= {"merchant_id", "amount", "transaction_id", "event_timestamp"}
     assert (lake.zone("reports") / "data_quality" / "transactions" / DAY.isoformat() / "index.html").exists()
+    # the retry of an attempt killed after it quarantined the batch fails the same way, naming the rules
+    with pytest.raises(validation.QualityGateError, match="already quarantined.*expect_column_values_to_be_unique"):
+        validation.validate_day(DAY)
+    assert lake.dates("quarantine", "transactions") == [DAY] and lake.dates("curated", "transactions") == []
 
 
 def test_too_few_rows_fail_the_row_count_rule(state, monkeypatch):
