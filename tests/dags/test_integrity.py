@@ -17,6 +17,7 @@ EXPECTED = {
     "promote": ({assets.CANDIDATE}, {assets.PROMOTED}),
     "package": ({assets.PROMOTED}, {assets.PACKAGED}),
     "monitor": (set(), {assets.DRIFT}),
+    "rollback": (set(), set()),
 }
 
 
@@ -37,7 +38,8 @@ def test_conventions(dagbag, dag_id):
     assert dag.doc_md and dag_id in dag.doc_md
     for t in dag.tasks:
         assert t.owner == "ml-platform"
-        assert t.retries >= 1, t.task_id  # a killed task process is retried; bad data fails at once regardless
+        # a killed task process is retried (bad data fails at once regardless); an alias swap never repeats
+        assert t.retries == 0 if dag_id == "rollback" else t.retries >= 1, t.task_id
 
 
 def _schedule_assets(dag) -> set:

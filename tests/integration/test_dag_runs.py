@@ -114,3 +114,23 @@ def test_retraining_on_the_same_data_is_not_promoted(dags):
     assert states(run) == {"compare": "success", "is_better": "success", "set_champion": "skipped"}
     assert tracking.version_by_alias(CHAMPION).version == 1
     assert tracking.version_by_alias(CHALLENGER).version == 2
+
+
+def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
+    import json
+    import subprocess
+    import sys
+
+    from lifecycle.schema import PREVIOUS
+
+    model = settings.load().model_name
+    assert tracking.version_by_alias(PREVIOUS) is None
+    failed = dags["rollback"].test()
+    assert failed.state == "failed"  # nothing to roll back to
+    tracking.client().set_registered_model_alias(model, PREVIOUS, "2")  # an operator's earlier release
+    run = dags["rollback"].test()
+    assert run.state == "success" and xcom(run, "swap_aliases") == {"champion": "2", PREVIOUS: "1"}
+    back = subprocess.run([sys.executable, "-m", "lifecycle.rollback"], capture_output=True, text=True, timeout=120)
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert json.loads(back.stdout.strip().splitlines()[-1]) == {"champion": "1", PREVIOUS: "2"}
+    assert tracking.version_by_alias(CHAMPION).version == 1 and tracking.version_by_alias(PREVIOUS).version == 2
