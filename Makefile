@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .local/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# A bytecode cache halves every task's start-up (LIBRARY-NOTES); the shell here disables it.
+# A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install demo test test-services airflow lint lock clean compose-tool
