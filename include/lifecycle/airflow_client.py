@@ -21,6 +21,10 @@ from lifecycle.cluster import Supervisor
 ACTIVE = ("queued", "running")
 
 
+def _states(runs: list[dict]) -> set[tuple[str, str, str]]:
+    return {(r["dag_id"], r["dag_run_id"], r["state"]) for r in runs}
+
+
 class AirflowClient:
     """A logged-in REST client of the Airflow at ``base`` whose home (password file) is ``home``."""
 
@@ -92,9 +96,13 @@ class AirflowClient:
         A finishing task records its outlet events and queues the consumer DAGs in the same
         transaction that ends it, while its run is still active; the scheduler turns a queue entry
         into a run and deletes it in one transaction; a backfill is open until the scheduler marks
-        it complete. So there is no instant at which work remains but none of these shows it.
+        it complete. So at any one instant, remaining work shows as one of these. The checks are
+        requests at successive instants, though: a queue entry that became a run after the run
+        list was read and before the queues were read is in neither answer. So the run list is
+        read again last: idle only if no run appeared or changed meanwhile.
         """
-        busy = [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in self.runs() if r["state"] in ACTIVE]
+        runs = self.runs()
+        busy = [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in runs if r["state"] in ACTIVE]
         if busy:
             return busy
         for backfill_id, dag_id in self.backfill_ids.items():
@@ -103,6 +111,8 @@ class AirflowClient:
         for dag_id in sorted(self.dag_ids()):
             queued = self.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")["queued_events"]
             busy += [f"{dag_id} queued asset event (asset {q['asset_id']})" for q in queued]
+        if not busy and _states(self.runs()) != _states(runs):
+            busy.append("a run was created or changed while the queues were read")
         return busy
 
     def wait_idle(self, timeout: float = 1800, poll: float = 2) -> None:
