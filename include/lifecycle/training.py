@@ -160,8 +160,7 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
     """Fit one candidate, log params/metrics/model to MLflow; returns run id and metrics."""
     import mlflow
 
-    tracking.client()
-    if (done := _earlier_attempt(parent_run_id, flavour)) is not None:
+    if (done := _earlier_attempt(parent_run_id, flavour)) is not None:  # also points MLflow at the store
         return done
     train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
     numeric = training_set["numeric"]
