@@ -1,10 +1,10 @@
-"""Feast definitions for the fraud model: entities, daily snapshot views, the request-time
-ratio view, and the one feature service used by training and serving alike."""
+"""Feast definitions for the fraud model: entities, daily snapshot views, and the one feature
+service used by training and serving alike. Request-time inputs (the hour, the amount against
+these averages) are derived from it by ``lifecycle.modeling.model_inputs``, one vectorised code
+path for training, batch scoring and the live service."""
 from datetime import timedelta
 
-import pandas as pd
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
-from feast.on_demand_feature_view import on_demand_feature_view
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64
 
 from lifecycle.features import source_path
@@ -33,28 +33,5 @@ merchant_stats = FeatureView(
             Field(name="merchant_avg_amount_7d", dtype=Float64)],
 )
 
-transaction = RequestSource(name="transaction", schema=[Field(name="amount", dtype=Float64)])
-
-
-@on_demand_feature_view(
-    sources=[card_stats, merchant_stats, transaction],
-    schema=[Field(name="amount_to_card_avg", dtype=Float64),
-            Field(name="amount_to_merchant_avg", dtype=Float64),
-            Field(name="amount_card_zscore", dtype=Float64)],
-    mode="pandas",
-)
-def amount_ratios(inputs: pd.DataFrame) -> pd.DataFrame:
-    """The request's amount against stored averages (NaN when the entity has no snapshot)."""
-    amount = inputs["amount"].astype(float)
-    card_avg = inputs["card_avg_amount_7d"].astype(float)
-    card_std = inputs["card_std_amount_7d"].astype(float)
-    merchant_avg = inputs["merchant_avg_amount_7d"].astype(float)
-    out = pd.DataFrame(index=inputs.index)
-    out["amount_to_card_avg"] = amount / card_avg.where(card_avg > 0)
-    out["amount_to_merchant_avg"] = amount / merchant_avg.where(merchant_avg > 0)
-    out["amount_card_zscore"] = (amount - card_avg) / card_std.where(card_std > 0)
-    return out
-
-
 fraud_model = FeatureService(name=load().feature_service,
-                             features=[card_stats, merchant_stats, amount_ratios])
+                             features=[card_stats, merchant_stats])
