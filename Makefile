@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-services airflow lint lock clean compose-tool
+.PHONY: install demo test test-services airflow serve lint lock clean compose-tool
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: this project needs Python 3.11"; exit 1; }
@@ -30,6 +30,9 @@ test-services: install  ## the scale-out profile against real PostgreSQL, Redis,
 
 airflow: install  ## the profile's processes on the same state, UI at http://localhost:8080 (user admin)
 	$(PY) -m lifecycle.setup && $(PY) -m lifecycle.cluster up
+
+serve: install  ## the live model service alone on the same state, http://localhost:3000 (follows the registry)
+	$(PY) -m lifecycle.setup && $(PY) -m lifecycle.cluster run model
 
 lint: install
 	$(VENV)/bin/ruff check include dags tests feature_repo plugins bench

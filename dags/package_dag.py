@@ -1,41 +1,56 @@
 """
-### package: champion → BentoML service
-Runs on **model_champion**. Imports the champion from the MLflow registry into the BentoML
-store, builds the bento (service + online features from the same Feast feature service), starts
-it on a free local port, checks golden requests (scores, model version, HTTP 400 on bad input),
-and stops it. Emits **fraud_service_bento** when the smoke test passes.
+### package: approved version → bento → smoke test → release
+Runs on **model_promoted**. Builds the bento (the service code and the locked environment),
+serves it pinned to the approved version on a free local port, checks golden requests (scores,
+model version, HTTP 400 on bad input, 401 without the API key) and stops it: emits
+**fraud_service_bento**. Only then moves alias `champion` to the version (the old one keeps
+`previous_champion`): the live service follows within seconds. Emits **model_released**.
 """
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
-from lifecycle.assets import PACKAGED, PROMOTED
-from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
+from lifecycle.assets import PACKAGED, PROMOTED, RELEASED
+from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 
 
 @dag(schedule=[PROMOTED], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "bentoml"], doc_md=__doc__)
+     tags=[*TAGS, "bentoml"], doc_md=__doc__,
+     params={"version": Param(None, type=["null", "string"], description="Version to package on a manual run")})
 def package():
     @task
-    def import_champion() -> dict:
-        from lifecycle.packaging import import_champion as copy_model
-
-        return copy_model()
+    def approved_version(params=None, *, triggering_asset_events=None) -> str:
+        """The version promote approved (the newest event's), or the one a manual run names."""
+        versions = events_extra(triggering_asset_events, PROMOTED, "version")
+        if not versions and not params["version"]:
+            raise ValueError("package needs a model_promoted event or the param 'version'")
+        return str(versions[-1] if versions else params["version"])
 
     @task
-    def build_bento(model: dict) -> str:
-        from lifecycle.packaging import build
+    def build_bento(version: str) -> str:
+        """Build the bento from the library and the committed lock."""
+        from lifecycle import packaging
 
-        return build(model["mlflow_version"])
+        return packaging.build(version)
 
     @task(outlets=[PACKAGED])
-    def smoke_test(bento: str, model: dict, *, outlet_events=None) -> dict:
-        from lifecycle.packaging import smoke_test as check
+    def smoke_test(bento: str, version: str, *, outlet_events=None) -> dict:
+        """Serve the bento pinned to the version; golden requests must answer as expected."""
+        from lifecycle import packaging
 
-        result = check(bento, model["mlflow_version"])
-        outlet_events[PACKAGED].extra = {"bento": bento, "mlflow_version": model["mlflow_version"]}
+        result = packaging.smoke_test(bento, version)
+        outlet_events[PACKAGED].extra = {"bento": bento, "mlflow_version": version}
         return result
 
-    model = import_champion()
-    smoke_test(build_bento(model), model)
+    @task(outlets=[RELEASED])
+    def release(version: str, *, outlet_events=None) -> dict:
+        """Move alias champion to the version: the live service follows."""
+        from lifecycle import promotion
+
+        released = promotion.release(version)
+        outlet_events[RELEASED].extra = released
+        return released
+
+    version = approved_version()
+    smoke_test(build_bento(version), version) >> release(version)
 
 
 package()

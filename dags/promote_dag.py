@@ -1,9 +1,10 @@
 """
-### promote: challenger → champion (only if better)
+### promote: is the challenger better than the champion?
 Runs on **model_challenger**. Scores challenger and current champion on the challenger's
-holdout; promotes only past the configured margin and guard rails (the first model must pass
-an absolute floor). The old champion keeps alias `previous_champion` for rollback. The decision
-and its numbers are logged to MLflow and this task's log. Emits **model_champion** only on promotion.
+holdout; approves only past the configured margin and guard rails (the first model must pass
+an absolute floor). The decision and its numbers are logged to MLflow, to the version's
+`promotion_decision` tag and to this task's log. Emits **model_promoted** only on approval;
+no alias moves here: `package` releases the version once its bento passed the smoke test.
 """
 from airflow.sdk import dag, task
 
@@ -16,31 +17,30 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 def promote():
     @task
     def compare(*, triggering_asset_events=None) -> dict:
+        """Challenger vs champion on the same holdout; the decision with its reasons."""
         import logging
 
-        from lifecycle.promotion import compare as score
+        from lifecycle import promotion
 
         versions = events_extra(triggering_asset_events, CANDIDATE, "version")
-        decision = score(versions[-1] if versions else None).as_dict()
+        decision = promotion.compare(versions[-1] if versions else None).as_dict()
         logging.getLogger(__name__).info("promotion decision: %s", decision)
         return decision
 
     @task.short_circuit
     def is_better(decision: dict) -> bool:
+        """Stop here unless the offline gate approved the challenger."""
         return decision["promote"]
 
     @task(outlets=[PROMOTED])
-    def set_champion(decision: dict, *, outlet_events=None) -> dict:
-        from lifecycle.promotion import Decision
-        from lifecycle.promotion import promote as move_aliases
-
-        aliases = move_aliases(Decision(**decision))
+    def approve(decision: dict, *, outlet_events=None) -> str:
+        """Hand the approved version to packaging."""
         outlet_events[PROMOTED].extra = {"version": decision["challenger_version"],
                                          decision["metric"]: decision["challenger"][decision["metric"]]}
-        return aliases
+        return decision["challenger_version"]
 
     decision = compare()
-    is_better(decision) >> set_champion(decision)
+    is_better(decision) >> approve(decision)
 
 
 promote()

@@ -1,9 +1,9 @@
 """The processes of a deployment, derived from settings: what runs, and a supervisor for them.
 
-Both profiles run Airflow's api-server, scheduler, dag-processor and triggerer as separate
-processes, each logging unbuffered to its own file, so what a process printed before it stopped
-(a traceback, an access-log line) is on disk. Embedded: tasks run in the scheduler's
-LocalExecutor. Scale-out adds the MLflow tracking server and two Celery workers (queue
+Both profiles run Airflow's api-server, scheduler, dag-processor and triggerer and the live model
+service as separate processes, each logging unbuffered to its own file, so what a process printed
+before it stopped (a traceback, an access-log line) is on disk. Embedded: tasks run in the
+scheduler's LocalExecutor. Scale-out adds the MLflow tracking server and two Celery workers (queue
 ``default``, and the training queue). docker-compose runs the same commands, one per container:
 ``python -m lifecycle.cluster run <name>``.
 """
@@ -23,6 +23,8 @@ import psutil
 from lifecycle import env
 from lifecycle import settings as _settings
 
+SERVICE = "lifecycle.serving:FraudService"  # the live BentoML service, as `bentoml serve` names it
+
 
 def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     """Process name -> (argv, extra environment), in start order."""
@@ -34,6 +36,9 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
         "scheduler": ([*airflow, "scheduler"], {}),
         "dag-processor": ([*airflow, "dag-processor"], {}),
         "triggerer": ([*airflow, "triggerer"], {}),
+        # the live service: follows the registry's aliases, so it starts before any model exists
+        "model": ([sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "0.0.0.0",
+                   "--port", str(cfg.serving_port)], {}),
     }
     svc = cfg.services
     if svc is None:
@@ -53,15 +58,6 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
         "worker-gpu": ([*worker, "1", "--queues", cfg.gpu_queue, "--celery-hostname", "gpu@%h"],
                        {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 3)}),
     }
-
-
-def serve_model() -> None:
-    """The model service: the champion from the registry, served with online features (exec)."""
-    from lifecycle import packaging
-
-    packaging.import_champion()
-    os.execv(sys.executable, [sys.executable, "-m", "bentoml", "serve", packaging.SERVICE,
-                              "--host", "0.0.0.0", "--port", os.environ.get("LIFECYCLE_MODEL_PORT", "3000")])
 
 
 class Supervisor:
@@ -159,15 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the deployment's processes: all of them in the foreground "
                                                  "(up), or one (run NAME, the docker-compose entry).")
     parser.add_argument("action", choices=["up", "run"])
-    parser.add_argument("name", nargs="?", choices=[*commands(), "model"])
+    parser.add_argument("name", nargs="?", choices=list(commands()))
     args = parser.parse_args(argv)
     env.apply()
     if args.action == "up":
         return up()
     if args.name is None:
         parser.error("run needs a process name")
-    if args.name == "model":
-        serve_model()
     argv_, extra = commands()[args.name]
     os.environ.update(extra)
     os.execv(argv_[0], argv_)

@@ -1,4 +1,9 @@
-"""Package the champion as a bento and prove it serves before anyone relies on it."""
+"""Package the service as a bento and prove it serves an approved version before it goes live.
+
+The bento is the code artifact (the service and the locked environment); models come from the
+registry at run time. ``smoke_test`` serves the bento pinned to one version
+(LIFECYCLE_SERVING_PIN_VERSION), so golden requests check that version before any alias moves.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -14,44 +19,25 @@ import urllib.request
 from collections.abc import Iterator
 
 from lifecycle import settings as _settings
-from lifecycle import tracking
-from lifecycle.schema import CHAMPION
+from lifecycle.cluster import SERVICE
 
-SERVICE = "lifecycle.serving:FraudService"
 GOOD = {"transaction_id": "golden-1", "card_id": "c00001", "merchant_id": "m0001", "amount": 42.5,
         "merchant_category": "grocery", "country": "US", "channel": "pos",
         "event_timestamp": "2026-10-20T12:00:00Z"}
-# (request, expected HTTP status): known and unknown entities must score; contract breaches answer 400.
+# (request, with the API key, expected HTTP status): known and unknown entities must score;
+# contract breaches answer 400; no key answers 401.
 GOLDEN = [
-    (GOOD, 200),
-    ({**GOOD, "transaction_id": "golden-2", "card_id": "never-seen", "amount": 950.0, "channel": "online"}, 200),
-    ({**GOOD, "transaction_id": "golden-3", "amount": -5}, 400),
-    ({**GOOD, "transaction_id": "golden-4", "merchant_category": "casino"}, 400),
-    ({k: v for k, v in GOOD.items() if k != "card_id"}, 400),
+    (GOOD, True, 200),
+    ({**GOOD, "transaction_id": "golden-2", "card_id": "never-seen", "amount": 950.0, "channel": "online"}, True, 200),
+    ({**GOOD, "transaction_id": "golden-3", "amount": -5}, True, 400),
+    ({**GOOD, "transaction_id": "golden-4", "merchant_category": "casino"}, True, 400),
+    ({k: v for k, v in GOOD.items() if k != "card_id"}, True, 400),
+    ({**GOOD, "transaction_id": "golden-6"}, False, 401),
 ]
 
 
 class SmokeTestError(RuntimeError):
     """The built service did not start or answered a golden request wrongly."""
-
-
-def import_champion() -> dict:
-    """Copy the champion from the MLflow registry into the BentoML model store (idempotent)."""
-    import bentoml
-
-    cfg = _settings.load()
-    champion = tracking.version_by_alias(CHAMPION)
-    if champion is None:
-        raise LookupError(f"model {cfg.model_name!r} has no {CHAMPION!r} alias: nothing to package")
-    tag = f"{cfg.model_name}:v{champion.version}"
-    try:
-        model = bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound:
-        model = bentoml.mlflow.import_model(
-            tag, model_uri=f"models:/{cfg.model_name}/{champion.version}",
-            labels={"mlflow_version": str(champion.version), "mlflow_model": cfg.model_name},
-            metadata={k: v for k, v in champion.tags.items() if k.startswith("holdout_")})
-    return {"bento_model": str(model.tag), "mlflow_version": str(champion.version)}
 
 
 def locked_packages() -> list[str]:
@@ -80,8 +66,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(url: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+def post(url: str, body: dict | list, key: str | None = None) -> tuple[int, dict]:
+    """POST JSON (with the bearer ``key`` if given); returns (HTTP status, parsed body or error text)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    req = urllib.request.Request(url, json.dumps(body).encode(), headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -90,54 +78,69 @@ def post(url: str, body: dict) -> tuple[int, dict]:
 
 
 @contextlib.contextmanager
-def serving(bento_tag: str, startup_timeout: float = 120) -> Iterator[str]:
-    """``bentoml serve`` the bento on a free local port until the block ends; yields its base URL."""
+def serving(target: str = SERVICE, overrides: dict[str, str] | None = None, startup_timeout: float = 120,
+            ready: bool = True) -> Iterator[str]:
+    """``bentoml serve`` a bento (or the source service) on a free local port until the block ends,
+    with ``overrides`` added to its environment; yields its base URL once /readyz answers 200
+    (or, with ``ready=False``, once it answers at all)."""
     port = free_port()
     log = _settings.load().state_dir / "bentoml" / f"serve-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(overrides or {})})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None or b"Application startup failed" in log.read_bytes():
-                raise SmokeTestError(f"bentoml serve {bento_tag} failed to start (exit {proc.poll()}); see {log}")
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SmokeTestError(f"bentoml serve {bento_tag} not ready after {startup_timeout}s; see {log}")
-            time.sleep(0.5)
+        wait_ready(base, startup_timeout, proc, log, ready)
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def wait_ready(base: str, timeout: float, proc: subprocess.Popen | None = None, log=None, ready: bool = True) -> None:
+    """Until ``base``/readyz answers 200 (or anything, with ``ready=False``); SmokeTestError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and (proc.poll() is not None or b"Application startup failed" in log.read_bytes()):
+            raise SmokeTestError(f"the service at {base} failed to start (exit {proc.poll()}); see {log}")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except urllib.error.HTTPError:
+            if not ready:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SmokeTestError(f"the service at {base} was not ready after {timeout}s; see {log}")
+        time.sleep(0.5)
+
+
 def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
-    """Serve the bento, check the golden requests, stop it; raise on any mismatch."""
-    with serving(bento_tag) as base:
+    """Serve the bento pinned to ``mlflow_version``, check the golden requests, stop it; raise on any
+    mismatch. Its answers are logged with source ``smoke_test``, apart from live traffic."""
+    key = _settings.load().serving_api_key()
+    pinned = {"LIFECYCLE_SERVING_PIN_VERSION": str(mlflow_version), "LIFECYCLE_SERVING_SOURCE": "smoke_test"}
+    with serving(bento_tag, pinned) as base:
         results, latencies = [], []
-        for body, expected in GOLDEN:
+        for body, with_key, expected in GOLDEN:
             t = time.perf_counter()
-            status, answer = post(f"{base}/predict", body)
+            status, answer = post(f"{base}/predict", body, key if with_key else None)
             latencies.append((time.perf_counter() - t) * 1000)
             ok = status == expected
             if ok and status == 200:
-                ok = (answer.get("model_version") == str(mlflow_version)
+                ok = (answer.get("model_version") == str(mlflow_version) and answer.get("arm") == "champion"
                       and 0.0 <= answer.get("fraud_probability", -1) <= 1.0)
             results.append({"transaction_id": body.get("transaction_id"), "status": status,
                             "expected": expected, "ok": ok, "answer": answer})
     bad = [r for r in results if not r["ok"]]
     if bad:
-        raise SmokeTestError(f"golden requests failed against {bento_tag}: {bad}")
-    return {"bento": bento_tag, "requests": len(results), "latency_ms_max": round(max(latencies), 2),
-            "results": results}
+        raise SmokeTestError(f"golden requests failed against {bento_tag} serving version {mlflow_version}: {bad}")
+    return {"bento": bento_tag, "version": str(mlflow_version), "requests": len(results),
+            "latency_ms_max": round(max(latencies), 2), "results": results}

@@ -1,7 +1,9 @@
 """Champion/challenger: promote only a model that is measurably better on the same holdout.
 
 ``decide`` is the pure rule; ``compare`` scores both registered versions on the challenger's
-holdout; ``promote`` moves the aliases, keeping the old champion as ``previous_champion``.
+holdout and records the decision. ``release`` moves the aliases once the packaged service passed
+its smoke test (a version reaches a live alias only then), keeping the old champion as
+``previous_champion``; ``rollback`` swaps them back.
 """
 from __future__ import annotations
 
@@ -83,17 +85,28 @@ def compare(challenger_version: str | None = None) -> Decision:
     return decision
 
 
-def promote(decision: Decision) -> dict:
-    """Make the challenger champion; the old champion keeps ``previous_champion`` for rollback."""
-    if not decision.promote:
-        raise ValueError(f"version {decision.challenger_version} was rejected: {'; '.join(decision.reasons)}")
+def release(version: str, force: bool = False) -> dict:
+    """Make ``version`` the champion (after its bento passed the smoke test); the old champion keeps
+    ``previous_champion`` for rollback. A version the offline gate rejected is refused unless forced."""
+    import datetime as dt
+
     cfg = _settings.load()
     c = tracking.client()
-    if decision.champion_version:
-        c.set_registered_model_alias(cfg.model_name, PREVIOUS, decision.champion_version)
-    c.set_registered_model_alias(cfg.model_name, CHAMPION, decision.challenger_version)
-    c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
-    return {"champion": decision.challenger_version, PREVIOUS: decision.champion_version}
+    mv = c.get_model_version(cfg.model_name, version)
+    decision = mv.tags.get("promotion_decision", "")
+    if not decision.startswith("promoted") and not force:
+        raise ValueError(f"version {version} was not promoted by the offline gate "
+                         f"({decision or 'no decision recorded'}): not released")
+    current = tracking.version_by_alias(CHAMPION)
+    if current is not None and str(current.version) != str(version):
+        c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)
+    c.set_registered_model_alias(cfg.model_name, CHAMPION, version)
+    challenger = tracking.version_by_alias(CHALLENGER)
+    if challenger is not None and str(challenger.version) == str(version):
+        c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
+    released_at = dt.datetime.now(dt.UTC).isoformat()
+    c.set_model_version_tag(cfg.model_name, version, "released_at", released_at)
+    return {CHAMPION: str(version), PREVIOUS: str(current.version) if current else None, "released_at": released_at}
 
 
 def rollback() -> dict:

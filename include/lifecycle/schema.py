@@ -19,3 +19,4 @@ REQUEST_NUMERICS = ("amount", "hour")
 # Training candidates (one Airflow task each) and the registry aliases of the model's lifecycle.
 CANDIDATES = ("xgboost", "pytorch_mlp", "sklearn_logistic")
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+CANARY = "canary"  # the version a configured share of live traffic goes to

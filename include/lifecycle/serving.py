@@ -1,68 +1,246 @@
-"""The BentoML service: champion model + online features from the same Feast feature service.
+"""The live BentoML service: the registry's champion (and canary) with online features from the
+same Feast feature service, every answer in the prediction log.
 
-Requests are validated by pydantic (HTTP 400 on violation); every response names the MLflow
-model version that produced it.
+The models it serves follow the registry's aliases without a restart (``lifecycle.live``).
+Every response names the model version and the arm. Requests need ``Authorization: Bearer
+<key>`` (``Settings.serving_api_key``); /healthz, /livez, /readyz, /metrics and the OpenAPI
+document are open. Bodies over LIFECYCLE_SERVING_MAX_BODY_BYTES answer 413, a POST that is
+not JSON answers 415, a contract breach 400, no champion yet 503. Imports nothing of Airflow.
 """
 from __future__ import annotations
 
+import asyncio
+import copy
+import hmac
+import json
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import bentoml
-import pandas as pd
-from pydantic import BaseModel, Field
+from bentoml._internal.server.http import traffic
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from lifecycle import settings as _settings
-from lifecycle.schema import CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
+from lifecycle.schema import CANARY, CHAMPION, CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
 
 CFG = _settings.load()
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/docs"})
+TRANSACTION_FIELDS = ("transaction_id", "card_id", "merchant_id", "amount", "merchant_category", "country",
+                      "channel", "event_timestamp")
+
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value):
+    """A timestamp is an RFC 3339 string with its zone (pydantic alone also takes numbers and "0")."""
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with a zone, e.g. 2026-10-20T12:00:00Z")
+    return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
 
 
 class Transaction(BaseModel):
+    model_config = ConfigDict(strict=True)  # "12.5" is not an amount
+
     transaction_id: str = Field(min_length=1, max_length=64)
     card_id: str = Field(min_length=1, max_length=64)
     merchant_id: str = Field(min_length=1, max_length=64)
-    amount: float = Field(gt=0, le=CFG.max_amount)
+    # gt=0 would publish exclusiveMinimum: 0 (OpenAPI 3.1 only); 0.01 is the smallest amount anyway
+    amount: float = Field(ge=0.01, le=CFG.max_amount)
     merchant_category: Literal[MERCHANT_CATEGORIES]
     country: Literal[COUNTRIES]
     channel: Literal[CHANNELS]
-    event_timestamp: datetime
+    event_timestamp: Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class Prediction(BaseModel):
     transaction_id: str
+    request_id: str
     fraud_probability: float
     model_name: str
     model_version: str
+    arm: Literal[CHAMPION, CANARY]
     feature_service: str
     known_card: bool
 
 
-@bentoml.service(name=CFG.bento_name, traffic={"timeout": 10}, workers=1)
+class Gatekeeper:
+    """ASGI middleware in front of every route: API key, body size, content type."""
+
+    def __init__(self, app, api_key: str, max_body_bytes: int):
+        self.app, self.key, self.max_body = app, f"Bearer {api_key}".encode(), max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if not hmac.compare_digest(headers.get(b"authorization", b""), self.key):
+            return await _reject(send, 401, "missing or wrong API key: send Authorization: Bearer <key>",
+                                 [(b"www-authenticate", b"Bearer")])
+        if scope["method"] == "POST":
+            media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if media != b"application/json":
+                return await _reject(send, 415, f"content type {media.decode(errors='replace') or 'none'!r} "
+                                                "is not supported: send application/json")
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                return await _reject(send, 413, f"body of {length.decode(errors='replace')} bytes exceeds "
+                                                f"the limit of {self.max_body} bytes")
+            if length is None:  # chunked: read it here, within the limit, then hand it on
+                body, more = b"", True
+                while more:
+                    message = await receive()
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_body:
+                        return await _reject(send, 413, f"body exceeds the limit of {self.max_body} bytes")
+                sent = False
+
+                async def replay():
+                    nonlocal sent
+                    if sent:
+                        return await receive()
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                return await self.app(scope, replay, send)
+        return await self.app(scope, receive, send)
+
+
+async def _reject(send, status: int, error: str, extra_headers=()) -> None:
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra_headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _timeout_middleware(self, scope, receive, send):
+    """BentoML 1.4's ``TimeoutMiddleware.__call__`` with its timer cancelled when the request ends.
+
+    The original leaves ``loop.call_later(timeout, ...)`` pending, so every request's context (its
+    trace span, request, response) stays alive for the traffic timeout: ~11,500 live spans under
+    load, full garbage collections of 40-190 ms, p99 8-100 ms on a trivial endpoint; with the timer
+    cancelled p99 is 1.6 ms (tests/unit/test_serving.py asserts no timer outlives its request)."""
+    if scope["type"] not in ("http", "websocket"):
+        return await self.app(scope, receive, send)
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
+
+    async def _send(message):
+        if not waiter.done():
+            waiter.set_result(None)
+        await send(message)
+
+    fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+    try:
+        await waiter
+    except TimeoutError:
+        if fut.cancel():
+            await JSONResponse({"error": f"Not able to process the request in {self.timeout} seconds"},
+                               status_code=504)(scope, receive, send)
+    else:
+        await fut
+    finally:
+        timer.cancel()
+
+
+traffic.TimeoutMiddleware.__call__ = _timeout_middleware
+
+
+def _columns(transactions: list[dict]) -> dict[str, list]:
+    return {f: [t[f] for t in transactions] for f in TRANSACTION_FIELDS}
+
+
+@bentoml.service(name=CFG.bento_name, traffic={"timeout": 10}, workers=CFG.serving_workers)
 class FraudService:
-    model_ref = bentoml.models.BentoModel(f"{CFG.model_name}:latest")
-
     def __init__(self) -> None:
-        from lifecycle.feature_store import get_store
+        from lifecycle.live import LiveModel
 
-        self.model = bentoml.mlflow.load_model(self.model_ref)
-        self.version = self.model_ref.info.labels["mlflow_version"]
-        self.store = get_store()
-        self.feature_service = self.store.get_feature_service(CFG.feature_service)
+        self.live = LiveModel(CFG).start()
+
+    def __is_ready__(self) -> bool:
+        return self.live.ready
+
+    @bentoml.on_shutdown
+    def flush_prediction_log(self) -> None:
+        self.live.close()
+
+    def _predict(self, transactions: list[dict]) -> list[Prediction] | JSONResponse:
+        from lifecycle.live import NotReady
+
+        try:
+            answers = self.live.predict(_columns(transactions))
+        except NotReady as err:  # BentoML would hide the reason of a 5xx
+            return JSONResponse({"error": str(err)}, status_code=503)
+        return [Prediction(**a) for a in answers]
 
     @bentoml.api(input_spec=Transaction, output_spec=Prediction)
-    def predict(self, **request) -> Prediction:
-        tx = Transaction(**request)
-        online = self.store.get_online_features(
-            features=self.feature_service,
-            entity_rows=[{"card_id": tx.card_id, "merchant_id": tx.merchant_id, "amount": tx.amount}],
-        ).to_df()
-        frame = online.assign(**{k: [v] for k, v in tx.model_dump().items() if k not in online})
-        frame["amount"] = tx.amount  # request fields are not echoed by Feast
-        frame["event_timestamp"] = pd.Timestamp(tx.event_timestamp).tz_convert("UTC") \
-            if tx.event_timestamp.tzinfo else pd.Timestamp(tx.event_timestamp, tz="UTC")
-        probability = float(self.model.predict(frame)[0])
-        return Prediction(transaction_id=tx.transaction_id, fraud_probability=probability,
-                          model_name=CFG.model_name, model_version=self.version,
-                          feature_service=CFG.feature_service,
-                          known_card=bool(pd.notna(online["card_avg_amount_7d"].iloc[0])))
+    async def predict(self, **transaction) -> Prediction:
+        """Score one transaction with the model its card is routed to."""
+        answers = self._predict([transaction])
+        return answers if isinstance(answers, JSONResponse) else answers[0]
+
+    @bentoml.api
+    async def predict_batch(
+        self, transactions: Annotated[list[Transaction], Field(min_length=1, max_length=CFG.serving_max_batch)],
+    ) -> list[Prediction]:
+        """Score many transactions in one request (one feature lookup, one model call per arm)."""
+        return self._predict([t.model_dump() for t in transactions])
+
+    @bentoml.api
+    async def status(self) -> dict:
+        """What serves, what the registry says, refused versions and why, the prediction log's counts."""
+        return self.live.status()
+
+
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+VALIDATION_ERROR = {"type": "object", "required": ["error", "detail"],
+                    "properties": {"error": {"type": "string"},
+                                   "detail": {"type": "array", "items": {"type": "object"}}}}
+
+
+def openapi_document() -> dict:
+    """BentoML's document, made true: bodies required, the answers the service really gives
+    (400 with a list of details, 401, 413, 415, 503) and the bearer key; no 404/500 it never sends."""
+    doc = FraudService.openapi_spec.asdict()
+    doc["components"]["schemas"].update(Error=ERROR, ValidationError=VALIDATION_ERROR)
+    doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    ref = lambda name, text: {"description": text,  # noqa: E731
+                              "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            if path in OPEN_PATHS:
+                continue
+            responses = op["responses"]
+            for code in ("404", "500"):
+                responses.pop(code, None)
+            op["security"] = [{"bearer": []}]
+            responses["401"] = ref("Error", "Missing or wrong API key")
+            if "requestBody" in op:
+                op["requestBody"]["required"] = True
+                responses["400"] = ref("ValidationError", "Invalid JSON, or a field breaks the contract")
+                responses["413"] = ref("Error", "Body larger than the configured limit")
+                responses["415"] = ref("Error", "Content type is not application/json")
+            if path in ("/predict", "/predict_batch"):
+                responses["503"] = ref("Error", "No model serves yet")
+    doc["paths"]["/readyz"]["get"]["responses"]["503"] = {"description": "No champion loaded yet"}
+    return doc
+
+
+_DOCUMENT: dict = {}
+
+
+async def _openapi(_request) -> JSONResponse:
+    if not _DOCUMENT:
+        _DOCUMENT.update(openapi_document())
+    return JSONResponse(copy.deepcopy(_DOCUMENT))
+
+
+FraudService.add_asgi_middleware(Gatekeeper, api_key=CFG.serving_api_key(), max_body_bytes=CFG.serving_max_body_bytes)
+FraudService.mount_asgi_app(Starlette(routes=[Route("/docs.json", _openapi)]), path="/")  # ahead of BentoML's own

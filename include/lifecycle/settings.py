@@ -11,10 +11,12 @@ templated store configs look at it; every other code path is the same on both.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,6 +60,13 @@ def _str(name: str, default: str) -> str:
     if not raw.strip():
         raise SettingError(f"{var}: must not be empty")
     return raw
+
+
+def _bool(name: str, default: bool) -> bool:
+    var, raw = _raw(name, str(default).lower())
+    if raw.lower() not in ("true", "false"):
+        raise SettingError(f"{var}={raw!r}: must be true or false")
+    return raw.lower() == "true"
 
 
 def _date(name: str, default: str) -> str:
@@ -169,6 +178,18 @@ class Settings:
     reference_max_rows: int
     # serving
     bento_name: str
+    serving_port: int
+    serving_workers: int
+    serving_poll_seconds: float
+    serving_max_body_bytes: int
+    serving_max_batch: int
+    serving_pin_version: str  # "" follows the aliases; a version number serves only that version
+    serving_source: str  # the prediction log's source column for this service's rows
+    canary_share: float
+    shadow: bool
+    prediction_flush_seconds: float
+    serving_api_key_file: Path
+    serving_api_key_value: str = field(repr=False)  # a secret: never in a repr or a log
     gpu_pool: str
     gpu_queue: str
     schedule_start: str
@@ -180,6 +201,36 @@ class Settings:
     @property
     def bentoml_home(self) -> Path:
         return self.state_dir / "bentoml"
+
+    def serving_api_key(self) -> str:
+        """The live service's bearer token: LIFECYCLE_SERVING_API_KEY, else the key file's content
+        (generated, readable by the owner only, the first time anything asks for it)."""
+        if self.serving_api_key_value:
+            return self.serving_api_key_value
+        path = self.serving_api_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError), os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                                                           0o600), "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        key = path.read_text().strip()
+        if len(key) < 16:
+            raise SettingError(f"{path} (LIFECYCLE_SERVING_API_KEY_FILE): the API key must have at least 16 characters")
+        return key
+
+
+def _pin() -> str:
+    var, raw = _raw("SERVING_PIN_VERSION", "")
+    if raw and not raw.isdigit():
+        raise SettingError(f"{var}={raw!r}: must be a model version number, or empty to follow the aliases")
+    return raw
+
+
+def _api_key() -> str:
+    var, raw = _raw("SERVING_API_KEY", "")
+    if raw and len(raw) < 16:
+        raise SettingError(f"{var}: must have at least 16 characters")  # never echo a secret
+    return raw
 
 
 def load() -> Settings:
@@ -222,6 +273,18 @@ def load() -> Settings:
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
         bento_name=_str("BENTO_NAME", "fraud_service"),
+        serving_port=_int("SERVING_PORT", 3000, 1024, 65535),
+        serving_workers=_int("SERVING_WORKERS", 1, 1, 64),
+        serving_poll_seconds=_float("SERVING_POLL_SECONDS", 1.0, 0.1, 60.0),
+        serving_max_body_bytes=_int("SERVING_MAX_BODY_BYTES", 4 * 2**20, 1024, 2**30),
+        serving_max_batch=_int("SERVING_MAX_BATCH", 10_000, 1, 1_000_000),
+        serving_pin_version=_pin(),
+        serving_source=_str("SERVING_SOURCE", "live"),
+        canary_share=_float("CANARY_SHARE", 0.1, 0.0, 1.0),
+        shadow=_bool("SHADOW", False),
+        prediction_flush_seconds=_float("PREDICTION_FLUSH_SECONDS", 2.0, 0.1, 5.0),
+        serving_api_key_file=Path(_str("SERVING_API_KEY_FILE", str(state / "serving" / "api-key"))),
+        serving_api_key_value=_api_key(),
         gpu_pool=_str("GPU_POOL", "gpu"),
         gpu_queue=_str("GPU_QUEUE", "gpu"),
         schedule_start=_date("SCHEDULE_START", "2026-10-01"),

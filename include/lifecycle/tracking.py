@@ -1,7 +1,9 @@
 """MLflow set-up shared by training, promotion, packaging and monitoring."""
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from pathlib import Path
 
 from lifecycle import settings as _settings
 
@@ -46,3 +48,27 @@ def version_by_alias(alias: str):
         return client().get_model_version_by_alias(_settings.load().model_name, alias)
     except MlflowException:
         return None
+
+
+# Written by MLflow into a local copy of a registered version; not part of what was logged.
+NOT_ARTIFACTS = {"registered_model_meta"}
+
+
+def artifact_digest(folder: Path) -> str:
+    """SHA-256 over a model's files (relative path and content, in path order): recorded at
+    registration, checked by the live service before it serves a version."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_ARTIFACTS):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def logged_model_digest(model_uri: str) -> str:
+    """``artifact_digest`` of a logged model, downloaded from the tracking store."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="digest-") as tmp:
+        return artifact_digest(Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)))

@@ -150,7 +150,7 @@ def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
                                                          f"and tags.flavour = '{flavour}'"):
         if run.info.status == "FINISHED" and found is None:
             found = {"flavour": flavour, "run_id": run.info.run_id, "device": run.data.params.get("device"),
-                     "metrics": dict(run.data.metrics)}
+                     "metrics": dict(run.data.metrics), "artifact_digest": run.data.tags.get("artifact_digest")}
         elif run.info.status == "RUNNING":
             c.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
     return found
@@ -186,9 +186,11 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
         mlflow.set_tags({"dataset_digest": training_set["digest"], "training_set_uri": training_set["uri"],
                          "git_commit": tracking.git_commit(), "feature_service": _settings.load().feature_service,
                          "seed": str(seed), "flavour": flavour})
-        mlflow.pyfunc.log_model(name="model", python_model=model,
-                                pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"])
-    return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev}
+        info = mlflow.pyfunc.log_model(name="model", python_model=model,
+                                       pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"])
+        digest = tracking.logged_model_digest(info.model_uri)  # what the live service checks before serving
+        mlflow.set_tag("artifact_digest", digest)
+    return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev, "artifact_digest": digest}
 
 
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:
@@ -216,6 +218,7 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
     tags = {"flavour": best["flavour"], "dataset_digest": training_set["digest"],
             "training_set_uri": training_set["uri"], "feature_service": cfg.feature_service,
             "git_commit": tracking.git_commit(), "airflow_run": run_key, "trigger": reason,
+            "artifact_digest": best["artifact_digest"],
             "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
             **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()}}
     # tags are written with the version, so a retry finds the version its first attempt made

@@ -15,7 +15,7 @@ EXPECTED = {
     "features": ({assets.CURATED}, {assets.FEATURES}),
     "train": ({assets.DRIFT}, {assets.CANDIDATE}),
     "promote": ({assets.CANDIDATE}, {assets.PROMOTED}),
-    "package": ({assets.PROMOTED}, {assets.PACKAGED}),
+    "package": ({assets.PROMOTED}, {assets.PACKAGED, assets.RELEASED}),
     "monitor": (set(), {assets.DRIFT}),
     "rollback": (set(), set()),
 }

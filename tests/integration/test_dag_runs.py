@@ -85,19 +85,32 @@ def test_train_registers_a_challenger(dags):
     assert info["last_day"] == DAYS[-1].isoformat()  # the corrupt day never reaches training
 
 
-def test_promote_makes_the_first_champion(dags):
+def test_promote_approves_the_first_model_without_moving_an_alias(dags):
     run = dags["promote"].test()
     assert run.state == "success"
-    assert states(run) == {"compare": "success", "is_better": "success", "set_champion": "success"}
-    assert tracking.version_by_alias(CHAMPION).version == 1
+    assert states(run) == {"compare": "success", "is_better": "success", "approve": "success"}
+    assert str(xcom(run, "approve")) == "1"  # XCom hands a numeric string back as a number
+    assert tracking.version_by_alias(CHAMPION) is None  # not live before its bento passed the smoke test
 
 
-def test_package_builds_serves_and_smoke_tests_the_champion(dags):
-    run = dags["package"].test()
+def test_package_smoke_tests_the_approved_version_then_releases_it(dags):
+    run = dags["package"].test(run_conf={"version": "1"})
     assert run.state == "success", states(run)
+    assert states(run) == {"approved_version": "success", "build_bento": "success", "smoke_test": "success",
+                           "release": "success"}
     result = xcom(run, "smoke_test")
-    assert result["requests"] == 5 and all(r["ok"] for r in result["results"])
+    assert result["requests"] == 6 and all(r["ok"] for r in result["results"])
     assert {r["answer"].get("model_version") for r in result["results"] if r["status"] == 200} == {"1"}
+    assert [r["status"] for r in result["results"]] == [200, 200, 400, 400, 400, 401]
+    assert tracking.version_by_alias(CHAMPION).version == 1
+    assert xcom(run, "release")["champion"] == "1"
+
+
+def test_a_failing_smoke_test_releases_nothing(dags, monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_MAX_AMOUNT", "10")  # the golden requests' amounts now break the contract
+    run = dags["package"].test(run_conf={"version": "1"})
+    assert run.state == "failed"
+    assert states(run)["smoke_test"] == "failed" and states(run)["release"] == "upstream_failed"
 
 
 def test_monitor_reports_without_drift_on_normal_data(dags):
@@ -111,7 +124,7 @@ def test_monitor_reports_without_drift_on_normal_data(dags):
 def test_retraining_on_the_same_data_is_not_promoted(dags):
     assert dags["train"].test(run_conf={"seed": 11, "reason": "same data"}).state == "success"
     run = dags["promote"].test()
-    assert states(run) == {"compare": "success", "is_better": "success", "set_champion": "skipped"}
+    assert states(run) == {"compare": "success", "is_better": "success", "approve": "skipped"}
     assert tracking.version_by_alias(CHAMPION).version == 1
     assert tracking.version_by_alias(CHALLENGER).version == 2
 

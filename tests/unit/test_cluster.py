@@ -25,5 +25,7 @@ def test_output_printed_before_stop_is_in_the_log(tmp_path, monkeypatch):
 def test_both_profiles_run_airflow_as_separate_logged_processes(monkeypatch):
     monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
     embedded = cluster.commands()
-    assert list(embedded) == ["api-server", "scheduler", "dag-processor", "triggerer"]
+    assert list(embedded) == ["api-server", "scheduler", "dag-processor", "triggerer", "model"]
+    assert embedded["model"][0][-6:] == ["serve", cluster.SERVICE, "--host", "0.0.0.0", "--port",
+                                         str(cluster._settings.load().serving_port)]
     assert embedded["api-server"][0][-3:] == ["api-server", "--port", str(cluster.env.api_port())]

@@ -32,7 +32,7 @@ def monitored(tmp_path_factory):
         parent = training.start_parent_run("test__monitoring", info, "test")
         training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
                                "test__monitoring", "test")
-        promotion.promote(promotion.compare())
+        promotion.release(promotion.compare().challenger_version)
     return root, days
 
 

@@ -99,8 +99,11 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     _, results, registered = trained
     first = promotion.compare()
     assert first.promote and first.champion_version is None
-    promotion.promote(first)
+    assert tracking.version_by_alias(CHAMPION) is None  # deciding moves no alias: release does
+    released = promotion.release(first.challenger_version)
     assert tracking.version_by_alias(CHAMPION).version == registered["version"]
+    assert released[PREVIOUS] is None and tracking.client().get_model_version(
+        settings.load().model_name, registered["version"]).tags["released_at"] == released["released_at"]
     assert tracking.version_by_alias(CHALLENGER) is None
     # a challenger trained on shuffled labels is worse: rejected, champion untouched
     info = training.build_training_set("test__worse", pd.Timestamp.now(tz="UTC"))
@@ -114,8 +117,8 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     decision = promotion.compare()
     assert decision.challenger_version == str(worse["version"]) and not decision.promote
     assert decision.challenger["pr_auc"] < decision.champion["pr_auc"]
-    with pytest.raises(ValueError, match="was rejected"):
-        promotion.promote(decision)
+    with pytest.raises(ValueError, match=f"version {worse['version']} was not promoted by the offline gate"):
+        promotion.release(decision.challenger_version)
     assert tracking.version_by_alias(CHAMPION).version == registered["version"]
     assert tracking.client().get_model_version(settings.load().model_name, worse["version"]) \
         .tags["promotion_decision"].startswith("rejected")
@@ -131,8 +134,8 @@ def test_rollback_swaps_champion_and_previous_champion(world, trained):
     # an operator promotes the latest version by hand, then rolls back
     latest = max(int(v.version) for v in tracking.client().search_model_versions(
         f"name='{settings.load().model_name}'"))
-    forced = promotion.Decision(True, str(latest), str(champion), "pr_auc", {}, {}, ["operator"])
-    assert promotion.promote(forced) == {"champion": str(latest), PREVIOUS: str(champion)}
+    released = promotion.release(str(latest), force=True)
+    assert (released["champion"], released[PREVIOUS]) == (str(latest), str(champion))
     assert promotion.rollback() == {"champion": str(champion), PREVIOUS: str(latest)}
     assert tracking.version_by_alias(CHAMPION).version == champion
     assert tracking.version_by_alias(PREVIOUS).version == latest

@@ -1,0 +1,265 @@
+"""The live model: which registered versions serve, and scoring requests with them.
+
+The registry is the control plane. A thread reads the model's aliases every
+LIFECYCLE_SERVING_POLL_SECONDS, loads a version the first time an alias points at it (after
+checking its artifact digest against the one recorded at registration) and swaps in a new,
+immutable ``Routing`` with one assignment: a request sees the old set or the new one, never a
+mix, and never waits for the registry. A failed load or an unreachable registry keeps what
+serves and is reported by ``status()``.
+
+Routing: ``champion`` answers; when ``canary`` exists, cards whose hash falls under
+LIFECYCLE_CANARY_SHARE get the canary (sticky per card); with LIFECYCLE_SHADOW the
+``challenger`` also scores every request, logged and never returned. Each scored row goes to
+the prediction log with the exact inputs the model read.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lifecycle import settings as _settings
+from lifecycle import tracking
+from lifecycle.modeling import model_inputs
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
+
+LOG = logging.getLogger(__name__)
+ENTITY_KEYS = ("card_id", "merchant_id")
+
+
+class NotReady(RuntimeError):
+    """No champion is loaded yet (nothing registered, or its first load failed)."""
+
+
+def bucket(card_id: str) -> float:
+    """A card's stable position in [0, 1): the same card always lands in the same arm."""
+    return int.from_bytes(hashlib.blake2b(card_id.encode(), digest_size=8).digest(), "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: str
+    model: object  # lifecycle.modeling.FraudModel
+    digest: str
+    loaded_at: float
+
+
+@dataclass(frozen=True)
+class Routing:
+    champion: Loaded | None = None
+    canary: Loaded | None = None
+    challenger: Loaded | None = None
+    aliases: dict = field(default_factory=dict)
+
+    def versions(self) -> dict[str, str | None]:
+        return {a: getattr(self, a).version if getattr(self, a) else None for a in (CHAMPION, CANARY, CHALLENGER)}
+
+    def arms(self, card_ids: list[str], share: float) -> list[str]:
+        if self.canary is None or share <= 0:
+            return [CHAMPION] * len(card_ids)
+        return [CANARY if bucket(c) < share else CHAMPION for c in card_ids]
+
+
+class RegistryFollower:
+    """Keeps ``routing`` equal to what the registry's aliases say, loading each version once."""
+
+    def __init__(self, cfg: _settings.Settings | None = None):
+        self.cfg = cfg or _settings.load()
+        self.routing = Routing()
+        self._cache: dict[str, Loaded] = {}
+        self._refused: dict[str, str] = {}  # version -> why it was not loaded
+        self._stop = threading.Event()
+        self.last_poll: float | None = None
+        self.registry_error: str | None = None
+        self.switches: list[dict] = []  # what changed, when: the service's own audit trail
+
+    def start(self) -> RegistryFollower:
+        self.refresh()
+        threading.Thread(target=self._run, name="registry-follower", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.cfg.serving_poll_seconds):
+            self.refresh()
+
+    def wanted(self) -> dict[str, str]:
+        """Alias -> version that should serve now (a pinned service serves one version as champion)."""
+        if self.cfg.serving_pin_version:
+            return {CHAMPION: self.cfg.serving_pin_version}
+        model = tracking.client().get_registered_model(self.cfg.model_name)
+        wanted = {a: str(v) for a, v in model.aliases.items() if a in (CHAMPION, CANARY)}
+        if self.cfg.shadow and CHALLENGER in model.aliases:
+            wanted[CHALLENGER] = str(model.aliases[CHALLENGER])
+        return wanted
+
+    def refresh(self) -> None:
+        try:
+            wanted = self.wanted()
+        except Exception as err:  # registry down or the model not registered yet: keep serving
+            self.registry_error = f"{type(err).__name__}: {err}"[:500]
+            return
+        finally:
+            self.last_poll = time.time()
+        self.registry_error = None
+        current = self.routing
+        chosen = {}
+        for alias in (CHAMPION, CANARY, CHALLENGER):
+            version = wanted.get(alias)
+            loaded = self._load(version) if version else None
+            if version and loaded is None:  # refused: keep what serves under this alias
+                loaded = getattr(current, alias)
+            chosen[alias] = loaded
+        new = Routing(**chosen, aliases=wanted)
+        if new.versions() != current.versions():
+            self.routing = new  # one assignment: requests see the old routing or the new one
+            self.switches.append({"at": time.time(), **new.versions()})
+            LOG.info("serving %s", new.versions())
+        else:
+            self.routing = Routing(current.champion, current.canary, current.challenger, aliases=wanted)
+
+    def _load(self, version: str) -> Loaded | None:
+        if version in self._cache:
+            return self._cache[version]
+        if version in self._refused:
+            return None
+        try:
+            self._cache[version] = load_version(self.cfg, version)
+            return self._cache[version]
+        except Exception as err:
+            self._refused[version] = f"{type(err).__name__}: {err}"[:500]
+            LOG.error("model version %s not loaded, keeping what serves: %s", version, self._refused[version])
+            return None
+
+    def status(self) -> dict:
+        r = self.routing
+        return {"serving": r.versions(), "aliases": r.aliases, "pinned": self.cfg.serving_pin_version or None,
+                "loaded_versions": sorted(self._cache, key=int), "refused_versions": dict(self._refused),
+                "registry_error": self.registry_error, "last_poll": self.last_poll,
+                "poll_seconds": self.cfg.serving_poll_seconds, "switches": self.switches[-20:]}
+
+
+class DigestMismatch(RuntimeError):
+    """The downloaded artifacts are not the ones registered."""
+
+
+def load_version(cfg: _settings.Settings, version: str) -> Loaded:
+    """Download a registered version, check its digest, load its FraudModel."""
+    import mlflow
+
+    mv = tracking.client().get_model_version(cfg.model_name, version)
+    expected = mv.tags.get("artifact_digest")
+    if not expected:
+        raise DigestMismatch(f"version {version} has no artifact_digest tag (registered without one)")
+    with tempfile.TemporaryDirectory(prefix=f"model-v{version}-") as tmp:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{cfg.model_name}/{version}", dst_path=tmp)
+        digest = tracking.artifact_digest(Path(path))
+        if digest != expected:
+            raise DigestMismatch(f"version {version}: artifact digest {digest[:12]}… is not the registered "
+                                 f"{expected[:12]}…")
+        model = mlflow.pyfunc.load_model(path).unwrap_python_model()
+    model.fitted  # noqa: B018  (prepared now, not on the first request)
+    return Loaded(version=str(version), model=model, digest=digest, loaded_at=time.time())
+
+
+class LiveModel:
+    """Online features + routed models + prediction log: what one serving process runs."""
+
+    def __init__(self, cfg: _settings.Settings | None = None, follower: RegistryFollower | None = None,
+                 log=None, store=None):
+        from lifecycle.feature_store import get_store
+        from lifecycle.prediction_log import PredictionLog
+
+        self.cfg = cfg or _settings.load()
+        self.store = store or get_store()
+        self.feature_service = self.store.get_feature_service(self.cfg.feature_service)
+        self.follower = follower or RegistryFollower(self.cfg)
+        self.log = log or PredictionLog(self.cfg)
+
+    def start(self) -> LiveModel:
+        self.follower.start()
+        self.log.start()
+        # the first online read opens the store's connection and caches the registry: not on a request
+        self.store.get_online_features(features=self.feature_service, entity_rows=[dict.fromkeys(ENTITY_KEYS, "")])
+        gc.freeze()  # what start-up loaded is never collected: full collections stay short on the request path
+        return self
+
+    def close(self) -> None:
+        self.follower.stop()
+        self.log.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.follower.routing.champion is not None
+
+    def features(self, columns: dict[str, list]) -> dict[str, list]:
+        """Stored features for each row's entities, merged with the request's own fields."""
+        keys = zip(*(columns[k] for k in ENTITY_KEYS), strict=True)
+        rows = [dict(zip(ENTITY_KEYS, k, strict=True)) for k in keys]
+        online = self.store.get_online_features(features=self.feature_service, entity_rows=rows).to_dict()
+        return {**online, **columns}
+
+    def predict(self, columns: dict[str, list]) -> list[dict]:
+        """Score transactions given as columns (request fields -> values); one answer per row."""
+        start = time.perf_counter()
+        routing = self.follower.routing  # one read: this request's whole view of the registry
+        if routing.champion is None:
+            raise NotReady(f"no model serves yet: {self.follower.status()['registry_error'] or 'no champion loaded'}")
+        n = len(columns["transaction_id"])
+        data = self.features(columns)
+        arms = routing.arms(columns["card_id"], self.cfg.canary_share)
+        request_ids = [uuid.uuid4().hex for _ in range(n)]
+        known = [v is not None for v in data["card_avg_amount_7d"]]
+        answers: list[dict | None] = [None] * n
+        groups = [(CHAMPION, routing.champion, list(range(n)) if CANARY not in arms else
+                   [i for i, a in enumerate(arms) if a == CHAMPION])]
+        if CANARY in arms:
+            groups.append((CANARY, routing.canary, [i for i, a in enumerate(arms) if a == CANARY]))
+        logged = []
+        for arm, loaded, idx in groups:
+            if not idx:
+                continue
+            part = data if len(idx) == n else {k: [v[i] for i in idx] for k, v in data.items()}
+            inputs = model_inputs(part, loaded.model.numeric)
+            probs = loaded.model.score(inputs)
+            for j, i in enumerate(idx):
+                answers[i] = {"transaction_id": columns["transaction_id"][i], "request_id": request_ids[i],
+                              "fraud_probability": float(probs[j]), "model_name": self.cfg.model_name,
+                              "model_version": loaded.version, "arm": arm,
+                              "feature_service": self.cfg.feature_service, "known_card": known[i]}
+            logged.append((arm, loaded, part, idx, inputs, probs))
+        if routing.challenger is not None:
+            inputs = model_inputs(data, routing.challenger.model.numeric)
+            logged.append(("shadow", routing.challenger, data, list(range(n)), inputs,
+                           routing.challenger.model.score(inputs)))
+        latency_ms = (time.perf_counter() - start) * 1000
+        served_at = datetime.now(UTC)
+        for arm, loaded, part, idx, inputs, probs in logged:
+            self.log.append(self._rows(arm, loaded.version, part, [request_ids[i] for i in idx], inputs, probs,
+                                       latency_ms, served_at))
+        return answers
+
+    def _rows(self, arm, version, part, request_ids, inputs, probs, latency_ms, served_at) -> dict[str, list]:
+        k = len(request_ids)
+        rows = {"request_id": request_ids, "transaction_id": part["transaction_id"],
+                "card_id": part["card_id"], "merchant_id": part["merchant_id"],
+                "event_timestamp": part["event_timestamp"]}
+        rows.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
+        rows.update({"fraud_probability": probs.tolist(), "model_version": [version] * k, "arm": [arm] * k,
+                     "latency_ms": [latency_ms] * k, "served_at": [served_at] * k,
+                     "source": [self.cfg.serving_source] * k})
+        return rows
+
+    def status(self) -> dict:
+        return {"ready": self.ready, "model_name": self.cfg.model_name, "source": self.cfg.serving_source,
+                "canary_share": self.cfg.canary_share, "shadow": self.cfg.shadow,
+                **self.follower.status(), "prediction_log": self.log.status()}
