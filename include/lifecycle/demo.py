@@ -15,9 +15,10 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import datagen, features, lake, services, setup, tracking
+from lifecycle import datagen, features, lake, loadgen, packaging, prediction_log, promotion, services, setup, tracking
 from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
+from lifecycle.schema import CHAMPION
 
 DAG_IDS = {"ingest", "validate", "features", "train", "promote", "package", "monitor"}
 FIRST_DAY = dt.date(2026, 10, 1)
@@ -57,6 +58,7 @@ def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(prin
     drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
     corrupt = drifted[-1] + dt.timedelta(days=1)
     server = AirflowServer()
+    traffic = serving = None
     try:
         server.start()
         server.wait_for_dags(DAG_IDS)
@@ -65,11 +67,17 @@ def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(prin
         log(f"[{time.monotonic() - t0:5.0f}s] first training run (manual)")
         server.trigger("train", {"reason": "bootstrap: first model"})
         server.wait_idle()
+        first = tracking.version_by_alias(CHAMPION)
+        log(f"[{time.monotonic() - t0:5.0f}s] version {first and first.version} released; replaying landed "
+            "transactions through the live service")
+        traffic = start_traffic(normal)
         log(f"[{time.monotonic() - t0:5.0f}s] landing {len(drifted)} drifted days")
         land_and_backfill(server, drifted, "drifted")
-        log(f"[{time.monotonic() - t0:5.0f}s] monitoring (drift → asset-triggered training)")
+        log(f"[{time.monotonic() - t0:5.0f}s] monitoring (drift → asset-triggered training → release)")
         server.trigger("monitor")
         server.wait_idle()
+        log(f"[{time.monotonic() - t0:5.0f}s] rollback and roll-forward under load")
+        serving = exercise_aliases(traffic, first.version if first else None)
         log(f"[{time.monotonic() - t0:5.0f}s] landing a corrupt day ({corrupt})")
         land_and_backfill(server, [corrupt], "corrupt")
         summary = summarize(server.runs(), corrupt)  # while the tracking server is up
@@ -77,9 +85,53 @@ def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(prin
         if observe:
             summary["observed"] = observe(server)
     finally:
-        server.stop()
+        if traffic is not None:
+            traffic.stop()
+        server.stop()  # SIGTERM: the live service flushes its prediction log
+    if serving is not None:
+        summary["serving"] = {**serving, "logged_rows": logged_rows({a.request_id for a in traffic.answers})}
     summary["airflow_peak_memory_mb"] = {"rss_sum": server.peak_rss // 2**20, "pss": server.peak_pss // 2**20}
     return summary
+
+
+def start_traffic(days: list[dt.date], sample: int = 3000) -> loadgen.Load:
+    """Replay landed transactions through the live service (2 paced connections) once it is ready."""
+    cfg = _settings.load()
+    base = f"http://127.0.0.1:{cfg.serving_port}"
+    packaging.wait_ready(base, 120)
+    frame = lake.read_range("curated", "transactions", days[0], days[-1]).sample(sample, random_state=cfg.seed)
+    frame["event_timestamp"] = frame["event_timestamp"].map(lambda t: t.isoformat())
+    bodies = frame[list(packaging.GOOD)].to_dict("records")
+    return loadgen.Load(base, cfg.serving_api_key(), bodies, connections=2, pause=0.05).__enter__()
+
+
+def exercise_aliases(traffic: loadgen.Load, first: str | None, min_requests: int = 2000) -> dict:
+    """Under the replayed traffic: when the drift-triggered release reached the service, then a
+    rollback and a roll-forward (each an alias move) and how long each took to answer."""
+    champion = tracking.version_by_alias(CHAMPION)
+    switch = None
+    if champion is not None and str(champion.version) != str(first) and "released_at" in champion.tags:
+        released = dt.datetime.fromisoformat(champion.tags["released_at"]).timestamp()
+        switch = loadgen.wait_for_version(traffic, champion.version, released)
+    moves = []
+    for _ in range(2):  # rollback, then roll forward
+        at = time.time()
+        moved = promotion.rollback()
+        moves.append(round(loadgen.wait_for_version(traffic, moved[CHAMPION], at), 3))
+        time.sleep(2)
+    while len(traffic.answers) < min_requests:
+        time.sleep(0.5)
+    traffic.stop()
+    return {"requests": len(traffic.answers), "errors": len(traffic.errors()),
+            "versions_served": sorted({a.model_version for a in traffic.answers if a.model_version}),
+            "switch_seconds": round(switch, 3) if switch is not None else None,
+            "rollback_seconds": moves[0], "roll_forward_seconds": moves[1], **traffic.percentiles()}
+
+
+def logged_rows(request_ids: set[str]) -> int:
+    """Rows of the prediction log answering the demo's requests (after the service's final flush)."""
+    logged = prediction_log.read(source="live")
+    return int(logged["request_id"].isin(request_ids).sum()) if len(logged) else 0
 
 
 def _seconds(run: dict) -> float | None:
@@ -129,6 +181,18 @@ def check(summary: dict) -> list[str]:
         problems.append("no Evidently HTML report")
     if not summary["quarantined_days"] or summary["corrupt_day_curated"]:
         problems.append("the corrupt day was not quarantined, or reached curated data")
+    serving = summary.get("serving")
+    if serving is None:
+        problems.append("the live service was not exercised")
+    else:
+        if serving["errors"] or serving["requests"] < 2000:
+            problems.append(f"live service: {serving['errors']} failed of {serving['requests']} requests")
+        if serving["logged_rows"] != serving["requests"]:
+            problems.append(f"prediction log holds {serving['logged_rows']} rows for {serving['requests']} requests")
+        if serving["switch_seconds"] is None or serving["switch_seconds"] >= 5:
+            problems.append(f"the drift-triggered release reached the service in {serving['switch_seconds']} s")
+        if max(serving["rollback_seconds"], serving["roll_forward_seconds"]) >= 5:
+            problems.append("a rollback took 5 s or more to reach the service")
     return problems
 
 

@@ -32,6 +32,7 @@ class Load:
     bodies: list[dict]
     connections: int = 4
     total: int | None = None
+    pause: float = 0.0  # seconds each connection waits between requests (a paced replay)
     answers: list[Answer] = field(default_factory=list)
 
     def __post_init__(self):
@@ -82,6 +83,8 @@ class Load:
                 got = Answer(sent, 0, (time.perf_counter() - start) * 1000, None, None, None, repr(err))
             with self._lock:
                 self.answers.append(got)
+            if self.pause:
+                self._stop.wait(self.pause)
 
     def errors(self) -> list[Answer]:
         return [a for a in self.answers if a.status != 200]

@@ -38,6 +38,8 @@ RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]
 
 def _rfc3339(value):
     """A timestamp is an RFC 3339 string with its zone (pydantic alone also takes numbers and "0")."""
+    if isinstance(value, datetime):  # a Python caller's own datetime: AwareDatetime still checks its zone
+        return value
     if not isinstance(value, str) or not RFC3339.match(value):
         raise ValueError("must be an RFC 3339 timestamp with a zone, e.g. 2026-10-20T12:00:00Z")
     return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
@@ -217,9 +219,8 @@ def openapi_document() -> dict:
         for op in item.values():
             if path in OPEN_PATHS:
                 continue
-            responses = op["responses"]
-            for code in ("404", "500"):
-                responses.pop(code, None)
+            responses = op["responses"] = {str(code): r for code, r in op["responses"].items()  # BentoML: int keys
+                                           if str(code) not in ("404", "500")}
             op["security"] = [{"bearer": []}]
             responses["401"] = ref("Error", "Missing or wrong API key")
             if "requestBody" in op:

@@ -108,7 +108,16 @@ def test_a_killed_training_candidate_is_retried_and_the_run_registers_one_versio
 
 def test_every_process_log_is_complete_after_the_deployment_stopped(loop):
     logs = STATE / "airflow" / "process-logs"
-    assert sorted(p.name for p in logs.iterdir()) == ["api-server.log", "dag-processor.log", "scheduler.log",
-                                                      "triggerer.log"]
+    assert sorted(p.name for p in logs.iterdir()) == ["api-server.log", "dag-processor.log", "model.log",
+                                                      "scheduler.log", "triggerer.log"]
     tail = (logs / "api-server.log").read_text().rstrip().splitlines()[-5:]
     assert any("Finished server process" in line for line in tail), tail  # written up to its last line
+
+
+def test_the_live_service_followed_every_release_and_rollback_under_load(loop):
+    serving = loop.summary["serving"]
+    assert serving["requests"] >= 2000 and serving["errors"] == 0
+    assert serving["logged_rows"] == serving["requests"]  # every answer in the prediction log after SIGTERM
+    assert serving["switch_seconds"] < 5 and serving["rollback_seconds"] < 5 and serving["roll_forward_seconds"] < 5
+    assert serving["versions_served"] == ["1", "2"]
+    assert loop.summary["dags"]["package"]["runs"] == {"asset_triggered:success": 2}

@@ -279,3 +279,35 @@ def test_rollback_command_moves_champion_and_previous(world, monkeypatch):
     v1, v2, _ = world["versions"]
     promotion.release(v2, force=True)
     assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v2}
+
+
+def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, key):
+    import subprocess
+    import sys
+
+    code, doc = raw(service, "GET", "/docs.json", b"", {})
+    doc = json.loads(doc)
+    assert code == 200 and doc["openapi"].startswith("3.0") and "exclusiveMinimum" not in json.dumps(doc)
+    predict = doc["paths"]["/predict"]["post"]
+    assert {"200", "400", "401", "413", "415", "503"} <= set(predict["responses"]) and "500" not in predict["responses"]
+    schemathesis = Path(sys.executable).with_name("schemathesis")
+    done = subprocess.run([str(schemathesis), "run", f"{service}/docs.json", "-H", f"Authorization: Bearer {key}",
+                           "--checks", "all", "--max-examples", "60", "--seed", "1", "--workers", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "No issues found" in done.stdout, done.stdout[-4000:]
+
+
+def test_shadow_scores_the_challenger_on_every_request_and_never_returns_it(world, monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
+    v1, v2, _ = world["versions"]
+    set_alias("challenger", v2)
+    key = settings.load().serving_api_key()
+    bodies = transactions(world["parity_day"], 30)
+    with serve(world, shadow="true", serving_source="shadow-test") as base:
+        code, answers = packaging.post(f"{base}/predict_batch", {"transactions": bodies}, key)
+    assert code == 200 and {(a["arm"], a["model_version"]) for a in answers} == {(CHAMPION, v1)}
+    logged = prediction_log.read(source="shadow-test")
+    assert len(logged) == 60 and logged.groupby("arm")["model_version"].agg(set).to_dict() == \
+        {CHAMPION: {v1}, "shadow": {v2}}
+    by_arm = logged.pivot(index="request_id", columns="arm", values="transaction_id")
+    assert set(by_arm.index) == {a["request_id"] for a in answers} and by_arm.notna().all().all()

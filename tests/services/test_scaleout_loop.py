@@ -57,11 +57,8 @@ def observe(server) -> dict:
     curated = lake.read_range("curated", "transactions", CORRUPT - dt.timedelta(days=1), CORRUPT - dt.timedelta(days=1))
     known = {**packaging.GOOD, "card_id": curated["card_id"].iloc[0], "merchant_id": curated["merchant_id"].iloc[0]}
     unknown = {**packaging.GOOD, "card_id": "never-seen-card"}
-    import bentoml
-
-    bento = max(bentoml.bentos.list(), key=lambda b: b.info.creation_time)
-    with packaging.serving(str(bento.tag)) as base:
-        served = [packaging.post(f"{base}/predict", body) for body in (known, unknown)]
+    live = f"http://127.0.0.1:{cfg.serving_port}"  # the deployment's model service, following the registry
+    served = [packaging.post(f"{live}/predict", body, cfg.serving_api_key()) for body in (known, unknown)]
     return {
         "queues": queues, "gpu_tasks": gpu_tasks, "dag_runs": dag_runs,
         "workers": {name: _workloads(logs / f"worker-{name}.log") for name in ("default", "gpu")},
@@ -122,14 +119,17 @@ def test_metadata_in_postgres_lake_in_s3_versions_in_mlflow_server(loop):
     seen = loop["observed"]
     assert seen["dag_runs"] == sum(sum(d["runs"].values()) for d in loop["dags"].values())
     assert {"lake/raw", "lake/curated", "lake/features", "lake/quarantine", "lake/reports", "lake/training",
-            "mlflow/experiments"} <= set(seen["s3_prefixes"])
+            "lake/predictions", "mlflow/experiments"} <= set(seen["s3_prefixes"])
     assert seen["mlflow_versions"] == [1, 2] and seen["champion"] in ("1", "2")
     assert seen["mlflow_sources"] in (["mlflow-artifacts"], ["models"])  # artifacts behind the server, never local
     assert all(r.startswith("s3://") for r in loop["drift_reports"])
 
 
-def test_bento_serves_online_features_from_redis(loop):
+def test_live_service_serves_online_features_from_redis_and_logs_to_s3(loop):
     seen = loop["observed"]
+    serving = loop["serving"]
+    assert serving["errors"] == 0 and serving["logged_rows"] == serving["requests"] >= 2000
+    assert serving["rollback_seconds"] < 5 and serving["switch_seconds"] < 5
     assert seen["feast_keys"] > 1000 and seen["redis_keys"] >= seen["feast_keys"]
     (known_status, known), (unknown_status, unknown) = seen["served"]
     assert known_status == unknown_status == 200
