@@ -153,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--reuse", action="store_true", help="keep the world a previous run built")
+    parser.add_argument("--workers", type=int, help="LIFECYCLE_SERVING_WORKERS for the served service")
     args = parser.parse_args()
     if not (args.reuse and (STATE / "lake").exists()):
         build_world()
@@ -161,7 +162,9 @@ def main() -> None:
     bodies = sample(1000)
     table = [in_process(bodies, 3000)]
     limit = table[0]["p50_ms"]
-    with packaging.serving(packaging.SERVICE, {"LIFECYCLE_SERVING_SOURCE": "bench"}) as base:
+    overrides = {"LIFECYCLE_SERVING_SOURCE": "bench",
+                 **({"LIFECYCLE_SERVING_WORKERS": str(args.workers)} if args.workers else {})}
+    with packaging.serving(packaging.SERVICE, overrides) as base:
         before = len(prediction_log.read(source="bench"))
         for connections in (1, 8):
             wrk(base, key, bodies, connections, 2)  # warm-up
@@ -182,6 +185,7 @@ def main() -> None:
     print(f"\nserving model version {status['serving']['champion']}; prediction log: {sent:,} rows written by this "
           f"run (the service reported {status['prediction_log']['logged_rows']:,} logged + "
           f"{status['prediction_log']['buffered_rows']:,} buffered before its final flush); "
+          f"{overrides.get('LIFECYCLE_SERVING_WORKERS', cfg.serving_workers)} service worker(s), "
           f"{os.cpu_count()} cores, python {sys.version.split()[0]}")
 
 

@@ -166,7 +166,7 @@ def load_version(cfg: _settings.Settings, version: str) -> Loaded:
         if digest != expected:
             raise DigestMismatch(f"version {version}: artifact digest {digest[:12]}… is not the registered "
                                  f"{expected[:12]}…")
-        model = mlflow.pyfunc.load_model(path).unwrap_python_model()
+        model = mlflow.pyfunc.load_model(path).unwrap_python_model().single_threaded()
     model.fitted  # noqa: B018  (prepared now, not on the first request)
     return Loaded(version=str(version), model=model, digest=digest, loaded_at=time.time())
 

@@ -281,7 +281,7 @@ def test_rollback_command_moves_champion_and_previous(world, monkeypatch):
     assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v2}
 
 
-def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, key):
+def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, key, world):
     import subprocess
     import sys
 
@@ -293,7 +293,7 @@ def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, 
     schemathesis = Path(sys.executable).with_name("schemathesis")
     done = subprocess.run([str(schemathesis), "run", f"{service}/docs.json", "-H", f"Authorization: Bearer {key}",
                            "--checks", "all", "--max-examples", "60", "--seed", "1", "--workers", "1"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, cwd=world["state"])  # its cache folder
     assert done.returncode == 0 and "No issues found" in done.stdout, done.stdout[-4000:]
 
 
