@@ -48,15 +48,20 @@ WORLD_START = __import__("datetime").date(2026, 10, 1)
 @pytest.fixture(scope="session")
 def _world_built():
     """Eight curated normal days with features in Feast: built once, shared read-mostly."""
-    from lifecycle import features, validation
-
     shutil.rmtree(WORLD, ignore_errors=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
-        days = land_days(WORLD_START, 8)
-        for day in days:
-            validation.validate_day(day)
-        features.materialize(features.build_tables(days))
+        return featurized_days(WORLD_START, 8)
+
+
+def featurized_days(first, n):
+    """Land, validate and featurize ``n`` normal days (online store included); returns the days."""
+    from lifecycle import features, validation
+
+    days = land_days(first, n)
+    for day in days:
+        validation.validate_day(day)
+    features.materialize(features.build_tables(days))
     return days
 
 

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import land_days
+from conftest import featurized_days, land_days
 from lifecycle import (
-    features,
     lake,
     live,
     loadgen,
@@ -41,10 +40,7 @@ def world(tmp_path_factory):
     state = tmp_path_factory.mktemp("live")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(state))
-        days = land_days(FIRST, 6)
-        for day in days:
-            validation.validate_day(day)
-        features.materialize(features.build_tables(days))
+        featurized_days(FIRST, 6)
         parity_day = land_days(FIRST + dt.timedelta(days=6), 1)[0]
         validation.validate_day(parity_day)  # curated, labeled, not featurized: served from the day-6 snapshot
         info = training.build_training_set("live__1", pd.Timestamp.now(tz="UTC"))
