@@ -171,6 +171,46 @@ def load_version(cfg: _settings.Settings, version: str) -> Loaded:
     return Loaded(version=str(version), model=model, digest=digest, loaded_at=time.time())
 
 
+class OnlineFeatures:
+    """The feature service's stored features for many entity rows, read from the online store.
+
+    Feast's ``get_online_features`` resolves the service against the registry, builds a response
+    proto and converts it per value on every call: 0.6 ms for one row and ~60 µs a row in a batch
+    here, most of a request. This reads the same views through the same online store
+    (``online_read``, the interface every Feast online store implements) once per unique entity,
+    with the views resolved once at start-up. Reads ignore TTL, as Feast's own online reads do.
+    tests/integration/test_live_service.py checks served features equal the point-in-time join."""
+
+    def __init__(self, store, feature_service):
+        self.store = store
+        self.provider = store._get_provider()  # noqa: SLF001  (Feast has no public online_read entry)
+        self.views = []
+        for projection in feature_service.feature_view_projections:
+            view = store.get_feature_view(projection.name)
+            self.views.append((view, view.join_keys, [f.name for f in projection.features]))
+
+    def read(self, columns: dict[str, list]) -> dict[str, list]:
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        out = {}
+        for view, keys, names in self.views:
+            rows = list(zip(*(columns[k] for k in keys), strict=True))
+            unique = list(dict.fromkeys(rows))
+            protos = [EntityKey(join_keys=keys, entity_values=[Value(string_val=v) for v in key]) for key in unique]
+            found = dict(zip(unique, self.provider.online_read(config=self.store.config, table=view,
+                                                                entity_keys=protos, requested_features=names),
+                             strict=True))
+            for name in names:
+                values = {}
+                for key, (_, feats) in found.items():
+                    v = feats.get(name) if feats else None
+                    kind = v.WhichOneof("val") if v is not None else None
+                    values[key] = getattr(v, kind) if kind and kind != "null_val" else None
+                out[name] = [values[r] for r in rows]
+        return out
+
+
 class LiveModel:
     """Online features + routed models + prediction log: what one serving process runs."""
 
@@ -182,14 +222,14 @@ class LiveModel:
         self.cfg = cfg or _settings.load()
         self.store = store or get_store()
         self.feature_service = self.store.get_feature_service(self.cfg.feature_service)
+        self.online = OnlineFeatures(self.store, self.feature_service)
         self.follower = follower or RegistryFollower(self.cfg)
         self.log = log or PredictionLog(self.cfg)
 
     def start(self) -> LiveModel:
         self.follower.start()
         self.log.start()
-        # the first online read opens the store's connection and caches the registry: not on a request
-        self.store.get_online_features(features=self.feature_service, entity_rows=[dict.fromkeys(ENTITY_KEYS, "")])
+        self.online.read(dict.fromkeys(ENTITY_KEYS, [""]))  # opens the store's connection: not on a request
         gc.freeze()  # what start-up loaded is never collected: full collections stay short on the request path
         return self
 
@@ -203,10 +243,7 @@ class LiveModel:
 
     def features(self, columns: dict[str, list]) -> dict[str, list]:
         """Stored features for each row's entities, merged with the request's own fields."""
-        keys = zip(*(columns[k] for k in ENTITY_KEYS), strict=True)
-        rows = [dict(zip(ENTITY_KEYS, k, strict=True)) for k in keys]
-        online = self.store.get_online_features(features=self.feature_service, entity_rows=rows).to_dict()
-        return {**online, **columns}
+        return {**self.online.read(columns), **columns}
 
     def predict(self, columns: dict[str, list]) -> list[dict]:
         """Score transactions given as columns (request fields -> values); one answer per row."""
