@@ -274,7 +274,7 @@ def load() -> Settings:
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
         bento_name=_str("BENTO_NAME", "fraud_service"),
         serving_port=_int("SERVING_PORT", 3000, 1024, 65535),
-        serving_workers=_int("SERVING_WORKERS", 1, 1, 64),
+        serving_workers=_int("SERVING_WORKERS", min(os.cpu_count() or 1, 4), 1, 64),  # one per core
         serving_poll_seconds=_float("SERVING_POLL_SECONDS", 1.0, 0.1, 60.0),
         serving_max_body_bytes=_int("SERVING_MAX_BODY_BYTES", 4 * 2**20, 1024, 2**30),
         serving_max_batch=_int("SERVING_MAX_BATCH", 10_000, 1, 1_000_000),

@@ -257,7 +257,8 @@ def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatc
     key = settings.load().serving_api_key()
     bodies = transactions(world["parity_day"])
     # the longest flush interval: rows answered in the last seconds are only on disk if SIGTERM flushed them
-    with serve(world, prediction_flush_seconds=5, serving_source="sigterm-test") as base:
+    # one worker: /status then counts every row this service logged
+    with serve(world, prediction_flush_seconds=5, serving_source="sigterm-test", serving_workers=1) as base:
         with loadgen.Load(base, key, bodies, connections=2, total=600) as load:
             load.wait()
         counts = status(base, key)["prediction_log"]
