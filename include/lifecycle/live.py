@@ -28,10 +28,11 @@ from pathlib import Path
 from lifecycle import settings as _settings
 from lifecycle import tracking
 from lifecycle.modeling import model_inputs
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 
 LOG = logging.getLogger(__name__)
 ENTITY_KEYS = ("card_id", "merchant_id")
+RETRY_SECONDS = 30  # before loading again a version whose download or load failed
 
 
 class NotReady(RuntimeError):
@@ -75,6 +76,7 @@ class RegistryFollower:
         self.routing = Routing()
         self._cache: dict[str, Loaded] = {}
         self._refused: dict[str, str] = {}  # version -> why it was not loaded
+        self._retry_at: dict[str, float] = {}  # version -> when to try a failed (not tampered) load again
         self._stop = threading.Event()
         self.last_poll: float | None = None
         self.registry_error: str | None = None
@@ -97,7 +99,7 @@ class RegistryFollower:
         if self.cfg.serving_pin_version:
             return {CHAMPION: self.cfg.serving_pin_version}
         model = tracking.client().get_registered_model(self.cfg.model_name)
-        wanted = {a: str(v) for a, v in model.aliases.items() if a in (CHAMPION, CANARY)}
+        wanted = {a: str(v) for a, v in model.aliases.items() if a in (CHAMPION, CANARY, PREVIOUS)}
         if self.cfg.shadow and CHALLENGER in model.aliases:
             wanted[CHALLENGER] = str(model.aliases[CHALLENGER])
         return wanted
@@ -119,6 +121,10 @@ class RegistryFollower:
             if version and loaded is None:  # refused: keep what serves under this alias
                 loaded = getattr(current, alias)
             chosen[alias] = loaded
+        if wanted.get(PREVIOUS):  # loaded ahead, never routed: a rollback then swaps without a download
+            self._load(wanted[PREVIOUS])
+        for version in set(self._cache) - set(wanted.values()) - {v for v in current.versions().values() if v}:
+            del self._cache[version]  # no alias names it any more: free its memory
         new = Routing(**chosen, aliases=wanted)
         if new.versions() != current.versions():
             self.routing = new  # one assignment: requests see the old routing or the new one
@@ -130,13 +136,16 @@ class RegistryFollower:
     def _load(self, version: str) -> Loaded | None:
         if version in self._cache:
             return self._cache[version]
-        if version in self._refused:
+        if version in self._refused and time.monotonic() < self._retry_at.get(version, float("inf")):
             return None
         try:
             self._cache[version] = load_version(self.cfg, version)
+            self._refused.pop(version, None)
             return self._cache[version]
-        except Exception as err:
+        except Exception as err:  # a digest mismatch is final; anything else is tried again later
             self._refused[version] = f"{type(err).__name__}: {err}"[:500]
+            if not isinstance(err, DigestMismatch):
+                self._retry_at[version] = time.monotonic() + RETRY_SECONDS
             LOG.error("model version %s not loaded, keeping what serves: %s", version, self._refused[version])
             return None
 
