@@ -98,10 +98,6 @@ class PredictionLog:
                 self._buffered -= extra
                 self.dropped_rows += extra
 
-    @property
-    def buffered_rows(self) -> int:
-        return self._buffered
-
     def start(self) -> PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
