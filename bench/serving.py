@@ -87,8 +87,7 @@ def build_world() -> None:
 
 def sample(n: int) -> list[dict]:
     frame = lake.read_parquet(lake.partition("curated", "transactions", FIRST + dt.timedelta(days=DAYS))).head(n)
-    frame["event_timestamp"] = frame["event_timestamp"].map(lambda t: t.isoformat())
-    return frame[list(packaging.GOOD)].to_dict("records")
+    return packaging.request_bodies(frame)
 
 
 def row(label: str, p50: float, p99: float, mx: float, rps: float, goal: str, limit_p50: float | None) -> dict:

@@ -100,8 +100,7 @@ def start_traffic(days: list[dt.date], sample: int = 3000) -> loadgen.Load:
     base = f"http://127.0.0.1:{cfg.serving_port}"
     packaging.wait_ready(base, 120)
     frame = lake.read_range("curated", "transactions", days[0], days[-1]).sample(sample, random_state=cfg.seed)
-    frame["event_timestamp"] = frame["event_timestamp"].map(lambda t: t.isoformat())
-    bodies = frame[list(packaging.GOOD)].to_dict("records")
+    bodies = packaging.request_bodies(frame)
     return loadgen.Load(base, cfg.serving_api_key(), bodies, connections=2, pause=0.05).__enter__()
 
 

@@ -36,6 +36,12 @@ GOLDEN = [
 ]
 
 
+def request_bodies(frame) -> list[dict]:
+    """Transactions (curated rows) as the JSON bodies the live service takes."""
+    frame = frame.assign(event_timestamp=frame["event_timestamp"].map(lambda t: t.isoformat()))
+    return frame[list(GOOD)].to_dict("records")
+
+
 class SmokeTestError(RuntimeError):
     """The built service did not start or answered a golden request wrongly."""
 
