@@ -63,7 +63,10 @@ def serve(world, **overrides):
 def service(world):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
-        with serve(world, serving_max_body_bytes=65536, serving_max_batch=50, canary_share=0.3) as base:
+        # one worker: each worker follows the registry on its own poll, so /status (which reaches one
+        # of them) could say the canary is live while another worker still routes every card to champion
+        with serve(world, serving_max_body_bytes=65536, serving_max_batch=50, canary_share=0.3,
+                   serving_workers=1) as base:
             yield base
 
 
@@ -76,8 +79,7 @@ def key(world, monkeypatch):
 def transactions(day: dt.date, n: int | None = None) -> list[dict]:
     frame = lake.read_parquet(lake.partition("curated", "transactions", day))
     frame = frame.head(n) if n else frame
-    frame["event_timestamp"] = frame["event_timestamp"].map(lambda t: t.isoformat())
-    return frame[list(packaging.GOOD)].to_dict("records")
+    return packaging.request_bodies(frame)
 
 
 def raw(base: str, method: str, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
