@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-services airflow serve lint lock clean compose-tool
+.PHONY: install demo test test-services airflow serve bench lint lock clean compose-tool bench-tools
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: this project needs Python 3.11"; exit 1; }
@@ -34,6 +34,9 @@ airflow: install  ## the profile's processes on the same state, UI at http://loc
 serve: install  ## the live model service alone on the same state, http://localhost:3000 (follows the registry)
 	$(PY) -m lifecycle.setup && $(PY) -m lifecycle.cluster run model
 
+bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
+	$(PY) bench/serving.py
+
 lint: install
 	$(VENV)/bin/ruff check include dags tests feature_repo plugins bench
 
@@ -49,3 +52,6 @@ clean:
 
 compose-tool:  ## Debian's docker-compose 1.29, which tests/unit/test_compose.py validates docker-compose.yaml with
 	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
+
+bench-tools:  ## Debian's wrk, the HTTP load generator bench/serving.py drives the live service with
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

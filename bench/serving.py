@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the world a previous run built")
     parser.add_argument("--workers", type=int, help="LIFECYCLE_SERVING_WORKERS for the served service")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/serving.py drives the service with wrk, which is not installed: "
+                         "`make bench-tools` installs Debian's package (or run `make bench`)")
     if not (args.reuse and (STATE / "lake").exists()):
         build_world()
     cfg = settings.load()
