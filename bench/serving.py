@@ -35,22 +35,10 @@ from lifecycle import env  # noqa: E402  (after the state folder is chosen)
 
 env.apply()
 
-import pandas as pd  # noqa: E402
+import world  # noqa: E402
 
-from lifecycle import (  # noqa: E402
-    datagen,
-    features,
-    ingest,
-    lake,
-    packaging,
-    prediction_log,
-    promotion,
-    settings,
-    training,
-    validation,
-)
+from lifecycle import lake, packaging, prediction_log, settings  # noqa: E402
 
-FIRST = dt.date(2026, 10, 1)
 DAYS = 6
 GOAL_P99_MS, GOAL_RPS, GOAL_BATCH_RPS = 5.0, 500, 20_000
 
@@ -71,22 +59,8 @@ end
 """
 
 
-def build_world() -> None:
-    shutil.rmtree(STATE, ignore_errors=True)
-    days = [FIRST + dt.timedelta(days=i) for i in range(DAYS + 1)]
-    for day in days:
-        datagen.land(day, "normal")
-        ingest.ingest_day(day)
-        validation.validate_day(day)
-    features.materialize(features.build_tables(days[:DAYS]))  # the last day is served from the day before's snapshot
-    info = training.build_training_set("bench", pd.Timestamp.now(tz="UTC"))
-    parent = training.start_parent_run("bench", info, "bench")
-    result = training.train_candidate("xgboost", info, parent, seed=7)
-    promotion.release(str(training.register_best([result], info, "bench", "bench")["version"]), force=True)
-
-
 def sample(n: int) -> list[dict]:
-    frame = lake.read_parquet(lake.partition("curated", "transactions", FIRST + dt.timedelta(days=DAYS))).head(n)
+    frame = lake.read_parquet(lake.partition("curated", "transactions", world.FIRST + dt.timedelta(days=DAYS))).head(n)
     return packaging.request_bodies(frame)
 
 
@@ -158,7 +132,7 @@ def main() -> None:
         raise SystemExit("bench/serving.py drives the service with wrk, which is not installed: "
                          "`make bench-tools` installs Debian's package (or run `make bench`)")
     if not (args.reuse and (STATE / "lake").exists()):
-        build_world()
+        world.build(STATE, DAYS)
     cfg = settings.load()
     key = cfg.serving_api_key()
     bodies = sample(1000)

@@ -1,6 +1,8 @@
 """
 ### train: features → challenger
-Runs when **feature_drift** is emitted, weekly (Monday 03:00 UTC), or manually with params.
+Runs when **feature_drift** or **model_degraded** is emitted, weekly (Monday 03:00 UTC), or
+manually with params; the reason (drift share, or the degraded metric with its report) is
+recorded on the MLflow runs and the registered version.
 Builds a point-in-time training set from Feast's offline store joined with the labels known at
 run time (every labeled row is asserted to come back), splits by time (last days = holdout),
 trains XGBoost, a PyTorch MLP and a scikit-learn logistic baseline as separate tasks in the
@@ -9,12 +11,12 @@ version with alias `challenger`. Emits **model_challenger**.
 """
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from lifecycle.assets import CANDIDATE, DRIFT
+from lifecycle.assets import CANDIDATE, DEGRADED, DRIFT
 from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 from lifecycle.schema import CANDIDATES
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT),
+@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT | DEGRADED),
      start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "mlflow", "gpu"], doc_md=__doc__,
      params={"seed": Param(CFG.seed, type="integer", description="Random seed for every candidate"),
@@ -26,12 +28,7 @@ def train():
 
         from lifecycle import training
 
-        drift = sorted(triggering_asset_events.get(DRIFT, []) if triggering_asset_events else [],
-                       key=lambda e: e.timestamp)
-        if drift:
-            reason = f"drift share {drift[-1].extra.get('drift_share')} ({drift[-1].extra.get('report_uri')})"
-        else:
-            reason = params["reason"] if dag_run.run_type == "manual" else str(dag_run.run_type)
+        reason = training.trigger_reason(triggering_asset_events, dag_run.run_type, params["reason"])
         info = training.build_training_set(run_id, cutoff=pd.Timestamp(dag_run.run_after))
         info["reason"] = reason
         info["parent_run_id"] = training.start_parent_run(run_id, info, reason)

@@ -1,11 +1,12 @@
 """
 ### validate: raw → curated (or quarantine)
 Runs on **raw_transactions**. Every raw partition not yet gated (whatever events woke the run)
-gets a Great Expectations suite (schema, types, nulls, ranges, allowed sets, unique ids, no
-future timestamps, row count), one mapped task per day. Pass: curated partition and a
-**curated_transactions** event. Fail: the batch moves to `quarantine/`, Data Docs are written
-under `reports/data_quality/`, and the task fails naming each failed expectation; nothing
-downstream runs for that day. Manual runs take `dates` to re-check.
+gets Great Expectations suites, oldest day first: transactions (schema, types, nulls, ranges,
+allowed sets, unique ids, no future timestamps, row count) and labels (each names a curated
+transaction, is known after it and on the file's day). Pass: curated partitions and a
+**curated_transactions** event naming the days. Fail: the day moves to `quarantine/`, Data Docs
+are written under `reports/data_quality/`, and `failed_days` fails naming each failed
+expectation; the other days go on. Manual runs take `dates` to re-check.
 """
 from airflow.sdk import dag, task
 
@@ -19,26 +20,44 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_
 def validate():
     @task
     def landed_days(*, triggering_asset_events=None, params=None) -> list[str]:
-        from lifecycle.validation import pending_days
+        """Raw days not yet gated, plus the days asked for."""
+        from lifecycle import validation
 
-        return days_to_process(pending_days(), params, triggering_asset_events, RAW)
+        return days_to_process(validation.pending_days(), params, triggering_asset_events, RAW)
 
-    @task(outlets=[CURATED], map_index_template="{{ task.op_kwargs['day'] }}")
-    def quality_gate(day: str, *, outlet_events=None) -> list[dict]:
+    @task
+    def quality_gate(days: list[str]) -> list[dict]:
+        """Gates each day, oldest first: curated, quarantined or waiting for an earlier day."""
         from datetime import date
 
+        from lifecycle import validation
+
+        results = validation.gate_days([date.fromisoformat(d) for d in days])
+        for r in results:
+            print(f"{r['date']}: {r['status']}", r.get("detail", ""))
+        return results
+
+    @task(outlets=[CURATED])
+    def curated_days(results: list[dict], *, outlet_events=None) -> list[str]:
+        """Emits curated_transactions naming the days that passed (skipped when none did)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not (days := [r["date"] for r in results if r["status"] == "curated"]):
+            raise AirflowSkipException("no day passed the gate in this run: nothing new downstream")
+        outlet_events[CURATED].extra = {"dates": days}
+        return days
+
+    @task
+    def failed_days(results: list[dict]) -> None:
+        """Fails naming every quarantined day and the expectations it broke."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from lifecycle.validation import QualityGateError, validate_day
+        if failed := [r["detail"] for r in results if r["status"] == "quarantined"]:
+            raise AirflowFailException(" || ".join(failed))  # bad data: retrying cannot help
 
-        try:
-            outcomes = validate_day(date.fromisoformat(day))
-        except QualityGateError as err:
-            raise AirflowFailException(str(err)) from err  # bad data: retrying cannot help
-        outlet_events[CURATED].extra = {"date": day}
-        return [{"dataset": o.dataset, "docs": o.docs_uri} for o in outcomes]
-
-    quality_gate.expand(day=landed_days())
+    results = quality_gate(landed_days())
+    curated_days(results)
+    failed_days(results)
 
 
 validate()

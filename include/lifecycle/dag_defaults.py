@@ -26,7 +26,7 @@ def days_to_process(pending, params, triggering_asset_events, asset) -> list[str
     Events only wake the DAG: one can fall outside every run's event window when producers run
     concurrently, so what is pending in the lake decides the work.
     """
-    named = set(params["dates"]) | set(events_extra(triggering_asset_events, asset, "date"))
+    named = set(params["dates"]) | {d for days in events_extra(triggering_asset_events, asset, "dates") for d in days}
     return sorted({d.isoformat() for d in pending} | named)
 
 

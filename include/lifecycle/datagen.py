@@ -1,24 +1,34 @@
 """Deterministic card-transaction generator with known scenarios.
 
 ``normal`` is the baseline; ``drifted`` shifts amounts, the category mix and the fraud pattern
-(small online card-testing fraud instead of large foreign purchases); ``corrupt`` breaks every
-rule the quality gate enforces. The same (scenario, day, seed) always gives the same bytes.
+(small online card-testing fraud instead of large foreign purchases); ``concept`` keeps every input
+exactly as ``normal`` draws it but changes which transactions are fraud (concept drift: nothing a
+data-drift check sees); ``corrupt`` breaks every rule the quality gate enforces. The same
+(scenario, day, seed) always gives the same bytes.
+
+Labels are a late feed: a transaction's label becomes known ``LABEL_DELAY_HOURS`` later on average
+(within ``LABEL_MAX_DAYS``), and each day's labels file holds the labels that became known that
+day, for transactions of that day and earlier ones. The generator records which scenario it landed
+for each day, so later days' labels follow the pattern their transactions were drawn with.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
 
 from lifecycle.schema import CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
 
-SCENARIOS = ("normal", "drifted", "corrupt")
+SCENARIOS = ("normal", "drifted", "concept", "corrupt")
 N_CARDS = 3000
 N_MERCHANTS = 400
 ROWS_PER_DAY = 3000
 FUTURE = pd.Timestamp("2099-12-31T00:00:00Z")
+LABEL_DELAY_HOURS = 36  # mean of an exponential delay
+LABEL_MAX_DAYS = 7  # every label is known before the end of the 7th day after its transaction's day
 
 
 class ScenarioError(ValueError):
@@ -51,7 +61,7 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
     """Transactions and their (later-arriving) labels for one day."""
     if scenario not in SCENARIOS:
         raise ScenarioError(f"scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")
-    base = "normal" if scenario == "corrupt" else scenario
+    base = "normal" if scenario in ("corrupt", "concept") else scenario  # the inputs' distribution
     rng = _rng(seed, base, day.isoformat())
     cards, merchants = _population(seed)
     n = ROWS_PER_DAY
@@ -80,6 +90,11 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
                  + 0.8 * merchant["merchant_category"].isin(["electronics", "travel"]).to_numpy())
         fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
         amount = np.where(fraud, amount * (3 + 4 * ratio_high), amount)
+        if scenario == "concept":  # same inputs, new fraud: daytime contactless fuel and pharmacy at home
+            staple = merchant["merchant_category"].isin(["fuel", "pharmacy", "grocery"]).to_numpy()
+            logit = (-5.4 + 2.2 * (channel == "contactless") + 1.6 * staple
+                     + 0.8 * ((hours >= 10) & (hours < 17)) - 1.0 * abroad)
+            fraud = _rng(seed, "concept", day.isoformat()).random(n) < 1 / (1 + np.exp(-logit))
     else:  # card testing: many small online digital-goods charges, at home
         digital = (merchant["merchant_category"] == "digital_goods").to_numpy()
         logit = (-5.0 + 2.2 * (channel == "online") + 1.8 * digital
@@ -97,11 +112,12 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
         "channel": channel,
         "event_timestamp": ts,
     })
-    delay = pd.to_timedelta(rng.exponential(36, n), unit="h")
+    delay = pd.to_timedelta(rng.exponential(LABEL_DELAY_HOURS, n), unit="h")
+    latest = start + pd.Timedelta(days=LABEL_MAX_DAYS) - pd.Timedelta(seconds=1)
     labels = pd.DataFrame({
         "transaction_id": tx["transaction_id"],
         "is_fraud": fraud.astype(int),
-        "labeled_at": ts + delay,
+        "labeled_at": pd.Series(ts + delay).clip(upper=latest).dt.floor("s"),
     })
     if scenario == "corrupt":
         tx = _corrupt(tx, rng)
@@ -129,11 +145,52 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return out.to_csv(index=False).encode()
 
 
-def land(day: dt.date, scenario: str = "normal", seed: int = 42) -> list[str]:
-    """Write the day's transactions and labels files into the lake's landing zone."""
+def labels_known_on(day: dt.date, landed: dict[dt.date, tuple[str, int]]) -> pd.DataFrame:
+    """The labels that became known on ``day``, for the transactions of the ``landed`` days
+    (day -> (scenario, seed)). A ``corrupt`` day is a broken extract: its ids never reach the label
+    source, so none of its rows is ever labeled."""
+    frames = []
+    for back in range(LABEL_MAX_DAYS):
+        source = day - dt.timedelta(days=back)
+        if source in landed and landed[source][0] != "corrupt":
+            _, labels = generate_day(source, *landed[source])
+            frames.append(labels[labels["labeled_at"].dt.date == day])
+    if not frames:
+        return pd.DataFrame({"transaction_id": pd.Series(dtype=str), "is_fraud": pd.Series(dtype=int),
+                             "labeled_at": pd.Series(dtype="datetime64[ns, UTC]")})
+    return pd.concat(frames[::-1], ignore_index=True).sort_values(["labeled_at", "transaction_id"],
+                                                                   ignore_index=True)
+
+
+def _record(day: dt.date):
+    """Where the generator notes the scenario and seed it landed a day with."""
     from lifecycle import lake
 
-    tx, labels = generate_day(day, scenario, seed)
+    return lake.zone("landing") / "_generator" / f"{day.isoformat()}.json"
+
+
+def landed_days(day: dt.date) -> dict[dt.date, tuple[str, int]]:
+    """What the generator landed on the days whose labels can still arrive on ``day``."""
+    out = {}
+    for back in range(LABEL_MAX_DAYS):
+        source = day - dt.timedelta(days=back)
+        record = _record(source)
+        if record.exists():
+            got = json.loads(record.read_text())
+            out[source] = (got["scenario"], got["seed"])
+    return out
+
+
+def land(day: dt.date, scenario: str = "normal", seed: int = 42) -> list[str]:
+    """Write the day's transactions file and the file of labels that became known that day into the
+    lake's landing zone (the labels of earlier days follow the scenarios they were landed with)."""
+    from lifecycle import lake
+
+    tx, _ = generate_day(day, scenario, seed)
+    record = _record(day)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"scenario": scenario, "seed": seed}))
+    labels = labels_known_on(day, landed_days(day))
     written = []
     for dataset, frame in (("transactions", tx), ("labels", labels)):
         path = lake.landing_file(dataset, day)

@@ -20,7 +20,7 @@ from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
 from lifecycle.schema import CHAMPION
 
-DAG_IDS = {"ingest", "validate", "features", "train", "promote", "package", "monitor"}
+DAG_IDS = {"ingest", "validate", "features", "train", "promote", "package", "monitor", "score", "performance"}
 FIRST_DAY = dt.date(2026, 10, 1)
 
 

@@ -1,5 +1,8 @@
 """Land one day's files from the landing zone into the raw zone, with a manifest.
 
+A day lands two feeds: its transactions, and the labels that became known that day (for
+transactions of that day or earlier ones; ``labeled_at`` decides the day).
+
 Rerunning for the same day rewrites an identical partition (same bytes, same manifest).
 """
 from __future__ import annotations
@@ -10,8 +13,8 @@ import io
 import pandas as pd
 
 from lifecycle import lake
+from lifecycle.schema import DATASETS
 
-DATASETS = ("transactions", "labels")
 TIMESTAMP_COLUMNS = {"transactions": ("event_timestamp",), "labels": ("labeled_at",)}
 
 
@@ -29,8 +32,8 @@ def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
         frame = pd.read_csv(io.BytesIO(data))
     except Exception as exc:  # pandas raises several unrelated types for unreadable CSV
         raise LandingError(f"landing file {src} is unreadable as CSV: {exc}") from exc
-    if frame.empty:
-        raise LandingError(f"landing file {src} has no rows: a day's file must hold at least one row")
+    if frame.empty and dataset != "labels":  # a day on which no label became known is a day like any
+        raise LandingError(f"landing file {src} has no rows: a day's {dataset} file must hold at least one row")
     for col in TIMESTAMP_COLUMNS[dataset]:
         if col in frame:  # typed only when the whole column parses; validation rejects the rest
             parsed = pd.to_datetime(frame[col], utc=True, errors="coerce", format="ISO8601")

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lifecycle import prediction_log, tracking
 from lifecycle import settings as _settings
-from lifecycle import tracking
 from lifecycle.modeling import model_inputs
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
 
 LOG = logging.getLogger(__name__)
 ENTITY_KEYS = ("card_id", "merchant_id")
@@ -226,14 +226,13 @@ class LiveModel:
     def __init__(self, cfg: _settings.Settings | None = None, follower: RegistryFollower | None = None,
                  log=None, store=None):
         from lifecycle.feature_store import get_store
-        from lifecycle.prediction_log import PredictionLog
 
         self.cfg = cfg or _settings.load()
         self.store = store or get_store()
         self.feature_service = self.store.get_feature_service(self.cfg.feature_service)
         self.online = OnlineFeatures(self.store, self.feature_service)
         self.follower = follower or RegistryFollower(self.cfg)
-        self.log = log or PredictionLog(self.cfg)
+        self.log = log or prediction_log.PredictionLog(self.cfg)
 
     def start(self) -> LiveModel:
         self.follower.start()
@@ -285,25 +284,14 @@ class LiveModel:
             logged.append((arm, loaded, part, idx, inputs, probs))
         if routing.challenger is not None:
             inputs = model_inputs(data, routing.challenger.model.numeric)
-            logged.append(("shadow", routing.challenger, data, list(range(n)), inputs,
+            logged.append((SHADOW, routing.challenger, data, list(range(n)), inputs,
                            routing.challenger.model.score(inputs)))
         latency_ms = (time.perf_counter() - start) * 1000
         served_at = datetime.now(UTC)
         for arm, loaded, part, idx, inputs, probs in logged:
-            self.log.append(self._rows(arm, loaded.version, part, [request_ids[i] for i in idx], inputs, probs,
-                                       latency_ms, served_at))
+            self.log.append(prediction_log.rows([request_ids[i] for i in idx], part, inputs, probs, loaded.version,
+                                                arm, latency_ms, served_at, self.cfg.serving_source))
         return answers
-
-    def _rows(self, arm, version, part, request_ids, inputs, probs, latency_ms, served_at) -> dict[str, list]:
-        k = len(request_ids)
-        rows = {"request_id": request_ids, "transaction_id": part["transaction_id"],
-                "card_id": part["card_id"], "merchant_id": part["merchant_id"],
-                "event_timestamp": part["event_timestamp"]}
-        rows.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
-        rows.update({"fraud_probability": probs.tolist(), "model_version": [version] * k, "arm": [arm] * k,
-                     "latency_ms": [latency_ms] * k, "served_at": [served_at] * k,
-                     "source": [self.cfg.serving_source] * k})
-        return rows
 
     def status(self) -> dict:
         return {"ready": self.ready, "model_name": self.cfg.model_name, "source": self.cfg.serving_source,

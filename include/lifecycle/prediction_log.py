@@ -5,7 +5,9 @@ A writer buffers rows in memory (nothing touches storage on the request path) an
 flushes them every LIFECYCLE_PREDICTION_FLUSH_SECONDS as one new file per day, named by the
 writer and a sequence number; ``close()`` (the service calls it on SIGTERM) flushes what is left.
 A crash loses at most the unflushed buffer. A failed write keeps its rows for the next flush.
-Files are only ever added, never rewritten; readers dedup by ``request_id``.
+Live files are only ever added, never rewritten; readers dedup by ``request_id`` and arm. Batch
+scoring writes one file per day, version and arm (``batch-v<version>-<arm>.parquet``), replaced
+whole by a rerun.
 
 The service imports nothing of Airflow, so the lake is opened here with fsspec (local files, or
 S3 with the profile's endpoint and keys) rather than through ``ObjectStoragePath``.
@@ -52,6 +54,51 @@ def folder(cfg: _settings.Settings) -> str:
 
 
 TIMESTAMPS = ("event_timestamp", "served_at")
+
+
+def rows(request_ids: list, part: dict, inputs: dict, probs, version: str, arm: str, latency_ms: float,
+         served_at: dt.datetime, source: str) -> dict[str, list]:
+    """Log rows as columns: ids, entity keys and event time from ``part`` (request columns), the
+    exact model ``inputs``, and the answer. Live serving and batch scoring both build them here."""
+    k = len(request_ids)
+    out = {"request_id": request_ids, "transaction_id": part["transaction_id"],
+           "card_id": part["card_id"], "merchant_id": part["merchant_id"],
+           "event_timestamp": part["event_timestamp"]}
+    out.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
+    out.update({"fraud_probability": probs.tolist(), "model_version": [version] * k, "arm": [arm] * k,
+                "latency_ms": [latency_ms] * k, "served_at": [served_at] * k, "source": [source] * k})
+    return out
+
+
+def _table(columns: dict[str, list]):
+    import pyarrow as pa
+
+    return pa.table({c: pa.array(v, type=pa.timestamp("us", tz="UTC")) if c in TIMESTAMPS else v
+                     for c, v in columns.items()})
+
+
+def _put(fs, path: str, data: bytes) -> None:
+    """Whole files only: an object store's PUT is atomic; a local file is written, then renamed."""
+    if "file" in fs.protocol:
+        tmp = f"{os.path.dirname(path)}/_tmp-{os.path.basename(path)}"
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+    else:
+        fs.pipe_file(path, data)
+
+
+def write_batch(cfg: _settings.Settings, day: dt.date, version: str, arm: str, columns: dict[str, list]) -> str:
+    """Replace the batch file of (day, version, arm) with ``columns``: a rerun never duplicates."""
+    import pyarrow.parquet as pq
+
+    fs, _ = filesystem(cfg)
+    path = f"{folder(cfg)}/date={day.isoformat()}/batch-v{version}-{arm}.parquet"
+    buf = io.BytesIO()
+    pq.write_table(_table(columns), buf)
+    _put(fs, path, buf.getvalue())
+    return path
 
 
 def _extend(columns: dict[str, list], rows: int, chunk: dict[str, list]) -> int:
@@ -129,11 +176,9 @@ class PredictionLog:
             return rows
 
     def _write(self, columns: dict[str, list], rows: int) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({c: pa.array(v, type=pa.timestamp("us", tz="UTC")) if c in TIMESTAMPS else v
-                          for c, v in columns.items()})
+        table = _table(columns)
         days: dict[dt.date, list[int]] = {}
         for i, t in enumerate(columns["event_timestamp"]):
             days.setdefault(t.astimezone(dt.UTC).date(), []).append(i)
@@ -141,18 +186,7 @@ class PredictionLog:
         for day, idx in sorted(days.items()):
             buf = io.BytesIO()
             pq.write_table(table if len(idx) == rows else table.take(idx), buf)
-            self._put(f"{self.base}/date={day.isoformat()}/{self.writer}-{seq:06d}.parquet", buf.getvalue())
-
-    def _put(self, path: str, data: bytes) -> None:
-        """Whole files only: an object store's PUT is atomic; a local file is written, then renamed."""
-        if "file" in self.fs.protocol:
-            tmp = f"{os.path.dirname(path)}/_tmp-{os.path.basename(path)}"
-            self.fs.makedirs(os.path.dirname(path), exist_ok=True)
-            with self.fs.open(tmp, "wb") as f:
-                f.write(data)
-            self.fs.mv(tmp, path)
-        else:
-            self.fs.pipe_file(path, data)
+            _put(self.fs, f"{self.base}/date={day.isoformat()}/{self.writer}-{seq:06d}.parquet", buf.getvalue())
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the flush thread and write what is left (retrying until ``timeout``)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
@@ -24,21 +25,65 @@ def publish_dir(local: Path, relative: str) -> ObjectStoragePath:
 
 
 def rebuild_index() -> ObjectStoragePath:
-    """Write ``reports/index.html`` linking every report page, newest first per kind."""
+    """Write ``reports/index.html``: per kind a table, newest first, of each report's date, model
+    version and headline numbers (read from the ``report.json`` beside each Evidently page)."""
     base = lake.zone("reports")
-    sections = {
-        "Drift reports (Evidently)": sorted(_pages(base / "drift", "report.html"), reverse=True),
-        "Data quality (Great Expectations Data Docs)": sorted(_pages(base / "data_quality", INDEX), reverse=True),
-    }
-    body = []
-    for title, pages in sections.items():
-        items = "".join(f'<li><a href="{html.escape(p)}">{html.escape(p)}</a></li>' for p in pages)
-        body.append(f"<h2>{title}</h2><ul>{items or '<li>none yet</li>'}</ul>")
+    performance = [(p, _summary(base, p)) for p in _pages(base / "performance", "report.html")]
+    drift = [(p, _summary(base, p)) for p in _pages(base / "drift", "report.html")]
+    quality = _pages(base / "data_quality", INDEX)
+    body = [
+        _table("Live model performance (Evidently classification, predictions joined with labels)",
+               ["as of", "window", "model version", "live metric", "holdout", "labels", "prediction drift",
+                "degraded"],
+               [(p, [s.get("as_of"), s.get("window"), s.get("model_version"),
+                     _num(s.get("metric"), s.get("value")), _num(None, s.get("baseline")), s.get("labels"),
+                     _num(None, (s.get("prediction_drift") or {}).get("value")),
+                     "yes" if s.get("degraded") else "no"]) for p, s in performance]),
+        _table("Data drift (Evidently, champion's training data vs recent days)",
+               ["as of", "days", "champion version", "drift share", "drifted columns", "drift"],
+               [(p, [s.get("as_of"), _span(s.get("current_days") or []), s.get("champion_version"),
+                     _num(None, s.get("drift_share")), ", ".join(s.get("drifted_columns", [])) or "-",
+                     "yes" if s.get("drift") else "no"]) for p, s in drift]),
+        _table("Data quality (Great Expectations Data Docs)", ["date", "dataset"],
+               [(p, [p.split("/")[2], p.split("/")[1]]) for p in quality]),
+    ]
     base.mkdir(parents=True, exist_ok=True)
     index = base / INDEX
     index.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Model lifecycle reports</title>"
+                     "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+                     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
                      "</head><body><h1>Model lifecycle reports</h1>" + "".join(body) + "</body></html>")
     return index
+
+
+def _table(title: str, columns: list[str], rows: list[tuple[str, list]]) -> str:
+    """An HTML table, newest first (the first cell is the date), each row linking its report."""
+    rows = sorted(rows, key=lambda r: (str(r[1][0]), r[0]), reverse=True)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in [*columns, "report"])
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(v if v is not None else '-'))}</td>" for v in values)
+                    + f'<td><a href="{html.escape(page)}">{html.escape(page)}</a></td></tr>' for page, values in rows)
+    empty = f"<tr><td colspan='{len(columns) + 1}'>none yet</td></tr>"
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{cells or empty}</table>"
+
+
+def _span(days: list[str]) -> str:
+    return f"{days[0]}..{days[-1]}" if days else "-"
+
+
+def _num(name: str | None, value) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{name} {text}" if name else text
+
+
+def _summary(base: ObjectStoragePath, page: str) -> dict:
+    """The ``summary`` of the JSON beside a report page ({} when it has none)."""
+    data = base / page.rsplit("/", 1)[0] / "report.json"
+    try:
+        return json.loads(data.read_text()).get("summary", {}) if data.exists() else {}
+    except ValueError:  # a report being replaced: its row shows no numbers until the next rebuild
+        return {}
 
 
 def _pages(folder: ObjectStoragePath, name: str) -> list[str]:

@@ -5,6 +5,7 @@ TRANSACTION_COLUMNS = (
     "merchant_category", "country", "channel", "event_timestamp",
 )
 LABEL_COLUMNS = ("transaction_id", "is_fraud", "labeled_at")
+DATASETS = ("transactions", "labels")  # the two feeds a day lands: transactions, and the labels known that day
 
 MERCHANT_CATEGORIES = (
     "grocery", "restaurant", "fuel", "electronics", "travel", "fashion", "digital_goods", "pharmacy",
@@ -20,3 +21,4 @@ REQUEST_NUMERICS = ("amount", "hour")
 CANDIDATES = ("xgboost", "pytorch_mlp", "sklearn_logistic")
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
 CANARY = "canary"  # the version a configured share of live traffic goes to
+SHADOW = "shadow"  # the prediction log's arm for the challenger's scores, never returned to a caller

@@ -160,9 +160,13 @@ class Settings:
     experiment: str
     feature_repo: Path
     feature_service: str
+    # landing
+    landing_timeout_minutes: float
+    landing_poke_seconds: float
     # quality gate
     min_rows_per_day: int
     max_amount: float
+    label_max_delay_days: int
     # training
     seed: int
     holdout_days: int
@@ -176,6 +180,12 @@ class Settings:
     drift_share_threshold: float
     monitor_window_days: int
     reference_max_rows: int
+    # live performance
+    performance_window_days: int
+    alert_rate: float
+    min_labels: int
+    degraded_threshold: float
+    degraded_margin: float
     # serving
     bento_name: str
     serving_port: int
@@ -260,8 +270,11 @@ def load() -> Settings:
         experiment=_str("EXPERIMENT", "fraud-detection"),
         feature_repo=Path(_str("FEATURE_REPO", str(PROJECT_ROOT / "feature_repo"))),
         feature_service=_str("FEATURE_SERVICE", "fraud_model_v1"),
+        landing_timeout_minutes=_float("LANDING_TIMEOUT_MINUTES", 720.0, 0.1, 7 * 24 * 60.0),
+        landing_poke_seconds=_float("LANDING_POKE_SECONDS", 30.0, 0.5, 3600.0),
         min_rows_per_day=_int("MIN_ROWS_PER_DAY", 500, 1, 10**9),
         max_amount=_float("MAX_AMOUNT", 50_000.0, 1.0, 1e9),
+        label_max_delay_days=_int("LABEL_MAX_DELAY_DAYS", 14, 1, 365),
         seed=_int("SEED", 42, 0, 2**31 - 1),
         holdout_days=_int("HOLDOUT_DAYS", 2, 1, 365),
         max_train_days=_int("MAX_TRAIN_DAYS", 60, 2, 3650),
@@ -272,6 +285,11 @@ def load() -> Settings:
         drift_share_threshold=_float("DRIFT_SHARE_THRESHOLD", 0.3, 0.0, 1.0),
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
+        performance_window_days=_int("PERFORMANCE_WINDOW_DAYS", 7, 1, 365),
+        alert_rate=_float("ALERT_RATE", 0.02, 0.0001, 0.5),
+        min_labels=_int("MIN_LABELS", 1000, 10, 10**9),
+        degraded_threshold=_float("DEGRADED_THRESHOLD", 0.2, 0.0, 1.0),
+        degraded_margin=_float("DEGRADED_MARGIN", 0.2, 0.0, 1.0),
         bento_name=_str("BENTO_NAME", "fraud_service"),
         serving_port=_int("SERVING_PORT", 3000, 1024, 65535),
         serving_workers=_int("SERVING_WORKERS", min(os.cpu_count() or 1, 4), 1, 64),  # one per core

@@ -30,16 +30,20 @@ class TrainingDataError(RuntimeError):
 
 
 def labeled_transactions(cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Curated transactions joined with the labels known at ``cutoff``, over the training window."""
+    """Curated transactions joined with the labels known at ``cutoff``, over the training window.
+
+    Labels are partitioned by the day they became known, so only partitions up to the cutoff's day
+    are read, and within it only labels with ``labeled_at <= cutoff`` count, whatever the time of
+    the transaction they describe."""
     cfg = _settings.load()
-    days = lake.dates("curated", "transactions")
+    days = [d for d in lake.dates("curated", "transactions") if d <= cutoff.date()]
     if not days:
-        raise TrainingDataError("no curated transaction partitions: run ingest and validate first")
+        raise TrainingDataError(f"no curated transaction partitions up to {cutoff}: run ingest and validate first")
     first = max(days[0], days[-1] - dt.timedelta(days=cfg.max_train_days - 1))
     tx = lake.read_range("curated", "transactions", first, days[-1])
-    labels = lake.read_range("curated", "labels", first, days[-1])
-    labels = labels[labels["labeled_at"] <= cutoff]
-    out = tx.merge(labels[["transaction_id", LABEL]], on="transaction_id", how="inner")
+    labels = lake.read_range("curated", "labels", first, cutoff.date())
+    labels = labels[labels["labeled_at"] <= cutoff] if len(labels) else labels
+    out = tx.merge(labels[["transaction_id", LABEL]], on="transaction_id", how="inner") if len(labels) else tx.iloc[:0]
     if out.empty or out[LABEL].nunique() < 2:
         raise TrainingDataError(f"{len(out)} labeled rows up to {cutoff}: training needs both classes")
     return out.sort_values("event_timestamp", ignore_index=True)
@@ -191,6 +195,24 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
         digest = tracking.logged_model_digest(info.model_uri)  # what the live service checks before serving
         mlflow.set_tag("artifact_digest", digest)
     return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev, "artifact_digest": digest}
+
+
+def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -> str:
+    """Why this training run started: the newest drift or degradation event's evidence, else the
+    manual run's reason, else the run type (a scheduled run)."""
+    from lifecycle.assets import DEGRADED, DRIFT
+
+    events = sorted(((asset, e) for asset in (DRIFT, DEGRADED)
+                     for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])),
+                    key=lambda pair: pair[1].timestamp)
+    if events:
+        asset, event = events[-1]
+        extra = event.extra or {}
+        if asset == DRIFT:
+            return f"drift share {extra.get('drift_share')} ({extra.get('report_uri')})"
+        return (f"degraded: live {extra.get('metric')} {extra.get('value')} over {extra.get('labels')} labels "
+                f"(v{extra.get('model_version')}, {extra.get('report_uri')})")
+    return manual_reason if run_type == "manual" else str(run_type)
 
 
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:

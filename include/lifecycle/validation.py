@@ -2,6 +2,12 @@
 
 A passing batch is copied to the curated zone; a failing one moves to quarantine. Data Docs are
 written for both, under ``reports/data_quality/<dataset>/<date>/``.
+
+Labels arrive late, so their suite checks referential integrity against curated data: each
+label's transaction must be a curated transaction of the last ``LIFECYCLE_LABEL_MAX_DELAY_DAYS``
+days (or of the day's own batch), and a label cannot be known before its transaction happened.
+The suite sees the labels with the transaction's time joined on (``TRANSACTION_TIME``, empty when
+no curated transaction matches), so Data Docs stay small whatever the number of known ids.
 """
 from __future__ import annotations
 
@@ -16,12 +22,12 @@ import pandas as pd
 
 from lifecycle import lake, reports
 from lifecycle import settings as _settings
-from lifecycle.schema import CHANNELS, COUNTRIES, LABEL_COLUMNS, MERCHANT_CATEGORIES, TRANSACTION_COLUMNS
+from lifecycle.schema import CHANNELS, COUNTRIES, DATASETS, LABEL_COLUMNS, MERCHANT_CATEGORIES, TRANSACTION_COLUMNS
 
 DOCS_SITE = "lifecycle_data_docs"
+TRANSACTION_TIME = "curated_transaction_time"  # joined onto labels for the referential-integrity rules
 # GX logs ~200 INFO lines at import when Airflow configured logging first (measured with GX 1.24).
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
-DATASETS = ("transactions", "labels")
 
 
 class QualityGateError(RuntimeError):
@@ -44,11 +50,19 @@ def _expectations(dataset: str, day: dt.date) -> list:
     start = pd.Timestamp(day, tz="UTC")
     if dataset == "labels":
         return [
-            gxe.ExpectTableColumnsToMatchSet(column_set=list(LABEL_COLUMNS), exact_match=True),
+            gxe.ExpectTableColumnsToMatchSet(column_set=[*LABEL_COLUMNS, TRANSACTION_TIME], exact_match=True),
             *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in LABEL_COLUMNS],
             gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
             gxe.ExpectColumnValuesToBeInSet(column="is_fraud", value_set=[0, 1]),
-            gxe.ExpectColumnValuesToBeBetween(column="labeled_at", min_value=start),  # typed, not before the day
+            # typed, and inside the day: a day's file holds the labels that became known that day
+            gxe.ExpectColumnValuesToBeBetween(column="labeled_at", min_value=start,
+                                              max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=TRANSACTION_TIME, description=f"referential integrity: the label's transaction is "
+                f"curated (its day or the {cfg.label_max_delay_days} days before)"),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="labeled_at", column_B=TRANSACTION_TIME, or_equal=True,
+                ignore_row_if="either_value_is_missing", description="a label is known after its transaction"),
         ]
     return [
         gxe.ExpectTableColumnsToMatchSet(column_set=list(TRANSACTION_COLUMNS), exact_match=True),
@@ -97,7 +111,8 @@ def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path) -
                 cfg = r.expectation_config
                 failures.append({
                     "expectation": cfg.type,
-                    "column": cfg.kwargs.get("column"),
+                    "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_A"),
+                    "rule": cfg.description,
                     "unexpected_count": (r.result or {}).get("unexpected_count"),
                     "error": _exception_message(r.exception_info),
                 })
@@ -115,6 +130,7 @@ def describe(failures: list[dict]) -> str:
     parts = []
     for f in failures:
         what = f["expectation"] + (f"({f['column']})" if f["column"] else "")
+        what += f" [{f['rule']}]" if f.get("rule") else ""
         detail = (f"{f['unexpected_count']} unexpected" if f["unexpected_count"] is not None
                   else f.get("error") or "failed")
         parts.append(f"{what}: {detail}")
@@ -124,6 +140,56 @@ def describe(failures: list[dict]) -> str:
 def pending_days() -> list[dt.date]:
     """Raw days not yet gated: no curated partition holding the same bytes (quarantine removes raw)."""
     return lake.pending(("raw", "transactions"), ("curated", "transactions"), "data_sha256")
+
+
+def waiting_for(day: dt.date, batch: list[dt.date]) -> list[dt.date]:
+    """Earlier days that must be gated before ``day``: its labels can name their transactions.
+    Those are the days of the label window that landed (or are raw) but are neither gated nor
+    earlier in ``batch``, the days this run gates in date order."""
+    window = _settings.load().label_max_delay_days
+    gated = set(lake.dates("curated", "transactions")) | set(lake.dates("quarantine", "transactions"))
+    raw = set(lake.dates("raw", "transactions"))
+    earlier = [day - dt.timedelta(days=i) for i in range(1, window + 1)]
+    return sorted(d for d in earlier if d not in gated and d not in batch
+                  and (d in raw or lake.landing_file("transactions", d).exists()))
+
+
+def gate_days(days: list[dt.date]) -> list[dict]:
+    """Gate ``days`` oldest first, so a day's labels meet the transactions gated before them.
+
+    One day's failure does not stop the others: each result says ``curated``, ``quarantined``
+    (with the failed expectations) or ``waiting`` (an earlier day of its label window has landed
+    but is not gated yet: a later run gates it once that day is raw)."""
+    results = []
+    for day in sorted(days):
+        if wait := waiting_for(day, days):
+            results.append({"date": day.isoformat(), "status": "waiting",
+                            "detail": f"waits for {', '.join(d.isoformat() for d in wait)} to be gated first"})
+            continue
+        try:
+            outcomes = validate_day(day)
+        except QualityGateError as err:
+            results.append({"date": day.isoformat(), "status": "quarantined", "detail": str(err)})
+            continue
+        results.append({"date": day.isoformat(), "status": "curated",
+                        "docs": {o.dataset: o.docs_uri for o in outcomes}})
+    return results
+
+
+def with_transaction_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """``labels`` with the time of the curated transaction each one names (NaT when none does),
+    looked up in the curated days a label can still arrive for, and in the day's own batch."""
+    window = _settings.load().label_max_delay_days
+    cols = ["transaction_id", "event_timestamp"]
+    frames = [lake.read_parquet(lake.partition("curated", "transactions", d))[cols]
+              for d in lake.dates("curated", "transactions") if day - dt.timedelta(days=window) <= d < day]
+    frames.append(batch[cols] if set(cols) <= set(batch.columns) else pd.DataFrame(columns=cols))
+    known = pd.concat(frames, ignore_index=True).drop_duplicates("transaction_id")
+    known = known.rename(columns={"event_timestamp": TRANSACTION_TIME})
+    known[TRANSACTION_TIME] = pd.to_datetime(known[TRANSACTION_TIME], utc=True, errors="coerce")
+    if "transaction_id" not in labels:  # the column-set rule names what is wrong
+        return labels.assign(**{TRANSACTION_TIME: pd.NaT})
+    return labels.merge(known, on="transaction_id", how="left", suffixes=("", "_joined"))
 
 
 def validate_day(day: dt.date) -> list[Outcome]:
@@ -140,6 +206,7 @@ def validate_day(day: dt.date) -> list[Outcome]:
                                     f"validate runs only on partitions landed by ingest")
     data = {ds: (part / "data.parquet").read_bytes() for ds, part in raw.items()}  # read once: validate, then copy
     frames = {ds: pd.read_parquet(io.BytesIO(b)) for ds, b in data.items()}
+    frames["labels"] = with_transaction_time(frames["labels"], frames["transactions"], day)
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         for ds, frame in frames.items():

@@ -13,11 +13,13 @@ EXPECTED = {
     "ingest": (set(), {assets.RAW}),
     "validate": ({assets.RAW}, {assets.CURATED}),
     "features": ({assets.CURATED}, {assets.FEATURES}),
-    "train": ({assets.DRIFT}, {assets.CANDIDATE}),
+    "train": ({assets.DRIFT, assets.DEGRADED}, {assets.CANDIDATE}),
     "promote": ({assets.CANDIDATE}, {assets.PROMOTED}),
     "package": ({assets.PROMOTED}, {assets.PACKAGED, assets.RELEASED}),
     "monitor": (set(), {assets.DRIFT}),
     "rollback": (set(), set()),
+    "score": ({assets.FEATURES}, {assets.PREDICTIONS}),
+    "performance": ({assets.CURATED}, {assets.DEGRADED}),
 }
 
 

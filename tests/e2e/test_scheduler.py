@@ -73,18 +73,20 @@ def test_corrupt_batch_never_reaches_curated_features_or_training(loop, e2e_stat
     assert len(infos) == 2 and all(dt.date.fromisoformat(i["last_day"]) < corrupt for i in infos)
 
 
-def test_a_killed_quality_gate_is_retried_and_curates_its_day_once(loop, e2e_state):
+def test_a_killed_quality_gate_is_retried_and_curates_each_day_once(loop, e2e_state):
     from lifecycle import lake
 
     kill = loop.kills.get("quality_gate")
     assert kill, f"no quality gate was killed; killer errors: {loop.killer_errors[-5:]}"
     assert (kill.final_state, kill.final_try) == ("success", kill.try_number + 1)
-    day = dt.date.fromisoformat(kill.rendered_map_index)
-    for dataset in ("transactions", "labels"):
-        raw, curated = (lake.manifest(lake.partition(z, dataset, day)) for z in ("raw", "curated"))
-        assert curated["data_sha256"] == raw["data_sha256"] and curated["validated"] is True
-        assert (lake.partition("curated", dataset, day) / "data.parquet").read_bytes() == \
-            (lake.partition("raw", dataset, day) / "data.parquet").read_bytes()
+    curated = lake.dates("curated", "transactions")
+    assert len(curated) == 8 + 3  # every normal and drifted day, each once, the killed run's included
+    for day in curated:
+        for dataset in ("transactions", "labels"):
+            raw, made = (lake.manifest(lake.partition(z, dataset, day)) for z in ("raw", "curated"))
+            assert made["data_sha256"] == raw["data_sha256"] and made["validated"] is True
+            assert (lake.partition("curated", dataset, day) / "data.parquet").read_bytes() == \
+                (lake.partition("raw", dataset, day) / "data.parquet").read_bytes()
     assert list((STATE / "lake").rglob("_staging-*")) == []  # no half-written partition anywhere
 
 

@@ -4,6 +4,8 @@ The tests share the session state (.local/tests/session) and build on each other
 loop itself: ingest → validate → features → train → promote → package → monitor.
 """
 import datetime as dt
+import threading
+import time
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -12,7 +14,7 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 from conftest import ROOT
-from lifecycle import datagen, lake, settings, setup, tracking
+from lifecycle import datagen, lake, prediction_log, settings, setup, tracking
 from lifecycle.schema import CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
@@ -55,14 +57,51 @@ def test_ingest_lands_each_day(dags):
     assert lake.dates("raw", "transactions") == DAYS
 
 
+def test_ingest_waits_deferred_for_late_files_then_lands_them(dags, monkeypatch):
+    late = dt.date(2026, 10, 20)
+    sensor = dags["ingest"].get_task("wait_for_files")
+    monkeypatch.setattr(sensor, "poke_interval", 0.5)
+    lander = threading.Timer(4, datagen.land, args=(late,))
+    lander.start()  # the files land while the sensor is deferred
+    try:
+        started = time.monotonic()
+        run = dags["ingest"].test(logical_date=dt.datetime.combine(late + dt.timedelta(days=1), dt.time(1),
+                                                                   tzinfo=dt.UTC))
+    finally:
+        lander.join()
+    assert run.state == "success", states(run)
+    assert time.monotonic() - started >= 4 and late in lake.dates("raw", "transactions")
+    lake.remove(lake.partition("raw", "transactions", late))
+    lake.remove(lake.partition("raw", "labels", late))
+
+
+def test_ingest_names_the_files_that_never_landed(dags, monkeypatch, capfd):
+    never = dt.date(2026, 10, 21)
+    sensor = dags["ingest"].get_task("wait_for_files")
+    monkeypatch.setattr(sensor, "poke_interval", 0.5)
+    monkeypatch.setattr(sensor, "timeout_minutes", 0.05)
+    run = dags["ingest"].test(logical_date=dt.datetime.combine(never + dt.timedelta(days=1), dt.time(1),
+                                                               tzinfo=dt.UTC))
+    assert run.state == "failed" and states(run) == {"wait_for_files": "failed", "land": "upstream_failed"}
+    out = capfd.readouterr()
+    assert "LandingTimeout" in out.out + out.err
+    assert f"transactions/{never}.csv" in out.out + out.err and "LIFECYCLE_LANDING_TIMEOUT_MINUTES" in out.out + out.err
+    assert never not in lake.dates("raw", "transactions")
+
+
 def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
     run = dags["validate"].test()  # no dates given: every pending raw partition is gated
     assert run.state == "success"
-    assert sorted(states(run).values()) == ["success"] * (len(DAYS) + 1)
+    assert states(run) == {"landed_days": "success", "quality_gate": "success", "curated_days": "success",
+                           "failed_days": "success"}
+    assert [(r["date"], r["status"]) for r in xcom(run, "quality_gate")] == [(d.isoformat(), "curated") for d in DAYS]
     assert lake.dates("curated", "transactions") == DAYS
     assert ingest(dags, CORRUPT, "corrupt").state == "success"  # ingest lands anything readable
     bad = dags["validate"].test()
-    assert bad.state == "failed" and states(bad) == {"landed_days": "success", "quality_gate[0]": "failed"}
+    assert bad.state == "failed"
+    assert states(bad) == {"landed_days": "success", "quality_gate": "success", "curated_days": "skipped",
+                           "failed_days": "failed"}
+    assert [r["status"] for r in xcom(bad, "quality_gate")] == ["quarantined"]
     assert lake.dates("quarantine", "transactions") == [CORRUPT]
     assert CORRUPT not in lake.dates("curated", "transactions")
 
@@ -111,6 +150,41 @@ def test_a_failing_smoke_test_releases_nothing(dags, monkeypatch):
     run = dags["package"].test(run_conf={"version": "1"})
     assert run.state == "failed"
     assert states(run)["smoke_test"] == "failed" and states(run)["release"] == "upstream_failed"
+
+
+def test_score_logs_each_day_once_per_version_with_source_batch(dags):
+    days = DAYS[-2:]
+    run = dags["score"].test(run_conf={"dates": [d.isoformat() for d in days]})
+    assert run.state == "success", states(run)
+    curated = {d: lake.read_parquet(lake.partition("curated", "transactions", d)) for d in days}
+    logged = prediction_log.read(days=days, source="batch")
+    assert len(logged) == sum(len(f) for f in curated.values())
+    assert set(logged["transaction_id"]) == {t for f in curated.values() for t in f["transaction_id"]}
+    assert set(logged["model_version"]) == {"1"} and set(logged["arm"]) == {CHAMPION}
+    assert logged["fraud_probability"].between(0, 1).all() and logged["input_amount"].notna().all()
+    files = sorted(p.name for d in days for p in prediction_log_folder(d).iterdir())
+    assert files == ["batch-v1-champion.parquet"] * 2
+    again = dags["score"].test(run_conf={"dates": [days[-1].isoformat()]})  # a rerun replaces, never duplicates
+    assert again.state == "success"
+    assert len(prediction_log.read(days=days, source="batch")) == len(logged)
+    assert sorted(p.name for d in days for p in prediction_log_folder(d).iterdir()) == files
+    skipped = dags["score"].test(run_conf={"dates": [CORRUPT.isoformat()]})
+    assert states(skipped) == {"days_to_score": "success", "score_day[0]": "skipped"}  # quarantined: not scored
+
+
+def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
+    run = dags["performance"].test(run_conf={"as_of": DAYS[-1].isoformat()})
+    assert run.state == "success", states(run)
+    assert states(run) == {"evaluate": "success", "degraded": "success", "emit_degraded": "skipped"}
+    summary = xcom(run, "evaluate")
+    assert summary["model_version"] == "1" and summary["labels"] >= settings.load().min_labels
+    assert summary["groups"]["1/champion"]["sources"] == {"batch": summary["labels"]}
+    assert not summary["degraded"] and "within bounds" in summary["reason"]
+    assert (lake.zone("reports") / "performance" / DAYS[-1].isoformat() / "report.json").exists()
+
+
+def prediction_log_folder(day: dt.date):
+    return lake.root() / "predictions" / settings.load().model_name / f"date={day.isoformat()}"
 
 
 def test_monitor_reports_without_drift_on_normal_data(dags):

@@ -225,10 +225,12 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
 
     from lifecycle.modeling import model_inputs
 
-    rows = transactions(world["parity_day"], 40)
+    labeled = training.labeled_transactions(pd.Timestamp.now(tz="UTC"))
+    day = lake.read_parquet(lake.partition("curated", "transactions", world["parity_day"]))
+    rows = packaging.request_bodies(day[day["transaction_id"].isin(labeled["transaction_id"])].head(40))
+    assert len(rows) == 40  # labels of the day's transactions that arrived the same day
     code, answers = packaging.post(f"{service}/predict_batch", {"transactions": rows}, key)
     assert code == 200 and {a["model_version"] for a in answers} == {"1"}
-    labeled = training.labeled_transactions(pd.Timestamp.now(tz="UTC"))
     ids = [r["transaction_id"] for r in rows]
     offline = training.point_in_time_features(labeled[labeled["transaction_id"].isin(ids)])
     offline = offline.set_index("transaction_id").loc[ids]

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from lifecycle import datagen
@@ -24,7 +25,7 @@ def test_normal_day_honours_the_contract():
     assert (tx["amount"] > 0).all()
     assert (tx["event_timestamp"].dt.date == DAY).all()
     assert 0.005 < labels["is_fraud"].mean() < 0.05
-    assert (labels["labeled_at"] > tx["event_timestamp"]).all()  # labels arrive later
+    assert (labels["labeled_at"] >= tx["event_timestamp"]).all()  # labels arrive later
 
 
 def test_drifted_shifts_amounts_categories_and_fraud_pattern():
@@ -47,5 +48,37 @@ def test_corrupt_breaks_every_rule():
 
 
 def test_unknown_scenario_is_named():
-    with pytest.raises(datagen.ScenarioError, match="'chaos' is not one of normal, drifted, corrupt"):
+    with pytest.raises(datagen.ScenarioError, match="'chaos' is not one of normal, drifted, concept, corrupt"):
         datagen.generate_day(DAY, "chaos")
+
+
+def test_concept_keeps_every_input_and_changes_who_is_fraud():
+    normal, nl = datagen.generate_day(DAY)
+    concept, cl = datagen.generate_day(DAY, "concept")
+    assert datagen.to_csv_bytes(concept) == datagen.to_csv_bytes(normal)  # nothing a data-drift check can see
+    both = (nl["is_fraud"] & cl["is_fraud"]).sum()
+    assert cl["is_fraud"].sum() > 40 and both < 0.1 * cl["is_fraud"].sum()
+    staples = concept["merchant_category"].isin(["fuel", "pharmacy", "grocery"])
+    assert cl.loc[staples, "is_fraud"].mean() > 3 * cl.loc[~staples, "is_fraud"].mean()
+
+
+def test_labels_land_on_the_day_they_become_known(state):
+    from lifecycle import lake
+
+    days = [DAY + dt.timedelta(days=i) for i in range(datagen.LABEL_MAX_DAYS + 1)]
+    for day in days:
+        datagen.land(day, "corrupt" if day == days[1] else "normal")
+    landed = {d: pd.read_csv(lake.landing_file("labels", d).open("rb"), parse_dates=["labeled_at"]) for d in days}
+    for day, labels in landed.items():
+        assert (labels["labeled_at"].dt.date == day).all()
+    every = pd.concat(landed.values(), ignore_index=True)
+    assert every["transaction_id"].is_unique
+    truth = datagen.generate_day(days[0])[1]
+    # every label of the first day's transactions is known within LABEL_MAX_DAYS, on the day its time says
+    assert set(every["transaction_id"][every["transaction_id"].str.startswith(f"t{days[0]:%Y%m%d}")]) == \
+        set(truth["transaction_id"])
+    later = every.merge(truth, on="transaction_id", suffixes=("", "_truth"))
+    assert (later["labeled_at"] == later["labeled_at_truth"]).all()
+    assert (later["is_fraud"] == later["is_fraud_truth"]).all()
+    assert (later["labeled_at"].dt.date > days[0]).mean() > 0.5  # most arrive on a later day
+    assert not every["transaction_id"].str.startswith(f"t{days[1]:%Y%m%d}").any()  # a corrupt extract is never labeled

@@ -52,10 +52,19 @@ def test_training_set_is_time_split_and_complete(world, trained):
     assert sorted(holdout["event_timestamp"].dt.date.unique()) == world[-2:]  # default 2 holdout days
 
 
-def test_labels_not_yet_known_at_the_cutoff_are_left_out(world):
-    cutoff = pd.Timestamp(world[3], tz="UTC")
+def test_a_label_known_after_the_cutoff_never_reaches_a_training_set(world):
+    from lifecycle import lake
+
+    cutoff = pd.Timestamp(world[5], tz="UTC") + pd.Timedelta(hours=12)
+    labels = lake.read_range("curated", "labels", world[0], world[-1])
+    late = labels[labels["labeled_at"] > cutoff]
+    tx_day = pd.to_datetime(late["transaction_id"].str[1:9], format="%Y%m%d").dt.date
+    assert (tx_day <= world[2]).sum() > 20  # late labels of transactions long before the cutoff exist
     rows = training.labeled_transactions(cutoff)
-    assert rows["event_timestamp"].max() < cutoff and len(rows) > 0
+    assert set(rows["transaction_id"]) == set(labels.loc[labels["labeled_at"] <= cutoff, "transaction_id"])
+    info = training.build_training_set("test__cutoff", cutoff)
+    used = pd.concat([training.load_part(info["uri"], part) for part in ("train", "holdout")])
+    assert len(used) == len(rows) and not set(used["transaction_id"]) & set(late["transaction_id"])
 
 
 def test_every_candidate_is_tracked_and_the_best_is_challenger(world, trained):

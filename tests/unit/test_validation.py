@@ -1,9 +1,10 @@
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from conftest import land_days
-from lifecycle import datagen, lake, validation
+from lifecycle import datagen, ingest, lake, validation
 
 DAY = dt.date(2026, 10, 5)
 
@@ -62,3 +63,56 @@ def test_too_few_rows_fail_the_row_count_rule(state, monkeypatch):
 def test_missing_raw_partition_is_a_clear_error(state):
     with pytest.raises(FileNotFoundError, match="raw partition .*date=2026-10-05 is missing"):
         validation.validate_day(DAY)
+
+
+def test_labels_of_earlier_curated_days_pass_and_a_label_for_an_unknown_transaction_is_named(state):
+    days = land_days(DAY, 2)
+    for day in days:
+        validation.validate_day(day)
+    labels = lake.read_parquet(lake.partition("curated", "labels", days[1]))
+    assert labels["transaction_id"].str.startswith(f"t{days[0]:%Y%m%d}").sum() > 500  # labels of the day before
+    assert validation.TRANSACTION_TIME not in labels  # the join is the gate's, not the data's
+    # the next day lands a label for a transaction no curated day holds
+    nxt = days[1] + dt.timedelta(days=1)
+    datagen.land(nxt)
+    landed = pd.read_csv(lake.landing_file("labels", nxt).open("rb"))
+    bad = pd.DataFrame({"transaction_id": ["t_unknown_1"], "is_fraud": [1], "labeled_at": [f"{nxt}T08:00:00Z"]})
+    lake.landing_file("labels", nxt).write_bytes(pd.concat([landed, bad]).to_csv(index=False).encode())
+    ingest.ingest_day(nxt)
+    with pytest.raises(validation.QualityGateError) as err:
+        validation.validate_day(nxt)
+    assert "expect_column_values_to_not_be_null(curated_transaction_time) [referential integrity" in str(err.value)
+    assert ": 1 unexpected" in str(err.value).split("referential integrity")[1].split(";")[0]
+    assert lake.dates("curated", "labels") == days and lake.dates("quarantine", "labels") == [nxt]
+
+
+def test_a_label_known_before_its_transaction_is_named(state):
+    days = land_days(DAY, 1)
+    validation.validate_day(days[0])
+    nxt = DAY + dt.timedelta(days=1)
+    datagen.land(nxt)
+    tx = pd.read_csv(lake.landing_file("transactions", nxt).open("rb"))
+    landed = pd.read_csv(lake.landing_file("labels", nxt).open("rb"))
+    early = pd.DataFrame({"transaction_id": [tx["transaction_id"].iloc[-1]], "is_fraud": [0],
+                          "labeled_at": [f"{nxt}T00:00:01Z"]})  # the day's last transaction is in the evening
+    lake.landing_file("labels", nxt).write_bytes(pd.concat([landed, early]).to_csv(index=False).encode())
+    ingest.ingest_day(nxt)
+    with pytest.raises(validation.QualityGateError,
+                       match=r"expect_column_pair_values_a_to_be_greater_than_b\(labeled_at\) "
+                             r"\[a label is known after its transaction\]: 1 unexpected"):
+        validation.validate_day(nxt)
+
+
+def test_days_are_gated_oldest_first_and_a_day_waits_for_an_earlier_landed_one(state):
+    days = land_days(DAY, 3)
+    assert [(r["date"], r["status"]) for r in validation.gate_days(days[::-1])] == \
+        [(d.isoformat(), "curated") for d in days]  # day 2's labels met day 1's curated transactions
+    later = [days[-1] + dt.timedelta(days=i) for i in (1, 2)]
+    datagen.land(later[0])  # landed, not ingested yet (backfills ingest days in any order)
+    land_days(later[1], 1)
+    [result] = validation.gate_days([later[1]])
+    assert result == {"date": later[1].isoformat(), "status": "waiting",
+                      "detail": f"waits for {later[0].isoformat()} to be gated first"}
+    assert validation.pending_days() == [later[1]]  # left pending for the run that gates both
+    ingest.ingest_day(later[0])
+    assert [r["status"] for r in validation.gate_days(validation.pending_days())] == ["curated", "curated"]

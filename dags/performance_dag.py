@@ -1,0 +1,59 @@
+"""
+### performance: predictions ⋈ labels → model_degraded
+Daily (05:00 UTC), when labels land (**curated_transactions**: a curated day brings the labels
+known that day), and manually (`as_of`). Joins the prediction log (live and batch) of the last
+`LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days with the labels that have arrived, per model
+version and arm; publishes an Evidently classification report with prediction drift under
+`reports/performance/<as_of>/`, and logs the live metrics to MLflow against each version.
+Emits **model_degraded** (extra: metric, value, baseline, labels, window, report_uri) when the
+champion's live metric, over at least `LIFECYCLE_MIN_LABELS` labels, is below
+`LIFECYCLE_DEGRADED_THRESHOLD` or below its holdout value minus `LIFECYCLE_DEGRADED_MARGIN`.
+"""
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from lifecycle.assets import CURATED, DEGRADED
+from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
+
+
+@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CURATED),
+     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
+     tags=[*TAGS, "evidently", "mlflow"], doc_md=__doc__,
+     params={"as_of": Param(None, type=["null", "string"], format="date",
+                            description="Last event day of the window (default: the newest curated day)")})
+def performance():
+    @task
+    def evaluate(*, params=None) -> dict:
+        """Joins predictions with labels, reports, logs to MLflow and decides."""
+        from datetime import date
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from lifecycle import lake, performance
+
+        days = lake.dates("curated", "transactions")
+        as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else (days[-1] if days else None)
+        if as_of is None:
+            raise AirflowSkipException("no curated day yet: nothing to evaluate")
+        try:
+            summary = performance.evaluate(as_of)
+        except performance.NothingToEvaluate as reason:
+            raise AirflowSkipException(str(reason)) from reason
+        print(summary["reason"])
+        return summary
+
+    @task.short_circuit
+    def degraded(summary: dict) -> bool:
+        """Goes on only when the champion is degraded."""
+        return summary["degraded"]
+
+    @task(outlets=[DEGRADED])
+    def emit_degraded(summary: dict, *, outlet_events=None) -> None:
+        """Emits model_degraded with the evidence."""
+        outlet_events[DEGRADED].extra = {k: summary[k] for k in ("metric", "value", "baseline", "labels", "window",
+                                                                  "report_uri", "model_version", "reason")}
+
+    summary = evaluate()
+    degraded(summary) >> emit_degraded(summary)
+
+
+performance()

@@ -1,0 +1,85 @@
+"""Concept drift end to end in the library: the inputs stay as in `normal`, the fraud pattern
+changes; monitoring sees no data drift, live performance sees the champion degrade once the
+labels of the concept days arrive. Batch scores are the predictions joined with the labels."""
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import land_days
+from lifecycle import features, lake, monitoring, performance, promotion, scoring, settings, training, validation
+
+FIRST = dt.date(2026, 10, 1)
+NORMAL, CONCEPT = 8, 6
+
+
+@pytest.fixture(scope="module")
+def concept_world(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECYCLE_STATE_DIR", str(tmp_path_factory.mktemp("concept")))
+        mp.setenv("LIFECYCLE_MIN_LABELS", "500")
+        normal = land_days(FIRST, NORMAL)
+        for day in normal:
+            validation.validate_day(day)
+        features.materialize(features.build_tables(normal))
+        info = training.build_training_set("concept__v1", pd.Timestamp.now(tz="UTC"))
+        parent = training.start_parent_run("concept__v1", info, "test")
+        result = training.train_candidate("xgboost", info, parent, seed=7)
+        version = str(training.register_best([result], info, "concept__v1", "test")["version"])
+        promotion.release(version, force=True)
+        concept = land_days(normal[-1] + dt.timedelta(days=1), CONCEPT, "concept")
+        for day in concept:
+            validation.validate_day(day)
+        features.materialize(features.build_tables(concept))
+        for day in normal + concept:
+            scoring.score_day(day)
+        yield {"normal": normal, "concept": concept, "version": version}
+
+
+def test_metrics_match_scikit_learn_and_read_precision_at_the_alert_rate():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(5000) < 0.05).astype(int)
+    p = np.clip(0.4 * y + 0.6 * rng.random(5000), 0, 1)
+    got = performance.metrics(y, p, alert_rate=0.02)
+    assert got["labels"] == 5000 and got["positives"] == y.sum()
+    assert got["pr_auc"] == pytest.approx(average_precision_score(y, p))
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    flagged = p >= got["alert_threshold"]
+    assert flagged.sum() == pytest.approx(100, abs=1)
+    assert got["precision_at_alert"] == pytest.approx(y[flagged].mean())
+    assert got["recall_at_alert"] == pytest.approx(y[flagged].sum() / y.sum())
+    assert 0 <= got["ece"] <= 1 and "pr_auc" not in performance.metrics(np.zeros(10, int), p[:10], 0.1)
+
+
+def test_decide_needs_enough_labels_and_compares_threshold_and_holdout():
+    import dataclasses
+
+    cfg = dataclasses.replace(settings.load(), min_labels=1000, degraded_threshold=0.2, degraded_margin=0.2)
+    assert performance.decide({"pr_auc": 0.05, "labels": 999}, 0.6, cfg)[0] is False
+    assert performance.decide({"pr_auc": 0.15, "labels": 1000}, 0.6, cfg) == \
+        (True, "live pr_auc 0.1500 is below the threshold 0.2")
+    degraded, why = performance.decide({"pr_auc": 0.35, "labels": 5000}, 0.6, cfg)
+    assert degraded and "below the holdout 0.6000 minus 0.2" in why
+    assert performance.decide({"pr_auc": 0.45, "labels": 5000}, 0.6, cfg)[0] is False
+    assert performance.decide(None, 0.6, cfg)[0] is False
+
+
+def test_concept_drift_degrades_the_champion_without_data_drift(concept_world):
+    before = performance.evaluate(concept_world["normal"][-1])
+    assert not before["degraded"], before["reason"]
+    assert before["labels"] >= 500 and before["value"] > 0.3
+    drift = monitoring.drift_report(concept_world["concept"][-1])
+    assert not drift["drift"], drift  # the inputs did not move
+    after = performance.evaluate(concept_world["concept"][-1])
+    assert after["degraded"], after["reason"]
+    assert after["value"] < before["value"] - 0.2 and after["labels"] >= 500
+    assert after["groups"][f"{concept_world['version']}/champion"]["sources"] == {"batch": after["labels"]}
+    page = lake.zone("reports") / "performance" / concept_world["concept"][-1].isoformat() / "report.html"
+    assert page.exists() and after["report_uri"].endswith("report.html")
+    assert f"pr_auc {after['value']:.4f}" in (lake.zone("reports") / "index.html").read_text()
+    mv = performance.tracking.client().get_model_version(settings.load().model_name, concept_world["version"])
+    assert float(mv.tags["live_pr_auc"]) == pytest.approx(after["value"])
+
