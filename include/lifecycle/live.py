@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from lifecycle import prediction_log, tracking
 from lifecycle import settings as _settings
 from lifecycle.modeling import model_inputs
@@ -265,32 +267,50 @@ class LiveModel:
         request_ids = [uuid.uuid4().hex for _ in range(n)]
         known = [v is not None for v in data["card_avg_amount_7d"]]
         answers: list[dict | None] = [None] * n
-        groups = [(CHAMPION, routing.champion, list(range(n)) if CANARY not in arms else
-                   [i for i, a in enumerate(arms) if a == CHAMPION])]
-        if CANARY in arms:
-            groups.append((CANARY, routing.canary, [i for i, a in enumerate(arms) if a == CANARY]))
-        logged = []
-        for arm, loaded, idx in groups:
-            if not idx:
-                continue
+        logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs) and (arm, loaded, part, idx, error)
+
+        def score(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> None:
             part = data if len(idx) == n else {k: [v[i] for i in idx] for k, v in data.items()}
             inputs = model_inputs(part, loaded.model.numeric)
             probs = loaded.model.score(inputs)
-            for j, i in enumerate(idx):
-                answers[i] = {"transaction_id": columns["transaction_id"][i], "request_id": request_ids[i],
-                              "fraud_probability": float(probs[j]), "model_name": self.cfg.model_name,
-                              "model_version": loaded.version, "arm": arm,
-                              "feature_service": self.cfg.feature_service, "known_card": known[i]}
+            if answer:
+                for j, i in enumerate(idx):
+                    answers[i] = {"transaction_id": columns["transaction_id"][i], "request_id": request_ids[i],
+                                  "fraud_probability": float(probs[j]), "model_name": self.cfg.model_name,
+                                  "model_version": loaded.version, "arm": arm,
+                                  "feature_service": self.cfg.feature_service, "known_card": known[i]}
             logged.append((arm, loaded, part, idx, inputs, probs))
-        if routing.challenger is not None:
-            inputs = model_inputs(data, routing.challenger.model.numeric)
-            logged.append((SHADOW, routing.challenger, data, list(range(n)), inputs,
-                           routing.challenger.model.score(inputs)))
+
+        champion_idx = list(range(n)) if CANARY not in arms else [i for i, a in enumerate(arms) if a == CHAMPION]
+        # shadow scores, never returned: the challenger when LIFECYCLE_SHADOW is on, and a live canary
+        # (its scores on the same traffic as the champion's are the canary decision's distribution gate)
+        shadows = [routing.challenger] if routing.challenger is not None else []
+        if routing.canary is not None and all(s.version != routing.canary.version for s in shadows):
+            shadows.append(routing.canary)
+        optional = [(SHADOW, loaded, list(range(n)), False) for loaded in shadows]
+        if CANARY in arms:
+            optional.insert(0, (CANARY, routing.canary, [i for i, a in enumerate(arms) if a == CANARY], True))
+        for arm, loaded, idx, answer in optional:
+            try:
+                score(arm, loaded, idx, answer)
+            except Exception as err:  # a broken canary or shadow never fails a request: the champion answers
+                LOG.warning("%s v%s failed to score %d rows: %s", arm, loaded.version, len(idx), err)
+                failed.append((arm, loaded, idx, f"{type(err).__name__}: {err}"))
+                if answer:
+                    champion_idx = sorted(champion_idx + idx)
+        if champion_idx:
+            score(CHAMPION, routing.champion, champion_idx, True)
         latency_ms = (time.perf_counter() - start) * 1000
         served_at = datetime.now(UTC)
         for arm, loaded, part, idx, inputs, probs in logged:
             self.log.append(prediction_log.rows([request_ids[i] for i in idx], part, inputs, probs, loaded.version,
                                                 arm, latency_ms, served_at, self.cfg.serving_source))
+        for arm, loaded, idx, error in failed:  # the failure is evidence too (the canary's error rate)
+            part = {k: [data[k][i] for i in idx] for k in ("transaction_id", "card_id", "merchant_id",
+                                                            "event_timestamp")}
+            self.log.append(prediction_log.rows([request_ids[i] for i in idx], part, {}, np.full(len(idx), np.nan),
+                                                loaded.version, arm, latency_ms, served_at, self.cfg.serving_source,
+                                                error=error))
         return answers
 
     def status(self) -> dict:

@@ -57,9 +57,10 @@ TIMESTAMPS = ("event_timestamp", "served_at")
 
 
 def rows(request_ids: list, part: dict, inputs: dict, probs, version: str, arm: str, latency_ms: float,
-         served_at: dt.datetime, source: str) -> dict[str, list]:
+         served_at: dt.datetime, source: str, error: str | None = None) -> dict[str, list]:
     """Log rows as columns: ids, entity keys and event time from ``part`` (request columns), the
-    exact model ``inputs``, and the answer. Live serving and batch scoring both build them here."""
+    exact model ``inputs``, and the answer (or the ``error`` that kept a model from answering).
+    Live serving and batch scoring both build them here."""
     k = len(request_ids)
     out = {"request_id": request_ids, "transaction_id": part["transaction_id"],
            "card_id": part["card_id"], "merchant_id": part["merchant_id"],
@@ -67,6 +68,8 @@ def rows(request_ids: list, part: dict, inputs: dict, probs, version: str, arm: 
     out.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
     out.update({"fraud_probability": probs.tolist(), "model_version": [version] * k, "arm": [arm] * k,
                 "latency_ms": [latency_ms] * k, "served_at": [served_at] * k, "source": [source] * k})
+    if error is not None:
+        out["error"] = [error] * k
     return out
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from lifecycle import settings as _settings
 from lifecycle import tracking
-from lifecycle.schema import CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 from lifecycle.training import evaluate, load_part
 
 
@@ -85,9 +85,11 @@ def compare(challenger_version: str | None = None) -> Decision:
     return decision
 
 
-def release(version: str, force: bool = False) -> dict:
-    """Make ``version`` the champion (after its bento passed the smoke test); the old champion keeps
-    ``previous_champion`` for rollback. A version the offline gate rejected is refused unless forced."""
+def release(version: str, force: bool = False, canary: bool | None = None) -> dict:
+    """Put ``version`` live once its bento passed the smoke test. With a champion serving and canary
+    mode on (``LIFECYCLE_CANARY_MODE``, or ``canary``) it becomes the ``canary``, and the canary DAG
+    decides; otherwise it becomes the champion and the old one ``previous_champion`` for rollback.
+    A version the offline gate rejected is refused unless forced."""
     import datetime as dt
 
     cfg = _settings.load()
@@ -98,13 +100,17 @@ def release(version: str, force: bool = False) -> dict:
         raise ValueError(f"version {version} was not promoted by the offline gate "
                          f"({decision or 'no decision recorded'}): not released")
     current = tracking.version_by_alias(CHAMPION)
+    released_at = dt.datetime.now(dt.UTC).isoformat()
+    if (cfg.canary_mode if canary is None else canary) and current is not None and str(current.version) != str(version):
+        c.set_model_version_tag(cfg.model_name, version, "canary_started_at", released_at)
+        c.set_registered_model_alias(cfg.model_name, CANARY, version)
+        return {CANARY: str(version), CHAMPION: str(current.version), "released_at": released_at}
     if current is not None and str(current.version) != str(version):
         c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)
     c.set_registered_model_alias(cfg.model_name, CHAMPION, version)
     challenger = tracking.version_by_alias(CHALLENGER)
     if challenger is not None and str(challenger.version) == str(version):
         c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
-    released_at = dt.datetime.now(dt.UTC).isoformat()
     c.set_model_version_tag(cfg.model_name, version, "released_at", released_at)
     return {CHAMPION: str(version), PREVIOUS: str(current.version) if current else None, "released_at": released_at}
 

@@ -197,6 +197,14 @@ class Settings:
     serving_source: str  # the prediction log's source column for this service's rows
     canary_share: float
     shadow: bool
+    canary_mode: bool  # a release of a new version goes to alias canary; the canary DAG decides the rollout
+    canary_min_requests: int
+    canary_max_error_rate: float
+    canary_max_latency_ratio: float
+    canary_max_psi: float
+    canary_margin: float
+    require_approval: bool
+    approval_timeout_hours: float
     prediction_flush_seconds: float
     serving_api_key_file: Path
     serving_api_key_value: str = field(repr=False)  # a secret: never in a repr or a log
@@ -300,6 +308,14 @@ def load() -> Settings:
         serving_source=_str("SERVING_SOURCE", "live"),
         canary_share=_float("CANARY_SHARE", 0.1, 0.0, 1.0),
         shadow=_bool("SHADOW", False),
+        canary_mode=_bool("CANARY_MODE", False),
+        canary_min_requests=_int("CANARY_MIN_REQUESTS", 200, 1, 10**9),
+        canary_max_error_rate=_float("CANARY_MAX_ERROR_RATE", 0.01, 0.0, 1.0),
+        canary_max_latency_ratio=_float("CANARY_MAX_LATENCY_RATIO", 2.0, 1.0, 100.0),
+        canary_max_psi=_float("CANARY_MAX_PSI", 0.25, 0.001, 10.0),
+        canary_margin=_float("CANARY_MARGIN", 0.0, 0.0, 1.0),
+        require_approval=_bool("REQUIRE_APPROVAL", False),
+        approval_timeout_hours=_float("APPROVAL_TIMEOUT_HOURS", 24.0, 0.001, 24 * 30.0),
         prediction_flush_seconds=_float("PREDICTION_FLUSH_SECONDS", 2.0, 0.1, 5.0),
         serving_api_key_file=Path(_str("SERVING_API_KEY_FILE", str(state / "serving" / "api-key"))),
         serving_api_key_value=_api_key(),

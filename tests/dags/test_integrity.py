@@ -20,6 +20,7 @@ EXPECTED = {
     "rollback": (set(), set()),
     "score": ({assets.FEATURES}, {assets.PREDICTIONS}),
     "performance": ({assets.CURATED}, {assets.DEGRADED}),
+    "canary": ({assets.RELEASED}, {assets.RELEASED}),
 }
 
 

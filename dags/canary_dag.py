@@ -1,0 +1,96 @@
+"""
+### canary: canary → champion, or abort
+Every 30 minutes while a version holds alias `canary`, when **model_released** is emitted, and
+manually. `decide` reads the prediction log since the canary started and applies three gates:
+operational (the canary arm's requests, failed scoring, p99 latency vs the champion's),
+distribution (PSI of the canary's shadow scores vs the champion's on the same transactions) and,
+once `LIFECYCLE_MIN_LABELS` of those transactions are labeled, quality (its primary metric vs the
+champion's on them). A failed gate aborts (alias `canary` removed, reason recorded); all three
+passed rolls out (`champion` = canary, the old one `previous_champion`); otherwise the canary
+keeps serving and a later run decides. With `LIFECYCLE_REQUIRE_APPROVAL=true` a rollout waits for
+a human under Browse → Required Actions; a rejection, or no answer within
+`LIFECYCLE_APPROVAL_TIMEOUT_HOURS`, aborts and says so. Every outcome is an MLflow run
+(`kind=canary_decision`) and tags on the version. Emits **model_released** on a rollout.
+"""
+from datetime import timedelta
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from lifecycle.assets import RELEASED
+from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
+
+
+@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=RELEASED),
+     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
+     tags=[*TAGS, "mlflow", "serving"], doc_md=__doc__)
+def canary():
+    @task
+    def decide() -> dict:
+        """Applies the operational, distribution and quality gates to the canary's evidence."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from lifecycle import canary as gates
+
+        try:
+            decision = gates.decide()
+        except gates.NoCanary as reason:
+            raise AirflowSkipException(str(reason)) from reason
+        print(f"v{decision['canary']} vs champion v{decision['champion']}: {decision['decision']}")
+        print("\n".join(decision["reasons"]))
+        return decision
+
+    @task.branch
+    def route(decision: dict) -> str | None:
+        """Rollout (through approval when required), abort, or wait for more evidence."""
+        if decision["decision"] == "rollout":
+            return "approval" if CFG.require_approval else "rollout"
+        return "abort" if decision["decision"] == "abort" else None
+
+    @task(outlets=[RELEASED])
+    def rollout(decision: dict, *, outlet_events=None) -> dict:
+        """Moves champion to the canary's version; the old one becomes previous_champion."""
+        from lifecycle import canary as gates
+
+        moved = gates.rollout(decision, "; ".join(decision["reasons"]))
+        outlet_events[RELEASED].extra = moved
+        return moved
+
+    @task
+    def abort(decision: dict) -> dict:
+        """Removes the canary alias, recording the failed gate."""
+        from lifecycle import canary as gates
+
+        return gates.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
+
+    @task(trigger_rule="all_skipped")
+    def unapproved(decision: dict, *, ti=None) -> dict:
+        """Aborts a canary whose rollout was rejected, or not answered in time."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from lifecycle import canary as gates
+
+        answer = ti.xcom_pull(task_ids="approval") if CFG.require_approval else None
+        if not answer:
+            raise AirflowSkipException("no approval was asked for in this run")
+        user = answer.get("responded_by_user")
+        why = (f"rollout rejected by {user['name']}" if user else
+               f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected")
+        return gates.abort(decision, why)
+
+    decision = decide()
+    branch = route(decision)
+    done = rollout(decision)
+    if CFG.require_approval:  # the DAG's shape follows the setting: a rollout then waits for a human
+        approval = ApprovalOperator(
+            task_id="approval", subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
+            body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}", defaults="Reject",
+            response_timeout=timedelta(hours=CFG.approval_timeout_hours))
+        branch >> approval >> done
+    else:
+        branch >> done
+    branch >> abort(decision)
+    done >> unapproved(decision)
+
+
+canary()

@@ -1,0 +1,178 @@
+"""Canary decisions from production evidence: roll the canary out to champion, abort it, or wait.
+
+A released challenger serves a share of live traffic under alias ``canary`` (sticky per card).
+Its evidence is what the prediction log holds since it started (``canary_started_at`` tag):
+  operational   the canary arm's live requests: enough of them, no failed scoring, p99 latency
+                within ``LIFECYCLE_CANARY_MAX_LATENCY_RATIO`` of the champion's (or under
+                ``LIFECYCLE_MAX_LATENCY_MS``)
+  distribution  the canary's shadow scores and the champion's scores on the same transactions:
+                Evidently's value drift of the score distribution stays under its threshold
+  quality       once ``LIFECYCLE_MIN_LABELS`` of those transactions are labeled: the canary's
+                primary metric is at least the champion's on them, minus ``LIFECYCLE_CANARY_MARGIN``
+A failed gate aborts; all three passed rolls out; otherwise the canary keeps serving and a later
+run decides. Every decision is an MLflow run (kind ``canary_decision``) and tags on the version.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from lifecycle import lake, prediction_log, tracking
+from lifecycle import settings as _settings
+from lifecycle.modeling import LABEL
+from lifecycle.performance import PROBA, metrics
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
+
+ROLLOUT, ABORT, WAIT = "rollout", "abort", "wait"
+PASS, FAIL, PENDING = "pass", "fail", "pending"
+
+
+class NoCanary(RuntimeError):
+    """No version holds the canary alias: nothing to decide."""
+
+
+def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -> pd.DataFrame:
+    """Logged predictions of ``versions`` served since the canary started, with labels where known.
+    Every event day is read: replayed or late traffic can carry any event time."""
+    log = prediction_log.read(cfg)
+    if log.empty:
+        return log
+    log = log[log["model_version"].isin(versions) & (log["served_at"] >= since)]
+    labels = lake.read_range("curated", "labels", dt.date.min, dt.date.max)
+    if labels.empty:
+        return log.assign(**{LABEL: np.nan})
+    return log.merge(labels[["transaction_id", LABEL]].drop_duplicates("transaction_id"), on="transaction_id",
+                     how="left")
+
+
+def operational_gate(log: pd.DataFrame, canary_version: str, cfg: _settings.Settings) -> dict:
+    live = log[log["source"] == "live"]
+    canary = live[(live["arm"] == CANARY) & (live["model_version"] == canary_version)]
+    champion = live[live["arm"] == CHAMPION]
+    n = len(canary)
+    if n < cfg.canary_min_requests:
+        return {"result": PENDING, "requests": n, "why": f"{n} canary requests, {cfg.canary_min_requests} needed"}
+    errors = int(canary["error"].notna().sum()) if "error" in canary else 0
+    error_rate = errors / n
+    p99 = float(np.percentile(canary["latency_ms"], 99))
+    ref = float(np.percentile(champion["latency_ms"], 99)) if len(champion) else None
+    limit = max(cfg.max_latency_ms, ref * cfg.canary_max_latency_ratio) if ref else cfg.max_latency_ms
+    out = {"requests": n, "error_rate": error_rate, "p99_ms": p99, "champion_p99_ms": ref, "p99_limit_ms": limit}
+    if error_rate > cfg.canary_max_error_rate:
+        return {**out, "result": FAIL, "why": f"error rate {error_rate:.4f} > {cfg.canary_max_error_rate}"}
+    if p99 > limit:
+        return {**out, "result": FAIL, "why": f"p99 latency {p99:.1f} ms > {limit:.1f} ms"}
+    return {**out, "result": PASS, "why": f"{n} requests, error rate {error_rate:.4f}, p99 {p99:.1f} ms"}
+
+
+def paired(log: pd.DataFrame, canary_version: str) -> pd.DataFrame:
+    """Per transaction: the champion arm's score and the canary version's shadow score (rows whose
+    scoring failed carry no score and count in the operational gate only)."""
+    log = log[log[PROBA].notna()]
+    champ = log[log["arm"] == CHAMPION][["transaction_id", PROBA, LABEL]].drop_duplicates("transaction_id")
+    shadow = log[(log["arm"] == SHADOW) & (log["model_version"] == canary_version)]
+    shadow = shadow[["transaction_id", PROBA]].drop_duplicates("transaction_id")
+    return champ.merge(shadow, on="transaction_id", suffixes=("_champion", "_canary"))
+
+
+def distribution_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    n = len(pairs)
+    if n < cfg.canary_min_requests:
+        return {"result": PENDING, "pairs": n, "why": f"{n} transactions scored by both (shadow), "
+                f"{cfg.canary_min_requests} needed: LIFECYCLE_SHADOW scores the canary beside the champion"}
+    definition = DataDefinition(numerical_columns=[PROBA])
+    ref = pd.DataFrame({PROBA: pairs[f"{PROBA}_champion"].to_numpy(float)})
+    cur = pd.DataFrame({PROBA: pairs[f"{PROBA}_canary"].to_numpy(float)})
+    snapshot = Report([ValueDrift(column=PROBA, method="psi", threshold=cfg.canary_max_psi)]).run(
+        current_data=Dataset.from_pandas(cur, data_definition=definition),
+        reference_data=Dataset.from_pandas(ref, data_definition=definition))
+    psi = float(snapshot.dict()["metrics"][0]["value"])
+    out = {"pairs": n, "psi": psi, "threshold": cfg.canary_max_psi,
+           "mean_champion": float(ref[PROBA].mean()), "mean_canary": float(cur[PROBA].mean())}
+    if psi >= cfg.canary_max_psi:
+        return {**out, "result": FAIL, "why": f"score distribution moved: PSI {psi:.3f} >= {cfg.canary_max_psi}"}
+    return {**out, "result": PASS, "why": f"PSI {psi:.3f} over {n} transactions"}
+
+
+def quality_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
+    labeled = pairs[pairs[LABEL].notna()]
+    n, metric = len(labeled), cfg.primary_metric
+    if n < cfg.min_labels or labeled[LABEL].nunique() < 2:
+        return {"result": PENDING, "labels": n, "why": f"{n} labeled transactions, {cfg.min_labels} needed"}
+    y = labeled[LABEL].to_numpy(int)
+    canary = metrics(y, labeled[f"{PROBA}_canary"].to_numpy(float), cfg.alert_rate)
+    champion = metrics(y, labeled[f"{PROBA}_champion"].to_numpy(float), cfg.alert_rate)
+    out = {"labels": n, "canary": canary[metric], "champion": champion[metric], "metric": metric,
+           "margin": cfg.canary_margin}
+    if canary[metric] < champion[metric] - cfg.canary_margin:
+        return {**out, "result": FAIL, "why": f"canary {metric} {canary[metric]:.4f} < champion "
+                f"{champion[metric]:.4f} - {cfg.canary_margin} on the same {n} labeled transactions"}
+    return {**out, "result": PASS, "why": f"canary {metric} {canary[metric]:.4f} vs champion "
+            f"{champion[metric]:.4f} on {n} labeled transactions"}
+
+
+def decide(cfg: _settings.Settings | None = None) -> dict:
+    """The three gates and the outcome (rollout, abort or wait) for the current canary."""
+    cfg = cfg or _settings.load()
+    canary, champion = tracking.version_by_alias(CANARY), tracking.version_by_alias(CHAMPION)
+    if canary is None or champion is None:
+        raise NoCanary(f"model {cfg.model_name!r} has no {CANARY} alias (or no {CHAMPION}): nothing to decide")
+    since = dt.datetime.fromisoformat(canary.tags["canary_started_at"])
+    log = evidence(cfg, [str(canary.version), str(champion.version)], since)
+    if log.empty:
+        gates = {"operational": {"result": PENDING, "why": "no prediction logged since the canary started"}}
+    else:
+        pairs = paired(log, str(canary.version))
+        gates = {"operational": operational_gate(log, str(canary.version), cfg),
+                 "distribution": distribution_gate(pairs, cfg), "quality": quality_gate(pairs, cfg)}
+    results = [g["result"] for g in gates.values()]
+    outcome = ABORT if FAIL in results else ROLLOUT if results == [PASS] * 3 else WAIT
+    reasons = [f"{name}: {g['result']} ({g['why']})" for name, g in gates.items()]
+    return {"decision": outcome, "canary": str(canary.version), "champion": str(champion.version),
+            "since": since.isoformat(), "gates": gates, "reasons": reasons}
+
+
+def record(decision: dict, outcome: str, reason: str) -> None:
+    """An MLflow run with the gates' numbers, and the outcome on the canary's version."""
+    import mlflow
+
+    cfg = _settings.load()
+    with mlflow.start_run(experiment_id=tracking.experiment_id(),
+                          run_name=f"canary v{decision['canary']} {outcome}"):
+        mlflow.set_tags({"kind": "canary_decision", "canary_version": decision["canary"],
+                         "champion_version": decision["champion"], "outcome": outcome, "reason": reason[:5000]})
+        mlflow.log_metrics({f"{name}_{k}": float(v) for name, g in decision["gates"].items() for k, v in g.items()
+                            if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
+    c = tracking.client()
+    c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_outcome", outcome)
+    c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_reason", reason[:5000])
+
+
+def rollout(decision: dict, reason: str) -> dict:
+    """``champion`` becomes the canary's version, the old one ``previous_champion``; no canary left."""
+    cfg = _settings.load()
+    c = tracking.client()
+    c.set_registered_model_alias(cfg.model_name, PREVIOUS, decision["champion"])
+    c.set_registered_model_alias(cfg.model_name, CHAMPION, decision["canary"])
+    c.delete_registered_model_alias(cfg.model_name, CANARY)
+    challenger = tracking.version_by_alias(CHALLENGER)
+    if challenger is not None and str(challenger.version) == decision["canary"]:
+        c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
+    c.set_model_version_tag(cfg.model_name, decision["canary"], "released_at", dt.datetime.now(dt.UTC).isoformat())
+    record(decision, ROLLOUT, reason)
+    return {CHAMPION: decision["canary"], PREVIOUS: decision["champion"]}
+
+
+def abort(decision: dict, reason: str) -> dict:
+    """The canary alias goes; the champion keeps serving every request."""
+    cfg = _settings.load()
+    current = tracking.version_by_alias(CANARY)
+    if current is not None and str(current.version) == decision["canary"]:
+        tracking.client().delete_registered_model_alias(cfg.model_name, CANARY)
+    record(decision, ABORT, reason)
+    return {CHAMPION: decision["champion"], "aborted": decision["canary"], "reason": reason}
