@@ -1,21 +1,23 @@
 """
 ### performance: predictions ⋈ labels → model_degraded
 Daily (05:00 UTC), when labels land (**curated_transactions**: a curated day brings the labels
-known that day), and manually (`as_of`). Joins the prediction log (live and batch) of the last
-`LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days with the labels that have arrived, per model
-version and arm; publishes an Evidently classification report with prediction drift under
-`reports/performance/<as_of>/`, and logs the live metrics to MLflow against each version.
-Emits **model_degraded** (extra: metric, value, baseline, labels, window, report_uri) when the
-champion's live metric, over at least `LIFECYCLE_MIN_LABELS` labels, is below
-`LIFECYCLE_DEGRADED_THRESHOLD` or below its holdout value minus `LIFECYCLE_DEGRADED_MARGIN`.
+known that day), when batch scores land (**batch_predictions**), and manually (`as_of`). Joins
+the prediction log (live and batch) of the last `LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days
+with the labels that have arrived, per model version and arm; publishes an Evidently
+classification report with prediction drift under `reports/performance/<as_of>/`, and logs the
+live metrics to MLflow against each version. Emits **model_degraded** (extra: metric, value,
+baseline, labels, window, report_uri) when the champion's live metric, over at least
+`LIFECYCLE_MIN_LABELS` labels, is below `LIFECYCLE_DEGRADED_THRESHOLD` or below its holdout value
+minus `LIFECYCLE_DEGRADED_MARGIN`.
 """
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from lifecycle.assets import CURATED, DEGRADED
+from lifecycle.assets import CURATED, DEGRADED, PREDICTIONS
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CURATED),
+@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"),
+                                  assets=CURATED | PREDICTIONS),
      start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "evidently", "mlflow"], doc_md=__doc__,
      params={"as_of": Param(None, type=["null", "string"], format="date",

@@ -40,7 +40,8 @@ def score():
             result = scoring.score_day(date.fromisoformat(day))
         except scoring.ScoringError as reason:  # no champion yet, or the day is not curated
             raise AirflowSkipException(str(reason)) from reason
-        outlet_events[PREDICTIONS].extra = {"dates": [day], **{arm: a["version"] for arm, a in result["arms"].items()}}
+        outlet_events[PREDICTIONS].extra = {"dates": [day], "scored": [f"v{s['version']} {s['arm']}"
+                                                                     for s in result["scored"]]}
         return result
 
     score_day.expand(day=days_to_score())

@@ -1,8 +1,8 @@
 """Batch scoring: each curated day scored by the live aliases, into the same prediction log.
 
 A day's transactions get the features they had at their event time (Feast's point-in-time join,
-the same one training uses), then the ``champion`` scores them (and the ``challenger`` in shadow
-when ``LIFECYCLE_SHADOW`` is on), column-wise: one model call per arm, never a frame per row. The
+the same one training uses), then the ``champion`` scores them (and, in shadow, the ``challenger``
+when ``LIFECYCLE_SHADOW`` is on and a live ``canary``), column-wise: one model call per arm, never a frame per row. The
 rows go to ``predictions/<model>/date=<day>/batch-v<version>-<arm>.parquet`` with
 ``source=batch``: a rerun for the same day and version replaces that file, never duplicates it.
 Versions are loaded and digest-checked as the live service loads them.
@@ -19,7 +19,7 @@ import pandas as pd
 from lifecycle import lake, live, prediction_log, tracking
 from lifecycle import settings as _settings
 from lifecycle.modeling import model_inputs
-from lifecycle.schema import CHALLENGER, CHAMPION, SHADOW
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, SHADOW
 
 SOURCE = "batch"
 
@@ -29,14 +29,17 @@ class ScoringError(RuntimeError):
 
 
 def arms(cfg: _settings.Settings) -> list[tuple[str, str]]:
-    """(arm, version) pairs to score with: the champion, and the challenger in shadow when enabled."""
+    """(arm, version) pairs to score with: the champion; in shadow the challenger when
+    ``LIFECYCLE_SHADOW`` is on, and a live canary (as the live service does: its scores beside the
+    champion's are the canary decision's distribution gate)."""
     champion = tracking.version_by_alias(CHAMPION)
     if champion is None:
         raise ScoringError(f"model {cfg.model_name!r} has no {CHAMPION} alias: nothing to score with yet")
     out = [(CHAMPION, str(champion.version))]
-    challenger = tracking.version_by_alias(CHALLENGER) if cfg.shadow else None
-    if challenger is not None and str(challenger.version) != str(champion.version):
-        out.append((SHADOW, str(challenger.version)))
+    for alias, wanted in ((CHALLENGER, cfg.shadow), (CANARY, True)):
+        mv = tracking.version_by_alias(alias) if wanted else None
+        if mv is not None and str(mv.version) not in {v for _, v in out}:
+            out.append((SHADOW, str(mv.version)))
     return out
 
 
@@ -63,15 +66,15 @@ def score_frame(frame: pd.DataFrame, model, version: str, arm: str, served_at: d
 
 
 def score_day(day: dt.date, cfg: _settings.Settings | None = None) -> dict:
-    """Score one curated day with every configured arm; returns rows and files per arm."""
+    """Score one curated day with every configured arm; returns the rows and the file of each."""
     cfg = cfg or _settings.load()
     wanted = arms(cfg)
     frame = day_features(day)
-    out = {"date": day.isoformat(), "rows": len(frame), "arms": {}}
+    out = {"date": day.isoformat(), "rows": len(frame), "scored": []}
     for arm, version in wanted:
         loaded = live.load_version(cfg, version)
         columns = score_frame(frame, loaded.model, version, arm)
         path = prediction_log.write_batch(cfg, day, version, arm, columns)
-        out["arms"][arm] = {"version": version, "rows": len(frame), "file": path,
-                            "mean_probability": round(float(np.mean(columns["fraud_probability"])), 5)}
+        out["scored"].append({"arm": arm, "version": version, "rows": len(frame), "file": path,
+                              "mean_probability": round(float(np.mean(columns["fraud_probability"])), 5)})
     return out

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import featurized_days
-from lifecycle import canary, lake, live, promotion, settings, tracking, training
+from lifecycle import canary, lake, live, promotion, scoring, settings, tracking, training
 from lifecycle.schema import CANARY, CHAMPION, PREVIOUS
 
 FIRST = dt.date(2026, 10, 1)
@@ -62,6 +62,7 @@ def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
     assert promotion.release(worse, force=True) == {CANARY: worse, CHAMPION: canary_world["first"],
                                                      "released_at": tracking.version_by_alias(CANARY).tags[
                                                          "canary_started_at"]}
+    assert scoring.arms(settings.load()) == [(CHAMPION, canary_world["first"]), ("shadow", worse)]  # batch too
     replay(canary_world["days"][2:6])
     decision = canary.decide()
     assert decision["decision"] == canary.ABORT, decision["reasons"]

@@ -183,6 +183,14 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     assert (lake.zone("reports") / "performance" / DAYS[-1].isoformat() / "report.json").exists()
 
 
+def test_canary_has_nothing_to_decide_without_a_canary(dags):
+    run = dags["canary"].test()
+    assert run.state == "success"
+    assert states(run) == {"decide": "skipped", "route": "skipped", "rollout": "skipped", "abort": "skipped",
+                           "unapproved": "skipped"}
+    assert tracking.version_by_alias(CHAMPION).version == 1  # nothing moved
+
+
 def prediction_log_folder(day: dt.date):
     return lake.root() / "predictions" / settings.load().model_name / f"date={day.isoformat()}"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import faults
 import pytest
 
-from lifecycle import demo, lake, packaging, sandbox, services
+from lifecycle import demo, lake, packaging, performance, prediction_log, sandbox, services
 from lifecycle import settings as _settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,13 @@ def observe(server) -> dict:
     unknown = {**packaging.GOOD, "card_id": "never-seen-card"}
     live = f"http://127.0.0.1:{cfg.serving_port}"  # the deployment's model service, following the registry
     served = [packaging.post(f"{live}/predict", body, cfg.serving_api_key()) for body in (known, unknown)]
+    batch = prediction_log.read(cfg, source="batch")
+    joined = performance.labeled_predictions(CORRUPT - dt.timedelta(days=1), cfg)
     return {
+        "batch_rows": len(batch), "batch_versions": sorted(set(batch["model_version"])) if len(batch) else [],
+        "batch_files": sum(1 for k in keys if k.startswith("lake/predictions/") and "/batch-v" in k),
+        "joined_rows": len(joined), "joined_sources": sorted(set(joined["source"])),
+        "performance_reports": sorted({k.split("/")[3] for k in keys if k.startswith("lake/reports/performance/")}),
         "queues": queues, "gpu_tasks": gpu_tasks, "dag_runs": dag_runs,
         "workers": {name: _workloads(logs / f"worker-{name}.log") for name in ("default", "gpu")},
         "s3_prefixes": sorted({"/".join(k.split("/")[:2]) for k in keys}), "s3_objects": len(keys),
@@ -135,6 +141,13 @@ def test_live_service_serves_online_features_from_redis_and_logs_to_s3(loop):
     assert known_status == unknown_status == 200
     assert known["known_card"] is True and unknown["known_card"] is False
     assert known["model_version"] == seen["champion"]
+
+
+def test_batch_scores_and_the_performance_join_live_on_s3(loop):
+    seen = loop["observed"]
+    assert seen["batch_rows"] >= 3000 and seen["batch_files"] >= 1 and set(seen["batch_versions"]) <= {"1", "2"}
+    assert seen["joined_sources"] == ["batch", "live"] and seen["joined_rows"] > 1000  # both joined with labels
+    assert seen["performance_reports"] and loop["dags"]["performance"]["runs"].get("asset_triggered:success")
 
 
 def test_killed_tasks_are_retried_by_celery_workers_to_the_same_outcome(loop):
