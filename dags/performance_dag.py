@@ -1,7 +1,7 @@
 """
 ### performance: predictions ⋈ labels → model_degraded
 Daily (05:00 UTC), when labels land (**curated_transactions**: a curated day brings the labels
-known that day), when batch scores land (**batch_predictions**), and manually (`as_of`). Joins
+known that day), and manually (`as_of`). Batch scores of a day are joined by the next run. Joins
 the prediction log (live and batch) of the last `LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days
 with the labels that have arrived, per model version and arm; publishes an Evidently
 classification report with prediction drift under `reports/performance/<as_of>/`, and logs the
@@ -12,12 +12,11 @@ minus `LIFECYCLE_DEGRADED_MARGIN`.
 """
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from lifecycle.assets import CURATED, DEGRADED, PREDICTIONS
+from lifecycle.assets import CURATED, DEGRADED
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"),
-                                  assets=CURATED | PREDICTIONS),
+@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CURATED),
      start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "evidently", "mlflow"], doc_md=__doc__,
      params={"as_of": Param(None, type=["null", "string"], format="date",

@@ -19,7 +19,7 @@ EXPECTED = {
     "monitor": (set(), {assets.DRIFT}),
     "rollback": (set(), set()),
     "score": ({assets.FEATURES}, {assets.PREDICTIONS}),
-    "performance": ({assets.CURATED, assets.PREDICTIONS}, {assets.DEGRADED}),
+    "performance": ({assets.CURATED}, {assets.DEGRADED}),
     "canary": ({assets.RELEASED}, {assets.RELEASED}),
 }
 
