@@ -131,7 +131,7 @@ def evaluate(as_of: dt.date, cfg: _settings.Settings | None = None) -> dict:
     if live_rows[LABEL].nunique() < 2:
         raise NothingToEvaluate(f"champion v{version}: {len(live_rows)} labeled predictions in the window, "
                                 "not yet both classes")
-    champ = metrics(live_rows[LABEL].to_numpy(int), live_rows[PROBA].to_numpy(float), cfg.alert_rate)
+    champ = groups[f"{version}/{CHAMPION}"]
     baseline_tag = champion.tags.get(f"holdout_{cfg.primary_metric}")
     baseline = float(baseline_tag) if baseline_tag else None
     degraded, reason = decide(champ, baseline, cfg)
