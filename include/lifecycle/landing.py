@@ -63,10 +63,10 @@ class LandingSensor(BaseSensorOperator):
 
     def execute(self, context) -> None:
         day = context["data_interval_start"].date()
-        if self.poke(context):
+        if not (absent := missing(day)):
             return
         deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=self.timeout_minutes)
-        self.log.info("waiting for %s until %s (deferred: no worker slot is held)", missing(day), deadline)
+        self.log.info("waiting for %s until %s (deferred: no worker slot is held)", absent, deadline)
         self.defer(trigger=LandingTrigger(day.isoformat(), deadline.isoformat(), self.poke_interval),
                    method_name="execute_complete", timeout=dt.timedelta(minutes=self.timeout_minutes + 5))
 

@@ -3,9 +3,6 @@ what arrives now. Reports (HTML for analysts, JSON for machines) land in the rep
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 
@@ -64,12 +61,9 @@ def drift_report(as_of: dt.date) -> dict:
     summary = {**meta, "as_of": as_of.isoformat(), "drift_share": float(count["value"]["share"]),
                "drifted_columns": drifted, "threshold": cfg.drift_share_threshold}
     summary["drift"] = summary["drift_share"] >= cfg.drift_share_threshold
-    with tempfile.TemporaryDirectory() as tmp:
-        snapshot.save_html(str(Path(tmp) / "report.html"))
-        (Path(tmp) / "report.json").write_text(json.dumps({"summary": summary, "metrics": metrics}, default=str))
-        page = reports.publish_dir(Path(tmp), f"drift/{meta['current_days'][-1]}")  # named for the data
-    summary["report_uri"] = str(page.parent / "report.html")
-    reports.rebuild_index()
+    # named for the data's last day
+    summary["report_uri"] = reports.publish_evidently(snapshot, dict(summary), metrics,
+                                                      f"drift/{meta['current_days'][-1]}")
     return summary
 
 

@@ -13,9 +13,6 @@ metric is below ``LIFECYCLE_DEGRADED_THRESHOLD`` or below its holdout value minu
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,12 +159,7 @@ def publish(summary: dict, current: pd.DataFrame, reference: pd.DataFrame, cfg: 
     drift = next((m for m in evidently if m["config"]["type"].endswith(":ValueDrift")), None)
     summary["prediction_drift"] = ({"method": drift["config"]["method"], "value": float(drift["value"]),
                                     "threshold": drift["config"]["threshold"]} if drift else None)
-    with tempfile.TemporaryDirectory() as tmp:
-        snapshot.save_html(str(Path(tmp) / "report.html"))
-        (Path(tmp) / "report.json").write_text(json.dumps({"summary": summary, "metrics": evidently}, default=str))
-        page = reports.publish_dir(Path(tmp), f"performance/{summary['as_of']}")
-    reports.rebuild_index()
-    return str(page.parent / "report.html")
+    return reports.publish_evidently(snapshot, summary, evidently, f"performance/{summary['as_of']}")
 
 
 def log_to_mlflow(summary: dict, cfg: _settings.Settings) -> None:

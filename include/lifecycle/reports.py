@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import tempfile
 from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
@@ -22,6 +23,17 @@ def publish_dir(local: Path, relative: str) -> ObjectStoragePath:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
     return dest / INDEX
+
+
+def publish_evidently(snapshot, summary: dict, metrics: list, relative: str) -> str:
+    """An Evidently snapshot as ``reports/<relative>/report.html`` plus ``report.json`` (the summary
+    the index reads, and the metrics); rebuilds the index; returns the HTML page's URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot.save_html(str(Path(tmp) / "report.html"))
+        (Path(tmp) / "report.json").write_text(json.dumps({"summary": summary, "metrics": metrics}, default=str))
+        page = publish_dir(Path(tmp), relative)
+    rebuild_index()
+    return str(page.parent / "report.html")
 
 
 def rebuild_index() -> ObjectStoragePath:

@@ -142,13 +142,11 @@ def pending_days() -> list[dt.date]:
     return lake.pending(("raw", "transactions"), ("curated", "transactions"), "data_sha256")
 
 
-def waiting_for(day: dt.date, batch: list[dt.date]) -> list[dt.date]:
+def waiting_for(day: dt.date, batch: list[dt.date], gated: set[dt.date], raw: set[dt.date]) -> list[dt.date]:
     """Earlier days that must be gated before ``day``: its labels can name their transactions.
-    Those are the days of the label window that landed (or are raw) but are neither gated nor
-    earlier in ``batch``, the days this run gates in date order."""
+    Those are the days of the label window that landed (or are ``raw``) but are neither ``gated``
+    (curated or quarantined) nor earlier in ``batch``, the days this run gates in date order."""
     window = _settings.load().label_max_delay_days
-    gated = set(lake.dates("curated", "transactions")) | set(lake.dates("quarantine", "transactions"))
-    raw = set(lake.dates("raw", "transactions"))
     earlier = [day - dt.timedelta(days=i) for i in range(1, window + 1)]
     return sorted(d for d in earlier if d not in gated and d not in batch
                   and (d in raw or lake.landing_file("transactions", d).exists()))
@@ -160,9 +158,12 @@ def gate_days(days: list[dt.date]) -> list[dict]:
     One day's failure does not stop the others: each result says ``curated``, ``quarantined``
     (with the failed expectations) or ``waiting`` (an earlier day of its label window has landed
     but is not gated yet: a later run gates it once that day is raw)."""
+    # listed once: a day this run gates is in ``days``, so what changes meanwhile needs no new listing
+    gated = set(lake.dates("curated", "transactions")) | set(lake.dates("quarantine", "transactions"))
+    raw = set(lake.dates("raw", "transactions"))
     results = []
     for day in sorted(days):
-        if wait := waiting_for(day, days):
+        if wait := waiting_for(day, days, gated, raw):
             results.append({"date": day.isoformat(), "status": "waiting",
                             "detail": f"waits for {', '.join(d.isoformat() for d in wait)} to be gated first"})
             continue
