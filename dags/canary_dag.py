@@ -5,18 +5,19 @@ manually. `decide` reads the prediction log since the canary started and applies
 operational (the canary arm's requests, failed scoring, p99 latency vs the champion's),
 distribution (PSI of the canary's shadow scores vs the champion's on the same transactions) and,
 once `LIFECYCLE_MIN_LABELS` of those transactions are labeled, quality (its primary metric vs the
-champion's on them). A failed gate aborts (alias `canary` removed, reason recorded); all three
-passed rolls out (`champion` = canary, the old one `previous_champion`); otherwise the canary
-keeps serving and a later run decides. With `LIFECYCLE_REQUIRE_APPROVAL=true` a rollout waits for
-a human under Browse → Required Actions; a rejection, or no answer within
+champion's on them). A failed operational or quality gate aborts (alias `canary` removed, reason
+recorded); all three passed rolls out (`champion` = canary, the old one `previous_champion`);
+otherwise the canary keeps serving and a later run decides. A moved score distribution holds the canary until labels
+judge it. With `LIFECYCLE_REQUIRE_APPROVAL=true`, or when the canary's scores moved, a rollout waits
+for a human under Browse → Required Actions; a rejection, or no answer within
 `LIFECYCLE_APPROVAL_TIMEOUT_HOURS`, aborts and says so. Every outcome is an MLflow run
 (`kind=canary_decision`) and tags on the version. Emits **model_released** on a rollout.
 """
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from lifecycle import approval
 from lifecycle.assets import RELEASED
 from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 
@@ -42,17 +43,19 @@ def canary():
 
     @task.branch
     def route(decision: dict) -> str | None:
-        """Rollout (through approval when required), abort, or wait for more evidence."""
+        """Rollout (through approval when required or the scores moved), abort, or wait for more evidence."""
         if decision["decision"] == "rollout":
-            return "approval" if CFG.require_approval else "rollout"
+            return "approval" if CFG.require_approval or decision["review"] else "rollout"
         return "abort" if decision["decision"] == "abort" else None
 
-    @task(outlets=[RELEASED])
-    def rollout(decision: dict, *, outlet_events=None) -> dict:
+    @task(outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
+    def rollout(decision: dict, *, ti=None, outlet_events=None) -> dict:
         """Moves champion to the canary's version; the old one becomes previous_champion."""
         from lifecycle import canary as gates
 
-        moved = gates.rollout(decision, "; ".join(decision["reasons"]))
+        answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
+        approved = [f"approved by {answer['responded_by_user']['name']}"] if answer else []
+        moved = gates.rollout(decision, "; ".join([*decision["reasons"], *approved]))
         outlet_events[RELEASED].extra = moved
         return moved
 
@@ -63,16 +66,17 @@ def canary():
 
         return gates.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
 
-    @task(trigger_rule="all_skipped")
-    def unapproved(decision: dict, *, ti=None) -> dict:
+    @task(trigger_rule="all_skipped")  # below rollout only: a Reject skips rollout and nothing else
+    def unapproved(*, ti=None) -> dict:
         """Aborts a canary whose rollout was rejected, or not answered in time."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from lifecycle import canary as gates
 
-        answer = ti.xcom_pull(task_ids="approval") if CFG.require_approval else None
+        answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
         if not answer:
             raise AirflowSkipException("no approval was asked for in this run")
+        decision = ti.xcom_pull(task_ids="decide")
         user = answer.get("responded_by_user")
         why = (f"rollout rejected by {user['name']}" if user else
                f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected")
@@ -81,16 +85,15 @@ def canary():
     decision = decide()
     branch = route(decision)
     done = rollout(decision)
-    if CFG.require_approval:  # the DAG's shape follows the setting: a rollout then waits for a human
-        approval = ApprovalOperator(
-            task_id="approval", subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
-            body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}", defaults="Reject",
-            response_timeout=timedelta(hours=CFG.approval_timeout_hours))
-        branch >> approval >> done
-    else:
-        branch >> done
+    asked = approval.RecordedApproval(
+        task_id="approval", subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
+        body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}", defaults="Reject",
+        response_timeout=timedelta(hours=CFG.approval_timeout_hours),
+        ignore_downstream_trigger_rules=False)
+    branch >> asked >> done
+    branch >> done
     branch >> abort(decision)
-    done >> unapproved(decision)
+    done >> unapproved()
 
 
 canary()

@@ -3,7 +3,8 @@
 Daily (02:00 UTC) or manual. Evidently's data-drift report between the champion's training
 snapshot and the latest curated days, saved as HTML and JSON under `reports/drift/<date>/` and
 linked from `reports/index.html`. Emits **feature_drift** (extra: drift_share, drifted_columns,
-report_uri) only when the drifted-column share reaches the configured threshold.
+report_uri, as_of and the judged champion's model_version) only when the drifted-column share
+reaches the configured threshold.
 """
 from airflow.sdk import CronTriggerTimetable, dag, task
 
@@ -16,6 +17,7 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 def monitor():
     @task
     def drift_report(*, dag_run=None) -> dict:
+        """Evidently's data drift between the champion's training data and the latest curated days."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from lifecycle.monitoring import NothingToMonitor
@@ -28,11 +30,14 @@ def monitor():
 
     @task.short_circuit
     def drifted(summary: dict) -> bool:
+        """Goes on only when the drifted-column share reaches the threshold."""
         return summary["drift"]
 
     @task(outlets=[DRIFT])
     def emit_drift(summary: dict, *, outlet_events=None) -> None:
-        outlet_events[DRIFT].extra = {k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of")}
+        """Emits feature_drift with the evidence."""
+        outlet_events[DRIFT].extra = {k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of",
+                                                                  "model_version")}
 
     summary = drift_report()
     drifted(summary) >> emit_drift(summary)

@@ -2,7 +2,10 @@
 ### train: features → challenger
 Runs when **feature_drift** or **model_degraded** is emitted, weekly (Monday 03:00 UTC), or
 manually with params; the reason (drift share, or the degraded metric with its report) is
-recorded on the MLflow runs and the registered version.
+recorded on the MLflow runs and the registered version. An asset-triggered run whose evidence is
+already answered is skipped, saying why: both detectors judge the champion and may fire on the same
+days, and keep firing while the answer is in canary (the judged version is no longer the champion,
+or a newer version was registered after the event or serves as canary).
 Builds a point-in-time training set from Feast's offline store joined with the labels known at
 run time (every labeled row is asserted to come back), splits by time (last days = holdout),
 trains XGBoost, a PyTorch MLP and a scikit-learn logistic baseline as separate tasks in the
@@ -24,10 +27,14 @@ from lifecycle.schema import CANDIDATES
 def train():
     @task
     def training_set(*, run_id=None, dag_run=None, triggering_asset_events=None, params=None) -> dict:
+        """Point-in-time training set with the labels known now; skipped when its evidence is answered."""
         import pandas as pd
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from lifecycle import training
 
+        if dag_run.run_type == "asset_triggered" and (why := training.trigger_answered(triggering_asset_events)):
+            raise AirflowSkipException(f"the evidence that triggered this run is already answered: {why}")
         reason = training.trigger_reason(triggering_asset_events, dag_run.run_type, params["reason"])
         info = training.build_training_set(run_id, cutoff=pd.Timestamp(dag_run.run_after))
         info["reason"] = reason
@@ -36,12 +43,14 @@ def train():
 
     @task(pool=CFG.gpu_pool, queue=CFG.gpu_queue)
     def fit(flavour: str, info: dict, *, params=None) -> dict:
+        """Trains one candidate in the gpu pool and logs it to MLflow."""
         from lifecycle.training import train_candidate
 
         return train_candidate(flavour, info, info["parent_run_id"], params["seed"])
 
     @task(outlets=[CANDIDATE])
     def register_challenger(results: list[dict], info: dict, *, run_id=None, outlet_events=None) -> dict:
+        """Registers the best candidate as a new version with alias challenger."""
         from lifecycle.training import register_best
 
         registered = register_best(results, info, run_id, info["reason"])

@@ -90,6 +90,23 @@ class AirflowClient:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}"
                         f"/taskInstances?{qs}")["task_instances"]
 
+    def asset_events(self, source_dag_id: str) -> list[dict]:
+        """Asset events a DAG emitted, oldest first (name, extra, timestamp, the runs they created)."""
+        return self.get(f"/api/v2/assets/events?source_dag_id={source_dag_id}&limit=1000&order_by=timestamp")[
+            "asset_events"]
+
+    def approvals(self, dag_id: str = "~") -> list[dict]:
+        """Human-in-the-loop requests waiting for an answer (the UI's Browse → Required Actions)."""
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails?response_received=false&limit=100")[
+            "hitl_details"]
+
+    def respond(self, request: dict, option: str) -> dict:
+        """Answer a human-in-the-loop request with ``option`` (e.g. Approve or Reject) as the logged-in user."""
+        ti = request["task_instance"]
+        path = (f"/api/v2/dags/{ti['dag_id']}/dagRuns/{urllib.parse.quote(ti['dag_run_id'], safe='')}"
+                f"/taskInstances/{ti['task_id']}/{ti['map_index']}/hitlDetails")
+        return self._request("PATCH", path, {"chosen_options": [option], "params_input": {}})
+
     def pending_work(self) -> list[str]:
         """What Airflow still has to do, from its own state; empty when it is idle.
 
@@ -115,10 +132,15 @@ class AirflowClient:
             busy.append("a run was created or changed while the queues were read")
         return busy
 
-    def wait_idle(self, timeout: float = 1800, poll: float = 2) -> None:
-        """Until Airflow has no active run, no open backfill of ours and no queued asset event."""
+    def wait_idle(self, timeout: float = 1800, poll: float = 2, answer=None) -> None:
+        """Until Airflow has no active run, no open backfill of ours and no queued asset event.
+        A run waiting for a human stays active: ``answer(request)``, if given, names the option to
+        respond with (None leaves the request waiting)."""
         deadline = time.monotonic() + timeout
         while (busy := self.pending_work()) and time.monotonic() < deadline:
+            for request in self.approvals() if answer else []:
+                if (option := answer(request)) is not None:
+                    self.respond(request, option)
             time.sleep(poll)
         if busy:
             raise TimeoutError(f"Airflow still busy after {timeout}s: {busy[:10]}")

@@ -9,8 +9,12 @@ Its evidence is what the prediction log holds since it started (``canary_started
                 Evidently's value drift of the score distribution stays under its threshold
   quality       once ``LIFECYCLE_MIN_LABELS`` of those transactions are labeled: the canary's
                 primary metric is at least the champion's on them, minus ``LIFECYCLE_CANARY_MARGIN``
-A failed gate aborts; all three passed rolls out; otherwise the canary keeps serving and a later
-run decides. Every decision is an MLflow run (kind ``canary_decision``) and tags on the version.
+A failed operational or quality gate aborts; all three passed rolls out; otherwise the canary
+keeps serving and a later run decides. A moved score distribution alone proves nothing either way
+(a model retrained after drift scores the drifted traffic differently, and better): it holds the
+canary until the labels judge it, and a canary that moved its scores but passed the quality gate is
+rolled out only after a human approved it (``review``). Every rollout or abort is an MLflow run
+(kind ``canary_decision``) and tags on the version.
 """
 from __future__ import annotations
 
@@ -130,11 +134,21 @@ def decide(cfg: _settings.Settings | None = None) -> dict:
         pairs = paired(log, str(canary.version))
         gates = {"operational": operational_gate(log, str(canary.version), cfg),
                  "distribution": distribution_gate(pairs, cfg), "quality": quality_gate(pairs, cfg)}
-    results = [g["result"] for g in gates.values()]
-    outcome = ABORT if FAIL in results else ROLLOUT if results == [PASS] * 3 else WAIT
+    decision, review = outcome({name: g["result"] for name, g in gates.items()})
     reasons = [f"{name}: {g['result']} ({g['why']})" for name, g in gates.items()]
-    return {"decision": outcome, "canary": str(canary.version), "champion": str(champion.version),
-            "since": since.isoformat(), "gates": gates, "reasons": reasons}
+    return {"decision": decision, "review": review, "canary": str(canary.version),
+            "champion": str(champion.version), "since": since.isoformat(), "gates": gates, "reasons": reasons}
+
+
+def outcome(results: dict[str, str]) -> tuple[str, bool]:
+    """(decision, whether a rollout needs a human) from each gate's result."""
+    operational, quality = results.get("operational", PENDING), results.get("quality", PENDING)
+    distribution = results.get("distribution", PENDING)
+    if FAIL in (operational, quality):
+        return ABORT, False
+    if operational == quality == PASS and distribution in (PASS, FAIL):
+        return ROLLOUT, distribution == FAIL
+    return WAIT, False
 
 
 def record(decision: dict, outcome: str, reason: str) -> None:

@@ -1,9 +1,15 @@
 """The main job (``make demo``): the whole loop through a real Airflow scheduler.
 
 Normal days land and are backfilled (ingest → validate → features); a manual train run makes
-the first champion (→ promote → package); drifted days land, monitor sees drift, and the drift
-asset starts an asset-triggered train run; a corrupt day lands and is quarantined. Ends with a
-summary of runs, model versions and aliases, and report paths. State is reset first.
+the first champion (→ promote → package → release); landed transactions are replayed through the
+live service from then on, and on the stable days batch scores, monitor and performance find
+nothing to act on. Drifted days land: monitor's drift asset starts an asset-triggered train run and
+the new version goes to alias ``canary``; the canary DAG decides from its shadow scores, live
+traffic and labels, and the demo's user approves the rollout through the REST API. The previous
+champion is then tried as canary and aborted on the evidence. Concept-drift days land (same
+inputs, new fraud pattern): performance emits ``model_degraded`` once their labels arrive, which
+starts another train run. A corrupt day is quarantined. Ends with a summary of runs, model
+versions, aliases, canary decisions, live performance and report paths. State is reset first.
 """
 from __future__ import annotations
 
@@ -18,10 +24,14 @@ from collections import Counter
 from lifecycle import datagen, features, lake, loadgen, packaging, prediction_log, promotion, services, setup, tracking
 from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
-from lifecycle.schema import CHAMPION
+from lifecycle.schema import CANARY, CHAMPION, SHADOW
 
-DAG_IDS = {"ingest", "validate", "features", "train", "promote", "package", "monitor", "score", "performance"}
+DAG_IDS = {"ingest", "validate", "features", "train", "promote", "package", "monitor", "score", "performance",
+           "canary", "rollback"}
 FIRST_DAY = dt.date(2026, 10, 1)
+STABLE_SCORED_DAYS = 3
+USER_ANSWER = "Approve"
+APPROVAL_AFTER_SECONDS = 5  # what the demo's user answers a rollout approval with (Browse → Required Actions)
 
 
 def _days(first: dt.date, n: int) -> list[dt.date]:
@@ -36,8 +46,10 @@ def reset_state() -> None:
         shutil.rmtree(state)
 
 
-def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str) -> None:
-    for day in days:
+def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str, landed: int = 0) -> None:
+    """Land ``days`` (but the first ``landed``, already there) with ``scenario`` and backfill ingest
+    over all of them; the asset chain must then have gated and featurized every day."""
+    for day in days[landed:]:
         datagen.land(day, scenario)
     server.backfill("ingest", days[0].isoformat(), days[-1].isoformat())
     server.wait_idle()
@@ -46,41 +58,64 @@ def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str)
         raise RuntimeError(f"days still pending after the asset chain went idle: {missing}")
 
 
-def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(print, flush=True),
-        observe=None) -> dict:
+def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
+        log=functools.partial(print, flush=True), observe=None) -> dict:
     """The loop; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
     # The demo drives time itself (backfills, manual triggers): schedules start tomorrow.
     os.environ["LIFECYCLE_SCHEDULE_START"] = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    # A rollout waits for a human; the demo's user answers through the REST API.
+    os.environ["LIFECYCLE_REQUIRE_APPROVAL"] = "true"
     reset_state()
     setup.main()
     normal = _days(FIRST_DAY, normal_days)
     drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
-    corrupt = drifted[-1] + dt.timedelta(days=1)
+    concept = _days(drifted[-1] + dt.timedelta(days=1), concept_days)
+    corrupt = concept[-1] + dt.timedelta(days=1)
     server = AirflowServer()
     traffic = serving = None
+
+    def step(text: str) -> None:
+        log(f"[{time.monotonic() - t0:5.0f}s] {text}")
+
     try:
         server.start()
         server.wait_for_dags(DAG_IDS)
-        log(f"[{time.monotonic() - t0:5.0f}s] Airflow up at {server.base}; landing {len(normal)} normal days")
+        step(f"Airflow up at {server.base}; landing {len(normal)} normal days")
         land_and_backfill(server, normal, "normal")
-        log(f"[{time.monotonic() - t0:5.0f}s] first training run (manual)")
+        step("first training run (manual)")
         server.trigger("train", {"reason": "bootstrap: first model"})
         server.wait_idle()
         first = tracking.version_by_alias(CHAMPION)
-        log(f"[{time.monotonic() - t0:5.0f}s] version {first and first.version} released; replaying landed "
-            "transactions through the live service")
+        step(f"version {first and first.version} released; replaying landed transactions through the live "
+             "service; on the stable days: batch scores, monitor and performance")
         traffic = start_traffic(normal)
-        log(f"[{time.monotonic() - t0:5.0f}s] landing {len(drifted)} drifted days")
+        stable_check(server, normal)
+        stable_until = time.time()
+        step(f"landing {len(drifted)} drifted days, then monitoring (drift → train → canary)")
         land_and_backfill(server, drifted, "drifted")
-        log(f"[{time.monotonic() - t0:5.0f}s] monitoring (drift → asset-triggered training → release)")
+        traffic.bodies = replay_bodies(drifted)
         server.trigger("monitor")
         server.wait_idle()
-        log(f"[{time.monotonic() - t0:5.0f}s] rollback and roll-forward under load")
+        step("the canary DAG decides on the new version; the demo's user approves the rollout")
+        decide_canary(server, traffic, newest_version())
+        step("an operator tries the previous champion as canary (rollback DAG, as_canary)")
+        server.trigger("rollback", {"as_canary": True})
+        server.wait_idle()
+        decide_canary(server, traffic, str(first.version))
+        step("rollback and roll-forward under load")
         serving = exercise_aliases(traffic, first.version if first else None)
-        log(f"[{time.monotonic() - t0:5.0f}s] landing a corrupt day ({corrupt})")
-        land_and_backfill(server, [corrupt], "corrupt")
-        summary = summarize(server.runs(), corrupt)  # while the tracking server is up
+        step(f"landing {len(concept)} concept-drift days (same inputs, new fraud pattern) and a corrupt day "
+             f"({corrupt})")
+        for day in concept:
+            datagen.land(day, "concept")
+        land_and_backfill(server, [*concept, corrupt], "corrupt", landed=len(concept))
+        traffic.bodies = replay_bodies(concept)
+        step("monitor and the daily performance run on the concept days")
+        server.trigger("monitor")
+        server.trigger("performance")
+        server.wait_idle()
+        summary = summarize(server, corrupt, stable_until, concept)  # while the tracking server is up
         summary["wall_seconds"] = round(time.monotonic() - t0, 1)
         if observe:
             summary["observed"] = observe(server)
@@ -89,24 +124,84 @@ def run(normal_days: int = 14, drifted_days: int = 4, log=functools.partial(prin
             traffic.stop()
         server.stop()  # SIGTERM: the live service flushes its prediction log
     if serving is not None:
-        summary["serving"] = {**serving, "logged_rows": logged_rows({a.request_id for a in traffic.answers})}
+        serving.update(requests=len(traffic.answers), errors=len(traffic.errors()),
+                       versions_served=sorted({a.model_version for a in traffic.answers if a.model_version}),
+                       logged_rows=logged_rows({a.request_id for a in traffic.answers}), **traffic.percentiles())
+        summary["serving"] = serving
     summary["airflow_peak_memory_mb"] = {"rss_sum": server.peak_rss // 2**20, "pss": server.peak_pss // 2**20}
     return summary
 
 
-def start_traffic(days: list[dt.date], sample: int = 3000) -> loadgen.Load:
+def replay_bodies(days: list[dt.date], sample: int = 3000) -> list[dict]:
+    """A seeded sample of the days' curated transactions as request bodies."""
+    frame = lake.read_range("curated", "transactions", days[0], days[-1])
+    return packaging.request_bodies(frame.sample(min(sample, len(frame)), random_state=_settings.load().seed))
+
+
+def stable_check(server: AirflowServer, days: list[dt.date]) -> None:
+    """On days like the champion's training data: batch scores of the last days (thousands of
+    labeled predictions beside the live ones), then monitor and performance, which must emit
+    neither feature_drift nor model_degraded."""
+    server.trigger("score", {"dates": [d.isoformat() for d in days[-STABLE_SCORED_DAYS:]]})
+    server.trigger("monitor")
+    server.wait_idle()
+    server.trigger("performance")
+    server.wait_idle()
+
+
+def answer_approval(request: dict) -> str | None:
+    """The demo's user approves a canary rollout, as a person would: not within the first seconds.
+    (Seen with Airflow 3.2: a response that fires the trigger before the scheduler has handled the
+    deferring process's exit makes it mark the task up for retry, and the approval is asked again.)"""
+    asked = dt.datetime.fromisoformat(request["created_at"].replace("Z", "+00:00"))
+    old_enough = (dt.datetime.now(dt.UTC) - asked).total_seconds() >= APPROVAL_AFTER_SECONDS
+    return USER_ANSWER if request["task_instance"]["dag_id"] == "canary" and old_enough else None
+
+
+def newest_version() -> str:
+    cfg = _settings.load()
+    return str(max(int(v.version) for v in tracking.client().search_model_versions(f"name='{cfg.model_name}'")))
+
+
+def decide_canary(server: AirflowServer, traffic: loadgen.Load, version: str, tries: int = 6) -> None:
+    """The canary DAG, once live traffic gave the canary its evidence (its own requests, and its
+    shadow scores beside the champion's), until it rolls the canary out or aborts it; a rollout
+    approval is answered by the demo's user through the REST API."""
+    cfg = _settings.load()
+    canary = tracking.client().get_model_version(cfg.model_name, version)
+    if "canary_started_at" not in canary.tags:
+        raise RuntimeError(f"v{version} was never released to alias canary")
+    started = dt.datetime.fromisoformat(canary.tags["canary_started_at"]).timestamp()
+    paced, traffic.pause = traffic.pause, 0.0  # the replay runs unpaced while the canary gathers evidence
+    try:
+        for _ in range(tries):
+            if tracking.client().get_model_version(cfg.model_name, version).tags.get("canary_outcome"):
+                return  # a run the release itself triggered already decided
+            deadline = time.monotonic() + 120
+            while (sum(a.arm == CANARY and a.sent_at >= started for a in list(traffic.answers))
+                   < 2 * cfg.canary_min_requests and time.monotonic() < deadline):
+                time.sleep(1)
+            time.sleep(cfg.prediction_flush_seconds + 1)  # the live service's log buffer reaches the lake
+            server.trigger("canary")
+            server.wait_idle(answer=answer_approval)
+    finally:
+        traffic.pause = paced
+    if tracking.client().get_model_version(cfg.model_name, version).tags.get("canary_outcome"):
+        return
+    raise RuntimeError(f"the canary DAG did not decide on v{version} in {tries} runs")
+
+
+def start_traffic(days: list[dt.date]) -> loadgen.Load:
     """Replay landed transactions through the live service (2 paced connections) once it is ready."""
     cfg = _settings.load()
     base = f"http://127.0.0.1:{cfg.serving_port}"
     packaging.wait_ready(base, 120)
-    frame = lake.read_range("curated", "transactions", days[0], days[-1]).sample(sample, random_state=cfg.seed)
-    bodies = packaging.request_bodies(frame)
-    return loadgen.Load(base, cfg.serving_api_key(), bodies, connections=2, pause=0.05).__enter__()
+    return loadgen.Load(base, cfg.serving_api_key(), replay_bodies(days), connections=2, pause=0.02).__enter__()
 
 
-def exercise_aliases(traffic: loadgen.Load, first: str | None, min_requests: int = 2000) -> dict:
-    """Under the replayed traffic: when the drift-triggered release reached the service, then a
-    rollback and a roll-forward (each an alias move) and how long each took to answer."""
+def exercise_aliases(traffic: loadgen.Load, first: str | None) -> dict:
+    """Under the replayed traffic: when the rolled-out canary reached the service as champion, then
+    a rollback and a roll-forward (each an alias move) and how long each took to answer."""
     champion = tracking.version_by_alias(CHAMPION)
     switch = None
     if champion is not None and str(champion.version) != str(first) and "released_at" in champion.tags:
@@ -118,19 +213,17 @@ def exercise_aliases(traffic: loadgen.Load, first: str | None, min_requests: int
         moved = promotion.rollback()
         moves.append(round(loadgen.wait_for_version(traffic, moved[CHAMPION], at), 3))
         time.sleep(2)
-    while len(traffic.answers) < min_requests:
-        time.sleep(0.5)
-    traffic.stop()
-    return {"requests": len(traffic.answers), "errors": len(traffic.errors()),
-            "versions_served": sorted({a.model_version for a in traffic.answers if a.model_version}),
-            "switch_seconds": round(switch, 3) if switch is not None else None,
-            "rollback_seconds": moves[0], "roll_forward_seconds": moves[1], **traffic.percentiles()}
+    return {"switch_seconds": round(switch, 3) if switch is not None else None,
+            "rollback_seconds": moves[0], "roll_forward_seconds": moves[1]}
 
 
 def logged_rows(request_ids: set[str]) -> int:
-    """Rows of the prediction log answering the demo's requests (after the service's final flush)."""
+    """Rows of the prediction log that answered the demo's requests (after the service's final flush);
+    shadow scores of the same requests are logged beside them."""
     logged = prediction_log.read(source="live")
-    return int(logged["request_id"].isin(request_ids).sum()) if len(logged) else 0
+    if not len(logged):
+        return 0
+    return int((logged["request_id"].isin(request_ids) & (logged["arm"] != SHADOW)).sum())
 
 
 def _seconds(run: dict) -> float | None:
@@ -140,11 +233,15 @@ def _seconds(run: dict) -> float | None:
     return (end - start).total_seconds()
 
 
-def summarize(runs: list[dict], corrupt: dt.date) -> dict:
+def _emitted_at(event: dict) -> float:
+    return dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, concept: list[dt.date]) -> dict:
     cfg = _settings.load()
     client = tracking.client()
     by_dag: dict[str, dict] = {}
-    for r in runs:
+    for r in server.runs():
         entry = by_dag.setdefault(r["dag_id"], {"runs": Counter(), "seconds": []})
         entry["runs"][f"{r['run_type']}:{r['state']}"] += 1
         if (s := _seconds(r)) is not None:
@@ -154,11 +251,35 @@ def summarize(runs: list[dict], corrupt: dt.date) -> dict:
     versions = client.search_model_versions(f"name='{cfg.model_name}'")
     model = client.get_registered_model(cfg.model_name) if versions else None
     reports_zone = lake.zone("reports")
+    drift, degraded = server.asset_events("monitor"), server.asset_events("performance")
+    runs = client.search_runs([tracking.experiment_id()], "tags.kind = 'live_performance'", order_by=["start_time ASC"])
+    latest = {(r.data.tags["model_version"], r.data.tags["arm"]): r for r in runs}
+    decisions = client.search_runs([tracking.experiment_id()], "tags.kind = 'canary_decision'",
+                                   order_by=["start_time ASC"])
     return {
         "dags": dags,
         "model_versions": sorted((int(v.version), v.tags.get("flavour"), v.tags.get("trigger", "")[:60],
                                   v.tags.get("promotion_decision", "")[:90]) for v in versions),
         "aliases": dict(model.aliases) if model else {},
+        "stable": {"feature_drift_events": sum(_emitted_at(e) <= stable_until for e in drift),
+                   "model_degraded_events": sum(_emitted_at(e) <= stable_until for e in degraded)},
+        "performance": {
+            "by_version": {f"v{v}/{arm}": {"as_of": r.data.tags["window"].split("..")[-1],
+                                           f"live_{cfg.primary_metric}": r.data.metrics.get(
+                                               f"live_{cfg.primary_metric}"),
+                                           "labels": int(r.data.metrics.get("live_labels", 0))}
+                           for (v, arm), r in sorted(latest.items())},
+            "model_degraded": [{**{k: e["extra"].get(k) for k in ("model_version", "metric", "value", "baseline",
+                                                                  "labels", "window")},
+                                "concept_day": concept_day(e["extra"].get("window"), concept),
+                                "train_runs": [r["run_id"] for r in e["created_dagruns"]]} for e in degraded],
+            "reports": sorted(str(p) for p in (reports_zone / "performance").rglob("report.html")),
+        },
+        "canary": [{"version": r.data.tags["canary_version"], "champion": r.data.tags["champion_version"],
+                    "outcome": r.data.tags["outcome"], "reason": r.data.tags["reason"]} for r in decisions],
+        "drift": {"events": [{k: e["extra"].get(k) for k in ("model_version", "as_of", "drift_share")}
+                             for e in drift],
+                  "concept_days_drift": concept_drift(concept)},
         "drift_reports": sorted(str(p) for p in (reports_zone / "drift").rglob("report.html")),
         "reports_index": str(reports_zone / "index.html"),
         "quarantined_days": [d.isoformat() for d in lake.dates("quarantine", "transactions")],
@@ -167,19 +288,56 @@ def summarize(runs: list[dict], corrupt: dt.date) -> dict:
     }
 
 
+def concept_day(window: str | None, concept: list[dt.date]) -> int | None:
+    """Which concept-drift day (1 = the first) a degradation window ends on, None if before them."""
+    if not window or not concept:
+        return None
+    last = dt.date.fromisoformat(window.split("..")[-1])
+    return (last - concept[0]).days + 1 if last >= concept[0] else None
+
+
+def concept_drift(concept: list[dt.date]) -> dict | None:
+    """The drift report of the concept-drift days (monitor ran on them): share and decision."""
+    if not concept:
+        return None
+    page = lake.zone("reports") / "drift" / concept[-1].isoformat() / "report.json"
+    if not page.exists():
+        return None
+    summary = json.loads(page.read_text())["summary"]
+    return {k: summary.get(k) for k in ("as_of", "model_version", "drift_share", "drift")}
+
+
 def check(summary: dict) -> list[str]:
     """What the demo promises; an empty list means it kept every promise."""
     problems = []
     if not summary["dags"].get("train", {}).get("runs", {}).get("asset_triggered:success"):
         problems.append("no successful asset-triggered train run")
-    if len(summary["model_versions"]) < 2:
-        problems.append(f"{len(summary['model_versions'])} model versions, expected at least 2")
+    if len(summary["model_versions"]) < 3:
+        problems.append(f"{len(summary['model_versions'])} model versions, expected at least 3")
     if "champion" not in summary["aliases"]:
         problems.append("no champion alias")
     if not summary["drift_reports"]:
         problems.append("no Evidently HTML report")
     if not summary["quarantined_days"] or summary["corrupt_day_curated"]:
         problems.append("the corrupt day was not quarantined, or reached curated data")
+    stable = summary["stable"]
+    if stable["feature_drift_events"] or stable["model_degraded_events"]:
+        problems.append(f"on the stable days: {stable}")
+    performance = summary["performance"]
+    if not performance["reports"]:
+        problems.append("no performance report")
+    degraded = [e for e in performance["model_degraded"] if e["concept_day"]]
+    if not degraded or not any(e["train_runs"] for e in degraded):
+        problems.append("no model_degraded event on the concept days started a train run")
+    if not any(v[2].startswith("degraded") for v in summary["model_versions"]):
+        problems.append("no version was trained on a model_degraded trigger")
+    if (summary["drift"]["concept_days_drift"] or {}).get("drift", True):
+        problems.append(f"monitor on the concept days: {summary['drift']['concept_days_drift']}")
+    outcomes = [(d["outcome"], d["reason"]) for d in summary["canary"]]
+    if not any(o == "rollout" and "approved by " in r for o, r in outcomes):
+        problems.append("no canary was rolled out after an approval")
+    if not any(o == "abort" for o, _ in outcomes):
+        problems.append("no canary was aborted")
     serving = summary.get("serving")
     if serving is None:
         problems.append("the live service was not exercised")
@@ -189,7 +347,7 @@ def check(summary: dict) -> list[str]:
         if serving["logged_rows"] != serving["requests"]:
             problems.append(f"prediction log holds {serving['logged_rows']} rows for {serving['requests']} requests")
         if serving["switch_seconds"] is None or serving["switch_seconds"] >= 5:
-            problems.append(f"the drift-triggered release reached the service in {serving['switch_seconds']} s")
+            problems.append(f"the canary's rollout reached the service in {serving['switch_seconds']} s")
         if max(serving["rollback_seconds"], serving["roll_forward_seconds"]) >= 5:
             problems.append("a rollback took 5 s or more to reach the service")
     return problems
@@ -199,11 +357,12 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--normal-days", type=int, default=14)
-    parser.add_argument("--drifted-days", type=int, default=4)
+    parser.add_argument("--normal-days", type=int, default=8)
+    parser.add_argument("--drifted-days", type=int, default=3)
+    parser.add_argument("--concept-days", type=int, default=4)
     parser.add_argument("--summary-file", help="also write the summary as JSON here")
     args = parser.parse_args(argv)
-    summary = run(args.normal_days, args.drifted_days)
+    summary = run(args.normal_days, args.drifted_days, args.concept_days)
     text = json.dumps(summary, indent=2, default=str)
     print(text)
     if args.summary_file:

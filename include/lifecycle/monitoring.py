@@ -38,7 +38,7 @@ def reference_and_current(as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, d
     if not days:
         raise NothingToMonitor(f"no curated partitions on or before {as_of}")
     current = lake.read_range("curated", "transactions", days[0], days[-1])
-    meta = {"champion_version": str(champion.version), "current_days": [d.isoformat() for d in days],
+    meta = {"model_version": str(champion.version), "current_days": [d.isoformat() for d in days],
             "reference_rows": len(reference), "current_rows": len(current)}
     return _inputs(reference), _inputs(current), meta
 

@@ -115,13 +115,17 @@ def release(version: str, force: bool = False, canary: bool | None = None) -> di
     return {CHAMPION: str(version), PREVIOUS: str(current.version) if current else None, "released_at": released_at}
 
 
-def rollback() -> dict:
-    """Swap ``champion`` back to ``previous_champion`` (an operator's lever, also in the README)."""
+def rollback(canary: bool = False) -> dict:
+    """Swap ``champion`` back to ``previous_champion`` (an operator's lever, also in the README).
+    With ``canary`` the previous champion first serves as ``canary``, and the canary DAG decides
+    from production evidence whether it takes over."""
     cfg = _settings.load()
     c = tracking.client()
     previous, current = tracking.version_by_alias(PREVIOUS), tracking.version_by_alias(CHAMPION)
     if previous is None:
         raise LookupError(f"model {cfg.model_name!r} has no {PREVIOUS!r} version to roll back to")
+    if canary:
+        return release(str(previous.version), canary=True)
     c.set_registered_model_alias(cfg.model_name, CHAMPION, previous.version)
     if current is not None:
         c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)

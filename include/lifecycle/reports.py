@@ -53,7 +53,7 @@ def rebuild_index() -> ObjectStoragePath:
                      "yes" if s.get("degraded") else "no"]) for p, s in performance]),
         _table("Data drift (Evidently, champion's training data vs recent days)",
                ["as of", "days", "champion version", "drift share", "drifted columns", "drift"],
-               [(p, [s.get("as_of"), _span(s.get("current_days") or []), s.get("champion_version"),
+               [(p, [s.get("as_of"), _span(s.get("current_days") or []), s.get("model_version"),
                      _num(None, s.get("drift_share")), ", ".join(s.get("drifted_columns", [])) or "-",
                      "yes" if s.get("drift") else "no"]) for p, s in drift]),
         _table("Data quality (Great Expectations Data Docs)", ["date", "dataset"],

@@ -1,8 +1,9 @@
-"""Roll the model back in one command: ``python -m lifecycle.rollback``.
+"""Roll the model back in one command: ``python -m lifecycle.rollback [--canary]``.
 
 Moves alias ``champion`` to the ``previous_champion`` version and ``previous_champion`` to the
-version that was champion, so running it twice rolls forward again. The ``rollback`` DAG runs the
-same function from the Airflow UI.
+version that was champion, so running it twice rolls forward again. With ``--canary`` the previous
+champion serves as ``canary`` first and the canary DAG decides. The ``rollback`` DAG runs the same
+function from the Airflow UI.
 """
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import json
 import sys
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from lifecycle import env, promotion
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--canary", action="store_true", help="the previous champion serves as canary first")
+    args = parser.parse_args(argv)
     env.apply()
     try:
-        print(json.dumps(promotion.rollback()))
+        print(json.dumps(promotion.rollback(canary=args.canary)))
     except LookupError as err:
         sys.exit(f"rollback failed: {err}")
 

@@ -308,7 +308,7 @@ def load() -> Settings:
         serving_source=_str("SERVING_SOURCE", "live"),
         canary_share=_float("CANARY_SHARE", 0.1, 0.0, 1.0),
         shadow=_bool("SHADOW", False),
-        canary_mode=_bool("CANARY_MODE", False),
+        canary_mode=_bool("CANARY_MODE", True),
         canary_min_requests=_int("CANARY_MIN_REQUESTS", 200, 1, 10**9),
         canary_max_error_rate=_float("CANARY_MAX_ERROR_RATE", 0.01, 0.0, 1.0),
         canary_max_latency_ratio=_float("CANARY_MAX_LATENCY_RATIO", 2.0, 1.0, 100.0),

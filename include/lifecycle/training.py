@@ -215,6 +215,50 @@ def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -
     return manual_reason if run_type == "manual" else str(run_type)
 
 
+def answered(events: list[tuple[float, dict]], champion: str | None, versions: dict[str, float],
+             canary: str | None) -> str | None:
+    """Why drift or degradation evidence needs no new training run, or None when it does.
+
+    ``events`` are (emitted at, extra) with the version each judged (``model_version``); ``versions``
+    maps every registered version to when it was registered (epoch seconds). Both detectors judge
+    the champion and can fire on the same days, and a detector keeps firing while its answer is
+    still in canary: evidence is answered when the version it judged is no longer the champion, or
+    when a newer version was registered after it was emitted or is serving as canary."""
+    if not events:
+        return None
+    why = []
+    for at, extra in events:
+        judged = str(extra.get("model_version", ""))
+        if not judged.isdigit():  # evidence that names no version (an event posted by hand) is never answered
+            return None
+        newer = {v: t for v, t in versions.items() if int(v) > int(judged)}
+        if judged != str(champion):
+            why.append(f"v{judged} is no longer the champion (v{champion} is)")
+        elif canary is not None and canary in newer:
+            why.append(f"v{canary}, newer than v{judged}, is already serving as canary")
+        elif after := sorted(v for v, t in newer.items() if t >= at):
+            why.append(f"v{after[0]} was registered after the evidence on v{judged}")
+        else:
+            return None
+    return "; ".join(why)
+
+
+def trigger_answered(triggering_asset_events) -> str | None:
+    """``answered`` for an asset-triggered run, read from its events and the registry."""
+    from lifecycle.assets import DEGRADED, DRIFT
+    from lifecycle.schema import CANARY, CHAMPION
+
+    events = [(e.timestamp.timestamp(), dict(e.extra or {})) for asset in (DRIFT, DEGRADED)
+              for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])]
+    if not events:
+        return None
+    cfg = _settings.load()
+    champion, canary = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CANARY)
+    versions = {str(v.version): v.creation_timestamp / 1000
+                for v in tracking.client().search_model_versions(f"name='{cfg.model_name}'")}
+    return answered(events, champion and str(champion.version), versions, canary and str(canary.version))
+
+
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:
     """The MLflow run that holds this Airflow run's candidates (created once per Airflow run)."""
     import mlflow

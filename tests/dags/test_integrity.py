@@ -17,7 +17,7 @@ EXPECTED = {
     "promote": ({assets.CANDIDATE}, {assets.PROMOTED}),
     "package": ({assets.PROMOTED}, {assets.PACKAGED, assets.RELEASED}),
     "monitor": (set(), {assets.DRIFT}),
-    "rollback": (set(), set()),
+    "rollback": (set(), {assets.RELEASED}),
     "score": ({assets.FEATURES}, {assets.PREDICTIONS}),
     "performance": ({assets.CURATED}, {assets.DEGRADED}),
     "canary": ({assets.RELEASED}, {assets.RELEASED}),

@@ -1,8 +1,11 @@
 """The loop through a real Airflow scheduler (LocalExecutor), as a user runs it, on a busy machine.
 
 Runs the demo on its own state folder and port: backfilled ingest → validate → features,
-a manual first training, drifted days, monitor → drift asset → asset-triggered training,
-and a corrupt day that must never reach curated data, features or training. Every core is kept
+a manual first training, stable days on which neither detector fires, drifted days with
+retraining into a canary that is rolled out after an approval given through the REST API, a worse
+canary that is aborted, concept-drift days whose labels make performance emit model_degraded,
+which starts a train run, and a corrupt day that must never reach curated data, features or
+training. Every core is kept
 busy by competing processes for the whole run, and one quality gate and one training candidate
 are killed with SIGKILL mid-run: Airflow retries them and the loop ends as an undisturbed one.
 """
@@ -33,7 +36,8 @@ def loop():
     killer = faults.TaskKiller(f"http://localhost:{PORT}", STATE / "airflow", KILLED)
     with faults.busy_cores() as load, killer:
         done = subprocess.run([sys.executable, "-m", "lifecycle.demo", "--normal-days", "8", "--drifted-days", "3",
-                               "--summary-file", str(out)], env=env, capture_output=True, text=True, timeout=2400)
+                               "--concept-days", "4", "--summary-file", str(out)],
+                              env=env, capture_output=True, text=True, timeout=2400)
         loaded = faults.still_busy(load)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return SimpleNamespace(summary=json.loads(out.read_text()), kills={k.task_id: k for k in killer.kills},
@@ -45,17 +49,35 @@ def e2e_state(monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(STATE))
 
 
-def test_drift_asset_starts_training_and_a_new_version_is_registered(loop):
+def test_drift_and_degradation_start_training_and_each_run_answers_new_evidence(loop):
     assert loop.loaded, "the competing processes did not run for the whole loop"
-    dags = loop.summary["dags"]
-    assert dags["ingest"]["runs"] == {"backfill:success": 12}
-    assert dags["train"]["runs"] == {"manual:success": 1, "asset_triggered:success": 1}
-    assert dags["monitor"]["runs"] == {"manual:success": 1}
-    assert dags["promote"]["runs"] == {"asset_triggered:success": 2}
-    assert [v[0] for v in loop.summary["model_versions"]] == [1, 2]
-    assert loop.summary["model_versions"][1][2].startswith("drift share")
-    assert loop.summary["aliases"]["champion"] in (1, 2)
-    assert loop.summary["drift_reports"] and loop.summary["reports_index"].endswith("index.html")
+    summary = loop.summary
+    dags = summary["dags"]
+    assert dags["ingest"]["runs"] == {"backfill:success": 8 + 3 + 4 + 1}
+    assert dags["train"]["runs"]["manual:success"] == 1 and set(dags["train"]["runs"]) == {
+        "manual:success", "asset_triggered:success"}
+    assert dags["monitor"]["runs"] == {"manual:success": 3}  # stable days, drifted days, concept days
+    versions = summary["model_versions"]
+    assert [v[0] for v in versions] == [1, 2, 3]
+    assert versions[1][2].startswith(("drift share", "degraded")) and versions[2][2].startswith("degraded")
+    assert summary["stable"] == {"feature_drift_events": 0, "model_degraded_events": 0}
+    assert [e["model_version"] for e in summary["drift"]["events"]] == ["1"]  # the drifted days only
+    assert summary["drift"]["concept_days_drift"]["drift"] is False
+    degraded = [e for e in summary["performance"]["model_degraded"] if e["concept_day"]]
+    assert degraded and all(e["model_version"] == "2" and e["value"] < e["baseline"] for e in degraded)
+    aliases = {k: str(v) for k, v in summary["aliases"].items()}
+    assert (aliases["champion"], aliases["previous_champion"], aliases["challenger"]) == ("2", "1", "3")
+    # the degraded-triggered version is a canary only if the offline gate promoted it
+    assert (aliases.get("canary") == "3") == versions[2][3].startswith("promoted")
+    assert summary["drift_reports"] and summary["performance"]["reports"]
+
+
+def test_a_better_canary_is_rolled_out_after_approval_and_a_worse_one_is_aborted(loop):
+    decisions = [(d["version"], d["champion"], d["outcome"]) for d in loop.summary["canary"]]
+    assert decisions == [("2", "1", "rollout"), ("1", "2", "abort")]
+    rollout, abort = loop.summary["canary"]
+    assert rollout["reason"].endswith("approved by admin") and "quality: pass" in rollout["reason"]
+    assert ": fail" in abort["reason"]
 
 
 def test_corrupt_batch_never_reaches_curated_features_or_training(loop, e2e_state):
@@ -63,14 +85,14 @@ def test_corrupt_batch_never_reaches_curated_features_or_training(loop, e2e_stat
 
     from lifecycle import lake
 
-    corrupt = dt.date(2026, 10, 1) + dt.timedelta(days=11)
+    corrupt = dt.date(2026, 10, 1) + dt.timedelta(days=8 + 3 + 4)
     assert loop.summary["quarantined_days"] == [corrupt.isoformat()]
     assert not loop.summary["corrupt_day_curated"]
     assert any(k.endswith(":failed") for k in loop.summary["dags"]["validate"]["runs"])
     assert corrupt not in lake.dates("curated", "transactions")
     assert corrupt not in lake.dates("features", "card_stats")
     infos = [lake.manifest(p) for p in ObjectStoragePath(lake.zone("training")).iterdir()]
-    assert len(infos) == 2 and all(dt.date.fromisoformat(i["last_day"]) < corrupt for i in infos)
+    assert len(infos) == 3 and all(dt.date.fromisoformat(i["last_day"]) < corrupt for i in infos)
 
 
 def test_a_killed_quality_gate_is_retried_and_curates_each_day_once(loop, e2e_state):
@@ -80,7 +102,7 @@ def test_a_killed_quality_gate_is_retried_and_curates_each_day_once(loop, e2e_st
     assert kill, f"no quality gate was killed; killer errors: {loop.killer_errors[-5:]}"
     assert (kill.final_state, kill.final_try) == ("success", kill.try_number + 1)
     curated = lake.dates("curated", "transactions")
-    assert len(curated) == 8 + 3  # every normal and drifted day, each once, the killed run's included
+    assert len(curated) == 8 + 3 + 4  # every normal, drifted and concept day, each once, the killed run's included
     for day in curated:
         for dataset in ("transactions", "labels"):
             raw, made = (lake.manifest(lake.partition(z, dataset, day)) for z in ("raw", "curated"))
@@ -121,5 +143,5 @@ def test_the_live_service_followed_every_release_and_rollback_under_load(loop):
     assert serving["requests"] >= 2000 and serving["errors"] == 0
     assert serving["logged_rows"] == serving["requests"]  # every answer in the prediction log after SIGTERM
     assert serving["switch_seconds"] < 5 and serving["rollback_seconds"] < 5 and serving["roll_forward_seconds"] < 5
-    assert serving["versions_served"] == ["1", "2"]
-    assert loop.summary["dags"]["package"]["runs"] == {"asset_triggered:success": 2}
+    assert serving["versions_served"][:2] == ["1", "2"]  # (and v3, when it became the canary)
+    assert loop.summary["dags"]["package"]["runs"]["asset_triggered:success"] in (2, 3)

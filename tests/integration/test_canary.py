@@ -124,6 +124,43 @@ def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canar
     assert tracking.version_by_alias(CANARY) is None and str(tracking.version_by_alias(CHAMPION).version) == champion
 
 
+@pytest.mark.timeout(900)
+def test_a_rejected_rollout_approval_aborts_the_canary_through_a_real_scheduler(canary_world):
+    """With LIFECYCLE_REQUIRE_APPROVAL the canary DAG, under a real scheduler, api-server and
+    triggerer, asks before a rollout its gates allow; the user's Reject (REST API) aborts it."""
+    from lifecycle import demo, setup
+    from lifecycle.airflow_client import AirflowServer
+
+    mp = canary_world["mp"]
+    for name, value in {"REQUIRE_APPROVAL": "true", "CANARY_MARGIN": "0.1", "AIRFLOW_PORT": "18190",
+                        "SERVING_PORT": "18194",
+                        "SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat()}.items():
+        mp.setenv(f"LIFECYCLE_{name}", value)
+    champion = str(tracking.version_by_alias(CHAMPION).version)
+    candidate = register("xgboost", "canary__rejected", seed=13)
+    promotion.release(candidate, force=True)
+    replay(canary_world["days"][2:6])
+    assert canary.decide()["decision"] == canary.ROLLOUT  # the gates alone would roll it out
+    setup.main()
+    server, asked = AirflowServer(), []
+    try:
+        server.start()
+        server.wait_for_dags({"canary"})
+        server.trigger("canary")
+        server.wait_idle(timeout=600, answer=lambda request: (asked.append(request) or "Reject")
+                         if demo.answer_approval(request) else None)  # answered as the demo's user answers
+        run = server.runs("canary")[-1]
+        states = {t["task_id"]: t["state"] for t in server.task_instances("canary", run["dag_run_id"])}
+    finally:
+        server.stop()
+    assert [a["subject"] for a in asked] == [f"Roll canary v{candidate} out to champion?"]
+    assert run["state"] == "success" and states["decide"] == states["approval"] == "success"
+    assert states["rollout"] == "skipped" and states["unapproved"] == "success"
+    assert tracking.version_by_alias(CANARY) is None and str(tracking.version_by_alias(CHAMPION).version) == champion
+    mv = tracking.client().get_model_version(settings.load().model_name, candidate)
+    assert (mv.tags["canary_outcome"], mv.tags["canary_reason"]) == ("abort", "rollout rejected by admin")
+
+
 def test_no_canary_is_named():
     with pytest.raises(canary.NoCanary, match="no canary alias"):
         canary.decide()

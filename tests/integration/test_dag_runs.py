@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from conftest import ROOT
 from lifecycle import datagen, lake, prediction_log, settings, setup, tracking
-from lifecycle.schema import CHALLENGER, CHAMPION
+from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
 CORRUPT = dt.date(2026, 10, 7)
@@ -186,8 +186,8 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
 def test_canary_has_nothing_to_decide_without_a_canary(dags):
     run = dags["canary"].test()
     assert run.state == "success"
-    assert states(run) == {"decide": "skipped", "route": "skipped", "rollout": "skipped", "abort": "skipped",
-                           "unapproved": "skipped"}
+    assert states(run) == {"decide": "skipped", "route": "skipped", "approval": "skipped", "rollout": "skipped",
+                           "abort": "skipped", "unapproved": "skipped"}
     assert tracking.version_by_alias(CHAMPION).version == 1  # nothing moved
 
 
@@ -229,3 +229,6 @@ def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
     assert back.returncode == 0, back.stderr[-2000:]
     assert json.loads(back.stdout.strip().splitlines()[-1]) == {"champion": "1", PREVIOUS: "2"}
     assert tracking.version_by_alias(CHAMPION).version == 1 and tracking.version_by_alias(PREVIOUS).version == 2
+    # as canary, the previous champion must have passed the offline gate: v2 was rejected by it
+    refused = dags["rollback"].test(run_conf={"as_canary": True})
+    assert refused.state == "failed" and tracking.version_by_alias(CANARY) is None

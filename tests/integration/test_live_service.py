@@ -278,7 +278,7 @@ def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatc
 def test_rollback_command_moves_champion_and_previous(world, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
     v1, v2, _ = world["versions"]
-    promotion.release(v2, force=True)
+    promotion.release(v2, force=True, canary=False)
     assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v2}
 
 

@@ -55,7 +55,7 @@ def test_same_distribution_is_no_drift_and_reports_land(world, champion):
     html = ObjectStoragePath(summary["report_uri"])
     assert html.exists() and html.stat().st_size > 100_000
     data = json.loads((html.parent / "report.json").read_text())
-    assert data["summary"]["champion_version"] == str(champion.version)
+    assert data["summary"]["model_version"] == str(champion.version)
     assert f"drift/{world[-1].isoformat()}/report.html" in (lake.zone("reports") / "index.html").read_text()
 
 

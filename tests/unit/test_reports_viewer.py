@@ -49,7 +49,7 @@ def test_the_index_reads_as_a_table_of_headline_numbers_newest_first(state):
     drift.mkdir(parents=True)
     (drift / "report.html").write_text("<html>drift</html>")
     (drift / "report.json").write_text(json.dumps({"summary": {
-        "as_of": "2026-10-19", "current_days": ["2026-10-17", "2026-10-19"], "champion_version": "2",
+        "as_of": "2026-10-19", "current_days": ["2026-10-17", "2026-10-19"], "model_version": "2",
         "drift_share": 0.5, "drifted_columns": ["amount", "hour"], "drift": True}}))
     page = reports.rebuild_index().read_text()
     newer, older = page.index("2026-10-24"), page.index("2026-10-20")

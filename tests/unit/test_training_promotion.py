@@ -143,7 +143,7 @@ def test_rollback_swaps_champion_and_previous_champion(world, trained):
     # an operator promotes the latest version by hand, then rolls back
     latest = max(int(v.version) for v in tracking.client().search_model_versions(
         f"name='{settings.load().model_name}'"))
-    released = promotion.release(str(latest), force=True)
+    released = promotion.release(str(latest), force=True, canary=False)
     assert (released["champion"], released[PREVIOUS]) == (str(latest), str(champion))
     assert promotion.rollback() == {"champion": str(champion), PREVIOUS: str(latest)}
     assert tracking.version_by_alias(CHAMPION).version == champion

@@ -1,0 +1,50 @@
+"""Why an asset-triggered training run starts, and when its evidence is already answered."""
+import datetime as dt
+from types import SimpleNamespace
+
+from lifecycle import training
+from lifecycle.assets import DEGRADED, DRIFT
+
+T = 1_000.0  # the evidence's emission time (epoch seconds)
+DRIFT_ON_V1 = (T, {"model_version": "1", "drift_share": 0.4})
+
+
+def test_evidence_on_the_serving_champion_with_no_successor_needs_training():
+    assert training.answered([DRIFT_ON_V1], champion="1", versions={"1": T - 500}, canary=None) is None
+    # a successor registered before the evidence (and not serving) does not answer it
+    assert training.answered([DRIFT_ON_V1], "1", {"1": T - 500, "2": T - 100}, canary=None) is None
+
+
+def test_a_version_registered_after_the_evidence_answers_it():
+    assert training.answered([DRIFT_ON_V1], "1", {"1": T - 500, "2": T + 60}, None) == \
+        "v2 was registered after the evidence on v1"
+
+
+def test_a_newer_canary_or_a_new_champion_answers_it():
+    assert training.answered([DRIFT_ON_V1], "1", {"1": 0, "2": T - 100}, canary="2") == \
+        "v2, newer than v1, is already serving as canary"
+    assert training.answered([DRIFT_ON_V1], "2", {"1": 0, "2": T - 100}, canary=None) == \
+        "v1 is no longer the champion (v2 is)"
+    # an older canary (an operator's re-release of v1) answers nothing about champion v2
+    assert training.answered([(T, {"model_version": "2"})], "2", {"1": 0, "2": 10}, canary="1") is None
+
+
+def test_every_event_must_be_answered():
+    degraded_on_v2 = (T + 5, {"model_version": "2", "metric": "pr_auc"})
+    versions = {"1": 0, "2": T - 100}
+    assert training.answered([DRIFT_ON_V1, degraded_on_v2], "2", versions, None) is None
+    assert training.answered([], "2", versions, None) is None
+    assert training.answered([(T, {})], "2", versions, None) is None  # names no version: posted by hand
+
+
+def test_trigger_reason_names_the_newest_evidence():
+    at = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)
+    events = {DRIFT: [SimpleNamespace(timestamp=at, extra={"drift_share": 0.4, "report_uri": "r1"})],
+              DEGRADED: [SimpleNamespace(timestamp=at + dt.timedelta(seconds=1),
+                                         extra={"metric": "pr_auc", "value": 0.1, "labels": 2000,
+                                                "model_version": "2", "report_uri": "r2"})]}
+    assert training.trigger_reason(events, "asset_triggered", "manual") == \
+        "degraded: live pr_auc 0.1 over 2000 labels (v2, r2)"
+    assert training.trigger_reason({DRIFT: events[DRIFT]}, "asset_triggered", "x") == "drift share 0.4 (r1)"
+    assert training.trigger_reason(None, "manual", "bootstrap") == "bootstrap"
+    assert training.trigger_reason(None, "scheduled", "manual") == "scheduled"
