@@ -153,8 +153,7 @@ def answer_approval(request: dict) -> str | None:
     """The demo's user approves a canary rollout, as a person would: not within the first seconds.
     (Seen with Airflow 3.2: a response that fires the trigger before the scheduler has handled the
     deferring process's exit makes it mark the task up for retry, and the approval is asked again.)"""
-    asked = dt.datetime.fromisoformat(request["created_at"].replace("Z", "+00:00"))
-    old_enough = (dt.datetime.now(dt.UTC) - asked).total_seconds() >= APPROVAL_AFTER_SECONDS
+    old_enough = (dt.datetime.now(dt.UTC) - _instant(request["created_at"])).total_seconds() >= APPROVAL_AFTER_SECONDS
     return USER_ANSWER if request["task_instance"]["dag_id"] == "canary" and old_enough else None
 
 
@@ -172,10 +171,13 @@ def decide_canary(server: AirflowServer, traffic: loadgen.Load, version: str, tr
     if "canary_started_at" not in canary.tags:
         raise RuntimeError(f"v{version} was never released to alias canary")
     started = dt.datetime.fromisoformat(canary.tags["canary_started_at"]).timestamp()
+    def decided() -> bool:
+        return "canary_outcome" in tracking.client().get_model_version(cfg.model_name, version).tags
+
     paced, traffic.pause = traffic.pause, 0.0  # the replay runs unpaced while the canary gathers evidence
     try:
         for _ in range(tries):
-            if tracking.client().get_model_version(cfg.model_name, version).tags.get("canary_outcome"):
+            if decided():
                 return  # a run the release itself triggered already decided
             deadline = time.monotonic() + 120
             while (sum(a.arm == CANARY and a.sent_at >= started for a in list(traffic.answers))
@@ -186,9 +188,8 @@ def decide_canary(server: AirflowServer, traffic: loadgen.Load, version: str, tr
             server.wait_idle(answer=answer_approval)
     finally:
         traffic.pause = paced
-    if tracking.client().get_model_version(cfg.model_name, version).tags.get("canary_outcome"):
-        return
-    raise RuntimeError(f"the canary DAG did not decide on v{version} in {tries} runs")
+    if not decided():
+        raise RuntimeError(f"the canary DAG did not decide on v{version} in {tries} runs")
 
 
 def start_traffic(days: list[dt.date]) -> loadgen.Load:
@@ -226,15 +227,19 @@ def logged_rows(request_ids: set[str]) -> int:
     return int((logged["request_id"].isin(request_ids) & (logged["arm"] != SHADOW)).sum())
 
 
+def _instant(text: str) -> dt.datetime:
+    """A timestamp of Airflow's REST API (ISO 8601, ``Z`` for UTC)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _seconds(run: dict) -> float | None:
     if not (run.get("start_date") and run.get("end_date")):
         return None
-    start, end = (dt.datetime.fromisoformat(run[k].replace("Z", "+00:00")) for k in ("start_date", "end_date"))
-    return (end - start).total_seconds()
+    return (_instant(run["end_date"]) - _instant(run["start_date"])).total_seconds()
 
 
 def _emitted_at(event: dict) -> float:
-    return dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+    return _instant(event["timestamp"]).timestamp()
 
 
 def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, concept: list[dt.date]) -> dict:
