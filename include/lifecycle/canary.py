@@ -40,7 +40,7 @@ class NoCanary(RuntimeError):
 def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -> pd.DataFrame:
     """Logged predictions of ``versions`` served since the canary started, with labels where known.
     Every event day is read: replayed or late traffic can carry any event time."""
-    log = prediction_log.read(cfg)
+    log = prediction_log.read(cfg, compact=True)
     if log.empty:
         return log
     log = log[log["model_version"].isin(versions) & (log["served_at"] >= since)]

@@ -44,7 +44,8 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
     svc = cfg.services
     if svc is None:
         return {
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # LocalExecutor, with the task libraries imported before its workers fork
+            "AIRFLOW__CORE__EXECUTOR": "lifecycle.preload.PreloadingLocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             # api-server, scheduler, dag-processor and tasks write concurrently: they wait, never fail
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.sqlite_metadata.CONNECT_ARGS",
@@ -58,6 +59,7 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": svc.redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + svc.database_url("airflow", "postgresql"),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "lifecycle.preload.CELERY_CONFIG",
         f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}": json.dumps(s3),
         # the same credentials for the libraries that talk to S3 themselves (Feast/pyarrow, the MLflow server)
         "AWS_ACCESS_KEY_ID": svc.s3_access_key,
@@ -115,7 +117,7 @@ def environment() -> dict[str, str]:
 # Set by one profile only: a process that switches profiles (tests, benchmarks) drops them.
 PROFILE_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
                 "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
-                "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE", "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
                 f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                 "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL")
 

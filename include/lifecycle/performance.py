@@ -38,7 +38,7 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     """Predictions of the window's event days that have a label, one per transaction, version and
     arm (a live answer is preferred to a batch score of the same version)."""
     days = window(as_of, cfg.performance_window_days)
-    preds = prediction_log.read(cfg, days=days)
+    preds = prediction_log.read(cfg, days=days, compact=True)
     if preds.empty:
         raise NothingToEvaluate(f"no logged prediction for the event days {days[0]}..{days[-1]}")
     # a label arrives on its transaction's day or up to LABEL_MAX_DELAY_DAYS later

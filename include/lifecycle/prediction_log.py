@@ -5,9 +5,11 @@ A writer buffers rows in memory (nothing touches storage on the request path) an
 flushes them every LIFECYCLE_PREDICTION_FLUSH_SECONDS as one new file per day, named by the
 writer and a sequence number; ``close()`` (the service calls it on SIGTERM) flushes what is left.
 A crash loses at most the unflushed buffer. A failed write keeps its rows for the next flush.
-Live files are only ever added, never rewritten; readers dedup by ``request_id`` and arm. Batch
-scoring writes one file per day, version and arm (``batch-v<version>-<arm>.parquet``), replaced
-whole by a rerun.
+A writer only ever adds files; readers dedup by ``request_id`` and arm. Every flush of every
+serving process adds a file per day, so a compacting read (the Airflow tasks that read the log)
+merges a day's live files into one once there are ``COMPACT_AT`` of them: object-store listings
+and fetches cost per file. Batch scoring writes one file per day, version and arm
+(``batch-v<version>-<arm>.parquet``), replaced whole by a rerun.
 
 The service imports nothing of Airflow, so the lake is opened here with fsspec (local files, or
 S3 with the profile's endpoint and keys) rather than through ``ObjectStoragePath``.
@@ -207,21 +209,75 @@ class PredictionLog:
                 "last_error": self.last_error, "flush_seconds": self.cfg.prediction_flush_seconds}
 
 
-def read(cfg: _settings.Settings | None = None, days: list | None = None, source: str | None = None) -> pd.DataFrame:
-    """The logged predictions (all days, or ``days``), one row per request id and arm."""
+COMPACT_AT = 16  # live files of one day that a compacting reader merges into one
+
+
+def _listing(fs, base: str, days: list | None) -> dict[str, list[str]]:
+    """``date=YYYY-MM-DD`` -> the Parquet files of that day (only the wanted days' folders are listed)."""
+    if days is None:
+        found = fs.glob(f"{base}/date=*/*.parquet")
+    else:
+        found = []
+        for day in days:
+            try:
+                found += fs.ls(f"{base}/date={day.isoformat()}", detail=False)
+            except FileNotFoundError:
+                continue
+    out: dict[str, list[str]] = {}
+    for f in found:
+        if f.endswith(".parquet") and not os.path.basename(f).startswith("_"):
+            out.setdefault(f.rsplit("/", 2)[-2], []).append(f)
+    return out
+
+
+def _frame(blobs: dict[str, bytes], files: list[str]) -> pd.DataFrame:
+    frames = [pd.read_parquet(io.BytesIO(blobs[f])) for f in sorted(files)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _compact(fs, folder_: str, files: list[str], frame: pd.DataFrame) -> None:
+    """Replace the live ``files`` of one day folder with one file holding their rows. The new file
+    lands before the old ones go, so a reader sees every row at least once (and dedups); a file
+    written meanwhile was not listed and stays; two compactions at once only duplicate rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame.drop_duplicates(["request_id", "arm"]), preserve_index=False), buf)
+    _put(fs, f"{folder_}/compact-{uuid.uuid4().hex[:12]}.parquet", buf.getvalue())
+    for f in files:
+        try:
+            fs.rm_file(f)
+        except FileNotFoundError:  # another compaction took it
+            pass
+
+
+def read(cfg: _settings.Settings | None = None, days: list | None = None, source: str | None = None,
+         compact: bool = False) -> pd.DataFrame:
+    """The logged predictions (all days, or ``days``), one row per request id and arm. With
+    ``compact``, a day holding ``COMPACT_AT`` or more live files has them merged into one on the
+    way (every flush of every serving process adds a file; the batch files stay as they are)."""
     cfg = cfg or _settings.load()
     fs, _ = filesystem(cfg)
     base = folder(cfg)
-    if hasattr(fs, "invalidate_cache"):
-        fs.invalidate_cache()
-    files = [f for f in fs.glob(f"{base}/date=*/*.parquet") if not os.path.basename(f).startswith("_")]
-    if days is not None:
-        wanted = {f"date={d.isoformat()}" for d in days}
-        files = [f for f in files if f.rsplit("/", 2)[-2] in wanted]
+    for attempt in range(5):
+        if hasattr(fs, "invalidate_cache"):
+            fs.invalidate_cache()
+        listing = _listing(fs, base, days)
+        try:  # one concurrent fetch on S3
+            blobs = fs.cat([f for files in listing.values() for f in files]) if listing else {}
+            break
+        except FileNotFoundError:  # a compaction replaced a listed file: list again
+            if attempt == 4:
+                raise
     frames = []
-    for f in sorted(files):
-        with fs.open(f, "rb") as fh:
-            frames.append(pd.read_parquet(fh))
+    for day, files in sorted(listing.items()):
+        live = [f for f in files if not os.path.basename(f).startswith("batch-")]
+        live_rows = _frame(blobs, live)
+        if compact and len(live) >= COMPACT_AT:
+            _compact(fs, f"{base}/{day}", live, live_rows)
+        frames += [live_rows, _frame(blobs, [f for f in files if f not in live])]
+    frames = [f for f in frames if len(f.columns)]
     if not frames:
         return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True)

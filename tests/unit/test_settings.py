@@ -32,7 +32,7 @@ def test_environment_turns_telemetry_off_and_points_tools_at_state(monkeypatch, 
     e = env.environment()
     assert e["FEAST_USAGE"] == "False" and e["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert e["BENTOML_DO_NOT_TRACK"] == "true" and e["DO_NOT_TRACK"] == "1"
-    assert e["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert e["AIRFLOW__CORE__EXECUTOR"] == "lifecycle.preload.PreloadingLocalExecutor"
     assert e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path}/airflow/airflow.db"
     assert e["BENTOML_HOME"] == str(tmp_path / "bentoml")
 
