@@ -149,10 +149,11 @@ class AirflowClient:
 class AirflowServer(AirflowClient):
     """The deployment on the project's state, started and stopped by this object."""
 
-    def __init__(self) -> None:
+    def __init__(self, environment: dict[str, str] | None = None) -> None:
+        """``environment``: settings (``LIFECYCLE_*``) for the deployment's processes only."""
         self.env = env.apply()
         super().__init__(self.env["AIRFLOW__API__BASE_URL"], Path(self.env["AIRFLOW_HOME"]))
-        self.supervisor = Supervisor(self.home / "process-logs")
+        self.supervisor = Supervisor(self.home / "process-logs", environment=environment)
 
     @property
     def peak_rss(self) -> int:

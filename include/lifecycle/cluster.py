@@ -30,7 +30,7 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     """Process name -> (argv, extra environment), in start order."""
     cfg = _settings.load()
     airflow = [sys.executable, "-m", "airflow"]
-    port = env.api_port()
+    port = cfg.airflow_port
     components = {
         "api-server": ([*airflow, "api-server", "--port", str(port)], {}),
         "scheduler": ([*airflow, "scheduler"], {}),
@@ -62,11 +62,14 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
 
 class Supervisor:
     """Starts ``programs`` (default: the profile's ``commands()``), each in its own session logging
-    unbuffered to ``<log_dir>/<name>.log``; samples their memory, stops them and their children."""
+    unbuffered to ``<log_dir>/<name>.log`` with this process's environment plus ``environment``;
+    samples their memory, stops them and their children."""
 
-    def __init__(self, log_dir: Path, programs: dict[str, tuple[list[str], dict[str, str]]] | None = None) -> None:
+    def __init__(self, log_dir: Path, programs: dict[str, tuple[list[str], dict[str, str]]] | None = None,
+                 environment: dict[str, str] | None = None) -> None:
         self.log_dir = log_dir
         self.programs = programs
+        self.environment = environment or {}
         self.procs: dict[str, subprocess.Popen] = {}
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
@@ -76,7 +79,8 @@ class Supervisor:
         for name, (argv, extra) in (self.programs or commands()).items():
             with open(self.log_dir / f"{name}.log", "ab") as log:
                 self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **extra})
+                                                    env={**os.environ, **self.environment, "PYTHONUNBUFFERED": "1",
+                                                         **extra})
         threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def check_alive(self) -> None:

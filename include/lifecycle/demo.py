@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -62,17 +61,17 @@ def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
         log=functools.partial(print, flush=True), observe=None) -> dict:
     """The loop; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
-    # The demo drives time itself (backfills, manual triggers): schedules start tomorrow.
-    os.environ["LIFECYCLE_SCHEDULE_START"] = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    # A rollout waits for a human; the demo's user answers through the REST API.
-    os.environ["LIFECYCLE_REQUIRE_APPROVAL"] = "true"
     reset_state()
     setup.main()
     normal = _days(FIRST_DAY, normal_days)
     drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
     concept = _days(drifted[-1] + dt.timedelta(days=1), concept_days)
     corrupt = concept[-1] + dt.timedelta(days=1)
-    server = AirflowServer()
+    server = AirflowServer(environment={
+        # the demo drives time itself (backfills, manual triggers): schedules start tomorrow
+        "LIFECYCLE_SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
+        # a rollout waits for a human; the demo's user answers through the REST API
+        "LIFECYCLE_REQUIRE_APPROVAL": "true"})
     traffic = serving = None
 
     def step(text: str) -> None:

@@ -25,19 +25,6 @@ TELEMETRY_OFF = {
 }
 
 
-def api_port() -> int:
-    raw = os.environ.get("LIFECYCLE_AIRFLOW_PORT", "8080")
-    if not raw.isdigit() or not 1024 <= int(raw) <= 65533:
-        raise _settings.SettingError(f"LIFECYCLE_AIRFLOW_PORT={raw!r}: must be a port number 1024-65533 "
-                                     "(the next two ports serve Airflow's task logs)")
-    return int(raw)
-
-
-def api_host() -> str:
-    """Where the other processes reach the api-server (its service name in docker-compose)."""
-    return os.environ.get("LIFECYCLE_AIRFLOW_HOST", "localhost")
-
-
 def _backends(cfg: _settings.Settings) -> dict[str, str]:
     """Executor, metadata DB, broker and lake credentials of the configured profile."""
     home = cfg.airflow_home
@@ -72,10 +59,10 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
 
 def environment() -> dict[str, str]:
     cfg = _settings.load()
-    port = api_port()
+    port = cfg.airflow_port
     home = cfg.airflow_home
     root = _settings.PROJECT_ROOT
-    internal = f"http://{api_host()}:{port}"  # how workers reach the execution API
+    internal = f"http://{cfg.airflow_host}:{port}"  # how workers reach the execution API
     return {
         **TELEMETRY_OFF,
         **_backends(cfg),

@@ -1,8 +1,12 @@
-"""Every tunable of the project, read once from the environment.
+"""Every tunable of the project, read from the environment: nowhere else reads a LIFECYCLE_* variable.
 
 One module owns names, paths and thresholds so DAGs, tests and the BentoML service agree.
 Each value is an environment variable ``LIFECYCLE_<NAME>`` with the documented default; a value
 that does not parse or breaks its rule raises ``SettingError`` naming the variable and the rule.
+``load()`` reads the environment each time it is called and caches nothing: a DAG file reads it
+when the DAG processor parses it (``dag_defaults.CFG``), the live service when it starts
+(``serving.CFG``), a task, a CLI or a test when it calls a library function that needs settings.
+A process that starts others hands settings over as their environment, never by changing its own.
 
 ``LIFECYCLE_PROFILE`` is the one switch between backends: ``embedded`` (SQLite, LocalExecutor,
 local lake, file/SQLite Feast, SQLite MLflow) or ``scaleout`` (PostgreSQL, Celery with Redis,
@@ -211,6 +215,8 @@ class Settings:
     gpu_pool: str
     gpu_queue: str
     schedule_start: str
+    airflow_port: int  # the api-server; the next two ports serve the worker's and triggerer's logs
+    airflow_host: str  # where workers reach the api-server's execution API
 
     @property
     def airflow_home(self) -> Path:
@@ -322,4 +328,6 @@ def load() -> Settings:
         gpu_pool=_str("GPU_POOL", "gpu"),
         gpu_queue=_str("GPU_QUEUE", "gpu"),
         schedule_start=_date("SCHEDULE_START", "2026-10-01"),
+        airflow_port=_int("AIRFLOW_PORT", 8080, 1024, 65533),
+        airflow_host=_str("AIRFLOW_HOST", "localhost"),
     )
