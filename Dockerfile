@@ -16,9 +16,12 @@ ENV PYTHONUNBUFFERED=1 \
     SCARF_ANALYTICS=false AIRFLOW__USAGE_DATA_COLLECTION__ENABLED=False GX_ANALYTICS_ENABLED=False \
     LIFECYCLE_STATE_DIR=/opt/state
 
-# git: MLflow records the source version; build-essential: any locked package without a wheel.
-RUN apt-get update && apt-get install -y --no-install-recommends git build-essential \
+# build-essential: any locked package without a wheel. No git: the build context leaves .git out
+# (.dockerignore), so the commit that trained a model comes from the GIT_COMMIT build argument.
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
+ARG GIT_COMMIT=""
+ENV LIFECYCLE_GIT_COMMIT=${GIT_COMMIT}
 
 # Non-root user 50000 (Airflow's convention) with a passwd entry (getpass.getuser() needs one);
 # /opt/state is created owned by it so the named state volume starts writable.

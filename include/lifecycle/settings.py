@@ -217,6 +217,7 @@ class Settings:
     schedule_start: str
     airflow_port: int  # the api-server; the next two ports serve the worker's and triggerer's logs
     airflow_host: str  # where workers reach the api-server's execution API
+    git_commit: str  # the source commit recorded with every model; "" asks git in the project folder
 
     @property
     def airflow_home(self) -> Path:
@@ -247,6 +248,13 @@ def _pin() -> str:
     var, raw = _raw("SERVING_PIN_VERSION", "")
     if raw and not raw.isdigit():
         raise SettingError(f"{var}={raw!r}: must be a model version number, or empty to follow the aliases")
+    return raw
+
+
+def _commit() -> str:
+    var, raw = _raw("GIT_COMMIT", "")
+    if raw and not re.fullmatch(r"[0-9a-f]{7,40}", raw):
+        raise SettingError(f"{var}={raw!r}: must be a git commit hash (7-40 hex digits), or empty to ask git")
     return raw
 
 
@@ -330,4 +338,5 @@ def load() -> Settings:
         schedule_start=_date("SCHEDULE_START", "2026-10-01"),
         airflow_port=_int("AIRFLOW_PORT", 8080, 1024, 65533),
         airflow_host=_str("AIRFLOW_HOST", "localhost"),
+        git_commit=_commit(),
     )

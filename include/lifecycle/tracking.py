@@ -33,6 +33,9 @@ def experiment_id(name: str | None = None) -> str:
 
 
 def git_commit() -> str:
+    """The source commit: LIFECYCLE_GIT_COMMIT (an image has no repository), else git's HEAD."""
+    if commit := _settings.load().git_commit:
+        return commit
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=_settings.PROJECT_ROOT, capture_output=True,
                               text=True, check=True, timeout=10).stdout.strip()

@@ -1,6 +1,8 @@
+import subprocess
+
 import pytest
 
-from lifecycle import env, settings
+from lifecycle import env, settings, tracking
 
 
 def test_defaults_are_valid_and_state_is_under_one_folder(monkeypatch):
@@ -108,3 +110,14 @@ def test_feature_store_config_is_templated_per_profile(scaleout, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
     conf = yaml.safe_load(feature_store.render())
     assert conf["online_store"]["type"] == "sqlite" and conf["registry"]["path"].endswith("registry.db")
+
+
+def test_the_commit_recorded_with_a_model_comes_from_the_setting_where_there_is_no_repository(monkeypatch):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    assert tracking.git_commit() == head and len(head) == 40
+    monkeypatch.setenv("LIFECYCLE_GIT_COMMIT", "0123abc")
+    assert tracking.git_commit() == "0123abc"
+    monkeypatch.setenv("LIFECYCLE_GIT_COMMIT", "unknown")
+    with pytest.raises(settings.SettingError, match="LIFECYCLE_GIT_COMMIT"):
+        settings.load()

@@ -1,4 +1,5 @@
 import dataclasses
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,9 @@ def test_every_candidate_is_tracked_and_the_best_is_challenger(world, trained):
     best = max(results, key=lambda r: r["metrics"]["pr_auc"])
     mv = tracking.version_by_alias(CHALLENGER)
     assert mv.version == registered["version"] and mv.tags["flavour"] == best["flavour"]
-    assert mv.tags["training_set_uri"] == info["uri"] and mv.tags["git_commit"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    assert mv.tags["training_set_uri"] == info["uri"] and mv.tags["git_commit"] == head and len(head) == 40
 
 
 def test_a_retried_training_step_reuses_what_its_killed_attempt_made(world, trained):
