@@ -33,9 +33,10 @@ def train():
 
         from lifecycle import training
 
-        if dag_run.run_type == "asset_triggered" and (why := training.trigger_answered(triggering_asset_events)):
-            raise AirflowSkipException(f"the evidence that triggered this run is already answered: {why}")
-        reason = training.trigger_reason(triggering_asset_events, dag_run.run_type, params["reason"])
+        try:
+            reason = training.trigger(dag_run.run_type, triggering_asset_events, params["reason"])
+        except training.EvidenceAnswered as answered:
+            raise AirflowSkipException(str(answered)) from answered
         info = training.build_training_set(run_id, cutoff=pd.Timestamp(dag_run.run_after))
         info["reason"] = reason
         info["parent_run_id"] = training.start_parent_run(run_id, info, reason)
