@@ -31,11 +31,11 @@ def canary():
         """Applies the operational, distribution and quality gates to the canary's evidence."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
         try:
-            decision = gates.decide()
-        except gates.NoCanary as reason:
+            decision = canary.decide()
+        except canary.NoCanary as reason:
             raise AirflowSkipException(str(reason)) from reason
         print(f"v{decision['canary']} vs champion v{decision['champion']}: {decision['decision']}")
         print("\n".join(decision["reasons"]))
@@ -51,27 +51,27 @@ def canary():
     @task(outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
     def rollout(decision: dict, *, ti=None, outlet_events=None) -> dict:
         """Moves champion to the canary's version; the old one becomes previous_champion."""
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
         answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
         approved = [f"approved by {answer['responded_by_user']['name']}"] if answer else []
-        moved = gates.rollout(decision, "; ".join([*decision["reasons"], *approved]))
+        moved = canary.rollout(decision, "; ".join([*decision["reasons"], *approved]))
         outlet_events[RELEASED].extra = moved
         return moved
 
     @task
     def abort(decision: dict) -> dict:
         """Removes the canary alias, recording the failed gate."""
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
-        return gates.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
+        return canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
 
     @task(trigger_rule="all_skipped")  # below rollout only: a Reject skips rollout and nothing else
     def unapproved(*, ti=None) -> dict:
         """Aborts a canary whose rollout was rejected, or not answered in time."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
         answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
         if not answer:
@@ -80,7 +80,7 @@ def canary():
         user = answer.get("responded_by_user")
         why = (f"rollout rejected by {user['name']}" if user else
                f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected")
-        return gates.abort(decision, why)
+        return canary.abort(decision, why)
 
     decision = decide()
     branch = route(decision)

@@ -20,12 +20,11 @@ def monitor():
         """Evidently's data drift between the champion's training data and the latest curated days."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle.monitoring import NothingToMonitor
-        from lifecycle.monitoring import drift_report as run_report
+        from lifecycle import monitoring
 
         try:
-            return run_report((dag_run.logical_date or dag_run.run_after).date())
-        except NothingToMonitor as reason:
+            return monitoring.drift_report((dag_run.logical_date or dag_run.run_after).date())
+        except monitoring.NothingToMonitor as reason:
             raise AirflowSkipException(str(reason)) from reason
 
     @task.short_circuit

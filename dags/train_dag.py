@@ -45,16 +45,16 @@ def train():
     @task(pool=CFG.gpu_pool, queue=CFG.gpu_queue)
     def fit(flavour: str, info: dict, *, params=None) -> dict:
         """Trains one candidate in the gpu pool and logs it to MLflow."""
-        from lifecycle.training import train_candidate
+        from lifecycle import training
 
-        return train_candidate(flavour, info, info["parent_run_id"], params["seed"])
+        return training.train_candidate(flavour, info, info["parent_run_id"], params["seed"])
 
     @task(outlets=[CANDIDATE])
     def register_challenger(results: list[dict], info: dict, *, run_id=None, outlet_events=None) -> dict:
         """Registers the best candidate as a new version with alias challenger."""
-        from lifecycle.training import register_best
+        from lifecycle import training
 
-        registered = register_best(results, info, run_id, info["reason"])
+        registered = training.register_best(results, info, run_id, info["reason"])
         outlet_events[CANDIDATE].extra = {"version": str(registered["version"]), "flavour": registered["flavour"]}
         return registered
 
