@@ -89,7 +89,8 @@ def canary():
         task_id="approval", subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
         body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}", defaults="Reject",
         response_timeout=timedelta(hours=CFG.approval_timeout_hours),
-        ignore_downstream_trigger_rules=False)
+        ignore_downstream_trigger_rules=False,
+        doc_md="Asks a human under Browse → Required Actions whether to roll the canary out (default: Reject).")
     branch >> asked >> done
     branch >> done
     branch >> abort(decision)

@@ -18,12 +18,14 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_
 def features():
     @task
     def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:
+        """Curated days without an up-to-date snapshot, plus the days asked for."""
         from lifecycle import features
 
         return days_to_process(features.pending_days(), params, triggering_asset_events, CURATED)
 
     @task
     def build_tables(days: list[str]) -> list[str]:
+        """Rewrites the card and merchant snapshot tables whose 7-day window contains those days."""
         from datetime import date
 
         from lifecycle import features
@@ -32,6 +34,7 @@ def features():
 
     @task(outlets=[FEATURES])
     def materialize(days: list[str], *, outlet_events=None) -> list[str]:
+        """Registers the Feast definitions and loads those days into the online store."""
         from datetime import date
 
         from lifecycle import features

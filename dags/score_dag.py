@@ -44,7 +44,8 @@ def score():
                                                                      for s in result["scored"]]}
         return result
 
-    score_day.expand(day=days_to_score())
+    # a mapped task does not take its doc from the docstring: hand it over
+    score_day.override(doc_md=score_day.__doc__).expand(day=days_to_score())
 
 
 score()
