@@ -26,7 +26,7 @@ from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
      start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "mlflow", "serving"], doc_md=__doc__)
 def canary():
-    @task
+    @task(multiple_outputs=False)
     def decide() -> dict:
         """Applies the operational, distribution and quality gates to the canary's evidence."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -48,7 +48,7 @@ def canary():
             return "approval" if CFG.require_approval or decision["review"] else "rollout"
         return "abort" if decision["decision"] == "abort" else None
 
-    @task(outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
+    @task(multiple_outputs=False, outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
     def rollout(decision: dict, *, ti=None, outlet_events=None) -> dict:
         """Moves champion to the canary's version; the old one becomes previous_champion."""
         from lifecycle import canary
@@ -59,14 +59,15 @@ def canary():
         outlet_events[RELEASED].extra = moved
         return moved
 
-    @task
+    @task(multiple_outputs=False)
     def abort(decision: dict) -> dict:
         """Removes the canary alias, recording the failed gate."""
         from lifecycle import canary
 
         return canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
 
-    @task(trigger_rule="all_skipped")  # below rollout only: a Reject skips rollout and nothing else
+    # below rollout only: a Reject skips rollout and nothing else
+    @task(multiple_outputs=False, trigger_rule="all_skipped")
     def unapproved(*, ti=None) -> dict:
         """Aborts a canary whose rollout was rejected, or not answered in time."""
         from airflow.sdk.exceptions import AirflowSkipException

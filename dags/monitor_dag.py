@@ -15,7 +15,7 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 @dag(schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"), start_date=START, catchup=False,
      max_active_runs=1, default_args=DEFAULT_ARGS, tags=[*TAGS, "evidently"], doc_md=__doc__)
 def monitor():
-    @task
+    @task(multiple_outputs=False)
     def drift_report(*, dag_run=None) -> dict:
         """Evidently's data drift between the champion's training data and the latest curated days."""
         from airflow.sdk.exceptions import AirflowSkipException

@@ -27,7 +27,7 @@ def score():
             loaded.append(data_interval_start.date().isoformat())
         return sorted(set(loaded) | set(params["dates"]))
 
-    @task(outlets=[PREDICTIONS], map_index_template="{{ task.op_kwargs['day'] }}")
+    @task(multiple_outputs=False, outlets=[PREDICTIONS], map_index_template="{{ task.op_kwargs['day'] }}")
     def score_day(day: str, *, outlet_events=None) -> dict:
         """Scores one day with every configured arm into the prediction log."""
         from datetime import date
