@@ -37,8 +37,9 @@ serve: install  ## the live model service alone on the same state, http://localh
 bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
 	$(PY) bench/serving.py
 
-lint: install
+lint: install  ## ruff, then its Airflow rules (AIR, some only in preview, which the other rules do not run in)
 	$(VENV)/bin/ruff check include dags tests feature_repo plugins bench
+	$(VENV)/bin/ruff check --select AIR --preview include dags tests feature_repo plugins bench
 
 lock:  ## re-resolve requirements.in into requirements.lock (deliberate upgrades only)
 	rm -rf .local/lockenv && $(PYTHON) -m venv .local/lockenv

@@ -26,16 +26,16 @@ from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
      start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "mlflow", "serving"], doc_md=__doc__)
 def canary():
-    @task
+    @task(multiple_outputs=False)
     def decide() -> dict:
         """Applies the operational, distribution and quality gates to the canary's evidence."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
         try:
-            decision = gates.decide()
-        except gates.NoCanary as reason:
+            decision = canary.decide()
+        except canary.NoCanary as reason:
             raise AirflowSkipException(str(reason)) from reason
         print(f"v{decision['canary']} vs champion v{decision['champion']}: {decision['decision']}")
         print("\n".join(decision["reasons"]))
@@ -48,30 +48,31 @@ def canary():
             return "approval" if CFG.require_approval or decision["review"] else "rollout"
         return "abort" if decision["decision"] == "abort" else None
 
-    @task(outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
+    @task(multiple_outputs=False, outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
     def rollout(decision: dict, *, ti=None, outlet_events=None) -> dict:
         """Moves champion to the canary's version; the old one becomes previous_champion."""
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
         answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
         approved = [f"approved by {answer['responded_by_user']['name']}"] if answer else []
-        moved = gates.rollout(decision, "; ".join([*decision["reasons"], *approved]))
+        moved = canary.rollout(decision, "; ".join([*decision["reasons"], *approved]))
         outlet_events[RELEASED].extra = moved
         return moved
 
-    @task
+    @task(multiple_outputs=False)
     def abort(decision: dict) -> dict:
         """Removes the canary alias, recording the failed gate."""
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
-        return gates.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
+        return canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
 
-    @task(trigger_rule="all_skipped")  # below rollout only: a Reject skips rollout and nothing else
+    # below rollout only: a Reject skips rollout and nothing else
+    @task(multiple_outputs=False, trigger_rule="all_skipped")
     def unapproved(*, ti=None) -> dict:
         """Aborts a canary whose rollout was rejected, or not answered in time."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import canary as gates
+        from lifecycle import canary
 
         answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
         if not answer:
@@ -80,7 +81,7 @@ def canary():
         user = answer.get("responded_by_user")
         why = (f"rollout rejected by {user['name']}" if user else
                f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected")
-        return gates.abort(decision, why)
+        return canary.abort(decision, why)
 
     decision = decide()
     branch = route(decision)
@@ -89,7 +90,8 @@ def canary():
         task_id="approval", subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
         body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}", defaults="Reject",
         response_timeout=timedelta(hours=CFG.approval_timeout_hours),
-        ignore_downstream_trigger_rules=False)
+        ignore_downstream_trigger_rules=False,
+        doc_md="Asks a human under Browse → Required Actions whether to roll the canary out (default: Reject).")
     branch >> asked >> done
     branch >> done
     branch >> abort(decision)

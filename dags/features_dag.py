@@ -18,25 +18,28 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_
 def features():
     @task
     def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:
-        from lifecycle.features import pending_days
+        """Curated days without an up-to-date snapshot, plus the days asked for."""
+        from lifecycle import features
 
-        return days_to_process(pending_days(), params, triggering_asset_events, CURATED)
+        return days_to_process(features.pending_days(), params, triggering_asset_events, CURATED)
 
     @task
     def build_tables(days: list[str]) -> list[str]:
+        """Rewrites the card and merchant snapshot tables whose 7-day window contains those days."""
         from datetime import date
 
-        from lifecycle.features import build_tables as build
+        from lifecycle import features
 
-        return [d.isoformat() for d in build([date.fromisoformat(d) for d in days])]
+        return [d.isoformat() for d in features.build_tables([date.fromisoformat(d) for d in days])]
 
     @task(outlets=[FEATURES])
     def materialize(days: list[str], *, outlet_events=None) -> list[str]:
+        """Registers the Feast definitions and loads those days into the online store."""
         from datetime import date
 
-        from lifecycle.features import materialize as load_online
+        from lifecycle import features
 
-        loaded = [d.isoformat() for d in load_online([date.fromisoformat(d) for d in days])]
+        loaded = [d.isoformat() for d in features.materialize([date.fromisoformat(d) for d in days])]
         outlet_events[FEATURES].extra = {"days": loaded}
         return loaded
 

@@ -22,7 +22,7 @@ def ingest():
         poke_seconds=CFG.landing_poke_seconds,
         doc_md="Waits (deferred) until the day's transactions and labels files have landed.")
 
-    @task(outlets=[RAW])
+    @task(multiple_outputs=False, outlets=[RAW])
     def land(*, data_interval_start=None, outlet_events=None) -> dict:
         """Copies the day's landing files into raw partitions with manifests."""
         from lifecycle import ingest

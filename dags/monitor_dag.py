@@ -15,17 +15,16 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 @dag(schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"), start_date=START, catchup=False,
      max_active_runs=1, default_args=DEFAULT_ARGS, tags=[*TAGS, "evidently"], doc_md=__doc__)
 def monitor():
-    @task
+    @task(multiple_outputs=False)
     def drift_report(*, dag_run=None) -> dict:
         """Evidently's data drift between the champion's training data and the latest curated days."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle.monitoring import NothingToMonitor
-        from lifecycle.monitoring import drift_report as run_report
+        from lifecycle import monitoring
 
         try:
-            return run_report((dag_run.logical_date or dag_run.run_after).date())
-        except NothingToMonitor as reason:
+            return monitoring.drift_report((dag_run.logical_date or dag_run.run_after).date())
+        except monitoring.NothingToMonitor as reason:
             raise AirflowSkipException(str(reason)) from reason
 
     @task.short_circuit

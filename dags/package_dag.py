@@ -31,7 +31,7 @@ def package():
 
         return packaging.build(version)
 
-    @task(outlets=[PACKAGED])
+    @task(multiple_outputs=False, outlets=[PACKAGED])
     def smoke_test(bento: str, version: str, *, outlet_events=None) -> dict:
         """Serve the bento pinned to the version; golden requests must answer as expected."""
         from lifecycle import packaging
@@ -40,7 +40,7 @@ def package():
         outlet_events[PACKAGED].extra = {"bento": bento, "mlflow_version": version}
         return result
 
-    @task(outlets=[RELEASED])
+    @task(multiple_outputs=False, outlets=[RELEASED])
     def release(version: str, *, outlet_events=None) -> dict:
         """Move alias champion to the version: the live service follows."""
         from lifecycle import promotion

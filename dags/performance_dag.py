@@ -22,7 +22,7 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
      params={"as_of": Param(None, type=["null", "string"], format="date",
                             description="Last event day of the window (default: the newest curated day)")})
 def performance():
-    @task
+    @task(multiple_outputs=False)
     def evaluate(*, params=None) -> dict:
         """Joins predictions with labels, reports, logs to MLflow and decides."""
         from datetime import date

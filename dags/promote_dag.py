@@ -15,7 +15,7 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 @dag(schedule=[CANDIDATE], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
      tags=[*TAGS, "mlflow"], doc_md=__doc__)
 def promote():
-    @task
+    @task(multiple_outputs=False)
     def compare(*, triggering_asset_events=None) -> dict:
         """Challenger vs champion on the same holdout; the decision with its reasons."""
         import logging

@@ -17,7 +17,7 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
      params={"as_canary": Param(False, type="boolean",
                                 description="The previous champion serves as canary first; the canary DAG decides")})
 def rollback():
-    @task(retries=0, outlets=[RELEASED])
+    @task(multiple_outputs=False, retries=0, outlets=[RELEASED])
     def swap_aliases(*, params=None, outlet_events=None) -> dict:
         """Champion back to the previous champion (or the previous champion as canary), in the MLflow registry."""
         from lifecycle import promotion

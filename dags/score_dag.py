@@ -27,7 +27,7 @@ def score():
             loaded.append(data_interval_start.date().isoformat())
         return sorted(set(loaded) | set(params["dates"]))
 
-    @task(outlets=[PREDICTIONS], map_index_template="{{ task.op_kwargs['day'] }}")
+    @task(multiple_outputs=False, outlets=[PREDICTIONS], map_index_template="{{ task.op_kwargs['day'] }}")
     def score_day(day: str, *, outlet_events=None) -> dict:
         """Scores one day with every configured arm into the prediction log."""
         from datetime import date
@@ -44,7 +44,8 @@ def score():
                                                                      for s in result["scored"]]}
         return result
 
-    score_day.expand(day=days_to_score())
+    # a mapped task does not take its doc from the docstring: hand it over
+    score_day.override(doc_md=score_day.__doc__).expand(day=days_to_score())
 
 
 score()

@@ -25,7 +25,7 @@ from lifecycle.schema import CANDIDATES
      params={"seed": Param(CFG.seed, type="integer", description="Random seed for every candidate"),
              "reason": Param("manual", type="string", description="Why this manual run was started")})
 def train():
-    @task
+    @task(multiple_outputs=False)
     def training_set(*, run_id=None, dag_run=None, triggering_asset_events=None, params=None) -> dict:
         """Point-in-time training set with the labels known now; skipped when its evidence is answered."""
         import pandas as pd
@@ -33,27 +33,28 @@ def train():
 
         from lifecycle import training
 
-        if dag_run.run_type == "asset_triggered" and (why := training.trigger_answered(triggering_asset_events)):
-            raise AirflowSkipException(f"the evidence that triggered this run is already answered: {why}")
-        reason = training.trigger_reason(triggering_asset_events, dag_run.run_type, params["reason"])
+        try:
+            reason = training.trigger(dag_run.run_type, triggering_asset_events, params["reason"])
+        except training.EvidenceAnswered as answered:
+            raise AirflowSkipException(str(answered)) from answered
         info = training.build_training_set(run_id, cutoff=pd.Timestamp(dag_run.run_after))
         info["reason"] = reason
         info["parent_run_id"] = training.start_parent_run(run_id, info, reason)
         return info
 
-    @task(pool=CFG.gpu_pool, queue=CFG.gpu_queue)
+    @task(multiple_outputs=False, pool=CFG.gpu_pool, queue=CFG.gpu_queue)
     def fit(flavour: str, info: dict, *, params=None) -> dict:
         """Trains one candidate in the gpu pool and logs it to MLflow."""
-        from lifecycle.training import train_candidate
+        from lifecycle import training
 
-        return train_candidate(flavour, info, info["parent_run_id"], params["seed"])
+        return training.train_candidate(flavour, info, info["parent_run_id"], params["seed"])
 
-    @task(outlets=[CANDIDATE])
+    @task(multiple_outputs=False, outlets=[CANDIDATE])
     def register_challenger(results: list[dict], info: dict, *, run_id=None, outlet_events=None) -> dict:
         """Registers the best candidate as a new version with alias challenger."""
-        from lifecycle.training import register_best
+        from lifecycle import training
 
-        registered = register_best(results, info, run_id, info["reason"])
+        registered = training.register_best(results, info, run_id, info["reason"])
         outlet_events[CANDIDATE].extra = {"version": str(registered["version"]), "flavour": registered["flavour"]}
         return registered
 

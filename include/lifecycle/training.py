@@ -29,6 +29,10 @@ class TrainingDataError(RuntimeError):
     """Not enough labeled, curated data to train on, or a lossy feature join."""
 
 
+class EvidenceAnswered(RuntimeError):
+    """The drift or degradation evidence that triggered this run is already answered: nothing to train."""
+
+
 def labeled_transactions(cutoff: pd.Timestamp) -> pd.DataFrame:
     """Curated transactions joined with the labels known at ``cutoff``, over the training window.
 
@@ -257,6 +261,14 @@ def trigger_answered(triggering_asset_events) -> str | None:
     versions = {str(v.version): v.creation_timestamp / 1000
                 for v in tracking.client().search_model_versions(f"name='{cfg.model_name}'")}
     return answered(events, champion and str(champion.version), versions, canary and str(canary.version))
+
+
+def trigger(run_type: str, triggering_asset_events, manual_reason: str) -> str:
+    """Why this training run starts (``trigger_reason``); raises ``EvidenceAnswered`` saying why when an
+    asset-triggered run's evidence is already answered (``trigger_answered``) and the run should be skipped."""
+    if run_type == "asset_triggered" and (why := trigger_answered(triggering_asset_events)):
+        raise EvidenceAnswered(f"the evidence that triggered this run is already answered: {why}")
+    return trigger_reason(triggering_asset_events, run_type, manual_reason)
 
 
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:

@@ -2,6 +2,8 @@
 import datetime as dt
 from types import SimpleNamespace
 
+import pytest
+
 from lifecycle import training
 from lifecycle.assets import DEGRADED, DRIFT
 
@@ -48,3 +50,28 @@ def test_trigger_reason_names_the_newest_evidence():
     assert training.trigger_reason({DRIFT: events[DRIFT]}, "asset_triggered", "x") == "drift share 0.4 (r1)"
     assert training.trigger_reason(None, "manual", "bootstrap") == "bootstrap"
     assert training.trigger_reason(None, "scheduled", "manual") == "scheduled"
+
+
+def test_trigger_skips_answered_evidence_and_otherwise_gives_the_reason(monkeypatch):
+    at = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)
+    events = {DRIFT: [SimpleNamespace(timestamp=at, extra={"drift_share": 0.4, "report_uri": "r1"})]}
+    asked = []
+
+    def answered_by_registry(triggering_asset_events):  # stands in for the MLflow registry's answer
+        asked.append(triggering_asset_events)
+        return "v2 was registered after the evidence on v1"
+
+    monkeypatch.setattr(training, "trigger_answered", answered_by_registry)
+    with pytest.raises(training.EvidenceAnswered) as skipped:
+        training.trigger("asset_triggered", events, "manual")
+    assert str(skipped.value) == \
+        "the evidence that triggered this run is already answered: v2 was registered after the evidence on v1"
+    assert asked == [events]
+
+    # only asset-triggered runs ask the registry: a manual or scheduled run always trains
+    assert training.trigger("manual", None, "bootstrap") == "bootstrap"
+    assert training.trigger("scheduled", None, "manual") == "scheduled"
+    assert asked == [events]
+
+    monkeypatch.setattr(training, "trigger_answered", lambda triggering_asset_events: None)
+    assert training.trigger("asset_triggered", events, "manual") == "drift share 0.4 (r1)"
