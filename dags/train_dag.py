@@ -5,7 +5,8 @@ manually with params; the reason (drift share, or the degraded metric with its r
 recorded on the MLflow runs and the registered version. An asset-triggered run whose evidence is
 already answered is skipped, saying why: both detectors judge the champion and may fire on the same
 days, and keep firing while the answer is in canary (the judged version is no longer the champion,
-or a newer version was registered after the event or serves as canary).
+or a newer version was registered after the event, serves as canary, or was already trained on the
+judged days and rejected: the next attempt waits for evidence from a new day).
 Builds a point-in-time training set from Feast's offline store joined with the labels known at
 run time (every labeled row is asserted to come back), splits by time (last days = holdout),
 trains XGBoost, a PyTorch MLP and a scikit-learn logistic baseline as separate tasks in the

@@ -219,29 +219,42 @@ def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -
     return manual_reason if run_type == "manual" else str(run_type)
 
 
+def evidence_day(extra: dict) -> str | None:
+    """The last event day a drift (``as_of``) or degradation (``window`` "first..last") event judged."""
+    return extra.get("as_of") or (extra.get("window") or "").split("..")[-1] or None
+
+
 def answered(events: list[tuple[float, dict]], champion: str | None, versions: dict[str, float],
-             canary: str | None) -> str | None:
+             canary: str | None, trained_through: dict[str, str] | None = None) -> str | None:
     """Why drift or degradation evidence needs no new training run, or None when it does.
 
     ``events`` are (emitted at, extra) with the version each judged (``model_version``); ``versions``
-    maps every registered version to when it was registered (epoch seconds). Both detectors judge
-    the champion and can fire on the same days, and a detector keeps firing while its answer is
-    still in canary: evidence is answered when the version it judged is no longer the champion, or
-    when a newer version was registered after it was emitted or is serving as canary."""
+    maps every registered version to when it was registered (epoch seconds), ``trained_through`` to
+    the last day of its training data. Both detectors judge the champion and can fire on the same
+    days, and a detector keeps firing while its answer is still in canary: evidence is answered when
+    the version it judged is no longer the champion, when a newer version was registered after it
+    was emitted or is serving as canary, or when a newer version was already trained on the days it
+    judged (the offline gate rejected that answer: training again on the same days gives the same
+    model, so the next attempt waits for evidence from a new day)."""
     if not events:
         return None
+    trained_through = trained_through or {}
     why = []
     for at, extra in events:
         judged = str(extra.get("model_version", ""))
         if not judged.isdigit():  # evidence that names no version (an event posted by hand) is never answered
             return None
         newer = {v: t for v, t in versions.items() if int(v) > int(judged)}
+        day = evidence_day(extra)
         if judged != str(champion):
             why.append(f"v{judged} is no longer the champion (v{champion} is)")
         elif canary is not None and canary in newer:
             why.append(f"v{canary}, newer than v{judged}, is already serving as canary")
         elif after := sorted(v for v, t in newer.items() if t >= at):
             why.append(f"v{after[0]} was registered after the evidence on v{judged}")
+        elif day and (seen := sorted((v for v in newer if trained_through.get(v, "") >= day), key=int)):
+            why.append(f"v{seen[-1]} was already trained on data through {trained_through[seen[-1]]}, "
+                       f"the last day of the evidence on v{judged}")
         else:
             return None
     return "; ".join(why)
@@ -258,9 +271,10 @@ def trigger_answered(triggering_asset_events) -> str | None:
         return None
     cfg = _settings.load()
     champion, canary = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CANARY)
-    versions = {str(v.version): v.creation_timestamp / 1000
-                for v in tracking.client().search_model_versions(f"name='{cfg.model_name}'")}
-    return answered(events, champion and str(champion.version), versions, canary and str(canary.version))
+    registered = tracking.client().search_model_versions(f"name='{cfg.model_name}'")
+    versions = {str(v.version): v.creation_timestamp / 1000 for v in registered}
+    through = {str(v.version): v.tags["train_window"].split("..")[-1] for v in registered if "train_window" in v.tags}
+    return answered(events, champion and str(champion.version), versions, canary and str(canary.version), through)
 
 
 def trigger(run_type: str, triggering_asset_events, manual_reason: str) -> str:

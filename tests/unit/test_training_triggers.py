@@ -31,6 +31,19 @@ def test_a_newer_canary_or_a_new_champion_answers_it():
     assert training.answered([(T, {"model_version": "2"})], "2", {"1": 0, "2": 10}, canary="1") is None
 
 
+def test_a_newer_version_already_trained_on_the_judged_days_answers_it():
+    degraded = (T, {"model_version": "2", "metric": "pr_auc", "window": "2026-10-09..2026-10-15"})
+    versions = {"1": 0, "2": 10, "3": T - 30}  # v3 was trained on the first degraded evidence, then rejected
+    assert training.answered([degraded], "2", versions, None, {"2": "2026-10-08", "3": "2026-10-15"}) == \
+        "v3 was already trained on data through 2026-10-15, the last day of the evidence on v2"
+    # evidence from a later day is new: train again
+    later = (T, {"model_version": "2", "window": "2026-10-10..2026-10-16"})
+    assert training.answered([later], "2", versions, None, {"2": "2026-10-08", "3": "2026-10-15"}) is None
+    drift = (T, {"model_version": "2", "as_of": "2026-10-15"})  # monitor's events name their day as_of
+    assert training.answered([drift], "2", versions, None, {"3": "2026-10-15"}).startswith("v3 was already")
+    assert training.answered([degraded], "2", versions, None) is None  # no training window known
+
+
 def test_every_event_must_be_answered():
     degraded_on_v2 = (T + 5, {"model_version": "2", "metric": "pr_auc"})
     versions = {"1": 0, "2": T - 100}
