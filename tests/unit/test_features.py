@@ -84,3 +84,27 @@ def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(wo
                              world[-1])["card_stats"].set_index("card_id")
     assert got["card_avg_amount_7d"][0] == snap.loc["c00001", "card_avg_amount_7d"]
     assert got["card_avg_amount_7d"][1] is None and got["merchant_avg_amount_7d"][1] is not None
+
+
+def test_the_offline_store_reads_the_relative_sources_under_the_profiles_lake_root(state, monkeypatch):
+    import yaml
+    from feast import FileSource
+    from feast.repo_config import RepoConfig
+
+    from lifecycle import feature_store, lake
+    from lifecycle.lake_offline_store import located
+
+    source = FileSource(name="card_stats_source", path="features/card_stats", timestamp_field="event_timestamp")
+    config = get_store().config
+    # where build_tables writes the table
+    assert located(config, source).path == lake.local_path(lake.zone("features") / "card_stats")
+    absolute = FileSource(name="elsewhere", path=str(state / "elsewhere"), timestamp_field="event_timestamp")
+    assert located(config, absolute) is absolute
+    for key, value in {"PROFILE": "scaleout", "S3_ENDPOINT_URL": "http://minio:9000", "S3_BUCKET": "ml-lake",
+                       "S3_ACCESS_KEY": "AK", "S3_SECRET_KEY": "SK"}.items():
+        monkeypatch.setenv(f"LIFECYCLE_{key}", value)
+    config = RepoConfig(**yaml.safe_load(feature_store.render()))  # Feast's own reading of the scale-out file
+    on_s3 = located(config, source)
+    assert (on_s3.path, on_s3.s3_endpoint_override) == ("s3://ml-lake/lake/features/card_stats", "http://minio:9000")
+    assert source.path == "features/card_stats"  # the definition itself is left as it is
+
