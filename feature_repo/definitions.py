@@ -33,5 +33,4 @@ merchant_stats = FeatureView(
             Field(name="merchant_avg_amount_7d", dtype=Float64)],
 )
 
-fraud_model = FeatureService(name=load().feature_service,
-                             features=[card_stats, merchant_stats])
+fraud_model = FeatureService(name="fraud_model_v1", features=[card_stats, merchant_stats])

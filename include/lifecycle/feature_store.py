@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from lifecycle import settings as _settings
 
+FEATURE_SERVICE = "fraud_model_v1"  # the FeatureService feature_repo/definitions.py defines
+
 STORE_YAML = """\
 project: fraud_lifecycle
 provider: local

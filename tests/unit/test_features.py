@@ -2,8 +2,8 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import datagen, features, ingest, settings, training
-from lifecycle.feature_store import get_store
+from lifecycle import datagen, features, ingest, training
+from lifecycle.feature_store import FEATURE_SERVICE, get_store
 
 DAY = dt.date(2026, 10, 10)
 
@@ -77,7 +77,7 @@ def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
 
 def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(world):
     store = get_store()
-    service = store.get_feature_service(settings.load().feature_service)
+    service = store.get_feature_service(FEATURE_SERVICE)
     got = store.get_online_features(features=service, entity_rows=[
         {"card_id": "c00001", "merchant_id": "m0001"}, {"card_id": "nobody", "merchant_id": "m0001"}]).to_dict()
     snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]),
