@@ -1,7 +1,9 @@
 """The Feast store, configured from settings (a rendered feature_store.yaml).
 
-The file holds what differs by profile or deployment: registry, online store, and the lake root
-under which the offline store (``lifecycle.lake_offline_store``) reads relative FileSource paths.
+``feature_repo/`` holds the Feast objects only; everything that differs by profile or deployment
+is in the rendered file: registry, online store, and the lake root the offline store reads the
+definitions' relative source paths under (``lifecycle.lake_offline_store``). Feast's CLI works on
+the repo with that file: ``feast -c feature_repo -f <state>/feast/feature_store.yaml plan``.
 
 Kept free of Airflow imports: the BentoML service uses it too.
 """

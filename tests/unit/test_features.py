@@ -108,3 +108,48 @@ def test_the_offline_store_reads_the_relative_sources_under_the_profiles_lake_ro
     assert (on_s3.path, on_s3.s3_endpoint_override) == ("s3://ml-lake/lake/features/card_stats", "http://minio:9000")
     assert source.path == "features/card_stats"  # the definition itself is left as it is
 
+
+def test_the_feature_repo_imports_with_no_settings_and_no_project():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    # An installed project is importable from any folder: the probe refuses lifecycle outright.
+    probe = (
+        "import importlib.abc, sys\n"
+        "class NoProject(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'lifecycle':\n"
+        "            raise ImportError(name + ' imported by the feature repo')\n"
+        "sys.meta_path.insert(0, NoProject())\n"
+        "sys.path.insert(0, '.')\n"
+        "import definitions\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'lifecycle']\n"
+        "print(definitions.fraud_model.name, definitions.card_source.path, definitions.merchant_source.path)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "PYTHON"))}
+    done = subprocess.run([sys.executable, "-I", "-c", probe], cwd=ROOT / "feature_repo", env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [FEATURE_SERVICE, "features/card_stats", "features/merchant_stats"]
+
+
+def test_feast_plan_on_the_repo_with_the_rendered_config_sees_what_the_library_applied(state):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+    from lifecycle.feature_store import store_yaml_path
+
+    features.apply_definitions(get_store())  # an empty lake: the declared entity columns need no data
+    # the CLI imports the offline store the config names, lifecycle.lake_offline_store
+    paths = [str(ROOT / "include"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run([str(Path(sys.executable).parent / "feast"), "-f", str(store_yaml_path()), "plan"],
+                          cwd=ROOT / "feature_repo", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No changes to registry" in done.stdout and "No changes to infrastructure" in done.stdout, done.stdout
