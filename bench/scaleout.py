@@ -235,7 +235,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
     with sandbox.scaleout(state):
         env.apply()  # S3 credentials for Feast/pyarrow, the lake's Airflow connection
         services.create_databases()  # the Feast SQL registry lives in <prefix>_feast
-        from lifecycle.feature_store import get_store
+        from lifecycle.feature_store import FEATURE_SERVICE, get_store
 
         svc = _settings.load().services
         log(f"building a card_stats partition with {n:,} cards and merchant_stats with {N_MERCHANTS:,} merchants")
@@ -271,8 +271,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
         log(f"materialize: {figures['entities_per_s']:,} entities/s ({figures['seconds']} s)")
 
         if "online" in steps:
-            cfg = _settings.load()
-            service = store.get_feature_service(cfg.feature_service)
+            service = store.get_feature_service(FEATURE_SERVICE)
             rnd = random.Random(11)
             total = warmup + requests
             rows = [{"card_id": rnd.choice(card_ids), "merchant_id": f"m{rnd.randrange(N_MERCHANTS):04d}",
@@ -290,7 +289,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
             out["online"] = {
                 "entities_in_store": n,
                 "feature_service": {
-                    "features": f"{cfg.feature_service} (card_stats, merchant_stats, on-demand amount_ratios)",
+                    "features": f"{FEATURE_SERVICE} (card_stats, merchant_stats, on-demand amount_ratios)",
                     **latency(lambda row: store.get_online_features(features=service, entity_rows=[row]), rows,
                               warmup, found(["card_avg_amount_7d", "merchant_avg_amount_7d", "amount_to_card_avg"])),
                 },

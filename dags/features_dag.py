@@ -2,8 +2,8 @@
 ### features: curated → Feast
 Runs on **curated_transactions**. For every curated day without an up-to-date snapshot, rewrites
 the daily card/merchant snapshot tables whose 7-day window contains it (late and backfilled days
-included), registers the
-definitions in `feature_repo/`, and materializes those days into the online store.
+included), applies the
+definitions in `feature_repo/` (as `feast apply` does), and materializes those days into the online store.
 Emits **fraud_features**.
 """
 from airflow.sdk import dag, task

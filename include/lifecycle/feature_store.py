@@ -1,13 +1,21 @@
 """The Feast store, configured from settings (a rendered feature_store.yaml).
 
+``feature_repo/`` holds the Feast objects only; everything that differs by profile or deployment
+is in the rendered file: registry, online store, and the lake root the offline store reads the
+definitions' relative source paths under (``lifecycle.lake_offline_store``). Feast's CLI works on
+the repo with that file: ``feast -c feature_repo -f <state>/feast/feature_store.yaml plan``.
+
 Kept free of Airflow imports: the BentoML service uses it too.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lifecycle import settings as _settings
+
+FEATURE_SERVICE = "fraud_model_v1"  # the FeatureService feature_repo/definitions.py defines
 
 STORE_YAML = """\
 project: fraud_lifecycle
@@ -18,7 +26,8 @@ registry:
 online_store:
 {online}
 offline_store:
-  type: file
+  type: lifecycle.lake_offline_store.LakeOfflineStore
+{offline}
 materialization_config:
   pull_latest_features: true  # one row per entity from a multi-day range: the newest
   online_write_batch_size: 10000  # bounded memory: 1M entities in one batch needed ~7 GB
@@ -26,12 +35,23 @@ entity_key_serialization_version: 3
 """
 
 
+def lake_location(lake_root: str) -> str:
+    """The lake root as Feast reads it: a local path, or ``s3://bucket/prefix`` without the Airflow
+    connection id that ``LIFECYCLE_LAKE_ROOT`` carries."""
+    parts = urlsplit(lake_root)
+    if parts.scheme in ("", "file", "local"):
+        return parts.path
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
 def render() -> str:
     """feature_store.yaml for the configured profile: SQLite files, or a SQL registry in
-    PostgreSQL and the Redis online store."""
+    PostgreSQL and the Redis online store; the offline store reads the lake (a folder, or S3
+    through the lake's endpoint)."""
     cfg = _settings.load()
     state = cfg.state_dir / "feast"
     svc = cfg.services
+    offline = f"  root: {json.dumps(lake_location(cfg.lake_root))}"
     if svc is None:
         registry = f"  path: {state / 'registry.db'}"
         online = f"  type: sqlite\n  path: {state / 'online.db'}"
@@ -41,7 +61,8 @@ def render() -> str:
         registry = f"  registry_type: sql\n  path: {svc.database_url('feast')}\n  sqlalchemy_config_kwargs:\n" \
                    "    pool_pre_ping: true"
         online = f"  type: redis\n  connection_string: \"{redis.hostname}:{redis.port},db={svc.redis_db}{auth}\""
-    return STORE_YAML.format(registry=registry, online=online)
+        offline += f"\n  s3_endpoint_override: {json.dumps(svc.s3_endpoint_url)}"
+    return STORE_YAML.format(registry=registry, online=online, offline=offline)
 
 
 def store_yaml_path() -> Path:

@@ -3,7 +3,8 @@
 Features are daily snapshots: for day D, each card and merchant seen in the 7 days up to D gets
 its aggregates, stamped at the end of D. A transaction on D+1 is therefore joined (point in time)
 with what was known before it, and the online store serves the same snapshot: no skew.
-Definitions live in ``feature_repo/``; the store itself is ``lifecycle.feature_store``.
+The tables are ``features/card_stats`` and ``features/merchant_stats`` in the lake, the paths the
+definitions in ``feature_repo/`` give their sources; the store itself is ``lifecycle.feature_store``.
 """
 from __future__ import annotations
 
@@ -20,11 +21,6 @@ from lifecycle.feature_store import get_store
 
 WINDOW_DAYS = 7
 SOURCES = ("card_stats", "merchant_stats")
-
-
-def source_path(name: str) -> str:
-    """Where Feast reads a feature source table (a folder of daily partitions)."""
-    return lake.local_path(lake.zone("features") / name)
 
 
 def snapshot(curated: pd.DataFrame, day: dt.date) -> dict[str, pd.DataFrame]:
@@ -81,19 +77,18 @@ def build_tables(new_days: list[dt.date]) -> list[dt.date]:
 
 
 def apply_definitions(store) -> None:
-    """Register everything defined in feature_repo/ (Feast's own repo parser)."""
-    from feast.repo_operations import parse_repo
+    """Make the registry hold what feature_repo/ defines, as ``feast apply`` does: Feast's repo
+    parser, then its apply step (objects no longer defined are removed from the registry)."""
+    from feast.repo_operations import apply_total_with_repo_instance, parse_repo
 
     root = Path(store.repo_path).resolve()
     if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    for name, module in list(sys.modules.items()):  # re-read the definitions: source paths follow settings
-        if Path(getattr(module, "__file__", None) or "/").resolve().is_relative_to(root):
-            del sys.modules[name]
+        sys.path.append(str(root))  # as the feast CLI does before parsing (repo_operations.cli_check_repo)
+    # Python imports the repo's modules once per process; they hold no settings, so every store
+    # (every profile, every state folder) gets the same objects.
     with contextlib.chdir(root):  # Feast names repo modules relative to the working directory
         repo = parse_repo(root)
-    store.apply([*repo.entities, *repo.data_sources, *repo.feature_views,
-                 *repo.on_demand_feature_views, *repo.feature_services])
+    apply_total_with_repo_instance(store, store.project, store.registry, repo, skip_source_validation=False)
 
 
 def materialize(days: list[dt.date]) -> list[dt.date]:

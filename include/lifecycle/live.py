@@ -29,6 +29,7 @@ import numpy as np
 
 from lifecycle import prediction_log, tracking
 from lifecycle import settings as _settings
+from lifecycle.feature_store import FEATURE_SERVICE
 from lifecycle.modeling import model_inputs
 from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
 
@@ -231,7 +232,7 @@ class LiveModel:
 
         self.cfg = cfg or _settings.load()
         self.store = store or get_store()
-        self.feature_service = self.store.get_feature_service(self.cfg.feature_service)
+        self.feature_service = self.store.get_feature_service(FEATURE_SERVICE)
         self.online = OnlineFeatures(self.store, self.feature_service)
         self.follower = follower or RegistryFollower(self.cfg)
         self.log = log or prediction_log.PredictionLog(self.cfg)
@@ -278,7 +279,7 @@ class LiveModel:
                     answers[i] = {"transaction_id": columns["transaction_id"][i], "request_id": request_ids[i],
                                   "fraud_probability": float(probs[j]), "model_name": self.cfg.model_name,
                                   "model_version": loaded.version, "arm": arm,
-                                  "feature_service": self.cfg.feature_service, "known_card": known[i]}
+                                  "feature_service": FEATURE_SERVICE, "known_card": known[i]}
             logged.append((arm, loaded, part, idx, inputs, probs))
 
         champion_idx = list(range(n)) if CANARY not in arms else [i for i, a in enumerate(arms) if a == CHAMPION]

@@ -163,7 +163,6 @@ class Settings:
     model_name: str
     experiment: str
     feature_repo: Path
-    feature_service: str
     # landing
     landing_timeout_minutes: float
     landing_poke_seconds: float
@@ -291,7 +290,6 @@ def load() -> Settings:
         model_name=_str("MODEL_NAME", "fraud-detector"),
         experiment=_str("EXPERIMENT", "fraud-detection"),
         feature_repo=Path(_str("FEATURE_REPO", str(PROJECT_ROOT / "feature_repo"))),
-        feature_service=_str("FEATURE_SERVICE", "fraud_model_v1"),
         landing_timeout_minutes=_float("LANDING_TIMEOUT_MINUTES", 720.0, 0.1, 7 * 24 * 60.0),
         landing_poke_seconds=_float("LANDING_POKE_SECONDS", 30.0, 0.5, 3600.0),
         min_rows_per_day=_int("MIN_ROWS_PER_DAY", 500, 1, 10**9),

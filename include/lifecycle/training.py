@@ -20,7 +20,7 @@ import pandas as pd
 
 from lifecycle import lake, tracking
 from lifecycle import settings as _settings
-from lifecycle.feature_store import get_store
+from lifecycle.feature_store import FEATURE_SERVICE, get_store
 from lifecycle.modeling import LABEL, FraudModel, model_frame, numeric_columns, preprocessor
 from lifecycle.schema import CANDIDATES, CHALLENGER
 
@@ -56,7 +56,7 @@ def labeled_transactions(cutoff: pd.Timestamp) -> pd.DataFrame:
 def point_in_time_features(rows: pd.DataFrame) -> pd.DataFrame:
     """Feast point-in-time join, merged back so every input row survives (asserted)."""
     store = get_store()
-    service = store.get_feature_service(_settings.load().feature_service)
+    service = store.get_feature_service(FEATURE_SERVICE)
     entity = rows[["transaction_id", "card_id", "merchant_id", "event_timestamp", "amount"]]
     got = store.get_historical_features(entity_df=entity, features=service).to_df()
     got = got.drop(columns=["card_id", "merchant_id", "event_timestamp", "amount"]).drop_duplicates("transaction_id")
@@ -192,7 +192,7 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
         mlflow.log_params({**params, "flavour": flavour, "device": dev, "seed": seed})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"dataset_digest": training_set["digest"], "training_set_uri": training_set["uri"],
-                         "git_commit": tracking.git_commit(), "feature_service": _settings.load().feature_service,
+                         "git_commit": tracking.git_commit(), "feature_service": FEATURE_SERVICE,
                          "seed": str(seed), "flavour": flavour})
         info = mlflow.pyfunc.log_model(name="model", python_model=model,
                                        pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"])
@@ -308,7 +308,7 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
     c = tracking.client()
     best = max(results, key=lambda r: r["metrics"][cfg.primary_metric])
     tags = {"flavour": best["flavour"], "dataset_digest": training_set["digest"],
-            "training_set_uri": training_set["uri"], "feature_service": cfg.feature_service,
+            "training_set_uri": training_set["uri"], "feature_service": FEATURE_SERVICE,
             "git_commit": tracking.git_commit(), "airflow_run": run_key, "trigger": reason,
             "artifact_digest": best["artifact_digest"],
             "train_window": f"{training_set['first_day']}..{training_set['last_day']}",

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import datagen, features, ingest, settings, training
-from lifecycle.feature_store import get_store
+from lifecycle import datagen, features, ingest, training
+from lifecycle.feature_store import FEATURE_SERVICE, get_store
 
 DAY = dt.date(2026, 10, 10)
 
@@ -77,10 +77,79 @@ def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
 
 def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(world):
     store = get_store()
-    service = store.get_feature_service(settings.load().feature_service)
+    service = store.get_feature_service(FEATURE_SERVICE)
     got = store.get_online_features(features=service, entity_rows=[
         {"card_id": "c00001", "merchant_id": "m0001"}, {"card_id": "nobody", "merchant_id": "m0001"}]).to_dict()
     snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]),
                              world[-1])["card_stats"].set_index("card_id")
     assert got["card_avg_amount_7d"][0] == snap.loc["c00001", "card_avg_amount_7d"]
     assert got["card_avg_amount_7d"][1] is None and got["merchant_avg_amount_7d"][1] is not None
+
+
+def test_the_offline_store_reads_the_relative_sources_under_the_profiles_lake_root(state, monkeypatch):
+    import yaml
+    from feast import FileSource
+    from feast.repo_config import RepoConfig
+
+    from lifecycle import feature_store, lake
+    from lifecycle.lake_offline_store import located
+
+    source = FileSource(name="card_stats_source", path="features/card_stats", timestamp_field="event_timestamp")
+    config = get_store().config
+    # where build_tables writes the table
+    assert located(config, source).path == lake.local_path(lake.zone("features") / "card_stats")
+    absolute = FileSource(name="elsewhere", path=str(state / "elsewhere"), timestamp_field="event_timestamp")
+    assert located(config, absolute) is absolute
+    for key, value in {"PROFILE": "scaleout", "S3_ENDPOINT_URL": "http://minio:9000", "S3_BUCKET": "ml-lake",
+                       "S3_ACCESS_KEY": "AK", "S3_SECRET_KEY": "SK"}.items():
+        monkeypatch.setenv(f"LIFECYCLE_{key}", value)
+    config = RepoConfig(**yaml.safe_load(feature_store.render()))  # Feast's own reading of the scale-out file
+    on_s3 = located(config, source)
+    assert (on_s3.path, on_s3.s3_endpoint_override) == ("s3://ml-lake/lake/features/card_stats", "http://minio:9000")
+    assert source.path == "features/card_stats"  # the definition itself is left as it is
+
+
+def test_the_feature_repo_imports_with_no_settings_and_no_project():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    # An installed project is importable from any folder: the probe refuses lifecycle outright.
+    probe = (
+        "import importlib.abc, sys\n"
+        "class NoProject(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'lifecycle':\n"
+        "            raise ImportError(name + ' imported by the feature repo')\n"
+        "sys.meta_path.insert(0, NoProject())\n"
+        "sys.path.insert(0, '.')\n"
+        "import definitions\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'lifecycle']\n"
+        "print(definitions.fraud_model.name, definitions.card_source.path, definitions.merchant_source.path)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "PYTHON"))}
+    done = subprocess.run([sys.executable, "-I", "-c", probe], cwd=ROOT / "feature_repo", env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [FEATURE_SERVICE, "features/card_stats", "features/merchant_stats"]
+
+
+def test_feast_plan_on_the_repo_with_the_rendered_config_sees_what_the_library_applied(state):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+    from lifecycle.feature_store import store_yaml_path
+
+    features.apply_definitions(get_store())  # an empty lake: the declared entity columns need no data
+    # the CLI imports the offline store the config names, lifecycle.lake_offline_store
+    paths = [str(ROOT / "include"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run([str(Path(sys.executable).parent / "feast"), "-f", str(store_yaml_path()), "plan"],
+                          cwd=ROOT / "feature_repo", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No changes to registry" in done.stdout and "No changes to infrastructure" in done.stdout, done.stdout

@@ -107,9 +107,13 @@ def test_feature_store_config_is_templated_per_profile(scaleout, monkeypatch):
     conf = yaml.safe_load(feature_store.render())
     assert conf["online_store"] == {"type": "redis", "connection_string": "cache:6380,db=3,password=s3cret"}
     assert conf["registry"]["registry_type"] == "sql" and conf["registry"]["path"].endswith("/prod_feast")
+    assert conf["offline_store"] == {"type": "lifecycle.lake_offline_store.LakeOfflineStore",
+                                     "root": "s3://ml-lake/lake", "s3_endpoint_override": "http://minio:9000"}
     monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
     conf = yaml.safe_load(feature_store.render())
     assert conf["online_store"]["type"] == "sqlite" and conf["registry"]["path"].endswith("registry.db")
+    assert conf["offline_store"] == {"type": "lifecycle.lake_offline_store.LakeOfflineStore",
+                                     "root": f"{scaleout}/lake"}
 
 
 def test_the_commit_recorded_with_a_model_comes_from_the_setting_where_there_is_no_repository(monkeypatch):
