@@ -20,7 +20,6 @@ from lifecycle import lake
 from lifecycle.feature_store import get_store
 
 WINDOW_DAYS = 7
-SOURCES = ("card_stats", "merchant_stats")
 
 
 def snapshot(curated: pd.DataFrame, day: dt.date) -> dict[str, pd.DataFrame]:
