@@ -4,6 +4,9 @@
 holdout and records the decision. ``release`` moves the aliases once the packaged service passed
 its smoke test (a version reaches a live alias only then), keeping the old champion as
 ``previous_champion``; ``rollback`` swaps them back.
+
+A challenger is compared with the first model's floor only when the registry says there is no
+champion; a registry that cannot be read fails the comparison (the Airflow task is retried).
 """
 from __future__ import annotations
 
@@ -63,8 +66,8 @@ def compare(challenger_version: str | None = None) -> Decision:
                   else tracking.version_by_alias(CHALLENGER))
     if challenger is None:
         raise LookupError(f"model {cfg.model_name!r} has no {CHALLENGER!r} version to evaluate")
+    champion = tracking.version_by_alias(CHAMPION)  # a registry failure raises: the task fails and is retried
     holdout = load_part(challenger.tags["training_set_uri"], "holdout")
-    champion = tracking.version_by_alias(CHAMPION)
     scores = {}
     for role, mv in (("challenger", challenger), ("champion", champion)):
         if mv is not None:

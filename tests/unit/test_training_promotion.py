@@ -148,3 +148,71 @@ def test_rollback_swaps_champion_and_previous_champion(world, trained):
     assert promotion.rollback() == {"champion": str(champion), PREVIOUS: str(latest)}
     assert tracking.version_by_alias(CHAMPION).version == champion
     assert tracking.version_by_alias(PREVIOUS).version == latest
+
+
+@pytest.fixture
+def registry(state):
+    """A registry of its own: the model with three versions (no artifacts: aliases only need
+    versions), none of them live."""
+    import tempfile
+
+    client, name = tracking.client(), settings.load().model_name
+    client.create_registered_model(name)
+    source = tempfile.mkdtemp(dir=state)
+    return [str(client.create_model_version(name, source=source).version) for _ in range(3)]
+
+
+def aliases() -> dict[str, str]:
+    """Every alias of the model and the version it names."""
+    model = tracking.client().get_registered_model(settings.load().model_name)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def fail_alias_reads(monkeypatch, code: str):
+    """Every client method that reads an alias raises an MlflowException with ``code``."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2
+
+    def fail(*args, **kwargs):
+        raise MlflowException(f"registry says {code}", error_code=databricks_pb2.ErrorCode.Value(code))
+
+    for method in ("get_registered_model", "get_model_version_by_alias"):
+        monkeypatch.setattr(MlflowClient, method, fail)
+
+
+def test_only_a_missing_model_or_alias_means_no_version(state, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    assert tracking.version_by_alias(CHAMPION) is None  # no registered model yet
+    client, name = tracking.client(), settings.load().model_name
+    client.create_registered_model(name)
+    assert tracking.version_by_alias(CHAMPION) is None  # registered, no version holds the alias
+    version = client.create_model_version(name, source=str(state)).version
+    client.set_registered_model_alias(name, CHAMPION, version)
+    assert tracking.version_by_alias(CHAMPION).version == version
+    fail_alias_reads(monkeypatch, "RESOURCE_DOES_NOT_EXIST")
+    assert tracking.version_by_alias(CHAMPION) is None
+    for code in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "PERMISSION_DENIED", "INVALID_PARAMETER_VALUE"):
+        fail_alias_reads(monkeypatch, code)
+        with pytest.raises(MlflowException, match=f"registry says {code}"):
+            tracking.version_by_alias(CHAMPION)
+
+
+def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_records_nothing(registry,
+                                                                                               monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    cfg, client = settings.load(), tracking.client()
+    champion, challenger, _ = registry
+    client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
+    client.set_registered_model_alias(cfg.model_name, CHALLENGER, challenger)
+    with monkeypatch.context() as m:
+        fail_alias_reads(m, "TEMPORARILY_UNAVAILABLE")
+        with pytest.raises(MlflowException, match="registry says TEMPORARILY_UNAVAILABLE") as err:
+            promotion.compare(challenger)  # not "no champion": that would judge it on the floor alone
+    assert err.value.error_code == "TEMPORARILY_UNAVAILABLE"
+    assert "promotion_decision" not in client.get_model_version(cfg.model_name, challenger).tags
+    assert aliases() == {CHAMPION: champion, CHALLENGER: challenger}
+    assert mlflow.get_experiment_by_name(f"{cfg.experiment}-promotion") is None  # no decision was logged
