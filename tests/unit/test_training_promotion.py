@@ -135,21 +135,6 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     assert sorted(runs["tags.decision"]) == ["promote", "reject"]
 
 
-def test_rollback_swaps_champion_and_previous_champion(world, trained):
-    champion = tracking.version_by_alias(CHAMPION).version
-    if tracking.version_by_alias(PREVIOUS) is None:
-        with pytest.raises(LookupError, match="no 'previous_champion' version"):
-            promotion.rollback()
-    # an operator promotes the latest version by hand, then rolls back
-    latest = max(int(v.version) for v in tracking.client().search_model_versions(
-        f"name='{settings.load().model_name}'"))
-    released = promotion.release(str(latest), force=True, canary=False)
-    assert (released["champion"], released[PREVIOUS]) == (str(latest), str(champion))
-    assert promotion.rollback() == {"champion": str(champion), PREVIOUS: str(latest)}
-    assert tracking.version_by_alias(CHAMPION).version == champion
-    assert tracking.version_by_alias(PREVIOUS).version == latest
-
-
 @pytest.fixture
 def registry(state):
     """A registry of its own: the model with three versions (no artifacts: aliases only need
@@ -216,3 +201,20 @@ def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_rec
     assert "promotion_decision" not in client.get_model_version(cfg.model_name, challenger).tags
     assert aliases() == {CHAMPION: champion, CHALLENGER: challenger}
     assert mlflow.get_experiment_by_name(f"{cfg.experiment}-promotion") is None  # no decision was logged
+
+
+def test_rollback_swaps_champion_and_previous_champion(registry):
+    v1, _, v3 = registry
+    promotion.release(v1, force=True, canary=False)
+    with pytest.raises(LookupError, match="no 'previous_champion' version"):
+        promotion.rollback()
+    assert aliases() == {CHAMPION: v1}  # the refused rollback moved nothing
+    # an operator releases v3 by hand, then rolls back
+    released = promotion.release(v3, force=True, canary=False)
+    assert (released[CHAMPION], released[PREVIOUS]) == (v3, v1)
+    assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
+    assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v3}
+    assert aliases() == {CHAMPION: v1, PREVIOUS: v3}
+    assert promotion.rollback() == {CHAMPION: v3, PREVIOUS: v1}  # rolling back again rolls forward
+    assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
+    assert tracking.version_by_alias(CHAMPION).version == int(v3)
