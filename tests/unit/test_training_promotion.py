@@ -102,18 +102,37 @@ def test_a_retried_training_step_reuses_what_its_killed_attempt_made(world, trai
     assert training.lake.manifest(ObjectStoragePath(info["uri"]))["digest"] == info["digest"]
 
 
-def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trained):
-    import mlflow
+def promotion_run(challenger_version):
+    """The one MLflow run that recorded the decision on ``challenger_version``."""
+    experiment = tracking.client().get_experiment_by_name(f"{settings.load().experiment}-promotion")
+    runs = tracking.client().search_runs([experiment.experiment_id],
+                                         f"tags.challenger_version = '{challenger_version}'")
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
 
+
+def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trained):
     _, results, registered = trained
-    first = promotion.compare()
-    assert first.promote and first.champion_version is None
-    assert tracking.version_by_alias(CHAMPION) is None  # deciding moves no alias: release does
-    released = promotion.release(first.challenger_version)
-    assert tracking.version_by_alias(CHAMPION).version == registered["version"]
-    assert released[PREVIOUS] is None and tracking.client().get_model_version(
-        settings.load().model_name, registered["version"]).tags["released_at"] == released["released_at"]
-    assert tracking.version_by_alias(CHALLENGER) is None
+    cfg, client = settings.load(), tracking.client()
+    first_version = str(registered["version"])
+    best = max(results, key=lambda r: r["metrics"]["pr_auc"])
+
+    promotion.compare()
+    assert aliases() == {CHALLENGER: first_version}  # deciding moves no alias: release does
+    tags = client.get_model_version(cfg.model_name, first_version).tags
+    assert tags["promotion_decision"] == "promoted: first model, above the floor"
+    run = promotion_run(first_version)
+    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == \
+        (f"v{first_version} vs none", "promote", "None")
+    assert run.data.metrics["challenger_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
+    assert run.data.metrics["challenger_pr_auc"] >= cfg.promotion_floor
+    assert not [k for k in run.data.metrics if k.startswith("champion_")]
+
+    released = promotion.release(first_version)
+    assert aliases() == {CHAMPION: first_version}  # the challenger is now the champion, nothing to roll back to
+    assert released == {CHAMPION: first_version, PREVIOUS: None, "released_at": released["released_at"]}
+    assert client.get_model_version(cfg.model_name, first_version).tags["released_at"] == released["released_at"]
+
     # a challenger trained on shuffled labels is worse: rejected, champion untouched
     info = training.build_training_set("test__worse", pd.Timestamp.now(tz="UTC"))
     train = training.load_part(info["uri"], "train")
@@ -121,18 +140,30 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     train["is_fraud"] = rng.permutation(train["is_fraud"].to_numpy())
     (ObjectStoragePath(info["uri"]) / "train.parquet").write_bytes(training.lake.parquet_bytes(train))
     parent = training.start_parent_run("test__worse", info, "test")
-    worse = training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
-                                   "test__worse", "test")
-    decision = promotion.compare()
-    assert decision.challenger_version == str(worse["version"]) and not decision.promote
-    assert decision.challenger["pr_auc"] < decision.champion["pr_auc"]
-    with pytest.raises(ValueError, match=f"version {worse['version']} was not promoted by the offline gate"):
-        promotion.release(decision.challenger_version)
-    assert tracking.version_by_alias(CHAMPION).version == registered["version"]
-    assert tracking.client().get_model_version(settings.load().model_name, worse["version"]) \
-        .tags["promotion_decision"].startswith("rejected")
-    runs = mlflow.search_runs(experiment_names=[f"{settings.load().experiment}-promotion"])
-    assert sorted(runs["tags.decision"]) == ["promote", "reject"]
+    worse = str(training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
+                                       "test__worse", "test")["version"])
+    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    promotion.compare()
+    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    run = promotion_run(worse)
+    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == \
+        (f"v{worse} vs {first_version}", "reject", first_version)
+    metrics = run.data.metrics
+    # the champion is scored again on the challenger's holdout, the same rows as its own
+    assert metrics["champion_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
+    assert metrics["challenger_pr_auc"] < metrics["champion_pr_auc"] - cfg.promotion_margin
+    # every rule it broke is named with the numbers logged for this decision
+    gain = metrics["challenger_pr_auc"] - metrics["champion_pr_auc"]
+    reasons = "; ".join([
+        f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {cfg.promotion_floor}",
+        f"pr_auc gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}",
+        f"roc_auc {metrics['challenger_roc_auc']:.4f} regresses from {metrics['champion_roc_auc']:.4f}"])
+    assert client.get_model_version(cfg.model_name, worse).tags["promotion_decision"] == f"rejected: {reasons}"
+    assert run.data.tags["reasons"] == reasons
+    with pytest.raises(ValueError, match=f"version {worse} was not promoted by the offline gate"):
+        promotion.release(worse)
+    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    assert "released_at" not in client.get_model_version(cfg.model_name, worse).tags
 
 
 @pytest.fixture
