@@ -6,10 +6,14 @@ its smoke test (a version reaches a live alias only then), keeping the old champ
 ``previous_champion``; ``rollback`` swaps them back.
 
 A challenger is compared with the first model's floor only when the registry says there is no
-champion; a registry that cannot be read fails the comparison (the Airflow task is retried).
+champion; a registry that cannot be read fails the comparison (the Airflow task is retried). A
+metric the rule reads that is not a finite number (NaN, None, missing, infinite), in either model's
+set, rejects the challenger with a reason naming it.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 from lifecycle import settings as _settings
@@ -32,11 +36,28 @@ class Decision:
         return asdict(self)
 
 
+def unreadable(role: str, metrics: dict, names) -> list[str]:
+    """A reason for each metric in ``names`` that is missing, None, NaN or infinite: a NaN compares
+    False with everything, so without this check it would pass the margin and regression guards."""
+    out = []
+    for name in names:
+        value = metrics.get(name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            out.append(f"{role} {name} is {value!r}, not a finite number")
+    return out
+
+
 def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | None = None) -> tuple[bool, list[str]]:
-    """The promotion rule on holdout metrics; returns (promote, reasons)."""
+    """The promotion rule on holdout metrics; returns (promote, reasons). A metric the rule reads
+    that is not a finite number, in either set, rejects the challenger and is named."""
     cfg = cfg or _settings.load()
     m = cfg.primary_metric
-    reasons, ok = [], True
+    reasons = unreadable("challenger", challenger, dict.fromkeys((m, "roc_auc", "latency_ms_p50")))
+    if champion is not None:
+        reasons += unreadable("champion", champion, dict.fromkeys((m, "roc_auc")))
+    if reasons:
+        return False, reasons
+    ok = True
     if challenger["latency_ms_p50"] > cfg.max_latency_ms:
         ok = False
         reasons.append(f"latency p50 {challenger['latency_ms_p50']:.2f} ms exceeds {cfg.max_latency_ms} ms")
