@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 import numpy as np
 import pandas as pd
@@ -250,3 +251,52 @@ def test_rollback_swaps_champion_and_previous_champion(registry):
     assert promotion.rollback() == {CHAMPION: v3, PREVIOUS: v1}  # rolling back again rolls forward
     assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
     assert tracking.version_by_alias(CHAMPION).version == int(v3)
+
+
+class Stalling:
+    """A pyfunc-like model whose every call first waits ``stall`` seconds without using a CPU, as a
+    call does while other processes hold every core, then scores ``column`` (little CPU work)."""
+
+    def __init__(self, column: str, stall: float):
+        self.column, self.stall = column, stall
+
+    def predict(self, frame):
+        time.sleep(self.stall)
+        return frame[self.column].to_numpy()
+
+
+def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(registry, monkeypatch):
+    import mlflow
+
+    from lifecycle.modeling import LABEL
+
+    monkeypatch.setenv("LIFECYCLE_MAX_LATENCY_MS", "5")
+    cfg, client = settings.load(), tracking.client()
+    champion, challenger, _ = registry
+    y = np.arange(200) % 2
+    holdout = pd.DataFrame({LABEL: y, "sharp": 0.1 + 0.8 * y, "blunt": np.random.default_rng(0).random(200)})
+    monkeypatch.setattr(promotion, "load_part", lambda uri, part: holdout)
+    client.set_model_version_tag(cfg.model_name, challenger, "training_set_uri", "memory://test")
+    stall = 0.01  # 10 ms of waiting per call, twice the 5 ms limit
+    models = {f"models:/{cfg.model_name}/{challenger}": Stalling("sharp", stall),
+              f"models:/{cfg.model_name}/{champion}": Stalling("blunt", 0.0)}
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", models.__getitem__)
+    # read by the wall clock, these calls take longer than the limit: the stall would reject the challenger
+    wall = training.scoring_latency({"challenger": models[f"models:/{cfg.model_name}/{challenger}"]},
+                                    holdout.head(10), clock=time.perf_counter)
+    assert wall["challenger"] >= stall * 1000 > cfg.max_latency_ms
+    first = promotion.compare(challenger)  # no champion: the absolute limit alone
+    assert (first.promote, first.reasons) == (True, ["first model, above the floor"])
+    assert first.challenger["latency_ms_p50"] < cfg.max_latency_ms
+    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == \
+        "promoted: first model, above the floor"
+    # with a champion, the waits land on the challenger's turns only
+    client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
+    second = promotion.compare(challenger)
+    assert (second.promote, second.reasons) == (True, ["pr_auc beats champion by the margin"])
+    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == \
+        "promoted: pr_auc beats champion by the margin"
+    experiment = client.get_experiment_by_name(f"{cfg.experiment}-promotion").experiment_id
+    [run] = client.search_runs([experiment], f"tags.champion_version = '{champion}'")
+    assert run.data.tags["decision"] == "promote"
+    assert run.data.metrics["challenger_latency_ms_p50"] < cfg.max_latency_ms
