@@ -4,15 +4,28 @@
 holdout and records the decision. ``release`` moves the aliases once the packaged service passed
 its smoke test (a version reaches a live alias only then), keeping the old champion as
 ``previous_champion``; ``rollback`` swaps them back.
+
+A challenger is compared with the first model's floor only when the registry says there is no
+champion; a registry that cannot be read fails the comparison (the Airflow task is retried). A
+metric the rule reads that is not a finite number (NaN, None, missing, infinite), in either model's
+set, rejects the challenger with a reason naming it.
+
+The latency guard reads single-row scoring latency as CPU time (p50 over 100 rows), the challenger
+and the champion taking turns on the same rows (``training.scoring_latency``): on a busy machine a
+call waits for a core, and waiting is not CPU time, so other processes keeping the cores busy do not
+raise it as they raise a wall-clock reading. The limit is ``max_latency_ms``, or with a champion
+``max_latency_ratio`` times the champion's latency when that is higher.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 from lifecycle import settings as _settings
 from lifecycle import tracking
 from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS
-from lifecycle.training import evaluate, load_part
+from lifecycle.training import LATENCY_ROWS, holdout_metrics, load_part, scoring_latency
 
 
 @dataclass
@@ -29,14 +42,44 @@ class Decision:
         return asdict(self)
 
 
+def unreadable(role: str, metrics: dict, names) -> list[str]:
+    """A reason for each metric in ``names`` that is missing, None, NaN or infinite: a NaN compares
+    False with everything, so without this check it would pass the margin and regression guards."""
+    out = []
+    for name in names:
+        value = metrics.get(name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            out.append(f"{role} {name} is {value!r}, not a finite number")
+    return out
+
+
+def latency_limit(champion: dict | None, cfg: _settings.Settings) -> float:
+    """The challenger's latency limit (ms of CPU time): ``max_latency_ms``, or with a champion
+    measured alongside it, ``max_latency_ratio`` times the champion's latency when that is higher.
+    Both latencies come from ``scoring_latency``, in turns on the same rows: a slowdown that CPU
+    time still shows (shared caches, clock frequency) raises both, so a challenger no slower than
+    the ratio allows against the champion, which serves today, is not rejected for it."""
+    if champion is None:
+        return cfg.max_latency_ms
+    return max(cfg.max_latency_ms, cfg.max_latency_ratio * champion["latency_ms_p50"])
+
+
 def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | None = None) -> tuple[bool, list[str]]:
-    """The promotion rule on holdout metrics; returns (promote, reasons)."""
+    """The promotion rule on holdout metrics; returns (promote, reasons). A metric the rule reads
+    that is not a finite number, in either set, rejects the challenger and is named."""
     cfg = cfg or _settings.load()
     m = cfg.primary_metric
-    reasons, ok = [], True
-    if challenger["latency_ms_p50"] > cfg.max_latency_ms:
+    names = dict.fromkeys((m, "roc_auc", "latency_ms_p50"))
+    reasons = unreadable("challenger", challenger, names)
+    if champion is not None:
+        reasons += unreadable("champion", champion, names)
+    if reasons:
+        return False, reasons
+    ok = True
+    limit = latency_limit(champion, cfg)
+    if challenger["latency_ms_p50"] > limit:
         ok = False
-        reasons.append(f"latency p50 {challenger['latency_ms_p50']:.2f} ms exceeds {cfg.max_latency_ms} ms")
+        reasons.append(f"latency p50 {challenger['latency_ms_p50']:.2f} ms exceeds {limit:.2f} ms")
     if not challenger[m] >= cfg.promotion_floor:
         ok = False
         reasons.append(f"{m} {challenger[m]:.4f} is below the floor {cfg.promotion_floor}")
@@ -63,12 +106,14 @@ def compare(challenger_version: str | None = None) -> Decision:
                   else tracking.version_by_alias(CHALLENGER))
     if challenger is None:
         raise LookupError(f"model {cfg.model_name!r} has no {CHALLENGER!r} version to evaluate")
+    champion = tracking.version_by_alias(CHAMPION)  # a registry failure raises: the task fails and is retried
     holdout = load_part(challenger.tags["training_set_uri"], "holdout")
-    champion = tracking.version_by_alias(CHAMPION)
-    scores = {}
-    for role, mv in (("challenger", challenger), ("champion", champion)):
-        if mv is not None:
-            scores[role] = evaluate(mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}"), holdout)
+    models = {role: mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}")
+              for role, mv in (("challenger", challenger), ("champion", champion)) if mv is not None}
+    scores = {role: holdout_metrics(model, holdout) for role, model in models.items()}
+    # both models in turns on the same rows, in CPU time: see scoring_latency
+    for role, latency in scoring_latency(models, holdout.head(LATENCY_ROWS)).items():
+        scores[role]["latency_ms_p50"] = latency
     promote, reasons = decide(scores["challenger"], scores.get("champion"), cfg)
     decision = Decision(promote, str(challenger.version), str(champion.version) if champion else None,
                         cfg.primary_metric, scores["challenger"], scores.get("champion"), reasons)

@@ -179,6 +179,7 @@ class Settings:
     promotion_margin: float
     promotion_floor: float
     max_latency_ms: float
+    max_latency_ratio: float  # with a champion, the latency limit is at least this times its latency
     # monitoring
     drift_share_threshold: float
     monitor_window_days: int
@@ -302,6 +303,7 @@ def load() -> Settings:
         promotion_margin=_float("PROMOTION_MARGIN", 0.005, 0.0, 1.0),
         promotion_floor=_float("PROMOTION_FLOOR", 0.30, 0.0, 1.0),
         max_latency_ms=_float("MAX_LATENCY_MS", 50.0, 0.001, 10_000.0),
+        max_latency_ratio=_float("MAX_LATENCY_RATIO", 2.0, 1.0, 100.0),
         drift_share_threshold=_float("DRIFT_SHARE_THRESHOLD", 0.3, 0.0, 1.0),
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),

@@ -44,13 +44,24 @@ def git_commit() -> str:
 
 
 def version_by_alias(alias: str):
-    """The registered version holding ``alias``, or None."""
+    """The registered version holding ``alias``, or None when the registry says there is none: the
+    model is not registered, no version holds the alias, or that version no longer exists.
+
+    Any other registry failure (store unreachable, permission denied, a server error) is raised:
+    read as "no champion" it would let a challenger through on the floor alone, or release a
+    version without keeping the old champion for rollback. The aliases are read from the registered
+    model, so no error message has to be parsed (MLflow answers a missing alias with
+    INVALID_PARAMETER_VALUE, the code of a malformed request too)."""
     from mlflow.exceptions import MlflowException
 
+    c, name = client(), _settings.load().model_name
     try:
-        return client().get_model_version_by_alias(_settings.load().model_name, alias)
-    except MlflowException:
-        return None
+        version = c.get_registered_model(name).aliases.get(alias)
+        return None if version is None else c.get_model_version(name, str(version))
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
 
 
 # Written by MLflow into a local copy of a registered version; not part of what was logged.

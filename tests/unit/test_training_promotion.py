@@ -1,5 +1,6 @@
 import dataclasses
 import subprocess
+import time
 
 import numpy as np
 import pandas as pd
@@ -105,18 +106,37 @@ def test_a_retried_training_step_reuses_what_its_killed_attempt_made(world, trai
     assert training.lake.manifest(ObjectStoragePath(info["uri"]))["digest"] == info["digest"]
 
 
-def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trained):
-    import mlflow
+def promotion_run(challenger_version):
+    """The one MLflow run that recorded the decision on ``challenger_version``."""
+    experiment = tracking.client().get_experiment_by_name(f"{settings.load().experiment}-promotion")
+    runs = tracking.client().search_runs([experiment.experiment_id],
+                                         f"tags.challenger_version = '{challenger_version}'")
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
 
+
+def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trained):
     _, results, registered = trained
-    first = promotion.compare()
-    assert first.promote and first.champion_version is None
-    assert tracking.version_by_alias(CHAMPION) is None  # deciding moves no alias: release does
-    released = promotion.release(first.challenger_version)
-    assert tracking.version_by_alias(CHAMPION).version == registered["version"]
-    assert released[PREVIOUS] is None and tracking.client().get_model_version(
-        settings.load().model_name, registered["version"]).tags["released_at"] == released["released_at"]
-    assert tracking.version_by_alias(CHALLENGER) is None
+    cfg, client = settings.load(), tracking.client()
+    first_version = str(registered["version"])
+    best = max(results, key=lambda r: r["metrics"]["pr_auc"])
+
+    promotion.compare()
+    assert aliases() == {CHALLENGER: first_version}  # deciding moves no alias: release does
+    tags = client.get_model_version(cfg.model_name, first_version).tags
+    assert tags["promotion_decision"] == "promoted: first model, above the floor"
+    run = promotion_run(first_version)
+    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == \
+        (f"v{first_version} vs none", "promote", "None")
+    assert run.data.metrics["challenger_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
+    assert run.data.metrics["challenger_pr_auc"] >= cfg.promotion_floor
+    assert not [k for k in run.data.metrics if k.startswith("champion_")]
+
+    released = promotion.release(first_version)
+    assert aliases() == {CHAMPION: first_version}  # the challenger is now the champion, nothing to roll back to
+    assert released == {CHAMPION: first_version, PREVIOUS: None, "released_at": released["released_at"]}
+    assert client.get_model_version(cfg.model_name, first_version).tags["released_at"] == released["released_at"]
+
     # a challenger trained on shuffled labels is worse: rejected, champion untouched
     info = training.build_training_set("test__worse", pd.Timestamp.now(tz="UTC"))
     train = training.load_part(info["uri"], "train")
@@ -124,30 +144,162 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     train["is_fraud"] = rng.permutation(train["is_fraud"].to_numpy())
     (ObjectStoragePath(info["uri"]) / "train.parquet").write_bytes(training.lake.parquet_bytes(train))
     parent = training.start_parent_run("test__worse", info, "test")
-    worse = training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
-                                   "test__worse", "test")
-    decision = promotion.compare()
-    assert decision.challenger_version == str(worse["version"]) and not decision.promote
-    assert decision.challenger["pr_auc"] < decision.champion["pr_auc"]
-    with pytest.raises(ValueError, match=f"version {worse['version']} was not promoted by the offline gate"):
-        promotion.release(decision.challenger_version)
-    assert tracking.version_by_alias(CHAMPION).version == registered["version"]
-    assert tracking.client().get_model_version(settings.load().model_name, worse["version"]) \
-        .tags["promotion_decision"].startswith("rejected")
-    runs = mlflow.search_runs(experiment_names=[f"{settings.load().experiment}-promotion"])
-    assert sorted(runs["tags.decision"]) == ["promote", "reject"]
+    worse = str(training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
+                                       "test__worse", "test")["version"])
+    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    promotion.compare()
+    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    run = promotion_run(worse)
+    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == \
+        (f"v{worse} vs {first_version}", "reject", first_version)
+    metrics = run.data.metrics
+    # the champion is scored again on the challenger's holdout, the same rows as its own
+    assert metrics["champion_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
+    assert metrics["challenger_pr_auc"] < metrics["champion_pr_auc"] - cfg.promotion_margin
+    # every rule it broke is named with the numbers logged for this decision
+    gain = metrics["challenger_pr_auc"] - metrics["champion_pr_auc"]
+    reasons = "; ".join([
+        f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {cfg.promotion_floor}",
+        f"pr_auc gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}",
+        f"roc_auc {metrics['challenger_roc_auc']:.4f} regresses from {metrics['champion_roc_auc']:.4f}"])
+    assert client.get_model_version(cfg.model_name, worse).tags["promotion_decision"] == f"rejected: {reasons}"
+    assert run.data.tags["reasons"] == reasons
+    with pytest.raises(ValueError, match=f"version {worse} was not promoted by the offline gate"):
+        promotion.release(worse)
+    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    assert "released_at" not in client.get_model_version(cfg.model_name, worse).tags
 
 
-def test_rollback_swaps_champion_and_previous_champion(world, trained):
-    champion = tracking.version_by_alias(CHAMPION).version
-    if tracking.version_by_alias(PREVIOUS) is None:
-        with pytest.raises(LookupError, match="no 'previous_champion' version"):
-            promotion.rollback()
-    # an operator promotes the latest version by hand, then rolls back
-    latest = max(int(v.version) for v in tracking.client().search_model_versions(
-        f"name='{settings.load().model_name}'"))
-    released = promotion.release(str(latest), force=True, canary=False)
-    assert (released["champion"], released[PREVIOUS]) == (str(latest), str(champion))
-    assert promotion.rollback() == {"champion": str(champion), PREVIOUS: str(latest)}
-    assert tracking.version_by_alias(CHAMPION).version == champion
-    assert tracking.version_by_alias(PREVIOUS).version == latest
+@pytest.fixture
+def registry(state):
+    """A registry of its own: the model with three versions (no artifacts: aliases only need
+    versions), none of them live."""
+    import tempfile
+
+    client, name = tracking.client(), settings.load().model_name
+    client.create_registered_model(name)
+    source = tempfile.mkdtemp(dir=state)
+    return [str(client.create_model_version(name, source=source).version) for _ in range(3)]
+
+
+def aliases() -> dict[str, str]:
+    """Every alias of the model and the version it names."""
+    model = tracking.client().get_registered_model(settings.load().model_name)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def fail_alias_reads(monkeypatch, code: str):
+    """Every client method that reads an alias raises an MlflowException with ``code``."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2
+
+    def fail(*args, **kwargs):
+        raise MlflowException(f"registry says {code}", error_code=databricks_pb2.ErrorCode.Value(code))
+
+    for method in ("get_registered_model", "get_model_version_by_alias"):
+        monkeypatch.setattr(MlflowClient, method, fail)
+
+
+def test_only_a_missing_model_or_alias_means_no_version(state, monkeypatch):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import ErrorCode
+
+    assert tracking.version_by_alias(CHAMPION) is None  # no registered model yet
+    client, name = tracking.client(), settings.load().model_name
+    client.create_registered_model(name)
+    assert tracking.version_by_alias(CHAMPION) is None  # registered, no version holds the alias
+    version = client.create_model_version(name, source=str(state)).version
+    client.set_registered_model_alias(name, CHAMPION, version)
+    assert tracking.version_by_alias(CHAMPION).version == version
+    fail_alias_reads(monkeypatch, "RESOURCE_DOES_NOT_EXIST")
+    assert tracking.version_by_alias(CHAMPION) is None
+    for code in set(ErrorCode.keys()) - {"RESOURCE_DOES_NOT_EXIST"}:  # INVALID_PARAMETER_VALUE among them
+        fail_alias_reads(monkeypatch, code)
+        with pytest.raises(MlflowException, match=f"registry says {code}"):
+            tracking.version_by_alias(CHAMPION)
+
+
+def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_records_nothing(registry,
+                                                                                               monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    cfg, client = settings.load(), tracking.client()
+    champion, challenger, _ = registry
+    client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
+    client.set_registered_model_alias(cfg.model_name, CHALLENGER, challenger)
+    with monkeypatch.context() as m:
+        fail_alias_reads(m, "TEMPORARILY_UNAVAILABLE")
+        with pytest.raises(MlflowException, match="registry says TEMPORARILY_UNAVAILABLE") as err:
+            promotion.compare(challenger)  # not "no champion": that would judge it on the floor alone
+    assert err.value.error_code == "TEMPORARILY_UNAVAILABLE"
+    assert "promotion_decision" not in client.get_model_version(cfg.model_name, challenger).tags
+    assert aliases() == {CHAMPION: champion, CHALLENGER: challenger}
+    assert mlflow.get_experiment_by_name(f"{cfg.experiment}-promotion") is None  # no decision was logged
+
+
+def test_rollback_swaps_champion_and_previous_champion(registry):
+    v1, _, v3 = registry
+    promotion.release(v1, force=True, canary=False)
+    with pytest.raises(LookupError, match="no 'previous_champion' version"):
+        promotion.rollback()
+    assert aliases() == {CHAMPION: v1}  # the refused rollback moved nothing
+    # an operator releases v3 by hand, then rolls back
+    released = promotion.release(v3, force=True, canary=False)
+    assert (released[CHAMPION], released[PREVIOUS]) == (v3, v1)
+    assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
+    assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v3}
+    assert aliases() == {CHAMPION: v1, PREVIOUS: v3}
+    assert promotion.rollback() == {CHAMPION: v3, PREVIOUS: v1}  # rolling back again rolls forward
+    assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
+    assert tracking.version_by_alias(CHAMPION).version == int(v3)
+
+
+class Stalling:
+    """A pyfunc-like model whose every call first waits ``stall`` seconds without using a CPU, as a
+    call does while other processes hold every core, then scores ``column`` (little CPU work)."""
+
+    def __init__(self, column: str, stall: float):
+        self.column, self.stall = column, stall
+
+    def predict(self, frame):
+        time.sleep(self.stall)
+        return frame[self.column].to_numpy()
+
+
+def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(registry, monkeypatch):
+    import mlflow
+
+    from lifecycle.modeling import LABEL
+
+    monkeypatch.setenv("LIFECYCLE_MAX_LATENCY_MS", "5")
+    cfg, client = settings.load(), tracking.client()
+    champion, challenger, _ = registry
+    y = np.arange(200) % 2
+    holdout = pd.DataFrame({LABEL: y, "sharp": 0.1 + 0.8 * y, "blunt": np.random.default_rng(0).random(200)})
+    monkeypatch.setattr(promotion, "load_part", lambda uri, part: holdout)
+    client.set_model_version_tag(cfg.model_name, challenger, "training_set_uri", "memory://test")
+    stall = 0.01  # 10 ms of waiting per call, twice the 5 ms limit
+    models = {f"models:/{cfg.model_name}/{challenger}": Stalling("sharp", stall),
+              f"models:/{cfg.model_name}/{champion}": Stalling("blunt", 0.0)}
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", models.__getitem__)
+    # read by the wall clock, these calls take longer than the limit: the stall would reject the challenger
+    wall = training.scoring_latency({"challenger": models[f"models:/{cfg.model_name}/{challenger}"]},
+                                    holdout.head(10), clock=time.perf_counter)
+    assert wall["challenger"] >= stall * 1000 > cfg.max_latency_ms
+    first = promotion.compare(challenger)  # no champion: the absolute limit alone
+    assert (first.promote, first.reasons) == (True, ["first model, above the floor"])
+    assert first.challenger["latency_ms_p50"] < cfg.max_latency_ms
+    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == \
+        "promoted: first model, above the floor"
+    # with a champion, the waits land on the challenger's turns only
+    client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
+    second = promotion.compare(challenger)
+    assert (second.promote, second.reasons) == (True, ["pr_auc beats champion by the margin"])
+    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == \
+        "promoted: pr_auc beats champion by the margin"
+    experiment = client.get_experiment_by_name(f"{cfg.experiment}-promotion").experiment_id
+    [run] = client.search_runs([experiment], f"tags.champion_version = '{champion}'")
+    assert run.data.tags["decision"] == "promote"
+    assert run.data.metrics["challenger_latency_ms_p50"] < cfg.max_latency_ms

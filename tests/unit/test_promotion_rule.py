@@ -1,0 +1,245 @@
+"""The promotion rule (``promotion.decide``) on generated metric sets: a challenger that is worse
+than the documented rule allows, or that carries a metric which is not a finite number, is never
+promoted, and a challenger that clears every bound is. Then the latency guard's measurement
+(``training.scoring_latency``) against a burst of contention, on a fake CPU clock."""
+import dataclasses
+import math
+
+import hypothesis
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import strategies as st
+
+from lifecycle import promotion, settings, training
+
+BASE = settings.load()
+PROPERTIES = hypothesis.settings(deadline=None, database=None, max_examples=300)  # no timing: CI is shared
+
+configs = st.builds(
+    lambda margin, floor, latency, ratio, metric: dataclasses.replace(
+        BASE, promotion_margin=margin, promotion_floor=floor, max_latency_ms=latency, max_latency_ratio=ratio,
+        primary_metric=metric),
+    st.floats(0, 0.2), st.floats(0, 0.9), st.floats(0.1, 100), st.floats(1, 10), st.sampled_from(["pr_auc", "roc_auc"]))
+unit = st.floats(0, 1)
+metric_sets = st.fixed_dictionaries({"pr_auc": unit, "roc_auc": unit, "log_loss": st.floats(0, 10),
+                                     "latency_ms_p50": st.floats(0, 200)})
+NOT_FINITE = [math.nan, None, math.inf, -math.inf]
+
+
+def latency_limit(champion: dict | None, cfg) -> float:
+    """MAX_LATENCY_MS, or with a champion MAX_LATENCY_RATIO times its latency when that is higher."""
+    if champion is None:
+        return cfg.max_latency_ms
+    return max(cfg.max_latency_ms, cfg.max_latency_ratio * champion["latency_ms_p50"])
+
+
+def documented(challenger: dict, champion: dict | None, cfg) -> bool:
+    """The rule as the module docstring and the README state it, on finite metrics."""
+    m = cfg.primary_metric
+    if challenger["latency_ms_p50"] > latency_limit(champion, cfg) or challenger[m] < cfg.promotion_floor:
+        return False
+    if champion is None:
+        return True
+    return (challenger[m] - champion[m] >= cfg.promotion_margin
+            and challenger["roc_auc"] >= champion["roc_auc"] - cfg.promotion_margin)
+
+
+@st.composite
+def promotable(draw):
+    """(challenger, champion or None, cfg) that the documented rule promotes."""
+    cfg = draw(configs)
+    m = cfg.primary_metric
+    champion = draw(st.none() | metric_sets)
+    challenger = draw(metric_sets)
+    challenger["latency_ms_p50"] = draw(st.floats(0, latency_limit(champion, cfg)))
+    if champion is not None:
+        champion[m] = draw(st.floats(0, 0.5))
+        if m != "roc_auc":
+            challenger["roc_auc"] = draw(st.floats(max(0.0, champion["roc_auc"] - cfg.promotion_margin), 1))
+    low = max(cfg.promotion_floor, champion[m] + cfg.promotion_margin if champion else 0.0)
+    challenger[m] = draw(st.floats(low, 1))
+    hypothesis.assume(documented(challenger, champion, cfg))  # float rounding at a bound
+    return challenger, champion, cfg
+
+
+@PROPERTIES
+@hypothesis.given(configs, metric_sets, st.none() | metric_sets)
+def test_the_decision_is_the_documented_rule_with_its_reasons(cfg, challenger, champion):
+    promote, reasons = promotion.decide(challenger, champion, cfg)
+    assert promote == documented(challenger, champion, cfg)
+    assert reasons
+    if promote:
+        assert reasons == ["first model, above the floor" if champion is None
+                           else f"{cfg.primary_metric} beats champion by the margin"]
+
+
+@PROPERTIES
+@hypothesis.given(promotable())
+def test_a_challenger_that_clears_every_bound_is_promoted(case):
+    challenger, champion, cfg = case
+    assert promotion.decide(challenger, champion, cfg)[0] is True
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), configs, metric_sets, metric_sets)
+def test_a_challenger_worse_on_the_primary_metric_beyond_the_margin_is_never_promoted(data, cfg, challenger,
+                                                                                     champion):
+    m = cfg.primary_metric
+    hypothesis.assume(champion[m] + cfg.promotion_margin > 0)
+    challenger[m] = data.draw(st.floats(0, min(1.0, champion[m] + cfg.promotion_margin), exclude_max=True))
+    gain = challenger[m] - champion[m]
+    hypothesis.assume(gain < cfg.promotion_margin)
+    promote, reasons = promotion.decide(challenger, champion, cfg)
+    assert not promote
+    assert f"{m} gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}" in reasons
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), configs, metric_sets, st.none() | metric_sets)
+def test_a_challenger_below_the_floor_is_never_promoted(data, cfg, challenger, champion):
+    m = cfg.primary_metric
+    hypothesis.assume(cfg.promotion_floor > 0)
+    challenger[m] = data.draw(st.floats(0, cfg.promotion_floor, exclude_max=True))
+    promote, reasons = promotion.decide(challenger, champion, cfg)
+    assert not promote
+    assert f"{m} {challenger[m]:.4f} is below the floor {cfg.promotion_floor}" in reasons
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), configs, metric_sets, metric_sets)
+def test_a_challenger_regressing_on_roc_auc_is_never_promoted(data, cfg, challenger, champion):
+    hypothesis.assume(champion["roc_auc"] > cfg.promotion_margin)
+    challenger["roc_auc"] = data.draw(st.floats(0, champion["roc_auc"] - cfg.promotion_margin, exclude_max=True))
+    hypothesis.assume(challenger["roc_auc"] < champion["roc_auc"] - cfg.promotion_margin)
+    promote, reasons = promotion.decide(challenger, champion, cfg)
+    assert not promote
+    assert f"roc_auc {challenger['roc_auc']:.4f} regresses from {champion['roc_auc']:.4f}" in reasons
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), configs, metric_sets, st.none() | metric_sets)
+def test_a_challenger_slower_than_the_limit_is_never_promoted(data, cfg, challenger, champion):
+    limit = latency_limit(champion, cfg)
+    challenger["latency_ms_p50"] = data.draw(st.floats(limit, 1e6, exclude_min=True))
+    promote, reasons = promotion.decide(challenger, champion, cfg)
+    assert not promote
+    assert f"latency p50 {challenger['latency_ms_p50']:.2f} ms exceeds {limit:.2f} ms" in reasons
+
+
+def rule_metrics(role: str, cfg) -> list[str]:
+    return list(dict.fromkeys([cfg.primary_metric, "roc_auc", "latency_ms_p50"]))
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), promotable(), st.sampled_from(NOT_FINITE + ["missing"]))
+def test_one_metric_that_is_not_a_finite_number_turns_a_promotion_into_a_rejection_naming_it(data, case, bad):
+    challenger, champion, cfg = case
+    role = data.draw(st.sampled_from(["challenger"] + (["champion"] if champion is not None else [])))
+    name = data.draw(st.sampled_from(rule_metrics(role, cfg)))
+    spoiled = dict(challenger if role == "challenger" else champion)
+    if bad == "missing":
+        del spoiled[name]
+    else:
+        spoiled[name] = bad
+    pair = (spoiled, champion) if role == "challenger" else (challenger, spoiled)
+    shown = None if bad == "missing" else bad
+    assert promotion.decide(*pair, cfg) == (False, [f"{role} {name} is {shown!r}, not a finite number"])
+
+
+maybe_finite = st.none() | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@PROPERTIES
+@hypothesis.given(configs, st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite,
+                                                  "latency_ms_p50": maybe_finite}),
+                  st.none() | st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite,
+                                                     "latency_ms_p50": maybe_finite}))
+def test_metrics_that_are_not_finite_numbers_are_never_promoted_and_each_is_named(cfg, challenger, champion):
+    bad = [f"{role} {name} is {metrics[name]!r}, not a finite number"
+           for role, metrics in (("challenger", challenger), ("champion", champion)) if metrics is not None
+           for name in rule_metrics(role, cfg) if metrics[name] is None or not math.isfinite(metrics[name])]
+    promote, reasons = promotion.decide(challenger, champion, cfg)
+    if bad:
+        assert (promote, reasons) == (False, bad)
+    else:
+        assert promote == documented(challenger, champion, cfg)
+
+
+@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "latency_ms_p50"])
+def test_a_nan_first_model_is_not_promoted_on_the_floor(metric):
+    cfg = dataclasses.replace(BASE, primary_metric="pr_auc")
+    challenger = {"pr_auc": 0.9, "roc_auc": 0.95, "log_loss": 0.1, "latency_ms_p50": 1.0, metric: math.nan}
+    assert promotion.decide(challenger, None, cfg) == (False, [f"challenger {metric} is nan, not a finite number"])
+
+
+class Machine:
+    """A fake CPU-time clock and the models it runs: each predict call advances the clock by the
+    model's cost, multiplied while a burst is on. A burst is contention that CPU time still shows
+    (shared caches, a busy sibling hyperthread): it slows the calls made during a stretch of the
+    measurement, whichever model makes them."""
+
+    def __init__(self, burst_calls: int = 0, slowdown: float = 1.0):
+        self.now, self.calls, self.burst_calls, self.slowdown = 0.0, 0, burst_calls, slowdown
+
+    def clock(self) -> float:
+        return self.now
+
+    def model(self, cost_ms: float):
+        machine = self
+
+        class Model:
+            def predict(self, frame):
+                machine.calls += 1
+                factor = machine.slowdown if machine.calls <= machine.burst_calls else 1.0
+                machine.now += cost_ms / 1000 * factor
+                return np.zeros(len(frame))
+
+        return Model()
+
+
+ROWS = pd.DataFrame({"x": range(100)})
+CLEAR = {"pr_auc": 0.7, "roc_auc": 0.9, "log_loss": 0.1}  # beats CHAMPION_METRICS by every margin
+CHAMPION_METRICS = {"pr_auc": 0.6, "roc_auc": 0.9, "log_loss": 0.1}
+
+
+def decision(latency: dict[str, float], cfg):
+    challenger = {**CLEAR, "latency_ms_p50": latency["challenger"]}
+    champion = {**CHAMPION_METRICS, "latency_ms_p50": latency["champion"]} if "champion" in latency else None
+    return promotion.decide(challenger, champion, cfg)
+
+
+def test_a_burst_of_contention_during_the_measurement_reaches_both_models_and_changes_no_decision():
+    cfg = dataclasses.replace(BASE, max_latency_ms=1.5, max_latency_ratio=1.2, primary_metric="pr_auc")
+    quiet = Machine()
+    calm = training.scoring_latency({"challenger": quiet.model(1.0), "champion": quiet.model(1.0)}, ROWS,
+                                    clock=quiet.clock)
+    assert calm == {"challenger": pytest.approx(1.0), "champion": pytest.approx(1.0)}
+    assert decision(calm, cfg) == (True, ["pr_auc beats champion by the margin"])
+    # a 3x burst over the first 40% of the calls: the turns give each model 40% slow calls, the median keeps
+    busy = Machine(burst_calls=80, slowdown=3.0)
+    latency = training.scoring_latency({"challenger": busy.model(1.0), "champion": busy.model(1.0)}, ROWS,
+                                       clock=busy.clock)
+    assert latency == pytest.approx(calm) and decision(latency, cfg) == decision(calm, cfg)
+    # the same burst, had the challenger been measured alone before the champion, would reject it
+    alone = Machine(burst_calls=80, slowdown=3.0)
+    first = training.scoring_latency({"challenger": alone.model(1.0)}, ROWS, clock=alone.clock)
+    then = training.scoring_latency({"champion": alone.model(1.0)}, ROWS, clock=alone.clock)
+    assert first["challenger"] == pytest.approx(3.0) and then["champion"] == pytest.approx(1.0)
+    assert decision({**first, **then}, cfg)[0] is False
+    # a slowdown over the whole measurement raises both alike: the ratio to the champion holds
+    slow = Machine(burst_calls=10**6, slowdown=3.0)
+    latency = training.scoring_latency({"challenger": slow.model(1.0), "champion": slow.model(1.0)}, ROWS,
+                                       clock=slow.clock)
+    assert latency == {"challenger": pytest.approx(3.0), "champion": pytest.approx(3.0)}
+    assert decision(latency, cfg) == decision(calm, cfg)
+
+
+def test_a_challenger_slower_than_the_champion_beyond_the_ratio_is_rejected_however_busy_the_machine():
+    cfg = dataclasses.replace(BASE, max_latency_ms=1.5, max_latency_ratio=1.2, primary_metric="pr_auc")
+    for burst in (0, 80, 10**6):
+        machine = Machine(burst_calls=burst, slowdown=3.0)
+        latency = training.scoring_latency({"challenger": machine.model(2.0), "champion": machine.model(1.0)},
+                                           ROWS, clock=machine.clock)
+        promote, reasons = decision(latency, cfg)
+        assert not promote and reasons[0].startswith("latency p50"), (burst, latency)
