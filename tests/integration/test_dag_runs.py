@@ -111,7 +111,31 @@ def test_features_builds_snapshots_and_fills_the_online_store(dags):
     assert run.state == "success", states(run)
     assert xcom(run, "materialize") == [d.isoformat() for d in DAYS]
     assert lake.dates("features", "card_stats") == DAYS  # never the quarantined day
-    assert (settings.load().state_dir / "feast" / "online.db").stat().st_size > 100_000
+    # the online store serves each entity's newest snapshot: cards whose features changed on the last
+    # day get the last day's values, not the day before's; an unknown card gets nothing
+    from lifecycle.feature_store import get_store
+
+    snap = {(name, day): lake.read_parquet(lake.partition("features", name, day)).set_index(key)
+            for name, key in (("card_stats", "card_id"), ("merchant_stats", "merchant_id")) for day in DAYS[-2:]}
+    newest, before = snap["card_stats", DAYS[-1]], snap["card_stats", DAYS[-2]]
+    both = newest.index.intersection(before.index)
+    changed = both[newest.loc[both, "card_avg_amount_7d"] != before.loc[both, "card_avg_amount_7d"]][:20]
+    merchants = snap["merchant_stats", DAYS[-1]].index[:20]
+    assert len(changed) == len(merchants) == 20
+    store = get_store()
+    rows = [{"card_id": c, "merchant_id": m} for c, m in zip(changed, merchants, strict=True)]
+    got = store.get_online_features(features=store.get_feature_service(settings.load().feature_service),
+                                    entity_rows=[*rows, {"card_id": "never-seen-card", "merchant_id": merchants[0]}]
+                                    ).to_dict()
+    for name, ids in (("card_stats", changed), ("merchant_stats", merchants)):
+        expected = snap[name, DAYS[-1]].loc[list(ids)].drop(columns="event_timestamp")
+        assert set(expected.columns) < set(got)
+        for col in expected.columns:
+            assert got[col][:20] == expected[col].tolist(), col
+    assert {col: got[col][20] for col in newest.columns if col != "event_timestamp"} == \
+        dict.fromkeys(newest.columns.drop("event_timestamp"))  # the unknown card: every card feature missing
+    assert got["merchant_avg_amount_7d"][20] == snap["merchant_stats", DAYS[-1]].loc[merchants[0],
+                                                                                      "merchant_avg_amount_7d"]
 
 
 def test_train_registers_a_challenger(dags):
