@@ -4,6 +4,7 @@ The tests share the session state (.local/tests/session) and build on each other
 loop itself: ingest → validate → features → train → promote → package → monitor.
 """
 import datetime as dt
+import json
 import threading
 import time
 
@@ -203,8 +204,15 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     summary = xcom(run, "evaluate")
     assert summary["model_version"] == "1" and summary["labels"] >= settings.load().min_labels
     assert summary["groups"]["1/champion"]["sources"] == {"batch": summary["labels"]}
+    scored = {t for d in DAYS[-2:] for t in lake.read_parquet(lake.partition("curated", "transactions", d))
+              ["transaction_id"]}
+    labeled = set(lake.read_range("curated", "labels", DAYS[0], CORRUPT)["transaction_id"])
+    assert summary["labels"] == len(scored & labeled)  # every batch-scored transaction with a label, once
     assert not summary["degraded"] and "within bounds" in summary["reason"]
-    assert (lake.zone("reports") / "performance" / DAYS[-1].isoformat() / "report.json").exists()
+    report = lake.zone("reports") / "performance" / DAYS[-1].isoformat()
+    assert summary["report_uri"] == str(report / "report.html")
+    assert json.loads((report / "report.json").read_text())["summary"] == \
+        {k: v for k, v in summary.items() if k != "report_uri"}
 
 
 def test_canary_has_nothing_to_decide_without_a_canary(dags):
