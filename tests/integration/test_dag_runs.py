@@ -20,6 +20,10 @@ from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
 CORRUPT = dt.date(2026, 10, 7)
+# train runs "after" noon of the last day: the labels that became known that afternoon are in the
+# lake, and the run must not use them (its cutoff is its run_after). No logical date: each run gets
+# its own run id (one from run_after alone would repeat)
+CUTOFF = dt.datetime.combine(DAYS[-1], dt.time(12), tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -139,14 +143,31 @@ def test_features_builds_snapshots_and_fills_the_online_store(dags):
                                                                                       "merchant_avg_amount_7d"]
 
 
-def test_train_registers_a_challenger(dags):
-    run = dags["train"].test(run_conf={"seed": 11, "reason": "integration test"})
+def test_train_registers_a_challenger_from_the_labels_known_at_its_cutoff(dags):
+    import pandas as pd
+
+    from lifecycle import training
+
+    run = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 11, "reason": "integration test"})
     assert run.state == "success", states(run)
     assert set(states(run).values()) == {"success"}
     mv = tracking.version_by_alias(CHALLENGER)
     assert mv is not None and mv.version == 1 and mv.tags["trigger"] == "integration test"
     info = xcom(run, "training_set")
     assert info["last_day"] == DAYS[-1].isoformat()  # the corrupt day never reaches training
+    assert mv.tags["dataset_digest"] == info["digest"] and mv.tags["training_set_uri"] == info["uri"]
+    # labels arrive late, in their own feed: the run used exactly the labels known at its cutoff
+    labels = lake.read_range("curated", "labels", DAYS[0], CORRUPT)
+    cutoff = pd.Timestamp(CUTOFF)
+    late = labels[labels["labeled_at"] > cutoff]
+    assert len(late) > 100 and late["labeled_at"].max().date() == DAYS[-1]  # known that afternoon, in the lake
+    used = pd.concat([training.load_part(info["uri"], part) for part in training.PARTS])
+    assert len(used) == info["train_rows"] + info["holdout_rows"]
+    used = used[["transaction_id", "is_fraud"]].merge(labels, on="transaction_id", how="left",
+                                                      suffixes=("", "_curated"), validate="one_to_one")
+    assert (used["labeled_at"] <= cutoff).all() and (used["is_fraud"] == used["is_fraud_curated"]).all()
+    assert set(used["transaction_id"]) == set(labels.loc[labels["labeled_at"] <= cutoff, "transaction_id"])
+    assert not set(used["transaction_id"]) & set(late["transaction_id"])
 
 
 def test_promote_approves_the_first_model_without_moving_an_alias(dags):
@@ -236,11 +257,18 @@ def test_monitor_reports_without_drift_on_normal_data(dags):
 
 
 def test_retraining_on_the_same_data_is_not_promoted(dags):
-    assert dags["train"].test(run_conf={"seed": 11, "reason": "same data"}).state == "success"
+    again = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 11, "reason": "same data"})
+    assert again.state == "success", states(again)
     run = dags["promote"].test()
     assert states(run) == {"compare": "success", "is_better": "success", "approve": "skipped"}
     assert tracking.version_by_alias(CHAMPION).version == 1
-    assert tracking.version_by_alias(CHALLENGER).version == 2
+    first, second = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CHALLENGER)
+    assert second.version == 2 and second.tags["promotion_decision"].startswith("rejected")
+    # the same data (same cutoff) and seed: the same training set and the same holdout metrics
+    assert second.tags["dataset_digest"] == first.tags["dataset_digest"]
+    assert second.tags["training_set_uri"] != first.tags["training_set_uri"]  # written again by its own run
+    assert [second.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")] == \
+        [first.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")]
 
 
 def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
