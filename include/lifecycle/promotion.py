@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from lifecycle import settings as _settings
 from lifecycle import tracking
 from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS
-from lifecycle.training import LATENCY_ROWS, holdout_metrics, load_part, scoring_latency
+from lifecycle.training import LATENCY_ROWS, load_part, quality, scoring_latency
 
 
 @dataclass
@@ -110,7 +110,7 @@ def compare(challenger_version: str | None = None) -> Decision:
     holdout = load_part(challenger.tags["training_set_uri"], "holdout")
     models = {role: mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}")
               for role, mv in (("challenger", challenger), ("champion", champion)) if mv is not None}
-    scores = {role: holdout_metrics(model, holdout) for role, model in models.items()}
+    scores = {role: quality(model, holdout) for role, model in models.items()}
     # both models in turns on the same rows, in CPU time: see scoring_latency
     for role, latency in scoring_latency(models, holdout.head(LATENCY_ROWS)).items():
         scores[role]["latency_ms_p50"] = latency

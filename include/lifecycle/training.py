@@ -7,6 +7,10 @@ metrics; the best candidate becomes a new registered version with alias ``challe
 Every step is keyed by the Airflow run, so a retried task (its process killed mid-run) ends as an
 uninterrupted one would: the training set is published whole or not at all, the parent MLflow run
 and each finished candidate run are reused, and a run registers at most one model version.
+
+A registered version records what made it (training set URI and digest, flavour, seed, device,
+commit); ``reproduce`` retrains from that record and gives the same holdout metrics on the same
+device: every flavour fits deterministically (fixed seeds and thread counts).
 """
 from __future__ import annotations
 
@@ -24,9 +28,16 @@ from lifecycle.feature_store import FEATURE_SERVICE, get_store
 from lifecycle.modeling import LABEL, FraudModel, model_frame, numeric_columns, preprocessor
 from lifecycle.schema import CANDIDATES, CHALLENGER
 
+PARTS = ("train", "holdout")
+QUALITY = ("pr_auc", "roc_auc", "log_loss")  # the holdout metrics a retrain must reproduce (timings are not)
+
 
 class TrainingDataError(RuntimeError):
     """Not enough labeled, curated data to train on, or a lossy feature join."""
+
+
+class ReproductionError(RuntimeError):
+    """A registered version cannot be retrained from its record (training set changed or gone, device missing)."""
 
 
 class EvidenceAnswered(RuntimeError):
@@ -78,17 +89,30 @@ def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
                                 f"land more days or lower LIFECYCLE_HOLDOUT_DAYS")
     folder = lake.zone("training") / run_key.replace(":", "_").replace("+", "_")
     files = {f"{name}.parquet": lake.parquet_bytes(frame) for name, frame in parts.items()}
-    digests = {name: lake.sha256(files[f"{name}.parquet"]) for name in parts}
     info = {
         "uri": str(folder), "train_rows": len(parts["train"]), "holdout_rows": len(parts["holdout"]),
         "no_feature_rows": int(rows["card_avg_amount_7d"].isna().sum()),
         "fraud_rate": round(float(rows[LABEL].mean()), 5),
         "first_day": str(day.min().date()), "split_day": str(split.date()), "last_day": str(day.max().date()),
-        "digest": lake.sha256(json.dumps(digests, sort_keys=True).encode())[:16],
+        "digest": dataset_digest(files),
         "numeric": numeric_columns(rows),
     }
     lake.publish(folder, files, info)  # the manifest is the training set's description
     return info
+
+
+def dataset_digest(files: dict[str, bytes]) -> str:
+    """The training set's digest (recorded as ``dataset_digest``): over each part's file bytes."""
+    digests = {name.removesuffix(".parquet"): lake.sha256(data) for name, data in files.items()}
+    return lake.sha256(json.dumps(digests, sort_keys=True).encode())[:16]
+
+
+def stored_digest(uri: str) -> str:
+    """``dataset_digest`` of the training set as stored at ``uri`` now."""
+    from airflow.sdk import ObjectStoragePath
+
+    return dataset_digest({f"{part}.parquet": (ObjectStoragePath(uri) / f"{part}.parquet").read_bytes()
+                           for part in PARTS})
 
 
 def load_part(uri: str, part: str) -> pd.DataFrame:
@@ -153,8 +177,8 @@ def scoring_latency(models: dict, sample: pd.DataFrame, clock=time.process_time)
     return {role: float(np.median(t)) for role, t in timings.items()}
 
 
-def holdout_metrics(model, holdout: pd.DataFrame) -> dict[str, float]:
-    """Ranking and calibration of a pyfunc-like model's scores on the holdout."""
+def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
+    """Holdout metrics (``QUALITY``: ranking and calibration) of a pyfunc-like model's scores."""
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
     y = holdout[LABEL].to_numpy()
@@ -165,7 +189,7 @@ def holdout_metrics(model, holdout: pd.DataFrame) -> dict[str, float]:
 
 def evaluate(model, holdout: pd.DataFrame) -> dict[str, float]:
     """Holdout metrics and single-row scoring latency (p50, ms of CPU time) of a pyfunc-like model."""
-    metrics = holdout_metrics(model, holdout)
+    metrics = quality(model, holdout)
     return {**metrics, "latency_ms_p50": scoring_latency({"model": model}, holdout.head(LATENCY_ROWS))["model"]}
 
 
@@ -188,22 +212,15 @@ def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
                                                          f"and tags.flavour = '{flavour}'"):
         if run.info.status == "FINISHED" and found is None:
             found = {"flavour": flavour, "run_id": run.info.run_id, "device": run.data.params.get("device"),
+                     "seed": int(run.data.params["seed"]),
                      "metrics": dict(run.data.metrics), "artifact_digest": run.data.tags.get("artifact_digest")}
         elif run.info.status == "RUNNING":
             c.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
     return found
 
 
-def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: int) -> dict:
-    """Fit one candidate, log params/metrics/model to MLflow; returns run id and metrics."""
-    import mlflow
-
-    if (done := _earlier_attempt(parent_run_id, flavour)) is not None:  # also points MLflow at the store
-        return done
-    train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
-    numeric = training_set["numeric"]
-    dev = device()
-
+def fit(flavour: str, train: pd.DataFrame, numeric: list[str], seed: int, dev: str) -> tuple[FraudModel, object, float]:
+    """Fit one candidate on the training part; returns the model, its estimator and the fit seconds."""
     prep = preprocessor(numeric)
     X = prep.fit_transform(model_frame(train, numeric))
     y = train[LABEL].to_numpy()
@@ -213,12 +230,23 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
     fit_s = time.perf_counter() - t
     if flavour == "xgboost":
         est.set_params(device="cpu")  # scoring happens on CPU, in Airflow and in BentoML
-    model = FraudModel(prep, est, numeric, flavour)
+    return FraudModel(prep, est, numeric, flavour), est, fit_s
+
+
+def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: int) -> dict:
+    """Fit one candidate, log params/metrics/model to MLflow; returns run id and metrics."""
+    import mlflow
+
+    if (done := _earlier_attempt(parent_run_id, flavour)) is not None:  # also points MLflow at the store
+        return done
+    train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
+    dev = device()
+    model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev)
     metrics = {**evaluate(_Pyfunc(model), holdout), "fit_seconds": fit_s}
     with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=flavour,
                           parent_run_id=parent_run_id, nested=True) as run:
         params = {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))} \
-            if hasattr(est, "get_params") else {k: getattr(est, k) for k in ("hidden", "epochs", "lr")}
+            if hasattr(est, "get_params") else {k: getattr(est, k) for k in ("hidden", "epochs", "lr", "threads")}
         mlflow.log_params({**params, "flavour": flavour, "device": dev, "seed": seed})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"dataset_digest": training_set["digest"], "training_set_uri": training_set["uri"],
@@ -228,7 +256,42 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
                                        pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"])
         digest = tracking.logged_model_digest(info.model_uri)  # what the live service checks before serving
         mlflow.set_tag("artifact_digest", digest)
-    return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev, "artifact_digest": digest}
+    return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev, "seed": seed,
+            "artifact_digest": digest}
+
+
+def reproduce(version: str) -> dict:
+    """Retrain a registered version from its record and score it on its holdout.
+
+    Reads the version's training set from ``training_set_uri`` (``ReproductionError`` unless its
+    digest is still the recorded ``dataset_digest``), fits the recorded flavour with the recorded
+    seed on the recorded device, and returns the reproduced ``QUALITY`` metrics beside the recorded
+    ones (the candidate run's, full precision), with the recorded and the current commit: on the
+    same commit and device they are equal."""
+    from airflow.sdk import ObjectStoragePath
+
+    cfg = _settings.load()
+    c = tracking.client()
+    mv = c.get_model_version(cfg.model_name, str(version))
+    run = c.get_run(mv.run_id)
+    uri, recorded_digest = mv.tags["training_set_uri"], mv.tags["dataset_digest"]
+    try:
+        digest = stored_digest(uri)
+    except FileNotFoundError as err:
+        raise ReproductionError(f"version {version}: its training set {uri} is gone") from err
+    if digest != recorded_digest:
+        raise ReproductionError(f"version {version}: the training set at {uri} has digest {digest}, "
+                                f"not the recorded {recorded_digest}")
+    dev = run.data.params["device"]
+    if dev != "cpu" and device() != dev:
+        raise ReproductionError(f"version {version} was trained on {dev}; this machine has none")
+    seed = int(mv.tags.get("seed") or run.data.params["seed"])  # versions registered before the tag: the run's
+    numeric = lake.manifest(ObjectStoragePath(uri))["numeric"]
+    model, _, _ = fit(mv.tags["flavour"], load_part(uri, "train"), numeric, seed, dev)
+    return {"version": str(version), "flavour": mv.tags["flavour"], "seed": seed, "device": dev,
+            "dataset_digest": digest, "git_commit": mv.tags["git_commit"], "current_commit": tracking.git_commit(),
+            "recorded": {k: run.data.metrics[k] for k in QUALITY},
+            "reproduced": quality(_Pyfunc(model), load_part(uri, "holdout"))}
 
 
 def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -> str:
@@ -342,7 +405,8 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
             "git_commit": tracking.git_commit(), "airflow_run": run_key, "trigger": reason,
             "artifact_digest": best["artifact_digest"],
             "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
-            **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()}}
+            **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()},
+            **({"seed": str(best["seed"])} if best.get("seed") is not None else {})}
     # tags are written with the version, so a retry finds the version its first attempt made
     earlier = c.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{run_key}'")
     mv = earlier[0] if earlier else mlflow.register_model(f"runs:/{best['run_id']}/model", cfg.model_name, tags=tags)

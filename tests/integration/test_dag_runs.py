@@ -4,6 +4,7 @@ The tests share the session state (.local/tests/session) and build on each other
 loop itself: ingest → validate → features → train → promote → package → monitor.
 """
 import datetime as dt
+import json
 import threading
 import time
 
@@ -19,6 +20,10 @@ from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
 CORRUPT = dt.date(2026, 10, 7)
+# train runs "after" noon of the last day: the labels that became known that afternoon are in the
+# lake, and the run must not use them (its cutoff is its run_after). No logical date: each run gets
+# its own run id (one from run_after alone would repeat)
+CUTOFF = dt.datetime.combine(DAYS[-1], dt.time(12), tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -111,17 +116,58 @@ def test_features_builds_snapshots_and_fills_the_online_store(dags):
     assert run.state == "success", states(run)
     assert xcom(run, "materialize") == [d.isoformat() for d in DAYS]
     assert lake.dates("features", "card_stats") == DAYS  # never the quarantined day
-    assert (settings.load().state_dir / "feast" / "online.db").stat().st_size > 100_000
+    # the online store serves each entity's newest snapshot: cards whose features changed on the last
+    # day get the last day's values, not the day before's; an unknown card gets nothing
+    from lifecycle.feature_store import get_store
+
+    snap = {(name, day): lake.read_parquet(lake.partition("features", name, day)).set_index(key)
+            for name, key in (("card_stats", "card_id"), ("merchant_stats", "merchant_id")) for day in DAYS[-2:]}
+    newest, before = snap["card_stats", DAYS[-1]], snap["card_stats", DAYS[-2]]
+    both = newest.index.intersection(before.index)
+    changed = both[newest.loc[both, "card_avg_amount_7d"] != before.loc[both, "card_avg_amount_7d"]][:20]
+    merchants = snap["merchant_stats", DAYS[-1]].index[:20]
+    assert len(changed) == len(merchants) == 20
+    store = get_store()
+    rows = [{"card_id": c, "merchant_id": m} for c, m in zip(changed, merchants, strict=True)]
+    got = store.get_online_features(features=store.get_feature_service(settings.load().feature_service),
+                                    entity_rows=[*rows, {"card_id": "never-seen-card", "merchant_id": merchants[0]}]
+                                    ).to_dict()
+    for name, ids in (("card_stats", changed), ("merchant_stats", merchants)):
+        expected = snap[name, DAYS[-1]].loc[list(ids)].drop(columns="event_timestamp")
+        assert set(expected.columns) < set(got)
+        for col in expected.columns:
+            assert got[col][:20] == expected[col].tolist(), col
+    assert {col: got[col][20] for col in newest.columns if col != "event_timestamp"} == \
+        dict.fromkeys(newest.columns.drop("event_timestamp"))  # the unknown card: every card feature missing
+    assert got["merchant_avg_amount_7d"][20] == snap["merchant_stats", DAYS[-1]].loc[merchants[0],
+                                                                                      "merchant_avg_amount_7d"]
 
 
-def test_train_registers_a_challenger(dags):
-    run = dags["train"].test(run_conf={"seed": 11, "reason": "integration test"})
+def test_train_registers_a_challenger_from_the_labels_known_at_its_cutoff(dags):
+    import pandas as pd
+
+    from lifecycle import training
+
+    run = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 11, "reason": "integration test"})
     assert run.state == "success", states(run)
     assert set(states(run).values()) == {"success"}
     mv = tracking.version_by_alias(CHALLENGER)
     assert mv is not None and mv.version == 1 and mv.tags["trigger"] == "integration test"
     info = xcom(run, "training_set")
     assert info["last_day"] == DAYS[-1].isoformat()  # the corrupt day never reaches training
+    assert mv.tags["dataset_digest"] == info["digest"] and mv.tags["training_set_uri"] == info["uri"]
+    # labels arrive late, in their own feed: the run used exactly the labels known at its cutoff
+    labels = lake.read_range("curated", "labels", DAYS[0], CORRUPT)
+    cutoff = pd.Timestamp(CUTOFF)
+    late = labels[labels["labeled_at"] > cutoff]
+    assert len(late) > 100 and late["labeled_at"].max().date() == DAYS[-1]  # known that afternoon, in the lake
+    used = pd.concat([training.load_part(info["uri"], part) for part in training.PARTS])
+    assert len(used) == info["train_rows"] + info["holdout_rows"]
+    used = used[["transaction_id", "is_fraud"]].merge(labels, on="transaction_id", how="left",
+                                                      suffixes=("", "_curated"), validate="one_to_one")
+    assert (used["labeled_at"] <= cutoff).all() and (used["is_fraud"] == used["is_fraud_curated"]).all()
+    assert set(used["transaction_id"]) == set(labels.loc[labels["labeled_at"] <= cutoff, "transaction_id"])
+    assert not set(used["transaction_id"]) & set(late["transaction_id"])
 
 
 def test_promote_approves_the_first_model_without_moving_an_alias(dags):
@@ -179,8 +225,15 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     summary = xcom(run, "evaluate")
     assert summary["model_version"] == "1" and summary["labels"] >= settings.load().min_labels
     assert summary["groups"]["1/champion"]["sources"] == {"batch": summary["labels"]}
+    scored = {t for d in DAYS[-2:] for t in lake.read_parquet(lake.partition("curated", "transactions", d))
+              ["transaction_id"]}
+    labeled = set(lake.read_range("curated", "labels", DAYS[0], CORRUPT)["transaction_id"])
+    assert summary["labels"] == len(scored & labeled)  # every batch-scored transaction with a label, once
     assert not summary["degraded"] and "within bounds" in summary["reason"]
-    assert (lake.zone("reports") / "performance" / DAYS[-1].isoformat() / "report.json").exists()
+    report = lake.zone("reports") / "performance" / DAYS[-1].isoformat()
+    assert summary["report_uri"] == str(report / "report.html")
+    assert json.loads((report / "report.json").read_text())["summary"] == \
+        {k: v for k, v in summary.items() if k != "report_uri"}
 
 
 def test_canary_has_nothing_to_decide_without_a_canary(dags):
@@ -204,11 +257,18 @@ def test_monitor_reports_without_drift_on_normal_data(dags):
 
 
 def test_retraining_on_the_same_data_is_not_promoted(dags):
-    assert dags["train"].test(run_conf={"seed": 11, "reason": "same data"}).state == "success"
+    again = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 11, "reason": "same data"})
+    assert again.state == "success", states(again)
     run = dags["promote"].test()
     assert states(run) == {"compare": "success", "is_better": "success", "approve": "skipped"}
     assert tracking.version_by_alias(CHAMPION).version == 1
-    assert tracking.version_by_alias(CHALLENGER).version == 2
+    first, second = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CHALLENGER)
+    assert second.version == 2 and second.tags["promotion_decision"].startswith("rejected")
+    # the same data (same cutoff) and seed: the same training set and the same holdout metrics
+    assert second.tags["dataset_digest"] == first.tags["dataset_digest"]
+    assert second.tags["training_set_uri"] != first.tags["training_set_uri"]  # written again by its own run
+    assert [second.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")] == \
+        [first.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")]
 
 
 def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):

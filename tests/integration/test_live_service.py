@@ -137,7 +137,99 @@ def test_bad_requests_answer_4xx_never_5xx(service, key):
     url = urlsplit(service)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     conn.request("POST", "/predict_batch", chunks, {**json_type, "Transfer-Encoding": "chunked"}, encode_chunked=True)
-    assert conn.getresponse().status == 413
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())) == (413, {"error": "body exceeds the limit of 65536 bytes"})
+
+
+def logged_rows(service: str, key: str) -> int:
+    """Rows the (one-worker) service has put in the prediction log, flushed or still buffered."""
+    counts = status(service, key)["prediction_log"]
+    return counts["logged_rows"] + counts["buffered_rows"]
+
+
+def problems(answer: bytes) -> list[tuple[tuple, str, str]]:
+    """A 400's validation details as (location, error type, message)."""
+    body = json.loads(answer)
+    assert set(body) == {"error", "detail"} and body["error"].startswith(f"{len(body['detail'])} validation error"), \
+        body
+    return [(tuple(d["loc"]), d["type"], d["msg"]) for d in body["detail"]]
+
+
+def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_never_logged(service, key):
+    """Each breach of the request contract answers 400 with the field and the rule it broke; bodies
+    too large answer 413 and bodies that are not JSON 415, saying why. None reaches a model, so none
+    is in the prediction log, and the service answers good requests after them."""
+    cfg = settings.load()
+    auth = {"Authorization": f"Bearer {key}"}
+    json_type = {**auth, "Content-Type": "application/json"}
+    good = {**packaging.GOOD, "transaction_id": "good-after-breaches"}
+    bad = lambda name, **change: {**packaging.GOOD, "transaction_id": f"breach-{name}", **change}  # noqa: E731
+    missing = {k: v for k, v in bad("missing").items() if k != "card_id"}
+    before = logged_rows(service, key)
+    breaches = [  # (body, the field, pydantic's error type, words of the message)
+        (missing, ("card_id",), "missing", "Field required"),
+        (bad("amount-text", amount="12.5"), ("amount",), "float_type", "Input should be a valid number"),
+        (bad("amount-negative", amount=-5), ("amount",), "greater_than_equal", "greater than or equal to 0.01"),
+        (bad("amount-zero", amount=0), ("amount",), "greater_than_equal", "greater than or equal to 0.01"),
+        (bad("amount-huge", amount=cfg.max_amount + 1), ("amount",), "less_than_equal",
+         f"less than or equal to {cfg.max_amount:g}"),
+        (bad("country", country="XX"), ("country",), "literal_error", "Input should be 'US', 'GB'"),
+        (bad("category", merchant_category="casino"), ("merchant_category",), "literal_error", "Input should be"),
+        (bad("card-empty", card_id=""), ("card_id",), "string_too_short", "at least 1 character"),
+        (bad("card-number", card_id=12345), ("card_id",), "string_type", "Input should be a valid string"),
+        (bad("time-naive", event_timestamp="2026-10-20T12:00:00"), ("event_timestamp",), "value_error",
+         "must be an RFC 3339 timestamp with a zone"),
+        (bad("time-number", event_timestamp=1760961600), ("event_timestamp",), "value_error",
+         "must be an RFC 3339 timestamp with a zone"),
+    ]
+    for body, field, kind, words in breaches:
+        code, answer = raw(service, "POST", "/predict", json.dumps(body).encode(), json_type)
+        assert code == 400, (body, code, answer[:300])
+        [(loc, got_kind, msg)] = problems(answer)
+        assert (loc[-len(field):], got_kind) == (field, kind) and words in msg, (body, loc, got_kind, msg)
+    # a batch names the row and the field; too many rows name the limit
+    rows = [bad(f"batch-{i}") for i in range(5)]
+    rows[3] = bad("batch-3", amount=-1)
+    code, answer = raw(service, "POST", "/predict_batch", json.dumps({"transactions": rows}).encode(), json_type)
+    [(loc, kind, msg)] = problems(answer)
+    assert code == 400 and (loc[-3:], kind) == (("transactions", 3, "amount"), "greater_than_equal"), answer[:300]
+    too_many = {"transactions": [bad(f"many-{i}") for i in range(51)]}
+    code, answer = raw(service, "POST", "/predict_batch", json.dumps(too_many).encode(), json_type)
+    [(loc, kind, msg)] = problems(answer)
+    assert code == 400 and (loc[-1:], kind) == (("transactions",), "too_long") and "at most 50 items" in msg, answer
+    code, answer = raw(service, "POST", "/predict", b'{"transaction_id": "breach-json", ', json_type)
+    [(loc, kind, msg)] = problems(answer)
+    assert (code, loc, kind) == (400, (), "json_invalid") and msg.startswith("Invalid JSON"), answer[:300]
+    # bodies over the limit (65536 here) and bodies that are not JSON are refused before any parsing
+    oversized = json.dumps({**bad("oversized"), "padding": "x" * 70_000}).encode()
+    code, answer = raw(service, "POST", "/predict", oversized, json_type)
+    assert (code, json.loads(answer)) == (413, {"error": f"body of {len(oversized)} bytes exceeds the limit of "
+                                                         "65536 bytes"})
+    body = json.dumps(bad("not-json")).encode()
+    for media, shown in (("text/plain", "'text/plain'"), ("multipart/form-data", "'multipart/form-data'"),
+                         (None, "'none'")):
+        headers = {**auth, "Content-Type": media} if media else auth
+        code, answer = raw(service, "POST", "/predict", body, headers)
+        assert (code, json.loads(answer)) == (415, {"error": f"content type {shown} is not supported: "
+                                                             "send application/json"}), media
+    # the service still answers; a field the contract does not name is ignored (the published schema
+    # allows additional properties): scored as the request without it
+    answers = []
+    for body in (good, {**good, "note": "not in the contract"}):
+        code, answer = raw(service, "POST", "/predict", json.dumps(body).encode(), json_type)
+        assert code == 200, answer[:300]
+        answers.append(json.loads(answer))
+    assert [(a["transaction_id"], a["model_version"]) for a in answers] == [(good["transaction_id"], "1")] * 2
+    assert answers[0]["fraud_probability"] == answers[1]["fraud_probability"]
+    assert logged_rows(service, key) == before + 2  # only the two answered requests were scored and logged
+    deadline, answered = time.monotonic() + 10, {a["request_id"] for a in answers}
+    while time.monotonic() < deadline:  # flushed every LIFECYCLE_PREDICTION_FLUSH_SECONDS
+        logged = prediction_log.read(days=[dt.date.fromisoformat(good["event_timestamp"][:10])])
+        if len(logged) and answered <= set(logged["request_id"]):
+            break
+        time.sleep(0.5)
+    mine = logged[logged["transaction_id"].str.startswith(("breach-", "good-after-breaches"))]
+    assert sorted(mine["request_id"]) == sorted(answered) and set(mine["transaction_id"]) == {good["transaction_id"]}
 
 
 def test_batch_answers_every_row_with_version_and_arm(service, key, world):

@@ -2,6 +2,7 @@
 changes; monitoring sees no data drift, live performance sees the champion degrade once the
 labels of the concept days arrive. Batch scores are the predictions joined with the labels."""
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,12 @@ def test_concept_drift_degrades_the_champion_without_data_drift(concept_world):
     assert after["value"] < before["value"] - 0.2 and after["labels"] >= 500
     assert after["groups"][f"{concept_world['version']}/champion"]["sources"] == {"batch": after["labels"]}
     page = lake.zone("reports") / "performance" / concept_world["concept"][-1].isoformat() / "report.html"
-    assert page.exists() and after["report_uri"].endswith("report.html")
+    assert after["report_uri"] == str(page)
+    published = json.loads((page.parent / "report.json").read_text())
+    assert published["summary"] == {k: v for k, v in after.items() if k != "report_uri"}
+    drift = next(m for m in published["metrics"] if m["config"]["type"].endswith(":ValueDrift"))
+    assert after["prediction_drift"] == {"method": drift["config"]["method"], "value": drift["value"],
+                                         "threshold": drift["config"]["threshold"]}  # the page's own numbers
     assert f"pr_auc {after['value']:.4f}" in (lake.zone("reports") / "index.html").read_text()
     mv = performance.tracking.client().get_model_version(settings.load().model_name, concept_world["version"])
     assert float(mv.tags["live_pr_auc"]) == pytest.approx(after["value"])

@@ -80,10 +80,11 @@ def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(wo
     service = store.get_feature_service(FEATURE_SERVICE)
     got = store.get_online_features(features=service, entity_rows=[
         {"card_id": "c00001", "merchant_id": "m0001"}, {"card_id": "nobody", "merchant_id": "m0001"}]).to_dict()
-    snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]),
-                             world[-1])["card_stats"].set_index("card_id")
-    assert got["card_avg_amount_7d"][0] == snap.loc["c00001", "card_avg_amount_7d"]
-    assert got["card_avg_amount_7d"][1] is None and got["merchant_avg_amount_7d"][1] is not None
+    snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]), world[-1])
+    cards, merchants = snap["card_stats"].set_index("card_id"), snap["merchant_stats"].set_index("merchant_id")
+    assert got["card_avg_amount_7d"][0] == cards.loc["c00001", "card_avg_amount_7d"]
+    assert got["card_avg_amount_7d"][1] is None  # the unknown card; its known merchant is still served
+    assert got["merchant_avg_amount_7d"] == [merchants.loc["m0001", "merchant_avg_amount_7d"]] * 2
 
 
 def test_the_offline_store_reads_the_relative_sources_under_the_profiles_lake_root(state, monkeypatch):

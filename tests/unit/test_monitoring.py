@@ -48,15 +48,57 @@ def champion(world):
     return tracking.version_by_alias(CHAMPION)
 
 
+def page(summary: dict) -> dict:
+    """What the published HTML report shows (Evidently embeds its widgets as JSON): the dataset
+    verdict, the counters and each column's verdict and score."""
+    import re
+
+    html = ObjectStoragePath(summary["report_uri"]).read_text()
+    verdict = re.search(r'"label": "Dataset Drift is (NOT )?detected\. Dataset drift detection threshold is ([\d.]+)"',
+                        html)
+    counters = dict((label, value) for value, label in re.findall(r'\{"value": "([^"]*)", "label": "([^"]+)"\}', html))
+    columns = re.findall(r'"column_name": "(\w+)", "column_type": "\w+", "stattest_name": "([^"]+)".*?'
+                         r'"data_drift": "(Detected|Not Detected)", "drift_score": ([-\d.e]+)\}', html, re.DOTALL)
+    return {"drift": verdict.group(1) is None, "threshold": float(verdict.group(2)),
+            "columns": int(counters["Columns"]), "drifted": int(counters["Drifted Columns"]),
+            "share": float(counters["Share of Drifted Columns"]),
+            "per_column": {c: (test, verdict == "Detected", float(score)) for c, test, verdict, score in columns}}
+
+
+def report_json(summary: dict) -> dict:
+    return json.loads((ObjectStoragePath(summary["report_uri"]).parent / "report.json").read_text())
+
+
+def assert_report_says(summary: dict, champion_version: str) -> None:
+    """The HTML page and the JSON beside it state the numbers the drift decision was taken on."""
+    data = report_json(summary)
+    assert data["summary"] == {k: v for k, v in summary.items() if k != "report_uri"}
+    assert data["summary"]["model_version"] == champion_version
+    drift = {m["config"]["column"]: m for m in data["metrics"] if m["config"]["type"].endswith(":ValueDrift")}
+    assert sorted(drift) == sorted(monitoring.COLUMNS)
+    shown = page(summary)
+    assert (shown["drift"], shown["threshold"]) == (summary["drift"], summary["threshold"])
+    assert (shown["columns"], shown["drifted"]) == (len(monitoring.COLUMNS), len(summary["drifted_columns"]))
+    assert shown["share"] == round(summary["drift_share"], 3)
+    assert shown["per_column"] == {c: (m["config"]["method"], c in summary["drifted_columns"], round(m["value"], 6))
+                                   for c, m in drift.items()}
+    # the reports index lists it with the same numbers
+    days = summary["current_days"]
+    row = "".join(f"<td>{v}</td>" for v in (summary["as_of"], f"{days[0]}..{days[-1]}", champion_version,
+                                             f"{summary['drift_share']:.4f}",
+                                             ", ".join(summary["drifted_columns"]) or "-",
+                                             "yes" if summary["drift"] else "no"))
+    assert row in (lake.zone("reports") / "index.html").read_text()
+
+
 def test_same_distribution_is_no_drift_and_reports_land(world, champion):
     summary = monitoring.drift_report(world[-1])
     assert summary["drift"] is False and summary["drift_share"] < summary["threshold"]
+    assert summary["drifted_columns"] == [] and summary["drift_share"] == 0.0
     assert summary["current_days"] == [d.isoformat() for d in world[-3:]]
-    html = ObjectStoragePath(summary["report_uri"])
-    assert html.exists() and html.stat().st_size > 100_000
-    data = json.loads((html.parent / "report.json").read_text())
-    assert data["summary"]["model_version"] == str(champion.version)
-    assert f"drift/{world[-1].isoformat()}/report.html" in (lake.zone("reports") / "index.html").read_text()
+    assert_report_says(summary, str(champion.version))
+    index = (lake.zone("reports") / "index.html").read_text()
+    assert f"drift/{world[-1].isoformat()}/report.html" in index
 
 
 def test_drifted_days_cross_the_threshold(world, champion):
@@ -66,4 +108,6 @@ def test_drifted_days_cross_the_threshold(world, champion):
     summary = monitoring.drift_report(drifted[-1])
     assert summary["drift"] is True and summary["drift_share"] >= summary["threshold"]
     assert {"amount", "merchant_category"} <= set(summary["drifted_columns"])
+    assert summary["drift_share"] == len(summary["drifted_columns"]) / len(monitoring.COLUMNS)
     assert summary["current_days"] == [d.isoformat() for d in drifted]
+    assert_report_says(summary, str(champion.version))

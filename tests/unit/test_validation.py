@@ -9,6 +9,18 @@ from lifecycle import datagen, ingest, lake, validation
 DAY = dt.date(2026, 10, 5)
 
 
+def validation_page(dataset: str, day: dt.date) -> str:
+    """The text of a day's Data Docs validation result page, which the docs' index links."""
+    import html
+    import re
+
+    folder = lake.zone("reports") / "data_quality" / dataset / day.isoformat()
+    [page] = [p for p in folder.rglob("*.html") if "/validations/" in p.path]
+    assert page.path.removeprefix(folder.path.rstrip("/") + "/") in (folder / "index.html").read_text()
+    markup = re.sub(r"<(style|script).*?</\1>", " ", page.read_text(), flags=re.DOTALL)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup)))
+
+
 def test_normal_batch_passes_to_curated_with_data_docs(state):
     land_days(DAY, 1)
     assert validation.pending_days() == [DAY]
@@ -17,8 +29,10 @@ def test_normal_batch_passes_to_curated_with_data_docs(state):
     assert [(o.dataset, o.success) for o in outcomes] == [("transactions", True), ("labels", True)]
     assert lake.dates("curated", "transactions") == [DAY] == lake.dates("curated", "labels")
     assert lake.manifest(lake.partition("curated", "transactions", DAY))["validated"] is True
-    docs = lake.zone("reports") / "data_quality" / "transactions" / DAY.isoformat() / "index.html"
-    assert docs.exists() and "<html" in docs.read_text().lower()
+    for dataset in ("transactions", "labels"):
+        page = validation_page(dataset, DAY)
+        assert f"Expectation Suite: {dataset} " in page and "Status: Succeeded " in page
+        assert "Unsuccessful Expectations 0 " in page and "Success Percent 100% " in page
     assert "data_quality/transactions/2026-10-05/index.html" in (lake.zone("reports") / "index.html").read_text()
 
 
@@ -46,7 +60,9 @@ def test_corrupt_batch_is_quarantined_and_every_broken_rule_named(state):
     assert len(kept) == 3030  # quarantined data is kept whole
     failures = lake.manifest(lake.partition("quarantine", "transactions", DAY))["failures"]
     assert {f["column"] for f in failures} >= {"merchant_id", "amount", "transaction_id", "event_timestamp"}
-    assert (lake.zone("reports") / "data_quality" / "transactions" / DAY.isoformat() / "index.html").exists()
+    page = validation_page("transactions", DAY)  # the Data Docs say the same as the manifest
+    assert "Status: Failed " in page and f"Unsuccessful Expectations {len(failures)} " in page
+    assert f"{(tx['amount'] < 0).sum()} unexpected values found" in page
     # the retry of an attempt killed after it quarantined the batch fails the same way, naming the rules
     with pytest.raises(validation.QualityGateError, match="already quarantined.*expect_column_values_to_be_unique"):
         validation.validate_day(DAY)
