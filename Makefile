@@ -37,9 +37,12 @@ serve: install  ## the live model service alone on the same state, http://localh
 bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
 	$(PY) bench/serving.py
 
-lint: install  ## ruff, then its Airflow rules (AIR, some only in preview, which the other rules do not run in)
-	$(VENV)/bin/ruff check include dags tests feature_repo plugins bench
-	$(VENV)/bin/ruff check --select AIR --preview include dags tests feature_repo plugins bench
+LINTED := include dags tests feature_repo plugins bench
+
+lint: install  ## ruff's rules, its Airflow rules (AIR, some only in preview, which the others do not run in), its format
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff check --select AIR --preview $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 lock:  ## re-resolve requirements.in into requirements.lock (deliberate upgrades only)
 	rm -rf .local/lockenv && $(PYTHON) -m venv .local/lockenv

@@ -17,6 +17,7 @@ online       single-entity get_online_features from Redis: the feature service (
              view) and the plain stored views; p50/p90/p99/max ms.
 The JSON result goes to stdout (progress and the children's logs to stderr) and, with --out, to a file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,33 @@ DAY = dt.date(2026, 10, 1)  # the snapshot day of the materialize/online data
 N_MERCHANTS = 2000
 # Settings that say where a deployment lives: a child starts without them (the sandbox or the
 # embedded defaults decide), so a shell with a scale-out environment exported cannot leak into it.
-LOCATION_KEYS = ("LIFECYCLE_PROFILE", "LIFECYCLE_STATE_DIR", "LIFECYCLE_LAKE_ROOT", "LIFECYCLE_MLFLOW_TRACKING_URI",
-                 "LIFECYCLE_MLFLOW_ARTIFACT_ROOT", "LIFECYCLE_POSTGRES_URL", "LIFECYCLE_DB_PREFIX",
-                 "LIFECYCLE_REDIS_URL", "LIFECYCLE_S3_ENDPOINT_URL", "LIFECYCLE_S3_BUCKET", "LIFECYCLE_S3_ACCESS_KEY",
-                 "LIFECYCLE_S3_SECRET_KEY", "LIFECYCLE_MLFLOW_URL", "LIFECYCLE_AIRFLOW_PORT")
-VIEW_FEATURES = ["card_stats:card_txn_count_1d", "card_stats:card_txn_count_7d", "card_stats:card_avg_amount_7d",
-                 "card_stats:card_std_amount_7d", "card_stats:card_max_amount_7d", "card_stats:card_online_share_7d",
-                 "card_stats:card_country_count_7d", "merchant_stats:merchant_txn_count_7d",
-                 "merchant_stats:merchant_avg_amount_7d"]
+LOCATION_KEYS = (
+    "LIFECYCLE_PROFILE",
+    "LIFECYCLE_STATE_DIR",
+    "LIFECYCLE_LAKE_ROOT",
+    "LIFECYCLE_MLFLOW_TRACKING_URI",
+    "LIFECYCLE_MLFLOW_ARTIFACT_ROOT",
+    "LIFECYCLE_POSTGRES_URL",
+    "LIFECYCLE_DB_PREFIX",
+    "LIFECYCLE_REDIS_URL",
+    "LIFECYCLE_S3_ENDPOINT_URL",
+    "LIFECYCLE_S3_BUCKET",
+    "LIFECYCLE_S3_ACCESS_KEY",
+    "LIFECYCLE_S3_SECRET_KEY",
+    "LIFECYCLE_MLFLOW_URL",
+    "LIFECYCLE_AIRFLOW_PORT",
+)
+VIEW_FEATURES = [
+    "card_stats:card_txn_count_1d",
+    "card_stats:card_txn_count_7d",
+    "card_stats:card_avg_amount_7d",
+    "card_stats:card_std_amount_7d",
+    "card_stats:card_max_amount_7d",
+    "card_stats:card_online_share_7d",
+    "card_stats:card_country_count_7d",
+    "merchant_stats:merchant_txn_count_7d",
+    "merchant_stats:merchant_avg_amount_7d",
+]
 
 
 def log(msg: str) -> None:
@@ -78,6 +98,7 @@ def _reset_peak_rss() -> bool:
 
 # ---------------------------------------------------------------- children (one process each)
 
+
 def child_loop(profile: str, normal_days: int, drifted_days: int) -> dict:
     """demo.run on one profile; runs in its own process (see ``run_child``)."""
     from lifecycle import demo, sandbox
@@ -90,15 +111,23 @@ def child_loop(profile: str, normal_days: int, drifted_days: int) -> dict:
         with sandbox.scaleout(state):
             summary = demo.run(normal_days, drifted_days)
     else:
-        os.environ.update({"LIFECYCLE_PROFILE": "embedded", "LIFECYCLE_STATE_DIR": str(state),
-                           "LIFECYCLE_AIRFLOW_PORT": str(sandbox.free_port(span=4))})
+        os.environ.update(
+            {
+                "LIFECYCLE_PROFILE": "embedded",
+                "LIFECYCLE_STATE_DIR": str(state),
+                "LIFECYCLE_AIRFLOW_PORT": str(sandbox.free_port(span=4)),
+            }
+        )
         summary = demo.run(normal_days, drifted_days)
-    dags = {d: {"runs": e["runs"], "max_seconds": e["max_seconds"], "total_seconds": e["total_seconds"]}
-            for d, e in summary["dags"].items()}
+    dags = {
+        d: {"runs": e["runs"], "max_seconds": e["max_seconds"], "total_seconds": e["total_seconds"]}
+        for d, e in summary["dags"].items()
+    }
     return {
         "profile": profile,
         "executor": "CeleryExecutor" if profile == "scaleout" else "LocalExecutor",
-        "normal_days": normal_days, "drifted_days": drifted_days,
+        "normal_days": normal_days,
+        "drifted_days": drifted_days,
         "wall_seconds": summary["wall_seconds"],
         "process_seconds": round(time.monotonic() - t0, 1),  # + sandbox set-up/teardown, imports
         "dag_max_seconds": max((e["max_seconds"] for e in dags.values()), default=0),
@@ -119,17 +148,19 @@ def card_stats_frame(n: int, day: dt.date, seed: int = 7):
     count_7d = rng.poisson(6, n).astype("int64") + 1
     avg = np.round(np.exp(rng.normal(3.6, 0.6, n)), 2)
     std = np.where(count_7d > 1, np.round(avg * rng.uniform(0.05, 0.8, n), 2), 0.0)
-    return pd.DataFrame({
-        "card_id": [f"c{i:07d}" for i in range(n)],
-        "card_txn_count_1d": rng.binomial(count_7d, 1 / 7).astype("int64"),
-        "card_txn_count_7d": count_7d,
-        "card_avg_amount_7d": avg,
-        "card_std_amount_7d": std,
-        "card_max_amount_7d": np.round(avg + std * rng.uniform(0, 2, n), 2),
-        "card_online_share_7d": np.round(rng.uniform(0, 1, n), 3),
-        "card_country_count_7d": rng.integers(1, 4, n).astype("int64"),
-        "event_timestamp": pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1),
-    })
+    return pd.DataFrame(
+        {
+            "card_id": [f"c{i:07d}" for i in range(n)],
+            "card_txn_count_1d": rng.binomial(count_7d, 1 / 7).astype("int64"),
+            "card_txn_count_7d": count_7d,
+            "card_avg_amount_7d": avg,
+            "card_std_amount_7d": std,
+            "card_max_amount_7d": np.round(avg + std * rng.uniform(0, 2, n), 2),
+            "card_online_share_7d": np.round(rng.uniform(0, 1, n), 3),
+            "card_country_count_7d": rng.integers(1, 4, n).astype("int64"),
+            "event_timestamp": pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1),
+        }
+    )
 
 
 def merchant_stats_frame(n: int, day: dt.date, seed: int = 8):
@@ -137,12 +168,14 @@ def merchant_stats_frame(n: int, day: dt.date, seed: int = 8):
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "merchant_id": [f"m{i:04d}" for i in range(n)],
-        "merchant_txn_count_7d": rng.poisson(50, n).astype("int64") + 1,
-        "merchant_avg_amount_7d": np.round(np.exp(rng.normal(3.6, 0.5, n)), 2),
-        "event_timestamp": pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1),
-    })
+    return pd.DataFrame(
+        {
+            "merchant_id": [f"m{i:04d}" for i in range(n)],
+            "merchant_txn_count_7d": rng.poisson(50, n).astype("int64") + 1,
+            "merchant_avg_amount_7d": np.round(np.exp(rng.normal(3.6, 0.5, n)), 2),
+            "event_timestamp": pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1),
+        }
+    )
 
 
 def check_like_snapshot(frames: dict, day: dt.date) -> None:
@@ -152,18 +185,29 @@ def check_like_snapshot(frames: dict, day: dt.date) -> None:
     from lifecycle import features
 
     end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=12)
-    curated = pd.DataFrame({"card_id": ["c1", "c1", "c2"], "merchant_id": ["m1", "m2", "m1"],
-                            "amount": [10.0, 20.0, 30.0], "channel": ["online", "pos", "pos"],
-                            "country": ["US", "DE", "US"], "event_timestamp": [end] * 3})
+    curated = pd.DataFrame(
+        {
+            "card_id": ["c1", "c1", "c2"],
+            "merchant_id": ["m1", "m2", "m1"],
+            "amount": [10.0, 20.0, 30.0],
+            "channel": ["online", "pos", "pos"],
+            "country": ["US", "DE", "US"],
+            "event_timestamp": [end] * 3,
+        }
+    )
     reference = features.snapshot(curated, day)
     for name, frame in frames.items():
         ref = reference[name]
         if list(frame.columns) != list(ref.columns) or not frame.dtypes.equals(ref.dtypes):
-            raise RuntimeError(f"{name}: bench frame {dict(frame.dtypes.astype(str))} differs from "
-                               f"features.snapshot's {dict(ref.dtypes.astype(str))}")
+            raise RuntimeError(
+                f"{name}: bench frame {dict(frame.dtypes.astype(str))} differs from "
+                f"features.snapshot's {dict(ref.dtypes.astype(str))}"
+            )
         if frame["event_timestamp"].iloc[0] != ref["event_timestamp"].iloc[0]:
-            raise RuntimeError(f"{name}: event_timestamp {frame['event_timestamp'].iloc[0]} is not the snapshot's "
-                               f"{ref['event_timestamp'].iloc[0]}")
+            raise RuntimeError(
+                f"{name}: event_timestamp {frame['event_timestamp'].iloc[0]} is not the snapshot's "
+                f"{ref['event_timestamp'].iloc[0]}"
+            )
 
 
 def publish(name: str, frame, day: dt.date) -> int:
@@ -171,9 +215,17 @@ def publish(name: str, frame, day: dt.date) -> int:
     from lifecycle import lake
 
     data = lake.parquet_bytes(frame)
-    lake.publish(lake.partition("features", name, day), {"data.parquet": data},
-                 {"dataset": name, "date": day.isoformat(), "rows": len(frame),
-                  "data_sha256": lake.sha256(data), "curated_sha256": "bench/scaleout.py"})
+    lake.publish(
+        lake.partition("features", name, day),
+        {"data.parquet": data},
+        {
+            "dataset": name,
+            "date": day.isoformat(),
+            "rows": len(frame),
+            "data_sha256": lake.sha256(data),
+            "curated_sha256": "bench/scaleout.py",
+        },
+    )
     return len(data)
 
 
@@ -183,8 +235,11 @@ def materialize_view(store, view: str, day: dt.date) -> float:
 
     stamp = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
     t = time.perf_counter()
-    store.materialize(start_date=pd.Timestamp(day, tz="UTC").to_pydatetime(),
-                      end_date=(stamp + pd.Timedelta(minutes=1)).to_pydatetime(), feature_views=[view])
+    store.materialize(
+        start_date=pd.Timestamp(day, tz="UTC").to_pydatetime(),
+        end_date=(stamp + pd.Timedelta(minutes=1)).to_pydatetime(),
+        feature_views=[view],
+    )
     return time.perf_counter() - t
 
 
@@ -198,8 +253,10 @@ def redis_figures(svc, sample: int = 1000) -> dict:
         if len(keys) >= sample:
             break
     sizes = [client.memory_usage(k) or 0 for k in keys]
-    return {"redis_keys_after": client.dbsize(),
-            "redis_bytes_per_key_sampled": round(sum(sizes) / len(sizes)) if sizes else None}
+    return {
+        "redis_keys_after": client.dbsize(),
+        "redis_bytes_per_key_sampled": round(sum(sizes) / len(sizes)) if sizes else None,
+    }
 
 
 def latency(call, rows: list[dict], warmup: int, check) -> dict:
@@ -215,8 +272,14 @@ def latency(call, rows: list[dict], warmup: int, check) -> dict:
         timings.append((time.perf_counter_ns() - t) / 1e6)
     ms = np.array(timings)
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"requests": len(ms), "p50_ms": round(p50, 3), "p90_ms": round(p90, 3), "p99_ms": round(p99, 3),
-            "max_ms": round(float(ms.max()), 3), "mean_ms": round(float(ms.mean()), 3)}
+    return {
+        "requests": len(ms),
+        "p50_ms": round(p50, 3),
+        "p90_ms": round(p90, 3),
+        "p99_ms": round(p99, 3),
+        "max_ms": round(float(ms.max()), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }
 
 
 def child_features(steps: list[str], entities: int, online_entities: int, requests: int, warmup: int) -> dict:
@@ -257,7 +320,9 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
         seconds = materialize_view(store, "card_stats", DAY)
         hwm = _proc_status("VmHWM") if reset else None
         figures = {
-            "entities": n, "seconds": round(seconds, 2), "entities_per_s": round(n / seconds),
+            "entities": n,
+            "seconds": round(seconds, 2),
+            "entities_per_s": round(n / seconds),
             **redis_figures(svc),
             "parquet_mb": round(parquet_bytes / 2**20, 1),
             "prepare_seconds": round(prepare_seconds, 1),  # generate + publish to S3 (not in `seconds`)
@@ -274,8 +339,10 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
             service = store.get_feature_service(FEATURE_SERVICE)
             rnd = random.Random(11)
             total = warmup + requests
-            rows = [{"card_id": rnd.choice(card_ids), "merchant_id": f"m{rnd.randrange(N_MERCHANTS):04d}",
-                     "amount": 42.0} for _ in range(total)]
+            rows = [
+                {"card_id": rnd.choice(card_ids), "merchant_id": f"m{rnd.randrange(N_MERCHANTS):04d}", "amount": 42.0}
+                for _ in range(total)
+            ]
 
             def found(names):
                 def check(response):
@@ -283,6 +350,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
                     missing = [k for k in names if values[k][0] is None]
                     if missing:
                         raise RuntimeError(f"online features missing for a known entity: {missing}")
+
                 return check
 
             log(f"online latency: {warmup} warm-up + {requests} single-entity calls per variant")
@@ -290,15 +358,24 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
                 "entities_in_store": n,
                 "feature_service": {
                     "features": f"{FEATURE_SERVICE} (card_stats, merchant_stats, on-demand amount_ratios)",
-                    **latency(lambda row: store.get_online_features(features=service, entity_rows=[row]), rows,
-                              warmup, found(["card_avg_amount_7d", "merchant_avg_amount_7d", "amount_to_card_avg"])),
+                    **latency(
+                        lambda row: store.get_online_features(features=service, entity_rows=[row]),
+                        rows,
+                        warmup,
+                        found(["card_avg_amount_7d", "merchant_avg_amount_7d", "amount_to_card_avg"]),
+                    ),
                 },
                 "plain_views": {
                     "features": f"{len(VIEW_FEATURES)} stored features of card_stats and merchant_stats",
-                    **latency(lambda row: store.get_online_features(
-                        features=VIEW_FEATURES,
-                        entity_rows=[{"card_id": row["card_id"], "merchant_id": row["merchant_id"]}]),
-                        rows, warmup, found(["card_avg_amount_7d", "merchant_avg_amount_7d"])),
+                    **latency(
+                        lambda row: store.get_online_features(
+                            features=VIEW_FEATURES,
+                            entity_rows=[{"card_id": row["card_id"], "merchant_id": row["merchant_id"]}],
+                        ),
+                        rows,
+                        warmup,
+                        found(["card_avg_amount_7d", "merchant_avg_amount_7d"]),
+                    ),
                 },
             }
             fs, pv = out["online"]["feature_service"], out["online"]["plain_views"]
@@ -307,6 +384,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
 
 
 # ---------------------------------------------------------------- parent
+
 
 def run_child(name: str, args: list[str], env: dict[str, str]) -> dict:
     """This script in a fresh interpreter (``--child``); its stdout goes to our stderr, its result
@@ -317,8 +395,10 @@ def run_child(name: str, args: list[str], env: dict[str, str]) -> dict:
     t = time.monotonic()
     done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno())
     if done.returncode != 0 or not result.exists():
-        return {"error": f"child {name!r} exited with {done.returncode} after {time.monotonic() - t:.0f} s "
-                         "(its log is above, on stderr)"}
+        return {
+            "error": f"child {name!r} exited with {done.returncode} after {time.monotonic() - t:.0f} s "
+            "(its log is above, on stderr)"
+        }
     return json.loads(result.read_text())
 
 
@@ -332,9 +412,12 @@ def child_env() -> dict[str, str]:
 def machine() -> dict:
     from importlib.metadata import version
 
-    info = {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    info = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     try:
         info["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
@@ -345,7 +428,8 @@ def machine() -> dict:
         import redis
 
         info["redis_server"] = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).info("server")[
-            "redis_version"]
+            "redis_version"
+        ]
     except Exception as err:  # informational only
         info["redis_server"] = f"unreachable: {err}"
     return info
@@ -359,23 +443,41 @@ def ratios(embedded: dict, scaleout: dict) -> dict:
         "wall_seconds": ratio(scaleout.get("wall_seconds"), embedded.get("wall_seconds")),
         "dag_total_seconds": ratio(scaleout.get("dag_total_seconds"), embedded.get("dag_total_seconds")),
         "dag_max_seconds": ratio(scaleout.get("dag_max_seconds"), embedded.get("dag_max_seconds")),
-        "peak_pss_mb": ratio((scaleout.get("airflow_peak_memory_mb") or {}).get("pss"),
-                             (embedded.get("airflow_peak_memory_mb") or {}).get("pss")),
+        "peak_pss_mb": ratio(
+            (scaleout.get("airflow_peak_memory_mb") or {}).get("pss"),
+            (embedded.get("airflow_peak_memory_mb") or {}).get("pss"),
+        ),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS), metavar="STEP",
-                        help=f"measurements to run, of {', '.join(STEPS)} (default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=STEPS,
+        default=list(STEPS),
+        metavar="STEP",
+        help=f"measurements to run, of {', '.join(STEPS)} (default: all)",
+    )
     parser.add_argument("--normal-days", type=int, default=8, help="loop: normal days (default 8)")
     parser.add_argument("--drifted-days", type=int, default=3, help="loop: drifted days (default 3)")
-    parser.add_argument("--entities", type=int, default=1_000_000,
-                        help="materialize: distinct cards in the snapshot (default 1,000,000)")
-    parser.add_argument("--online-entities", type=int, default=100_000,
-                        help="online without materialize: cards materialized first (default 100,000)")
+    parser.add_argument(
+        "--entities",
+        type=int,
+        default=1_000_000,
+        help="materialize: distinct cards in the snapshot (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--online-entities",
+        type=int,
+        default=100_000,
+        help="online without materialize: cards materialized first (default 100,000)",
+    )
     parser.add_argument("--requests", type=int, default=2000, help="online: timed calls per variant (default 2000)")
     parser.add_argument("--warmup", type=int, default=100, help="online: untimed calls first (default 100)")
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
@@ -412,9 +514,22 @@ def main(argv: list[str] | None = None) -> None:
         out["loop"] = loop
     if "materialize" in steps or "online" in steps:
         feature_steps = [s for s in steps if s != "loop"]
-        result = run_child("features", ["--only", *feature_steps, "--entities", str(args.entities),
-                                        "--online-entities", str(args.online_entities),
-                                        "--requests", str(args.requests), "--warmup", str(args.warmup)], env)
+        result = run_child(
+            "features",
+            [
+                "--only",
+                *feature_steps,
+                "--entities",
+                str(args.entities),
+                "--online-entities",
+                str(args.online_entities),
+                "--requests",
+                str(args.requests),
+                "--warmup",
+                str(args.warmup),
+            ],
+            env,
+        )
         out.update({s: result for s in feature_steps} if "error" in result else result)
     text = json.dumps(out, indent=2, default=str)
     print(text)

@@ -10,6 +10,7 @@ XGBoost champion; --reuse keeps one built before). Then it measures:
   score_day    one whole day as the score DAG runs it: Feast point-in-time join, load and digest
                check of the champion, scoring, write
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,15 +61,19 @@ def main() -> None:
     columns, score_s = timed(scoring.score_frame, frame, model, version, CHAMPION)
     _, write_s = timed(prediction_log.write_batch, cfg, day + dt.timedelta(days=365), version, "bench", columns)
     result, day_s = timed(scoring.score_day, day)
-    table = [("score_frame (inputs + model + log columns)", len(frame), score_s, f">= {GOAL_ROWS_PER_S:,} rows/s"),
-             ("write one prediction-log file", len(frame), write_s, "-"),
-             ("score + write", len(frame), score_s + write_s, f">= {GOAL_ROWS_PER_S:,} rows/s"),
-             (f"score_day {day} (Feast join, load, score, write)", result["rows"], day_s, "-")]
+    table = [
+        ("score_frame (inputs + model + log columns)", len(frame), score_s, f">= {GOAL_ROWS_PER_S:,} rows/s"),
+        ("write one prediction-log file", len(frame), write_s, "-"),
+        ("score + write", len(frame), score_s + write_s, f">= {GOAL_ROWS_PER_S:,} rows/s"),
+        (f"score_day {day} (Feast join, load, score, write)", result["rows"], day_s, "-"),
+    ]
     print(f"{'measurement':<52} {'rows':>10} {'seconds':>8} {'rows/s':>12}  goal")
     for label, rows, seconds, goal in table:
         print(f"{label:<52} {rows:>10,} {seconds:>8.3f} {rows / seconds:>12,.0f}  {goal}")
-    print(f"\nmodel version {version} ({model.flavour}, single-threaded as served); {os.cpu_count()} cores, "
-          f"python {sys.version.split()[0]}")
+    print(
+        f"\nmodel version {version} ({model.flavour}, single-threaded as served); {os.cpu_count()} cores, "
+        f"python {sys.version.split()[0]}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ days and one released XGBoost champion; --reuse keeps one built before), then me
 The load generator (wrk) shares the machine's cores with the service. Prints a table with the
 goals (single row p99 <= 5 ms and >= 500 req/s; batch >= 20,000 rows/s) and the ratio to in-process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,15 @@ def sample(n: int) -> list[dict]:
 
 
 def row(label: str, p50: float, p99: float, mx: float, rps: float, goal: str, limit_p50: float | None) -> dict:
-    return {"measurement": label, "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "max_ms": round(mx, 3),
-            "per_s": round(rps, 1), "goal": goal, "x_in_process_p50": round(p50 / limit_p50, 1) if limit_p50 else None}
+    return {
+        "measurement": label,
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "max_ms": round(mx, 3),
+        "per_s": round(rps, 1),
+        "goal": goal,
+        "x_in_process_p50": round(p50 / limit_p50, 1) if limit_p50 else None,
+    }
 
 
 def in_process(bodies: list[dict], n: int) -> dict:
@@ -84,8 +92,15 @@ def in_process(bodies: list[dict], n: int) -> dict:
         timings.append((time.perf_counter() - t) * 1000)
     model.close()
     timings.sort()
-    return row("in-process, 1 row (limit)", timings[n // 2], timings[int(n * 0.99)], timings[-1],
-               1000 / (sum(timings) / n), "-", None)
+    return row(
+        "in-process, 1 row (limit)",
+        timings[n // 2],
+        timings[int(n * 0.99)],
+        timings[-1],
+        1000 / (sum(timings) / n),
+        "-",
+        None,
+    )
 
 
 def wrk(base: str, key: str, bodies: list[dict], connections: int, seconds: int) -> dict:
@@ -93,8 +108,13 @@ def wrk(base: str, key: str, bodies: list[dict], connections: int, seconds: int)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
     try:
-        done = subprocess.run(["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "-s", f.name,
-                               f"{base}/predict"], capture_output=True, text=True, timeout=seconds + 60, check=True)
+        done = subprocess.run(
+            ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "-s", f.name, f"{base}/predict"],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        )
     finally:
         os.unlink(f.name)
     line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
@@ -117,9 +137,15 @@ def batch(base: str, key: str, bodies: list[dict], rounds: int) -> dict:
         if i >= 2:  # two warm-up rounds
             timings.append((time.perf_counter() - t) * 1000)
     timings.sort()
-    return row(f"HTTP batch of {len(bodies):,} rows (per request)", timings[len(timings) // 2],
-               timings[min(len(timings) - 1, int(len(timings) * 0.99))], timings[-1],
-               len(bodies) / (timings[len(timings) // 2] / 1000), f">= {GOAL_BATCH_RPS:,} rows/s", None)
+    return row(
+        f"HTTP batch of {len(bodies):,} rows (per request)",
+        timings[len(timings) // 2],
+        timings[min(len(timings) - 1, int(len(timings) * 0.99))],
+        timings[-1],
+        len(bodies) / (timings[len(timings) // 2] / 1000),
+        f">= {GOAL_BATCH_RPS:,} rows/s",
+        None,
+    )
 
 
 def main() -> None:
@@ -129,8 +155,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="LIFECYCLE_SERVING_WORKERS for the served service")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("bench/serving.py drives the service with wrk, which is not installed: "
-                         "`make bench-tools` installs Debian's package (or run `make bench`)")
+        raise SystemExit(
+            "bench/serving.py drives the service with wrk, which is not installed: "
+            "`make bench-tools` installs Debian's package (or run `make bench`)"
+        )
     if not (args.reuse and (STATE / "lake").exists()):
         world.build(STATE, DAYS)
     cfg = settings.load()
@@ -138,8 +166,10 @@ def main() -> None:
     bodies = sample(1000)
     table = [in_process(bodies, 3000)]
     limit = table[0]["p50_ms"]
-    overrides = {"LIFECYCLE_SERVING_SOURCE": "bench",
-                 **({"LIFECYCLE_SERVING_WORKERS": str(args.workers)} if args.workers else {})}
+    overrides = {
+        "LIFECYCLE_SERVING_SOURCE": "bench",
+        **({"LIFECYCLE_SERVING_WORKERS": str(args.workers)} if args.workers else {}),
+    }
     with packaging.serving(packaging.SERVICE, overrides) as base:
         before = len(prediction_log.read(source="bench"))
         for connections in (1, 8):
@@ -147,22 +177,34 @@ def main() -> None:
             got = wrk(base, key, bodies, connections, args.seconds)
             if got["errors"]:
                 raise SystemExit(f"wrk saw {got['errors']} failed requests with {connections} connections")
-            table.append(row(f"HTTP single row, {connections} connection{'s' * (connections > 1)}",
-                             got["p50_us"] / 1000, got["p99_us"] / 1000, got["max_us"] / 1000,
-                             got["requests"] / got["seconds"], f"p99 <= {GOAL_P99_MS} ms, >= {GOAL_RPS} req/s", limit))
+            table.append(
+                row(
+                    f"HTTP single row, {connections} connection{'s' * (connections > 1)}",
+                    got["p50_us"] / 1000,
+                    got["p99_us"] / 1000,
+                    got["max_us"] / 1000,
+                    got["requests"] / got["seconds"],
+                    f"p99 <= {GOAL_P99_MS} ms, >= {GOAL_RPS} req/s",
+                    limit,
+                )
+            )
         table.append(batch(base, key, bodies, 20))
         status = packaging.post(f"{base}/status", {}, key)[1]
     sent = len(prediction_log.read(source="bench")) - before
     print(f"{'measurement':<42} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'per s':>10}  {'x in-proc':>9}  goal")
     for r in table:
         ratio = f"{r['x_in_process_p50']:.1f}" if r["x_in_process_p50"] else "-"
-        print(f"{r['measurement']:<42} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_ms']:>8.3f} "
-              f"{r['per_s']:>10,.1f}  {ratio:>9}  {r['goal']}")
-    print(f"\nserving model version {status['serving']['champion']}; prediction log: {sent:,} rows written by this "
-          f"run (the service reported {status['prediction_log']['logged_rows']:,} logged + "
-          f"{status['prediction_log']['buffered_rows']:,} buffered before its final flush); "
-          f"{overrides.get('LIFECYCLE_SERVING_WORKERS', cfg.serving_workers)} service worker(s), "
-          f"{os.cpu_count()} cores, python {sys.version.split()[0]}")
+        print(
+            f"{r['measurement']:<42} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_ms']:>8.3f} "
+            f"{r['per_s']:>10,.1f}  {ratio:>9}  {r['goal']}"
+        )
+    print(
+        f"\nserving model version {status['serving']['champion']}; prediction log: {sent:,} rows written by this "
+        f"run (the service reported {status['prediction_log']['logged_rows']:,} logged + "
+        f"{status['prediction_log']['buffered_rows']:,} buffered before its final flush); "
+        f"{overrides.get('LIFECYCLE_SERVING_WORKERS', cfg.serving_workers)} service worker(s), "
+        f"{os.cpu_count()} cores, python {sys.version.split()[0]}"
+    )
 
 
 if __name__ == "__main__":

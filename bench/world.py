@@ -2,6 +2,7 @@
 
 Import after setting LIFECYCLE_STATE_DIR: the lifecycle modules read it on every call.
 """
+
 from __future__ import annotations
 
 import datetime as dt

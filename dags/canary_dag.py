@@ -13,6 +13,7 @@ for a human under Browse → Required Actions; a rejection, or no answer within
 `LIFECYCLE_APPROVAL_TIMEOUT_HOURS`, aborts and says so. Every outcome is an MLflow run
 (`kind=canary_decision`) and tags on the version. Emits **model_released** on a rollout.
 """
+
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
@@ -22,9 +23,15 @@ from lifecycle.assets import RELEASED
 from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=RELEASED),
-     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "mlflow", "serving"], doc_md=__doc__)
+@dag(
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=RELEASED),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "mlflow", "serving"],
+    doc_md=__doc__,
+)
 def canary():
     @task(multiple_outputs=False)
     def decide() -> dict:
@@ -79,19 +86,25 @@ def canary():
             raise AirflowSkipException("no approval was asked for in this run")
         decision = ti.xcom_pull(task_ids="decide")
         user = answer.get("responded_by_user")
-        why = (f"rollout rejected by {user['name']}" if user else
-               f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected")
+        why = (
+            f"rollout rejected by {user['name']}"
+            if user
+            else f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected"
+        )
         return canary.abort(decision, why)
 
     decision = decide()
     branch = route(decision)
     done = rollout(decision)
     asked = approval.RecordedApproval(
-        task_id="approval", subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
-        body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}", defaults="Reject",
+        task_id="approval",
+        subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
+        body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}",
+        defaults="Reject",
         response_timeout=timedelta(hours=CFG.approval_timeout_hours),
         ignore_downstream_trigger_rules=False,
-        doc_md="Asks a human under Browse → Required Actions whether to roll the canary out (default: Reject).")
+        doc_md="Asks a human under Browse → Required Actions whether to roll the canary out (default: Reject).",
+    )
     branch >> asked >> done
     branch >> done
     branch >> abort(decision)

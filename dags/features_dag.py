@@ -6,15 +6,23 @@ included), applies the
 definitions in `feature_repo/` (as `feast apply` does), and materializes those days into the online store.
 Emits **fraud_features**.
 """
+
 from airflow.sdk import dag, task
 
 from lifecycle.assets import CURATED, FEATURES
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_to_process
 
 
-@dag(schedule=[CURATED], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "feast"], doc_md=__doc__,
-     params=dates_param("rebuild"))
+@dag(
+    schedule=[CURATED],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "feast"],
+    doc_md=__doc__,
+    params=dates_param("rebuild"),
+)
 def features():
     @task
     def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:

@@ -7,6 +7,7 @@ slot held), failing with the missing paths after `LIFECYCLE_LANDING_TIMEOUT_MINU
 copies them into `raw/<dataset>/date=YYYY-MM-DD/` with a manifest (rows, schema, sha256, source);
 a rerun rewrites an identical partition. Emits **raw_transactions**.
 """
+
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from lifecycle import landing
@@ -14,13 +15,22 @@ from lifecycle.assets import RAW
 from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"), start_date=START, catchup=False,
-     max_active_runs=4, default_args=DEFAULT_ARGS, tags=[*TAGS, "lake"], doc_md=__doc__)
+@dag(
+    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=4,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "lake"],
+    doc_md=__doc__,
+)
 def ingest():
     wait_for_files = landing.LandingSensor(
-        task_id="wait_for_files", timeout_minutes=CFG.landing_timeout_minutes,
+        task_id="wait_for_files",
+        timeout_minutes=CFG.landing_timeout_minutes,
         poke_seconds=CFG.landing_poke_seconds,
-        doc_md="Waits (deferred) until the day's transactions and labels files have landed.")
+        doc_md="Waits (deferred) until the day's transactions and labels files have landed.",
+    )
 
     @task(multiple_outputs=False, outlets=[RAW])
     def land(*, data_interval_start=None, outlet_events=None) -> dict:
@@ -29,9 +39,12 @@ def ingest():
 
         day = data_interval_start.date()
         manifests = ingest.ingest_day(day)
-        outlet_events[RAW].extra = {"dates": [day.isoformat()], "rows": manifests["transactions"]["rows"],
-                                    "labels": manifests["labels"]["rows"],
-                                    "sha256": manifests["transactions"]["source_sha256"]}
+        outlet_events[RAW].extra = {
+            "dates": [day.isoformat()],
+            "rows": manifests["transactions"]["rows"],
+            "labels": manifests["labels"]["rows"],
+            "sha256": manifests["transactions"]["source_sha256"],
+        }
         return manifests
 
     wait_for_files >> land()

@@ -6,14 +6,22 @@ linked from `reports/index.html`. Emits **feature_drift** (extra: drift_share, d
 report_uri, as_of and the judged champion's model_version) only when the drifted-column share
 reaches the configured threshold.
 """
+
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from lifecycle.assets import DRIFT
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"), start_date=START, catchup=False,
-     max_active_runs=1, default_args=DEFAULT_ARGS, tags=[*TAGS, "evidently"], doc_md=__doc__)
+@dag(
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "evidently"],
+    doc_md=__doc__,
+)
 def monitor():
     @task(multiple_outputs=False)
     def drift_report(*, dag_run=None) -> dict:
@@ -35,8 +43,9 @@ def monitor():
     @task(outlets=[DRIFT])
     def emit_drift(summary: dict, *, outlet_events=None) -> None:
         """Emits feature_drift with the evidence."""
-        outlet_events[DRIFT].extra = {k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of",
-                                                                  "model_version")}
+        outlet_events[DRIFT].extra = {
+            k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of", "model_version")
+        }
 
     summary = drift_report()
     drifted(summary) >> emit_drift(summary)

@@ -6,15 +6,23 @@ model version, HTTP 400 on bad input, 401 without the API key) and stops it: emi
 **fraud_service_bento**. Only then moves alias `champion` to the version (the old one keeps
 `previous_champion`): the live service follows within seconds. Emits **model_released**.
 """
+
 from airflow.sdk import Param, dag, task
 
 from lifecycle.assets import PACKAGED, PROMOTED, RELEASED
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 
 
-@dag(schedule=[PROMOTED], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "bentoml"], doc_md=__doc__,
-     params={"version": Param(None, type=["null", "string"], description="Version to package on a manual run")})
+@dag(
+    schedule=[PROMOTED],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "bentoml"],
+    doc_md=__doc__,
+    params={"version": Param(None, type=["null", "string"], description="Version to package on a manual run")},
+)
 def package():
     @task
     def approved_version(params=None, *, triggering_asset_events=None) -> str:

@@ -10,17 +10,30 @@ baseline, labels, window, report_uri) when the champion's live metric, over at l
 `LIFECYCLE_MIN_LABELS` labels, is below `LIFECYCLE_DEGRADED_THRESHOLD` or below its holdout value
 minus `LIFECYCLE_DEGRADED_MARGIN`.
 """
+
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from lifecycle.assets import CURATED, DEGRADED
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CURATED),
-     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "evidently", "mlflow"], doc_md=__doc__,
-     params={"as_of": Param(None, type=["null", "string"], format="date",
-                            description="Last event day of the window (default: the newest curated day)")})
+@dag(
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=CURATED),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "evidently", "mlflow"],
+    doc_md=__doc__,
+    params={
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Last event day of the window (default: the newest curated day)",
+        )
+    },
+)
 def performance():
     @task(multiple_outputs=False)
     def evaluate(*, params=None) -> dict:
@@ -50,8 +63,10 @@ def performance():
     @task(outlets=[DEGRADED])
     def emit_degraded(summary: dict, *, outlet_events=None) -> None:
         """Emits model_degraded with the evidence."""
-        outlet_events[DEGRADED].extra = {k: summary[k] for k in ("metric", "value", "baseline", "labels", "window",
-                                                                  "report_uri", "model_version", "reason")}
+        outlet_events[DEGRADED].extra = {
+            k: summary[k]
+            for k in ("metric", "value", "baseline", "labels", "window", "report_uri", "model_version", "reason")
+        }
 
     summary = evaluate()
     degraded(summary) >> emit_degraded(summary)

@@ -6,14 +6,22 @@ an absolute floor). The decision and its numbers are logged to MLflow, to the ve
 `promotion_decision` tag and to this task's log. Emits **model_promoted** only on approval;
 no alias moves here: `package` releases the version once its bento passed the smoke test.
 """
+
 from airflow.sdk import dag, task
 
 from lifecycle.assets import CANDIDATE, PROMOTED
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, events_extra
 
 
-@dag(schedule=[CANDIDATE], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "mlflow"], doc_md=__doc__)
+@dag(
+    schedule=[CANDIDATE],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "mlflow"],
+    doc_md=__doc__,
+)
 def promote():
     @task(multiple_outputs=False)
     def compare(*, triggering_asset_events=None) -> dict:
@@ -35,8 +43,10 @@ def promote():
     @task(outlets=[PROMOTED])
     def approve(decision: dict, *, outlet_events=None) -> str:
         """Hand the approved version to packaging."""
-        outlet_events[PROMOTED].extra = {"version": decision["challenger_version"],
-                                         decision["metric"]: decision["challenger"][decision["metric"]]}
+        outlet_events[PROMOTED].extra = {
+            "version": decision["challenger_version"],
+            decision["metric"]: decision["challenger"][decision["metric"]],
+        }
         return decision["challenger_version"]
 
     decision = compare()

@@ -6,16 +6,27 @@ version that was champion, so a second run rolls forward). The same lever as
 the `canary` DAG decides from production evidence. Fails naming the model when there is no
 `previous_champion`. Emits **model_released**.
 """
+
 from airflow.sdk import Param, dag, task
 
 from lifecycle.assets import RELEASED
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
 
 
-@dag(schedule=None, start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "mlflow"], doc_md=__doc__,
-     params={"as_canary": Param(False, type="boolean",
-                                description="The previous champion serves as canary first; the canary DAG decides")})
+@dag(
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "mlflow"],
+    doc_md=__doc__,
+    params={
+        "as_canary": Param(
+            False, type="boolean", description="The previous champion serves as canary first; the canary DAG decides"
+        )
+    },
+)
 def rollback():
     @task(multiple_outputs=False, retries=0, outlets=[RELEASED])
     def swap_aliases(*, params=None, outlet_events=None) -> dict:

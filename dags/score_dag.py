@@ -9,15 +9,23 @@ version replaces the file. A day that is not curated, or a run before any champi
 skipped, saying why.
 Emits **batch_predictions**.
 """
+
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, dag, task
 
 from lifecycle.assets import FEATURES, PREDICTIONS
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, events_extra
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("0 4 * * *", timezone="UTC"), assets=FEATURES),
-     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "scoring"], doc_md=__doc__, params=dates_param("score"))
+@dag(
+    schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("0 4 * * *", timezone="UTC"), assets=FEATURES),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "scoring"],
+    doc_md=__doc__,
+    params=dates_param("score"),
+)
 def score():
     @task
     def days_to_score(*, dag_run=None, data_interval_start=None, triggering_asset_events=None, params=None) -> list:
@@ -40,8 +48,10 @@ def score():
             result = scoring.score_day(date.fromisoformat(day))
         except scoring.ScoringError as reason:  # no champion yet, or the day is not curated
             raise AirflowSkipException(str(reason)) from reason
-        outlet_events[PREDICTIONS].extra = {"dates": [day], "scored": [f"v{s['version']} {s['arm']}"
-                                                                     for s in result["scored"]]}
+        outlet_events[PREDICTIONS].extra = {
+            "dates": [day],
+            "scored": [f"v{s['version']} {s['arm']}" for s in result["scored"]],
+        }
         return result
 
     # a mapped task does not take its doc from the docstring: hand it over

@@ -13,6 +13,7 @@ trains XGBoost, a PyTorch MLP and a scikit-learn logistic baseline as separate t
 `gpu` pool (CUDA when present, else CPU), logs each to MLflow, and registers the best as a new
 version with alias `challenger`. Emits **model_challenger**.
 """
+
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from lifecycle.assets import CANDIDATE, DEGRADED, DRIFT
@@ -20,11 +21,19 @@ from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 from lifecycle.schema import CANDIDATES
 
 
-@dag(schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT | DEGRADED),
-     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "mlflow", "gpu"], doc_md=__doc__,
-     params={"seed": Param(CFG.seed, type="integer", description="Random seed for every candidate"),
-             "reason": Param("manual", type="string", description="Why this manual run was started")})
+@dag(
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT | DEGRADED),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "mlflow", "gpu"],
+    doc_md=__doc__,
+    params={
+        "seed": Param(CFG.seed, type="integer", description="Random seed for every candidate"),
+        "reason": Param("manual", type="string", description="Why this manual run was started"),
+    },
+)
 def train():
     @task(multiple_outputs=False)
     def training_set(*, run_id=None, dag_run=None, triggering_asset_events=None, params=None) -> dict:

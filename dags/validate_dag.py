@@ -8,15 +8,23 @@ transaction, is known after it and on the file's day). Pass: curated partitions 
 are written under `reports/data_quality/`, and `failed_days` fails naming each failed
 expectation; the other days go on. Manual runs take `dates` to re-check.
 """
+
 from airflow.sdk import dag, task
 
 from lifecycle.assets import CURATED, RAW
 from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_to_process
 
 
-@dag(schedule=[RAW], start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "data-quality"], doc_md=__doc__,
-     params=dates_param("validate"))
+@dag(
+    schedule=[RAW],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "data-quality"],
+    doc_md=__doc__,
+    params=dates_param("validate"),
+)
 def validate():
     @task
     def landed_days(*, triggering_asset_events=None, params=None) -> list[str]:

@@ -9,6 +9,7 @@ offline store names (a folder under the state directory, or ``s3://<bucket>/lake
 ``lifecycle.feature_store``. The entity columns are declared, so applying or planning needs no
 data to infer them from.
 """
+
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
@@ -19,23 +20,37 @@ merchant = Entity(name="merchant", join_keys=["merchant_id"], value_type=ValueTy
 
 # Folders of daily partitions (<zone>/<dataset>/date=YYYY-MM-DD/data.parquet) under the lake root.
 card_source = FileSource(name="card_stats_source", path="features/card_stats", timestamp_field="event_timestamp")
-merchant_source = FileSource(name="merchant_stats_source", path="features/merchant_stats",
-                             timestamp_field="event_timestamp")
+merchant_source = FileSource(
+    name="merchant_stats_source", path="features/merchant_stats", timestamp_field="event_timestamp"
+)
 
 # A snapshot stamped at the end of day D serves all of D+1; TTL leaves a day of slack.
 card_stats = FeatureView(
-    name="card_stats", entities=[card], ttl=timedelta(days=2), source=card_source,
-    schema=[Field(name="card_id", dtype=String),
-            Field(name="card_txn_count_1d", dtype=Int64), Field(name="card_txn_count_7d", dtype=Int64),
-            Field(name="card_avg_amount_7d", dtype=Float64), Field(name="card_std_amount_7d", dtype=Float64),
-            Field(name="card_max_amount_7d", dtype=Float64), Field(name="card_online_share_7d", dtype=Float64),
-            Field(name="card_country_count_7d", dtype=Int64)],
+    name="card_stats",
+    entities=[card],
+    ttl=timedelta(days=2),
+    source=card_source,
+    schema=[
+        Field(name="card_id", dtype=String),
+        Field(name="card_txn_count_1d", dtype=Int64),
+        Field(name="card_txn_count_7d", dtype=Int64),
+        Field(name="card_avg_amount_7d", dtype=Float64),
+        Field(name="card_std_amount_7d", dtype=Float64),
+        Field(name="card_max_amount_7d", dtype=Float64),
+        Field(name="card_online_share_7d", dtype=Float64),
+        Field(name="card_country_count_7d", dtype=Int64),
+    ],
 )
 merchant_stats = FeatureView(
-    name="merchant_stats", entities=[merchant], ttl=timedelta(days=2), source=merchant_source,
-    schema=[Field(name="merchant_id", dtype=String),
-            Field(name="merchant_txn_count_7d", dtype=Int64),
-            Field(name="merchant_avg_amount_7d", dtype=Float64)],
+    name="merchant_stats",
+    entities=[merchant],
+    ttl=timedelta(days=2),
+    source=merchant_source,
+    schema=[
+        Field(name="merchant_id", dtype=String),
+        Field(name="merchant_txn_count_7d", dtype=Int64),
+        Field(name="merchant_avg_amount_7d", dtype=Float64),
+    ],
 )
 
 fraud_model = FeatureService(name="fraud_model_v1", features=[card_stats, merchant_stats])

@@ -1,5 +1,6 @@
 """Reports in the Airflow UI: the lake's reports zone (Evidently drift, GX Data Docs) served by
 the api-server under /reports/, behind Airflow's own authentication, with a nav entry."""
+
 import mimetypes
 
 from airflow.api_fastapi.core_api.security import get_user
@@ -29,5 +30,6 @@ def report(path: str = "") -> Response:
 class ReportsViewer(AirflowPlugin):
     name = "lifecycle_reports"
     fastapi_apps = [{"app": app, "url_prefix": "/reports", "name": "Model lifecycle reports"}]
-    external_views = [{"name": "Model reports", "href": "/reports/", "destination": "nav",
-                       "category": "browse", "icon": None}]
+    external_views = [
+        {"name": "Model reports", "href": "/reports/", "destination": "nav", "category": "browse", "icon": None}
+    ]

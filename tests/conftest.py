@@ -3,6 +3,7 @@
 Each unit test that touches the lake, MLflow or Feast gets its own state folder through the
 ``state`` fixture (settings are read from the environment on every call).
 """
+
 import os
 import shutil
 from pathlib import Path

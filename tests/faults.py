@@ -1,5 +1,6 @@
 """Hostile conditions for the loop tests: every core kept busy by competing work, and task
 processes killed with SIGKILL while they run (Airflow must retry them)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -52,6 +53,7 @@ class TaskKiller:
     """SIGKILLs the first running instance of each (dag_id, task_id, seconds) once it has run that
     long (mid-work, past its imports), then follows it to its final state. Runs in a thread beside
     a deployment at ``base``/``home``."""
+
     base: str
     home: Path
     targets: list[tuple[str, str, float]]
@@ -94,8 +96,15 @@ class TaskKiller:
             started = dt.datetime.fromisoformat(ti["start_date"].replace("Z", "+00:00")) if ti["start_date"] else now
             if ti.get("pid") and (now - started).total_seconds() >= after:
                 os.kill(ti["pid"], signal.SIGKILL)
-                return Kill(dag_id, task_id, ti["dag_run_id"], ti["map_index"], ti.get("rendered_map_index"),
-                            ti["pid"], ti["try_number"])
+                return Kill(
+                    dag_id,
+                    task_id,
+                    ti["dag_run_id"],
+                    ti["map_index"],
+                    ti.get("rendered_map_index"),
+                    ti["pid"],
+                    ti["try_number"],
+                )
         return None
 
     def _follow(self, client: AirflowClient, kill: Kill) -> None:

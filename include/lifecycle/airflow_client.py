@@ -5,6 +5,7 @@ waiting until Airflow has nothing left to do). ``AirflowServer`` also starts the
 processes (``lifecycle.cluster``), waits until Airflow and the MLflow server answer, and measures
 the processes' peak memory. Used by ``make demo``, the end-to-end tests and the benchmarks.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,14 +47,17 @@ class AirflowClient:
         headers = {"Content-Type": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(self.base + path, json.dumps(body).encode() if body is not None else None,
-                                     headers, method=method)
+        req = urllib.request.Request(
+            self.base + path, json.dumps(body).encode() if body is not None else None, headers, method=method
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as err:
-            raise RuntimeError(f"{method} {path} -> {err.code}: {err.read().decode()[:500]} "
-                               f"(the api-server's log is in {self.home / 'process-logs'})") from None
+            raise RuntimeError(
+                f"{method} {path} -> {err.code}: {err.read().decode()[:500]} "
+                f"(the api-server's log is in {self.home / 'process-logs'})"
+            ) from None
 
     def get(self, path: str) -> dict:
         return self._request("GET", path)
@@ -73,9 +77,17 @@ class AirflowClient:
         raise TimeoutError(f"DAGs {sorted(dag_ids - found)} not parsed after {timeout}s")
 
     def backfill(self, dag_id: str, first: str, last: str) -> dict:
-        created = self.post("/api/v2/backfills", {
-            "dag_id": dag_id, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T23:59:59Z",
-            "max_active_runs": 3, "reprocess_behavior": "completed", "run_backwards": False})
+        created = self.post(
+            "/api/v2/backfills",
+            {
+                "dag_id": dag_id,
+                "from_date": f"{first}T00:00:00Z",
+                "to_date": f"{last}T23:59:59Z",
+                "max_active_runs": 3,
+                "reprocess_behavior": "completed",
+                "run_backwards": False,
+            },
+        )
         self.backfill_ids[created["id"]] = dag_id
         return created
 
@@ -87,24 +99,29 @@ class AirflowClient:
 
     def task_instances(self, dag_id: str = "~", run_id: str = "~", **query: str) -> list[dict]:
         qs = urllib.parse.urlencode({"limit": 1000, **query})
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}"
-                        f"/taskInstances?{qs}")["task_instances"]
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}/taskInstances?{qs}")[
+            "task_instances"
+        ]
 
     def asset_events(self, source_dag_id: str) -> list[dict]:
         """Asset events a DAG emitted, oldest first (name, extra, timestamp, the runs they created)."""
         return self.get(f"/api/v2/assets/events?source_dag_id={source_dag_id}&limit=1000&order_by=timestamp")[
-            "asset_events"]
+            "asset_events"
+        ]
 
     def approvals(self, dag_id: str = "~") -> list[dict]:
         """Human-in-the-loop requests waiting for an answer (the UI's Browse → Required Actions)."""
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails?response_received=false&limit=100")[
-            "hitl_details"]
+            "hitl_details"
+        ]
 
     def respond(self, request: dict, option: str) -> dict:
         """Answer a human-in-the-loop request with ``option`` (e.g. Approve or Reject) as the logged-in user."""
         ti = request["task_instance"]
-        path = (f"/api/v2/dags/{ti['dag_id']}/dagRuns/{urllib.parse.quote(ti['dag_run_id'], safe='')}"
-                f"/taskInstances/{ti['task_id']}/{ti['map_index']}/hitlDetails")
+        path = (
+            f"/api/v2/dags/{ti['dag_id']}/dagRuns/{urllib.parse.quote(ti['dag_run_id'], safe='')}"
+            f"/taskInstances/{ti['task_id']}/{ti['map_index']}/hitlDetails"
+        )
         return self._request("PATCH", path, {"chosen_options": [option], "params_input": {}})
 
     def pending_work(self) -> list[str]:
@@ -179,8 +196,10 @@ class AirflowServer(AirflowClient):
             except (OSError, ValueError):
                 pass
             time.sleep(2)
-        raise TimeoutError(f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
-                           f"see {self.supervisor.log_dir}")
+        raise TimeoutError(
+            f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
+            f"see {self.supervisor.log_dir}"
+        )
 
     def stop(self) -> None:
         self.supervisor.stop()

@@ -5,6 +5,7 @@ return value and no later task could tell who rejected. This operator pushes the
 option and the responding user, None when the response window passed and the default applied)
 under XCom key ``answer`` first, whatever it is.
 """
+
 from __future__ import annotations
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -15,6 +16,7 @@ ANSWER = "answer"
 class RecordedApproval(ApprovalOperator):
     def execute_complete(self, context, event: dict):
         if "error" not in event:
-            context["ti"].xcom_push(ANSWER, {"chosen_options": event["chosen_options"],
-                                             "responded_by_user": event.get("responded_by_user")})
+            context["ti"].xcom_push(
+                ANSWER, {"chosen_options": event["chosen_options"], "responded_by_user": event.get("responded_by_user")}
+            )
         return super().execute_complete(context=context, event=event)

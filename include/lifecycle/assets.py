@@ -1,4 +1,5 @@
 """The asset graph, defined once: every DAG imports its inlets and outlets from here."""
+
 from airflow.sdk import Asset
 
 RAW = Asset(name="raw_transactions", group="lake")

@@ -16,6 +16,7 @@ canary until the labels judge it, and a canary that moved its scores but passed 
 rolled out only after a human approved it (``review``). Every rollout or abort is an MLflow run
 (kind ``canary_decision``) and tags on the version.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,8 +48,9 @@ def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -
     labels = lake.read_range("curated", "labels", dt.date.min, dt.date.max)
     if labels.empty:
         return log.assign(**{LABEL: np.nan})
-    return log.merge(labels[["transaction_id", LABEL]].drop_duplicates("transaction_id"), on="transaction_id",
-                     how="left")
+    return log.merge(
+        labels[["transaction_id", LABEL]].drop_duplicates("transaction_id"), on="transaction_id", how="left"
+    )
 
 
 def operational_gate(log: pd.DataFrame, canary_version: str, cfg: _settings.Settings) -> dict:
@@ -87,17 +89,27 @@ def distribution_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
 
     n = len(pairs)
     if n < cfg.canary_min_requests:
-        return {"result": PENDING, "pairs": n, "why": f"{n} transactions scored by both (shadow), "
-                f"{cfg.canary_min_requests} needed: LIFECYCLE_SHADOW scores the canary beside the champion"}
+        return {
+            "result": PENDING,
+            "pairs": n,
+            "why": f"{n} transactions scored by both (shadow), "
+            f"{cfg.canary_min_requests} needed: LIFECYCLE_SHADOW scores the canary beside the champion",
+        }
     definition = DataDefinition(numerical_columns=[PROBA])
     ref = pd.DataFrame({PROBA: pairs[f"{PROBA}_champion"].to_numpy(float)})
     cur = pd.DataFrame({PROBA: pairs[f"{PROBA}_canary"].to_numpy(float)})
     snapshot = Report([ValueDrift(column=PROBA, method="psi", threshold=cfg.canary_max_psi)]).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
-        reference_data=Dataset.from_pandas(ref, data_definition=definition))
+        reference_data=Dataset.from_pandas(ref, data_definition=definition),
+    )
     psi = float(snapshot.dict()["metrics"][0]["value"])
-    out = {"pairs": n, "psi": psi, "threshold": cfg.canary_max_psi,
-           "mean_champion": float(ref[PROBA].mean()), "mean_canary": float(cur[PROBA].mean())}
+    out = {
+        "pairs": n,
+        "psi": psi,
+        "threshold": cfg.canary_max_psi,
+        "mean_champion": float(ref[PROBA].mean()),
+        "mean_canary": float(cur[PROBA].mean()),
+    }
     if psi >= cfg.canary_max_psi:
         return {**out, "result": FAIL, "why": f"score distribution moved: PSI {psi:.3f} >= {cfg.canary_max_psi}"}
     return {**out, "result": PASS, "why": f"PSI {psi:.3f} over {n} transactions"}
@@ -111,13 +123,25 @@ def quality_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
     y = labeled[LABEL].to_numpy(int)
     canary = metrics(y, labeled[f"{PROBA}_canary"].to_numpy(float), cfg.alert_rate)
     champion = metrics(y, labeled[f"{PROBA}_champion"].to_numpy(float), cfg.alert_rate)
-    out = {"labels": n, "canary": canary[metric], "champion": champion[metric], "metric": metric,
-           "margin": cfg.canary_margin}
+    out = {
+        "labels": n,
+        "canary": canary[metric],
+        "champion": champion[metric],
+        "metric": metric,
+        "margin": cfg.canary_margin,
+    }
     if canary[metric] < champion[metric] - cfg.canary_margin:
-        return {**out, "result": FAIL, "why": f"canary {metric} {canary[metric]:.4f} < champion "
-                f"{champion[metric]:.4f} - {cfg.canary_margin} on the same {n} labeled transactions"}
-    return {**out, "result": PASS, "why": f"canary {metric} {canary[metric]:.4f} vs champion "
-            f"{champion[metric]:.4f} on {n} labeled transactions"}
+        return {
+            **out,
+            "result": FAIL,
+            "why": f"canary {metric} {canary[metric]:.4f} < champion "
+            f"{champion[metric]:.4f} - {cfg.canary_margin} on the same {n} labeled transactions",
+        }
+    return {
+        **out,
+        "result": PASS,
+        "why": f"canary {metric} {canary[metric]:.4f} vs champion {champion[metric]:.4f} on {n} labeled transactions",
+    }
 
 
 def decide(cfg: _settings.Settings | None = None) -> dict:
@@ -132,12 +156,22 @@ def decide(cfg: _settings.Settings | None = None) -> dict:
         gates = {"operational": {"result": PENDING, "why": "no prediction logged since the canary started"}}
     else:
         pairs = paired(log, str(canary.version))
-        gates = {"operational": operational_gate(log, str(canary.version), cfg),
-                 "distribution": distribution_gate(pairs, cfg), "quality": quality_gate(pairs, cfg)}
+        gates = {
+            "operational": operational_gate(log, str(canary.version), cfg),
+            "distribution": distribution_gate(pairs, cfg),
+            "quality": quality_gate(pairs, cfg),
+        }
     decision, review = outcome({name: g["result"] for name, g in gates.items()})
     reasons = [f"{name}: {g['result']} ({g['why']})" for name, g in gates.items()]
-    return {"decision": decision, "review": review, "canary": str(canary.version),
-            "champion": str(champion.version), "since": since.isoformat(), "gates": gates, "reasons": reasons}
+    return {
+        "decision": decision,
+        "review": review,
+        "canary": str(canary.version),
+        "champion": str(champion.version),
+        "since": since.isoformat(),
+        "gates": gates,
+        "reasons": reasons,
+    }
 
 
 def outcome(results: dict[str, str]) -> tuple[str, bool]:
@@ -156,12 +190,24 @@ def record(decision: dict, outcome: str, reason: str) -> None:
     import mlflow
 
     cfg = _settings.load()
-    with mlflow.start_run(experiment_id=tracking.experiment_id(),
-                          run_name=f"canary v{decision['canary']} {outcome}"):
-        mlflow.set_tags({"kind": "canary_decision", "canary_version": decision["canary"],
-                         "champion_version": decision["champion"], "outcome": outcome, "reason": reason[:5000]})
-        mlflow.log_metrics({f"{name}_{k}": float(v) for name, g in decision["gates"].items() for k, v in g.items()
-                            if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
+    with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=f"canary v{decision['canary']} {outcome}"):
+        mlflow.set_tags(
+            {
+                "kind": "canary_decision",
+                "canary_version": decision["canary"],
+                "champion_version": decision["champion"],
+                "outcome": outcome,
+                "reason": reason[:5000],
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"{name}_{k}": float(v)
+                for name, g in decision["gates"].items()
+                for k, v in g.items()
+                if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
+            }
+        )
     c = tracking.client()
     c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_outcome", outcome)
     c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_reason", reason[:5000])

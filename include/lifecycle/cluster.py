@@ -7,6 +7,7 @@ scheduler's LocalExecutor. Scale-out adds the MLflow tracking server and two Cel
 ``default``, and the training queue). docker-compose runs the same commands, one per container:
 ``python -m lifecycle.cluster run <name>``.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
         "dag-processor": ([*airflow, "dag-processor"], {}),
         "triggerer": ([*airflow, "triggerer"], {}),
         # the live service: follows the registry's aliases, so it starts before any model exists
-        "model": ([sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "0.0.0.0",
-                   "--port", str(cfg.serving_port)], {}),
+        "model": (
+            [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "0.0.0.0", "--port", str(cfg.serving_port)],
+            {},
+        ),
     }
     svc = cfg.services
     if svc is None:
@@ -48,15 +51,35 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     hosts = ",".join(f"{h}:{mlflow.port},{h}" for h in {mlflow.hostname, "localhost", "127.0.0.1"})
     worker = [*airflow, "celery", "worker", "--concurrency"]
     return {
-        "mlflow": ([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", svc.database_url("mlflow"),
-                    "--artifacts-destination", f"s3://{svc.s3_bucket}/mlflow", "--serve-artifacts",
-                    "--host", "127.0.0.1" if local else "0.0.0.0", "--port", str(mlflow.port),
-                    "--workers", "1", "--allowed-hosts", hosts], {}),
+        "mlflow": (
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                svc.database_url("mlflow"),
+                "--artifacts-destination",
+                f"s3://{svc.s3_bucket}/mlflow",
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1" if local else "0.0.0.0",
+                "--port",
+                str(mlflow.port),
+                "--workers",
+                "1",
+                "--allowed-hosts",
+                hosts,
+            ],
+            {},
+        ),
         **components,
         "worker-default": ([*worker, "2", "--queues", "default", "--celery-hostname", "default@%h"], {}),
         # training tasks: one at a time, like the pool; its own log-server port beside the other worker
-        "worker-gpu": ([*worker, "1", "--queues", cfg.gpu_queue, "--celery-hostname", "gpu@%h"],
-                       {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 3)}),
+        "worker-gpu": (
+            [*worker, "1", "--queues", cfg.gpu_queue, "--celery-hostname", "gpu@%h"],
+            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 3)},
+        ),
     }
 
 
@@ -65,8 +88,12 @@ class Supervisor:
     unbuffered to ``<log_dir>/<name>.log`` with this process's environment plus ``environment``;
     samples their memory, stops them and their children."""
 
-    def __init__(self, log_dir: Path, programs: dict[str, tuple[list[str], dict[str, str]]] | None = None,
-                 environment: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        programs: dict[str, tuple[list[str], dict[str, str]]] | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.log_dir = log_dir
         self.programs = programs
         self.environment = environment or {}
@@ -78,9 +105,13 @@ class Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name, (argv, extra) in (self.programs or commands()).items():
             with open(self.log_dir / f"{name}.log", "ab") as log:
-                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                                    env={**os.environ, **self.environment, "PYTHONUNBUFFERED": "1",
-                                                         **extra})
+                self.procs[name] = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, **self.environment, "PYTHONUNBUFFERED": "1", **extra},
+                )
         threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def check_alive(self) -> None:
@@ -141,8 +172,11 @@ def up() -> None:
         signal.signal(signum, _interrupt)
     supervisor = Supervisor(cfg.airflow_home / "process-logs")
     supervisor.start()
-    print(f"{', '.join(supervisor.procs)} started ({cfg.profile} profile); Airflow at "
-          f"{os.environ['AIRFLOW__API__BASE_URL']}; logs in {supervisor.log_dir}; Ctrl-C stops all", flush=True)
+    print(
+        f"{', '.join(supervisor.procs)} started ({cfg.profile} profile); Airflow at "
+        f"{os.environ['AIRFLOW__API__BASE_URL']}; logs in {supervisor.log_dir}; Ctrl-C stops all",
+        flush=True,
+    )
     try:
         while True:
             supervisor.check_alive()
@@ -156,8 +190,10 @@ def up() -> None:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Run the deployment's processes: all of them in the foreground "
-                                                 "(up), or one (run NAME, the docker-compose entry).")
+    parser = argparse.ArgumentParser(
+        description="Run the deployment's processes: all of them in the foreground "
+        "(up), or one (run NAME, the docker-compose entry)."
+    )
     parser.add_argument("action", choices=["up", "run"])
     parser.add_argument("name", nargs="?", choices=list(commands()))
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
 """What every DAG shares: owner, retries, start date, tags. Cheap to import at parse time."""
+
 from datetime import UTC, datetime, timedelta
 
 from lifecycle import settings as _settings
@@ -32,6 +33,7 @@ def days_to_process(pending, params, triggering_asset_events, asset) -> list[str
 
 def events_extra(triggering_asset_events, asset, key: str) -> list:
     """Values of ``extra[key]`` from the events that triggered this run, oldest first."""
-    events = sorted(triggering_asset_events.get(asset, []) if triggering_asset_events else [],
-                    key=lambda e: e.timestamp)
+    events = sorted(
+        triggering_asset_events.get(asset, []) if triggering_asset_events else [], key=lambda e: e.timestamp
+    )
     return [e.extra[key] for e in events if key in (e.extra or {})]

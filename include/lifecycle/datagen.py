@@ -11,6 +11,7 @@ Labels are a late feed: a transaction's label becomes known ``LABEL_DELAY_HOURS`
 day, for transactions of that day and earlier ones. The generator records which scenario it landed
 for each day, so later days' labels follow the pattern their transactions were drawn with.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,18 +43,24 @@ def _rng(seed: int, *parts: object) -> np.random.Generator:
 
 def _population(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = _rng(seed, "population")
-    cards = pd.DataFrame({
-        "card_id": [f"c{i:05d}" for i in range(N_CARDS)],
-        "home": rng.choice(COUNTRIES[:6], N_CARDS),
-        "typical": np.exp(rng.normal(3.6, 0.6, N_CARDS)),
-    })
-    merchants = pd.DataFrame({
-        "merchant_id": [f"m{i:04d}" for i in range(N_MERCHANTS)],
-        "merchant_category": rng.choice(MERCHANT_CATEGORIES, N_MERCHANTS,
-                                        p=[.22, .18, .12, .1, .08, .12, .1, .08]),
-        "merchant_country": rng.choice(COUNTRIES, N_MERCHANTS,
-                                       p=[.3, .15, .12, .1, .08, .07, .06, .04, .04, .04]),
-    })
+    cards = pd.DataFrame(
+        {
+            "card_id": [f"c{i:05d}" for i in range(N_CARDS)],
+            "home": rng.choice(COUNTRIES[:6], N_CARDS),
+            "typical": np.exp(rng.normal(3.6, 0.6, N_CARDS)),
+        }
+    )
+    merchants = pd.DataFrame(
+        {
+            "merchant_id": [f"m{i:04d}" for i in range(N_MERCHANTS)],
+            "merchant_category": rng.choice(
+                MERCHANT_CATEGORIES, N_MERCHANTS, p=[0.22, 0.18, 0.12, 0.1, 0.08, 0.12, 0.1, 0.08]
+            ),
+            "merchant_country": rng.choice(
+                COUNTRIES, N_MERCHANTS, p=[0.3, 0.15, 0.12, 0.1, 0.08, 0.07, 0.06, 0.04, 0.04, 0.04]
+            ),
+        }
+    )
     return cards, merchants
 
 
@@ -72,12 +79,14 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
     else:
         merchant_idx = rng.integers(0, N_MERCHANTS, n)
     merchant = merchants.iloc[merchant_idx].reset_index(drop=True)
-    hour_p = np.array([1, .6, .4, .3, .3, .5, 1.2, 2, 3, 3.5, 4, 4.5, 5, 4.8, 4.5, 4.5, 4.7, 5, 5, 4.5, 4, 3, 2, 1.5])
+    hour_p = np.array(
+        [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2, 3, 3.5, 4, 4.5, 5, 4.8, 4.5, 4.5, 4.7, 5, 5, 4.5, 4, 3, 2, 1.5]
+    )
     hours = rng.choice(24, n, p=hour_p / hour_p.sum())
     seconds = hours * 3600 + rng.integers(0, 3600, n)
     start = pd.Timestamp(day, tz="UTC")
     ts = start + pd.to_timedelta(np.sort(seconds), unit="s")
-    channel = rng.choice(CHANNELS, n, p=[.5, .35, .15])
+    channel = rng.choice(CHANNELS, n, p=[0.5, 0.35, 0.15])
     abroad = rng.random(n) < 0.08
     country = np.where(abroad, merchant["merchant_country"], card["home"])
     amount = card["typical"].to_numpy() * np.exp(rng.normal(0, 0.5, n))
@@ -86,39 +95,52 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
 
     ratio_high = rng.random(n)
     if base == "normal":  # large, foreign, night-time, online purchases
-        logit = (-5.2 + 2.0 * abroad + 1.0 * (channel == "online") + 0.9 * (hours < 5)
-                 + 0.8 * merchant["merchant_category"].isin(["electronics", "travel"]).to_numpy())
+        logit = (
+            -5.2
+            + 2.0 * abroad
+            + 1.0 * (channel == "online")
+            + 0.9 * (hours < 5)
+            + 0.8 * merchant["merchant_category"].isin(["electronics", "travel"]).to_numpy()
+        )
         fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
         amount = np.where(fraud, amount * (3 + 4 * ratio_high), amount)
         if scenario == "concept":  # same inputs, new fraud: daytime contactless fuel and pharmacy at home
             staple = merchant["merchant_category"].isin(["fuel", "pharmacy", "grocery"]).to_numpy()
-            logit = (-5.4 + 2.2 * (channel == "contactless") + 1.6 * staple
-                     + 0.8 * ((hours >= 10) & (hours < 17)) - 1.0 * abroad)
+            logit = (
+                -5.4
+                + 2.2 * (channel == "contactless")
+                + 1.6 * staple
+                + 0.8 * ((hours >= 10) & (hours < 17))
+                - 1.0 * abroad
+            )
             fraud = _rng(seed, "concept", day.isoformat()).random(n) < 1 / (1 + np.exp(-logit))
     else:  # card testing: many small online digital-goods charges, at home
         digital = (merchant["merchant_category"] == "digital_goods").to_numpy()
-        logit = (-5.0 + 2.2 * (channel == "online") + 1.8 * digital
-                 + 0.6 * (hours >= 20) - 0.5 * abroad)
+        logit = -5.0 + 2.2 * (channel == "online") + 1.8 * digital + 0.6 * (hours >= 20) - 0.5 * abroad
         fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
         amount = np.where(fraud, 0.5 + 4 * ratio_high, amount)
 
-    tx = pd.DataFrame({
-        "transaction_id": [f"t{day:%Y%m%d}{i:06d}" for i in range(n)],
-        "card_id": card["card_id"],
-        "merchant_id": merchant["merchant_id"],
-        "amount": np.round(amount, 2),
-        "merchant_category": merchant["merchant_category"],
-        "country": country,
-        "channel": channel,
-        "event_timestamp": ts,
-    })
+    tx = pd.DataFrame(
+        {
+            "transaction_id": [f"t{day:%Y%m%d}{i:06d}" for i in range(n)],
+            "card_id": card["card_id"],
+            "merchant_id": merchant["merchant_id"],
+            "amount": np.round(amount, 2),
+            "merchant_category": merchant["merchant_category"],
+            "country": country,
+            "channel": channel,
+            "event_timestamp": ts,
+        }
+    )
     delay = pd.to_timedelta(rng.exponential(LABEL_DELAY_HOURS, n), unit="h")
     latest = start + pd.Timedelta(days=LABEL_MAX_DAYS) - pd.Timedelta(seconds=1)
-    labels = pd.DataFrame({
-        "transaction_id": tx["transaction_id"],
-        "is_fraud": fraud.astype(int),
-        "labeled_at": pd.Series(ts + delay).clip(upper=latest).dt.floor("s"),
-    })
+    labels = pd.DataFrame(
+        {
+            "transaction_id": tx["transaction_id"],
+            "is_fraud": fraud.astype(int),
+            "labeled_at": pd.Series(ts + delay).clip(upper=latest).dt.floor("s"),
+        }
+    )
     if scenario == "corrupt":
         tx = _corrupt(tx, rng)
     return tx, labels
@@ -156,10 +178,14 @@ def labels_known_on(day: dt.date, landed: dict[dt.date, tuple[str, int]]) -> pd.
             _, labels = generate_day(source, *landed[source])
             frames.append(labels[labels["labeled_at"].dt.date == day])
     if not frames:
-        return pd.DataFrame({"transaction_id": pd.Series(dtype=str), "is_fraud": pd.Series(dtype=int),
-                             "labeled_at": pd.Series(dtype="datetime64[ns, UTC]")})
-    return pd.concat(frames[::-1], ignore_index=True).sort_values(["labeled_at", "transaction_id"],
-                                                                   ignore_index=True)
+        return pd.DataFrame(
+            {
+                "transaction_id": pd.Series(dtype=str),
+                "is_fraud": pd.Series(dtype=int),
+                "labeled_at": pd.Series(dtype="datetime64[ns, UTC]"),
+            }
+        )
+    return pd.concat(frames[::-1], ignore_index=True).sort_values(["labeled_at", "transaction_id"], ignore_index=True)
 
 
 def _record(day: dt.date):

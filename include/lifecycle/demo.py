@@ -11,6 +11,7 @@ inputs, new fraud pattern): performance emits ``model_degraded`` once their labe
 starts another train run. A corrupt day is quarantined. Ends with a summary of runs, model
 versions, aliases, canary decisions, live performance and report paths. State is reset first.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,8 +26,19 @@ from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
 from lifecycle.schema import CANARY, CHAMPION, SHADOW
 
-DAG_IDS = {"ingest", "validate", "features", "train", "promote", "package", "monitor", "score", "performance",
-           "canary", "rollback"}
+DAG_IDS = {
+    "ingest",
+    "validate",
+    "features",
+    "train",
+    "promote",
+    "package",
+    "monitor",
+    "score",
+    "performance",
+    "canary",
+    "rollback",
+}
 FIRST_DAY = dt.date(2026, 10, 1)
 STABLE_SCORED_DAYS = 3
 USER_ANSWER = "Approve"
@@ -57,8 +69,13 @@ def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str,
         raise RuntimeError(f"days still pending after the asset chain went idle: {missing}")
 
 
-def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
-        log=functools.partial(print, flush=True), observe=None) -> dict:
+def run(
+    normal_days: int = 8,
+    drifted_days: int = 3,
+    concept_days: int = 4,
+    log=functools.partial(print, flush=True),
+    observe=None,
+) -> dict:
     """The loop; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
     reset_state()
@@ -67,11 +84,14 @@ def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
     drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
     concept = _days(drifted[-1] + dt.timedelta(days=1), concept_days)
     corrupt = concept[-1] + dt.timedelta(days=1)
-    server = AirflowServer(environment={
-        # the demo drives time itself (backfills, manual triggers): schedules start tomorrow
-        "LIFECYCLE_SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
-        # a rollout waits for a human; the demo's user answers through the REST API
-        "LIFECYCLE_REQUIRE_APPROVAL": "true"})
+    server = AirflowServer(
+        environment={
+            # the demo drives time itself (backfills, manual triggers): schedules start tomorrow
+            "LIFECYCLE_SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
+            # a rollout waits for a human; the demo's user answers through the REST API
+            "LIFECYCLE_REQUIRE_APPROVAL": "true",
+        }
+    )
     traffic = serving = None
 
     def step(text: str) -> None:
@@ -86,8 +106,10 @@ def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
         server.trigger("train", {"reason": "bootstrap: first model"})
         server.wait_idle()
         first = tracking.version_by_alias(CHAMPION)
-        step(f"version {first and first.version} released; replaying landed transactions through the live "
-             "service; on the stable days: batch scores, monitor and performance")
+        step(
+            f"version {first and first.version} released; replaying landed transactions through the live "
+            "service; on the stable days: batch scores, monitor and performance"
+        )
         traffic = start_traffic(normal)
         stable_check(server, normal)
         stable_until = time.time()
@@ -104,8 +126,9 @@ def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
         decide_canary(server, traffic, str(first.version))
         step("rollback and roll-forward under load")
         serving = exercise_aliases(traffic, first.version if first else None)
-        step(f"landing {len(concept)} concept-drift days (same inputs, new fraud pattern) and a corrupt day "
-             f"({corrupt})")
+        step(
+            f"landing {len(concept)} concept-drift days (same inputs, new fraud pattern) and a corrupt day ({corrupt})"
+        )
         for day in concept:
             datagen.land(day, "concept")
         land_and_backfill(server, [*concept, corrupt], "corrupt", landed=len(concept))
@@ -123,9 +146,13 @@ def run(normal_days: int = 8, drifted_days: int = 3, concept_days: int = 4,
             traffic.stop()
         server.stop()  # SIGTERM: the live service flushes its prediction log
     if serving is not None:
-        serving.update(requests=len(traffic.answers), errors=len(traffic.errors()),
-                       versions_served=sorted({a.model_version for a in traffic.answers if a.model_version}),
-                       logged_rows=logged_rows({a.request_id for a in traffic.answers}), **traffic.percentiles())
+        serving.update(
+            requests=len(traffic.answers),
+            errors=len(traffic.errors()),
+            versions_served=sorted({a.model_version for a in traffic.answers if a.model_version}),
+            logged_rows=logged_rows({a.request_id for a in traffic.answers}),
+            **traffic.percentiles(),
+        )
         summary["serving"] = serving
     summary["airflow_peak_memory_mb"] = {"rss_sum": server.peak_rss // 2**20, "pss": server.peak_pss // 2**20}
     return summary
@@ -170,6 +197,7 @@ def decide_canary(server: AirflowServer, traffic: loadgen.Load, version: str, tr
     if "canary_started_at" not in canary.tags:
         raise RuntimeError(f"v{version} was never released to alias canary")
     started = dt.datetime.fromisoformat(canary.tags["canary_started_at"]).timestamp()
+
     def decided() -> bool:
         return "canary_outcome" in tracking.client().get_model_version(cfg.model_name, version).tags
 
@@ -179,8 +207,11 @@ def decide_canary(server: AirflowServer, traffic: loadgen.Load, version: str, tr
             if decided():
                 return  # a run the release itself triggered already decided
             deadline = time.monotonic() + 120
-            while (sum(a.arm == CANARY and a.sent_at >= started for a in list(traffic.answers))
-                   < 2 * cfg.canary_min_requests and time.monotonic() < deadline):
+            while (
+                sum(a.arm == CANARY and a.sent_at >= started for a in list(traffic.answers))
+                < 2 * cfg.canary_min_requests
+                and time.monotonic() < deadline
+            ):
                 time.sleep(1)
             time.sleep(cfg.prediction_flush_seconds + 1)  # the live service's log buffer reaches the lake
             server.trigger("canary")
@@ -213,8 +244,11 @@ def exercise_aliases(traffic: loadgen.Load, first: str | None) -> dict:
         moved = promotion.rollback()
         moves.append(round(loadgen.wait_for_version(traffic, moved[CHAMPION], at), 3))
         time.sleep(2)
-    return {"switch_seconds": round(switch, 3) if switch is not None else None,
-            "rollback_seconds": moves[0], "roll_forward_seconds": moves[1]}
+    return {
+        "switch_seconds": round(switch, 3) if switch is not None else None,
+        "rollback_seconds": moves[0],
+        "roll_forward_seconds": moves[1],
+    }
 
 
 def logged_rows(request_ids: set[str]) -> int:
@@ -250,40 +284,74 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
         entry["runs"][f"{r['run_type']}:{r['state']}"] += 1
         if (s := _seconds(r)) is not None:
             entry["seconds"].append(s)
-    dags = {d: {"runs": dict(e["runs"]), "max_seconds": round(max(e["seconds"], default=0), 1),
-                "total_seconds": round(sum(e["seconds"]), 1)} for d, e in sorted(by_dag.items())}
+    dags = {
+        d: {
+            "runs": dict(e["runs"]),
+            "max_seconds": round(max(e["seconds"], default=0), 1),
+            "total_seconds": round(sum(e["seconds"]), 1),
+        }
+        for d, e in sorted(by_dag.items())
+    }
     versions = client.search_model_versions(f"name='{cfg.model_name}'")
     model = client.get_registered_model(cfg.model_name) if versions else None
     reports_zone = lake.zone("reports")
     drift, degraded = server.asset_events("monitor"), server.asset_events("performance")
     runs = client.search_runs([tracking.experiment_id()], "tags.kind = 'live_performance'", order_by=["start_time ASC"])
     latest = {(r.data.tags["model_version"], r.data.tags["arm"]): r for r in runs}
-    decisions = client.search_runs([tracking.experiment_id()], "tags.kind = 'canary_decision'",
-                                   order_by=["start_time ASC"])
+    decisions = client.search_runs(
+        [tracking.experiment_id()], "tags.kind = 'canary_decision'", order_by=["start_time ASC"]
+    )
     return {
         "dags": dags,
-        "model_versions": sorted((int(v.version), v.tags.get("flavour"), v.tags.get("trigger", "")[:60],
-                                  v.tags.get("promotion_decision", "")[:90]) for v in versions),
+        "model_versions": sorted(
+            (
+                int(v.version),
+                v.tags.get("flavour"),
+                v.tags.get("trigger", "")[:60],
+                v.tags.get("promotion_decision", "")[:90],
+            )
+            for v in versions
+        ),
         "aliases": dict(model.aliases) if model else {},
-        "stable": {"feature_drift_events": sum(_emitted_at(e) <= stable_until for e in drift),
-                   "model_degraded_events": sum(_emitted_at(e) <= stable_until for e in degraded)},
+        "stable": {
+            "feature_drift_events": sum(_emitted_at(e) <= stable_until for e in drift),
+            "model_degraded_events": sum(_emitted_at(e) <= stable_until for e in degraded),
+        },
         "performance": {
-            "by_version": {f"v{v}/{arm}": {"as_of": r.data.tags["window"].split("..")[-1],
-                                           f"live_{cfg.primary_metric}": r.data.metrics.get(
-                                               f"live_{cfg.primary_metric}"),
-                                           "labels": int(r.data.metrics.get("live_labels", 0))}
-                           for (v, arm), r in sorted(latest.items())},
-            "model_degraded": [{**{k: e["extra"].get(k) for k in ("model_version", "metric", "value", "baseline",
-                                                                  "labels", "window")},
-                                "concept_day": concept_day(e["extra"].get("window"), concept),
-                                "train_runs": [r["run_id"] for r in e["created_dagruns"]]} for e in degraded],
+            "by_version": {
+                f"v{v}/{arm}": {
+                    "as_of": r.data.tags["window"].split("..")[-1],
+                    f"live_{cfg.primary_metric}": r.data.metrics.get(f"live_{cfg.primary_metric}"),
+                    "labels": int(r.data.metrics.get("live_labels", 0)),
+                }
+                for (v, arm), r in sorted(latest.items())
+            },
+            "model_degraded": [
+                {
+                    **{
+                        k: e["extra"].get(k)
+                        for k in ("model_version", "metric", "value", "baseline", "labels", "window")
+                    },
+                    "concept_day": concept_day(e["extra"].get("window"), concept),
+                    "train_runs": [r["run_id"] for r in e["created_dagruns"]],
+                }
+                for e in degraded
+            ],
             "reports": sorted(str(p) for p in (reports_zone / "performance").rglob("report.html")),
         },
-        "canary": [{"version": r.data.tags["canary_version"], "champion": r.data.tags["champion_version"],
-                    "outcome": r.data.tags["outcome"], "reason": r.data.tags["reason"]} for r in decisions],
-        "drift": {"events": [{k: e["extra"].get(k) for k in ("model_version", "as_of", "drift_share")}
-                             for e in drift],
-                  "concept_days_drift": concept_drift(concept)},
+        "canary": [
+            {
+                "version": r.data.tags["canary_version"],
+                "champion": r.data.tags["champion_version"],
+                "outcome": r.data.tags["outcome"],
+                "reason": r.data.tags["reason"],
+            }
+            for r in decisions
+        ],
+        "drift": {
+            "events": [{k: e["extra"].get(k) for k in ("model_version", "as_of", "drift_share")} for e in drift],
+            "concept_days_drift": concept_drift(concept),
+        },
         "drift_reports": sorted(str(p) for p in (reports_zone / "drift").rglob("report.html")),
         "reports_index": str(reports_zone / "index.html"),
         "quarantined_days": [d.isoformat() for d in lake.dates("quarantine", "transactions")],
@@ -374,8 +442,10 @@ def main(argv: list[str] | None = None) -> None:
             f.write(text)
     state = _settings.load().state_dir
     print(f"\nDemo finished in {summary['wall_seconds']} s. Reports: {summary['reports_index']}")
-    print(f"Open the Airflow UI with `make airflow` (same state: {state}); log in as admin "
-          f"with the password in {state}/airflow/simple_auth_manager_passwords.json.generated")
+    print(
+        f"Open the Airflow UI with `make airflow` (same state: {state}); log in as admin "
+        f"with the password in {state}/airflow/simple_auth_manager_passwords.json.generated"
+    )
     if problems := check(summary):
         raise SystemExit("demo did not keep its promises: " + "; ".join(problems))
 

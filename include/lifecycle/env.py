@@ -3,6 +3,7 @@
 ``python -m lifecycle.env`` prints it as shell exports (the Makefile evaluates that), tests apply
 it with ``apply()``; the Airflow processes inherit it. Telemetry is off for every tool.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,12 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.sqlite_metadata.CONNECT_ARGS",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.sqlite_metadata.ASYNC_CONNECT_ARGS",
         }
-    s3 = {"conn_type": "aws", "login": svc.s3_access_key, "password": svc.s3_secret_key,
-          "extra": {"endpoint_url": svc.s3_endpoint_url, "region_name": "us-east-1"}}
+    s3 = {
+        "conn_type": "aws",
+        "login": svc.s3_access_key,
+        "password": svc.s3_secret_key,
+        "extra": {"endpoint_url": svc.s3_endpoint_url, "region_name": "us-east-1"},
+    }
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": svc.database_url("airflow"),
@@ -102,11 +107,20 @@ def environment() -> dict[str, str]:
 
 
 # Set by one profile only: a process that switches profiles (tests, benchmarks) drops them.
-PROFILE_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
-                "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
-                "AIRFLOW__OPERATORS__DEFAULT_QUEUE", "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
-                f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL")
+PROFILE_KEYS = (
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
+    f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
 
 
 def apply() -> dict[str, str]:

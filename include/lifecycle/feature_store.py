@@ -7,6 +7,7 @@ the repo with that file: ``feast -c feature_repo -f <state>/feast/feature_store.
 
 Kept free of Airflow imports: the BentoML service uses it too.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,9 +59,11 @@ def render() -> str:
     else:
         redis = urlsplit(svc.redis_url)
         auth = f",password={redis.password}" if redis.password else ""
-        registry = f"  registry_type: sql\n  path: {svc.database_url('feast')}\n  sqlalchemy_config_kwargs:\n" \
-                   "    pool_pre_ping: true"
-        online = f"  type: redis\n  connection_string: \"{redis.hostname}:{redis.port},db={svc.redis_db}{auth}\""
+        registry = (
+            f"  registry_type: sql\n  path: {svc.database_url('feast')}\n  sqlalchemy_config_kwargs:\n"
+            "    pool_pre_ping: true"
+        )
+        online = f'  type: redis\n  connection_string: "{redis.hostname}:{redis.port},db={svc.redis_db}{auth}"'
         offline += f"\n  s3_endpoint_override: {json.dumps(svc.s3_endpoint_url)}"
     return STORE_YAML.format(registry=registry, online=online, offline=offline)
 

@@ -6,6 +6,7 @@ with what was known before it, and the online store serves the same snapshot: no
 The tables are ``features/card_stats`` and ``features/merchant_stats`` in the lake, the paths the
 definitions in ``feature_repo/`` give their sources; the store itself is ``lifecycle.feature_store``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,22 +26,32 @@ WINDOW_DAYS = 7
 def snapshot(curated: pd.DataFrame, day: dt.date) -> dict[str, pd.DataFrame]:
     """Card and merchant aggregates over the 7 days ending with ``day``, stamped at its end."""
     end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
-    window = curated[(curated["event_timestamp"] >= end - pd.Timedelta(days=WINDOW_DAYS))
-                     & (curated["event_timestamp"] < end)]
+    window = curated[
+        (curated["event_timestamp"] >= end - pd.Timedelta(days=WINDOW_DAYS)) & (curated["event_timestamp"] < end)
+    ]
     last_day = window["event_timestamp"] >= end - pd.Timedelta(days=1)
-    card = window.assign(is_last_day=last_day).groupby("card_id").agg(
-        card_txn_count_1d=("is_last_day", "sum"),
-        card_txn_count_7d=("amount", "size"),
-        card_avg_amount_7d=("amount", "mean"),
-        card_std_amount_7d=("amount", "std"),
-        card_max_amount_7d=("amount", "max"),
-        card_online_share_7d=("channel", lambda s: float(np.mean(s == "online"))),
-        card_country_count_7d=("country", "nunique"),
-    ).reset_index()
-    merchant = window.groupby("merchant_id").agg(
-        merchant_txn_count_7d=("amount", "size"),
-        merchant_avg_amount_7d=("amount", "mean"),
-    ).reset_index()
+    card = (
+        window.assign(is_last_day=last_day)
+        .groupby("card_id")
+        .agg(
+            card_txn_count_1d=("is_last_day", "sum"),
+            card_txn_count_7d=("amount", "size"),
+            card_avg_amount_7d=("amount", "mean"),
+            card_std_amount_7d=("amount", "std"),
+            card_max_amount_7d=("amount", "max"),
+            card_online_share_7d=("channel", lambda s: float(np.mean(s == "online"))),
+            card_country_count_7d=("country", "nunique"),
+        )
+        .reset_index()
+    )
+    merchant = (
+        window.groupby("merchant_id")
+        .agg(
+            merchant_txn_count_7d=("amount", "size"),
+            merchant_avg_amount_7d=("amount", "mean"),
+        )
+        .reset_index()
+    )
     out = {}
     for name, frame in (("card_stats", card), ("merchant_stats", merchant)):
         frame = frame.fillna({"card_std_amount_7d": 0.0})
@@ -69,9 +80,17 @@ def build_tables(new_days: list[dt.date]) -> list[dt.date]:
         source = lake.manifest(lake.partition("curated", "transactions", day))["data_sha256"]
         for name, frame in snapshot(curated, day).items():
             data = lake.parquet_bytes(frame)
-            lake.publish(lake.partition("features", name, day), {"data.parquet": data},
-                         {"dataset": name, "date": day.isoformat(), "rows": len(frame),
-                          "data_sha256": lake.sha256(data), "curated_sha256": source})
+            lake.publish(
+                lake.partition("features", name, day),
+                {"data.parquet": data},
+                {
+                    "dataset": name,
+                    "date": day.isoformat(),
+                    "rows": len(frame),
+                    "data_sha256": lake.sha256(data),
+                    "curated_sha256": source,
+                },
+            )
     return days
 
 
@@ -102,6 +121,8 @@ def materialize(days: list[dt.date]) -> list[dt.date]:
         return []
     loaded = [d for d in lake.dates("features", "card_stats") if d >= min(days)]
     stamp = lambda day: pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)  # noqa: E731  (end of day)
-    store.materialize(start_date=(stamp(loaded[0]) - pd.Timedelta(minutes=1)).to_pydatetime(),
-                      end_date=(stamp(loaded[-1]) + pd.Timedelta(minutes=1)).to_pydatetime())
+    store.materialize(
+        start_date=(stamp(loaded[0]) - pd.Timedelta(minutes=1)).to_pydatetime(),
+        end_date=(stamp(loaded[-1]) + pd.Timedelta(minutes=1)).to_pydatetime(),
+    )
     return loaded

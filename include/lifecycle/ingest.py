@@ -5,6 +5,7 @@ transactions of that day or earlier ones; ``labeled_at`` decides the day).
 
 Rerunning for the same day rewrites an identical partition (same bytes, same manifest).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,8 +26,10 @@ class LandingError(RuntimeError):
 def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
     src = lake.landing_file(dataset, day)
     if not src.exists():
-        raise LandingError(f"landing file {src} is absent: ingest expects one {dataset} file per day "
-                           f"named {day.isoformat()}.csv in the landing zone")
+        raise LandingError(
+            f"landing file {src} is absent: ingest expects one {dataset} file per day "
+            f"named {day.isoformat()}.csv in the landing zone"
+        )
     data = src.read_bytes()
     try:
         frame = pd.read_csv(io.BytesIO(data))

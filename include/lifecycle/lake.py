@@ -4,6 +4,7 @@ A partition is ``<zone>/<dataset>/date=YYYY-MM-DD/`` holding data files and ``_m
 written last: readers only see partitions whose manifest exists, and a failed write leaves no
 partial partition behind (files are staged, then moved in).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -121,6 +122,5 @@ def read_parquet(part: ObjectStoragePath, name: str = "data.parquet") -> pd.Data
 
 def read_range(zone_name: str, dataset: str, first: dt.date, last: dt.date) -> pd.DataFrame:
     """All complete partitions of a dataset with first <= date <= last, concatenated."""
-    frames = [read_parquet(partition(zone_name, dataset, d))
-              for d in dates(zone_name, dataset) if first <= d <= last]
+    frames = [read_parquet(partition(zone_name, dataset, d)) for d in dates(zone_name, dataset) if first <= d <= last]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

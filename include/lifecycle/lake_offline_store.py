@@ -18,6 +18,7 @@ which does not read ``AWS_ENDPOINT_URL_S3``. Absolute paths and URIs are read as
 Feast imports this module when it loads the config (the CLI too), so it imports neither settings
 nor Airflow.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,8 +45,11 @@ def located(config, source):
         return source
     store = config.offline_store
     out = copy.copy(source)
-    out.file_options = FileOptions(uri=f"{store.root.rstrip('/')}/{source.path}", file_format=source.file_format,
-                                   s3_endpoint_override=source.s3_endpoint_override or store.s3_endpoint_override)
+    out.file_options = FileOptions(
+        uri=f"{store.root.rstrip('/')}/{source.path}",
+        file_format=source.file_format,
+        s3_endpoint_override=source.s3_endpoint_override or store.s3_endpoint_override,
+    )
     return out
 
 
@@ -63,8 +67,9 @@ class LakeOfflineStore(DaskOfflineStore):
 
     @staticmethod
     def get_historical_features(config, feature_views, *args, **kwargs):
-        return DaskOfflineStore.get_historical_features(config, [_view(config, v) for v in feature_views],
-                                                        *args, **kwargs)
+        return DaskOfflineStore.get_historical_features(
+            config, [_view(config, v) for v in feature_views], *args, **kwargs
+        )
 
     @staticmethod
     def pull_latest_from_table_or_query(config, data_source, *args, **kwargs):

@@ -5,6 +5,7 @@ which checks the lake (file or S3) every ``LIFECYCLE_LANDING_POKE_SECONDS`` unti
 there or the deadline (``LIFECYCLE_LANDING_TIMEOUT_MINUTES`` after the first check) passes, then
 fails naming the files that never landed. Cheap to import: the DAG file builds the sensor.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,10 @@ class LandingTrigger(BaseTrigger):
         self.day, self.deadline, self.poke_seconds = day, deadline, poke_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("lifecycle.landing.LandingTrigger",
-                {"day": self.day, "deadline": self.deadline, "poke_seconds": self.poke_seconds})
+        return (
+            "lifecycle.landing.LandingTrigger",
+            {"day": self.day, "deadline": self.deadline, "poke_seconds": self.poke_seconds},
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = dt.datetime.fromisoformat(self.deadline)
@@ -67,12 +70,17 @@ class LandingSensor(BaseSensorOperator):
             return
         deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=self.timeout_minutes)
         self.log.info("waiting for %s until %s (deferred: no worker slot is held)", absent, deadline)
-        self.defer(trigger=LandingTrigger(day.isoformat(), deadline.isoformat(), self.poke_interval),
-                   method_name="execute_complete", timeout=dt.timedelta(minutes=self.timeout_minutes + 5))
+        self.defer(
+            trigger=LandingTrigger(day.isoformat(), deadline.isoformat(), self.poke_interval),
+            method_name="execute_complete",
+            timeout=dt.timedelta(minutes=self.timeout_minutes + 5),
+        )
 
     def execute_complete(self, context, event: dict) -> None:
         if event["missing"]:
-            raise LandingTimeout(f"{event['day']}: {', '.join(event['missing'])} not landed within "
-                                 f"{self.timeout_minutes:g} minutes (LIFECYCLE_LANDING_TIMEOUT_MINUTES); "
-                                 "land the files, then clear this task to wait again")
+            raise LandingTimeout(
+                f"{event['day']}: {', '.join(event['missing'])} not landed within "
+                f"{self.timeout_minutes:g} minutes (LIFECYCLE_LANDING_TIMEOUT_MINUTES); "
+                "land the files, then clear this task to wait again"
+            )
         self.log.info("landing files of %s are there", event["day"])

@@ -12,6 +12,7 @@ LIFECYCLE_CANARY_SHARE get the canary (sticky per card); with LIFECYCLE_SHADOW t
 ``challenger`` also scores every request, logged and never returned. Each scored row goes to
 the prediction log with the exact inputs the model read.
 """
+
 from __future__ import annotations
 
 import gc
@@ -154,10 +155,17 @@ class RegistryFollower:
 
     def status(self) -> dict:
         r = self.routing
-        return {"serving": r.versions(), "aliases": r.aliases, "pinned": self.cfg.serving_pin_version or None,
-                "loaded_versions": sorted(self._cache, key=int), "refused_versions": dict(self._refused),
-                "registry_error": self.registry_error, "last_poll": self.last_poll,
-                "poll_seconds": self.cfg.serving_poll_seconds, "switches": self.switches[-20:]}
+        return {
+            "serving": r.versions(),
+            "aliases": r.aliases,
+            "pinned": self.cfg.serving_pin_version or None,
+            "loaded_versions": sorted(self._cache, key=int),
+            "refused_versions": dict(self._refused),
+            "registry_error": self.registry_error,
+            "last_poll": self.last_poll,
+            "poll_seconds": self.cfg.serving_poll_seconds,
+            "switches": self.switches[-20:],
+        }
 
 
 class DigestMismatch(RuntimeError):
@@ -176,8 +184,9 @@ def load_version(cfg: _settings.Settings, version: str) -> Loaded:
         path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{cfg.model_name}/{version}", dst_path=tmp)
         digest = tracking.artifact_digest(Path(path))
         if digest != expected:
-            raise DigestMismatch(f"version {version}: artifact digest {digest[:12]}… is not the registered "
-                                 f"{expected[:12]}…")
+            raise DigestMismatch(
+                f"version {version}: artifact digest {digest[:12]}… is not the registered {expected[:12]}…"
+            )
         model = mlflow.pyfunc.load_model(path).unwrap_python_model().single_threaded()
     model.fitted  # noqa: B018  (prepared now, not on the first request)
     return Loaded(version=str(version), model=model, digest=digest, loaded_at=time.time())
@@ -210,9 +219,15 @@ class OnlineFeatures:
             rows = list(zip(*(columns[k] for k in keys), strict=True))
             unique = list(dict.fromkeys(rows))
             protos = [EntityKey(join_keys=keys, entity_values=[Value(string_val=v) for v in key]) for key in unique]
-            found = dict(zip(unique, self.provider.online_read(config=self.store.config, table=view,
-                                                                entity_keys=protos, requested_features=names),
-                             strict=True))
+            found = dict(
+                zip(
+                    unique,
+                    self.provider.online_read(
+                        config=self.store.config, table=view, entity_keys=protos, requested_features=names
+                    ),
+                    strict=True,
+                )
+            )
             for name in names:
                 values = {}
                 for key, (_, feats) in found.items():
@@ -226,8 +241,9 @@ class OnlineFeatures:
 class LiveModel:
     """Online features + routed models + prediction log: what one serving process runs."""
 
-    def __init__(self, cfg: _settings.Settings | None = None, follower: RegistryFollower | None = None,
-                 log=None, store=None):
+    def __init__(
+        self, cfg: _settings.Settings | None = None, follower: RegistryFollower | None = None, log=None, store=None
+    ):
         from lifecycle.feature_store import get_store
 
         self.cfg = cfg or _settings.load()
@@ -276,10 +292,16 @@ class LiveModel:
             probs = loaded.model.score(inputs)
             if answer:
                 for j, i in enumerate(idx):
-                    answers[i] = {"transaction_id": columns["transaction_id"][i], "request_id": request_ids[i],
-                                  "fraud_probability": float(probs[j]), "model_name": self.cfg.model_name,
-                                  "model_version": loaded.version, "arm": arm,
-                                  "feature_service": FEATURE_SERVICE, "known_card": known[i]}
+                    answers[i] = {
+                        "transaction_id": columns["transaction_id"][i],
+                        "request_id": request_ids[i],
+                        "fraud_probability": float(probs[j]),
+                        "model_name": self.cfg.model_name,
+                        "model_version": loaded.version,
+                        "arm": arm,
+                        "feature_service": FEATURE_SERVICE,
+                        "known_card": known[i],
+                    }
             logged.append((arm, loaded, part, idx, inputs, probs))
 
         champion_idx = list(range(n)) if CANARY not in arms else [i for i, a in enumerate(arms) if a == CHAMPION]
@@ -304,17 +326,46 @@ class LiveModel:
         latency_ms = (time.perf_counter() - start) * 1000
         served_at = datetime.now(UTC)
         for arm, loaded, part, idx, inputs, probs in logged:
-            self.log.append(prediction_log.rows([request_ids[i] for i in idx], part, inputs, probs, loaded.version,
-                                                arm, latency_ms, served_at, self.cfg.serving_source))
+            self.log.append(
+                prediction_log.rows(
+                    [request_ids[i] for i in idx],
+                    part,
+                    inputs,
+                    probs,
+                    loaded.version,
+                    arm,
+                    latency_ms,
+                    served_at,
+                    self.cfg.serving_source,
+                )
+            )
         for arm, loaded, idx, error in failed:  # the failure is evidence too (the canary's error rate)
-            part = {k: [data[k][i] for i in idx] for k in ("transaction_id", "card_id", "merchant_id",
-                                                            "event_timestamp")}
-            self.log.append(prediction_log.rows([request_ids[i] for i in idx], part, {}, np.full(len(idx), np.nan),
-                                                loaded.version, arm, latency_ms, served_at, self.cfg.serving_source,
-                                                error=error))
+            part = {
+                k: [data[k][i] for i in idx] for k in ("transaction_id", "card_id", "merchant_id", "event_timestamp")
+            }
+            self.log.append(
+                prediction_log.rows(
+                    [request_ids[i] for i in idx],
+                    part,
+                    {},
+                    np.full(len(idx), np.nan),
+                    loaded.version,
+                    arm,
+                    latency_ms,
+                    served_at,
+                    self.cfg.serving_source,
+                    error=error,
+                )
+            )
         return answers
 
     def status(self) -> dict:
-        return {"ready": self.ready, "model_name": self.cfg.model_name, "source": self.cfg.serving_source,
-                "canary_share": self.cfg.canary_share, "shadow": self.cfg.shadow,
-                **self.follower.status(), "prediction_log": self.log.status()}
+        return {
+            "ready": self.ready,
+            "model_name": self.cfg.model_name,
+            "source": self.cfg.serving_source,
+            "canary_share": self.cfg.canary_share,
+            "shadow": self.cfg.shadow,
+            **self.follower.status(),
+            "prediction_log": self.log.status(),
+        }

@@ -1,6 +1,7 @@
 """A load generator for the live service (demo, tests): threads replaying transactions over
 keep-alive HTTP connections, recording every answer, so a run can say how many requests
 failed and when a model switch reached the service."""
+
 from __future__ import annotations
 
 import http.client
@@ -27,6 +28,7 @@ class Answer:
 class Load:
     """``connections`` threads POSTing ``bodies`` round-robin to ``base``/predict until stopped
     (or ``total`` requests were sent)."""
+
     base: str
     key: str
     bodies: list[dict]
@@ -74,9 +76,15 @@ class Load:
                 resp = conn.getresponse()
                 data = resp.read()
                 answer = json.loads(data) if resp.status == 200 else {}
-                got = Answer(sent, resp.status, (time.perf_counter() - start) * 1000, answer.get("model_version"),
-                             answer.get("arm"), answer.get("request_id"),
-                             None if resp.status == 200 else data[:300].decode(errors="replace"))
+                got = Answer(
+                    sent,
+                    resp.status,
+                    (time.perf_counter() - start) * 1000,
+                    answer.get("model_version"),
+                    answer.get("arm"),
+                    answer.get("request_id"),
+                    None if resp.status == 200 else data[:300].decode(errors="replace"),
+                )
             except (OSError, http.client.HTTPException) as err:
                 conn.close()
                 conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)

@@ -5,6 +5,7 @@ Every candidate (XGBoost, PyTorch MLP, scikit-learn logistic) is wrapped in ``Fr
 request fields and the ratios derived from both), so evaluation, promotion, batch scoring and the
 live service treat all flavours alike and compute every input with the same code.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,14 +46,20 @@ def model_inputs(columns: Mapping, numeric: list[str]) -> dict[str, np.ndarray]:
     """The columns a model reads, as arrays: from a training frame, a batch or one request (a
     mapping of column -> values, e.g. Feast's ``to_dict()`` plus the request's fields)."""
     n = len(columns["amount"])
-    raw = {c: _floats(columns.get(c) if c in columns else None, n)
-           for c in ("amount", "card_avg_amount_7d", "card_std_amount_7d", "merchant_avg_amount_7d")}
-    derived = {"hour": _hours(columns["event_timestamp"]),
-               "amount_to_card_avg": _ratio(raw["amount"], raw["card_avg_amount_7d"]),
-               "amount_to_merchant_avg": _ratio(raw["amount"], raw["merchant_avg_amount_7d"]),
-               "amount_card_zscore": _ratio(raw["amount"] - raw["card_avg_amount_7d"], raw["card_std_amount_7d"])}
-    out = {c: derived[c] if c in derived else raw[c] if c in raw else
-           _floats(columns[c] if c in columns else None, n) for c in numeric}
+    raw = {
+        c: _floats(columns.get(c) if c in columns else None, n)
+        for c in ("amount", "card_avg_amount_7d", "card_std_amount_7d", "merchant_avg_amount_7d")
+    }
+    derived = {
+        "hour": _hours(columns["event_timestamp"]),
+        "amount_to_card_avg": _ratio(raw["amount"], raw["card_avg_amount_7d"]),
+        "amount_to_merchant_avg": _ratio(raw["amount"], raw["merchant_avg_amount_7d"]),
+        "amount_card_zscore": _ratio(raw["amount"] - raw["card_avg_amount_7d"], raw["card_std_amount_7d"]),
+    }
+    out = {
+        c: derived[c] if c in derived else raw[c] if c in raw else _floats(columns[c] if c in columns else None, n)
+        for c in numeric
+    }
     for col in REQUEST_CATEGORICALS:
         out[col] = np.asarray(columns[col], dtype=object).astype(str)
     return out
@@ -75,10 +82,12 @@ def preprocessor(numeric: list[str]):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    return ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(REQUEST_CATEGORICALS)),
-    ])
+    return ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(REQUEST_CATEGORICALS)),
+        ]
+    )
 
 
 class FittedPreprocessor:
@@ -96,8 +105,10 @@ class FittedPreprocessor:
         self.keep = ~np.isnan(imputer.statistics_)  # scikit-learn drops columns that were empty in fit
         self.indicator = imputer.indicator_.features_ if imputer.indicator_ is not None else np.array([], int)
         self.mean, self.scale = scaler.mean_, scaler.scale_
-        self.categories = [(col, np.asarray(cats, dtype=object).astype(str)) for col, cats in
-                           zip(REQUEST_CATEGORICALS, prep.named_transformers_["cat"].categories_, strict=True)]
+        self.categories = [
+            (col, np.asarray(cats, dtype=object).astype(str))
+            for col, cats in zip(REQUEST_CATEGORICALS, prep.named_transformers_["cat"].categories_, strict=True)
+        ]
 
     def transform(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         X = np.column_stack([inputs[c] for c in self.numeric])
@@ -116,8 +127,15 @@ class TorchMLP:
     summed over 8 threads differ from 1 or 2 in the last bits, and the model trained on them too;
     tests/unit/test_reproducibility.py)."""
 
-    def __init__(self, hidden: int = 64, epochs: int = 12, lr: float = 1e-3, seed: int = 42, device: str = "cpu",
-                 threads: int = 2):
+    def __init__(
+        self,
+        hidden: int = 64,
+        epochs: int = 12,
+        lr: float = 1e-3,
+        seed: int = 42,
+        device: str = "cpu",
+        threads: int = 2,
+    ):
         self.hidden, self.epochs, self.lr, self.seed, self.device = hidden, epochs, lr, seed, device
         self.threads = threads
         self.net = None
@@ -134,9 +152,13 @@ class TorchMLP:
 
     def _fit(self, torch, X: np.ndarray, y: np.ndarray) -> TorchMLP:
         torch.manual_seed(self.seed)
-        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], self.hidden), torch.nn.ReLU(),
-                                  torch.nn.Linear(self.hidden, self.hidden), torch.nn.ReLU(),
-                                  torch.nn.Linear(self.hidden, 1)).to(self.device)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(X.shape[1], self.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(self.hidden, self.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(self.hidden, 1),
+        ).to(self.device)
         xt = torch.tensor(X, dtype=torch.float32, device=self.device)
         yt = torch.tensor(y, dtype=torch.float32, device=self.device).unsqueeze(1)
         pos_weight = torch.tensor([(len(y) - y.sum()) / max(y.sum(), 1)], device=self.device).sqrt()

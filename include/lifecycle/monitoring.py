@@ -1,5 +1,6 @@
 """Drift monitoring: Evidently's DataDriftPreset between what the champion learned from and
 what arrives now. Reports (HTML for analysts, JSON for machines) land in the reports zone."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,12 +35,16 @@ def reference_and_current(as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, d
     reference = load_part(champion.tags["training_set_uri"], "train")
     if len(reference) > cfg.reference_max_rows:
         reference = reference.sample(cfg.reference_max_rows, random_state=cfg.seed)
-    days = [d for d in lake.dates("curated", "transactions") if d <= as_of][-cfg.monitor_window_days:]
+    days = [d for d in lake.dates("curated", "transactions") if d <= as_of][-cfg.monitor_window_days :]
     if not days:
         raise NothingToMonitor(f"no curated partitions on or before {as_of}")
     current = lake.read_range("curated", "transactions", days[0], days[-1])
-    meta = {"model_version": str(champion.version), "current_days": [d.isoformat() for d in days],
-            "reference_rows": len(reference), "current_rows": len(current)}
+    meta = {
+        "model_version": str(champion.version),
+        "current_days": [d.isoformat() for d in days],
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+    }
     return _inputs(reference), _inputs(current), meta
 
 
@@ -53,17 +58,25 @@ def drift_report(as_of: dt.date) -> dict:
     definition = DataDefinition(numerical_columns=list(NUMERIC), categorical_columns=list(REQUEST_CATEGORICALS))
     snapshot = Report([DataDriftPreset(drift_share=cfg.drift_share_threshold)]).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
-        reference_data=Dataset.from_pandas(ref, data_definition=definition))
+        reference_data=Dataset.from_pandas(ref, data_definition=definition),
+    )
     metrics = snapshot.dict()["metrics"]
     count = next(m for m in metrics if m["config"]["type"].endswith(":DriftedColumnsCount"))
-    drifted = sorted(m["config"]["column"] for m in metrics
-                     if m["config"]["type"].endswith(":ValueDrift") and _drifted(m))
-    summary = {**meta, "as_of": as_of.isoformat(), "drift_share": float(count["value"]["share"]),
-               "drifted_columns": drifted, "threshold": cfg.drift_share_threshold}
+    drifted = sorted(
+        m["config"]["column"] for m in metrics if m["config"]["type"].endswith(":ValueDrift") and _drifted(m)
+    )
+    summary = {
+        **meta,
+        "as_of": as_of.isoformat(),
+        "drift_share": float(count["value"]["share"]),
+        "drifted_columns": drifted,
+        "threshold": cfg.drift_share_threshold,
+    }
     summary["drift"] = summary["drift_share"] >= cfg.drift_share_threshold
     # named for the data's last day
-    summary["report_uri"] = reports.publish_evidently(snapshot, dict(summary), metrics,
-                                                      f"drift/{meta['current_days'][-1]}")
+    summary["report_uri"] = reports.publish_evidently(
+        snapshot, dict(summary), metrics, f"drift/{meta['current_days'][-1]}"
+    )
     return summary
 
 

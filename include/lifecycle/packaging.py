@@ -4,6 +4,7 @@ The bento is the code artifact (the service and the locked environment); models 
 registry at run time. ``smoke_test`` serves the bento pinned to one version
 (LIFECYCLE_SERVING_PIN_VERSION), so golden requests check that version before any alias moves.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +22,16 @@ from collections.abc import Iterator
 from lifecycle import settings as _settings
 from lifecycle.cluster import SERVICE
 
-GOOD = {"transaction_id": "golden-1", "card_id": "c00001", "merchant_id": "m0001", "amount": 42.5,
-        "merchant_category": "grocery", "country": "US", "channel": "pos",
-        "event_timestamp": "2026-10-20T12:00:00Z"}
+GOOD = {
+    "transaction_id": "golden-1",
+    "card_id": "c00001",
+    "merchant_id": "m0001",
+    "amount": 42.5,
+    "merchant_category": "grocery",
+    "country": "US",
+    "channel": "pos",
+    "event_timestamp": "2026-10-20T12:00:00Z",
+}
 # (request, with the API key, expected HTTP status): known and unknown entities must score;
 # contract breaches answer 400; no key answers 401.
 GOLDEN = [
@@ -57,8 +65,11 @@ def build(mlflow_version: str) -> str:
 
     cfg = _settings.load()
     bento = bentoml.bentos.build(
-        SERVICE, name=cfg.bento_name, version=f"v{mlflow_version}-{int(time.time())}",
-        build_ctx=str(_settings.PROJECT_ROOT / "include"), include=["lifecycle/*.py"],
+        SERVICE,
+        name=cfg.bento_name,
+        version=f"v{mlflow_version}-{int(time.time())}",
+        build_ctx=str(_settings.PROJECT_ROOT / "include"),
+        include=["lifecycle/*.py"],
         labels={"mlflow_model": cfg.model_name, "mlflow_version": str(mlflow_version)},
         python={"packages": locked_packages(), "lock_packages": False},
         docker={"python_version": "3.11"},
@@ -84,8 +95,9 @@ def post(url: str, body: dict | list, key: str | None = None) -> tuple[int, dict
 
 
 @contextlib.contextmanager
-def serving(target: str = SERVICE, overrides: dict[str, str] | None = None, startup_timeout: float = 120,
-            ready: bool = True) -> Iterator[str]:
+def serving(
+    target: str = SERVICE, overrides: dict[str, str] | None = None, startup_timeout: float = 120, ready: bool = True
+) -> Iterator[str]:
     """``bentoml serve`` a bento (or the source service) on a free local port until the block ends,
     with ``overrides`` added to its environment; yields its base URL once /readyz answers 200
     (or, with ``ready=False``, once it answers at all)."""
@@ -94,8 +106,13 @@ def serving(target: str = SERVICE, overrides: dict[str, str] | None = None, star
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(overrides or {})})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(overrides or {})},
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, startup_timeout, proc, log, ready)
@@ -141,12 +158,27 @@ def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
             latencies.append((time.perf_counter() - t) * 1000)
             ok = status == expected
             if ok and status == 200:
-                ok = (answer.get("model_version") == str(mlflow_version) and answer.get("arm") == "champion"
-                      and 0.0 <= answer.get("fraud_probability", -1) <= 1.0)
-            results.append({"transaction_id": body.get("transaction_id"), "status": status,
-                            "expected": expected, "ok": ok, "answer": answer})
+                ok = (
+                    answer.get("model_version") == str(mlflow_version)
+                    and answer.get("arm") == "champion"
+                    and 0.0 <= answer.get("fraud_probability", -1) <= 1.0
+                )
+            results.append(
+                {
+                    "transaction_id": body.get("transaction_id"),
+                    "status": status,
+                    "expected": expected,
+                    "ok": ok,
+                    "answer": answer,
+                }
+            )
     bad = [r for r in results if not r["ok"]]
     if bad:
         raise SmokeTestError(f"golden requests failed against {bento_tag} serving version {mlflow_version}: {bad}")
-    return {"bento": bento_tag, "version": str(mlflow_version), "requests": len(results),
-            "latency_ms_max": round(max(latencies), 2), "results": results}
+    return {
+        "bento": bento_tag,
+        "version": str(mlflow_version),
+        "requests": len(results),
+        "latency_ms_max": round(max(latencies), 2),
+        "results": results,
+    }

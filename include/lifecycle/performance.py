@@ -10,6 +10,7 @@ The champion is degraded when, over at least ``LIFECYCLE_MIN_LABELS`` labels, it
 metric is below ``LIFECYCLE_DEGRADED_THRESHOLD`` or below its holdout value minus
 ``LIFECYCLE_DEGRADED_MARGIN``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -60,11 +61,17 @@ def metrics(y: np.ndarray, p: np.ndarray, alert_rate: float) -> dict:
         return out
     threshold = float(np.quantile(p, 1 - alert_rate))
     flagged = p >= threshold
-    out.update({"alert_threshold": threshold,
-                "precision_at_alert": float(y[flagged].mean()) if flagged.any() else 0.0,
-                "recall_at_alert": float(y[flagged].sum() / positives) if positives else None,
-                "brier": float(brier_score_loss(y, p)), "ece": expected_calibration_error(y, p),
-                "mean_probability": float(p.mean()), "fraud_rate": positives / n})
+    out.update(
+        {
+            "alert_threshold": threshold,
+            "precision_at_alert": float(y[flagged].mean()) if flagged.any() else 0.0,
+            "recall_at_alert": float(y[flagged].sum() / positives) if positives else None,
+            "brier": float(brier_score_loss(y, p)),
+            "ece": expected_calibration_error(y, p),
+            "mean_probability": float(p.mean()),
+            "fraud_rate": positives / n,
+        }
+    )
     if 0 < positives < n:
         out.update({"pr_auc": float(average_precision_score(y, p)), "roc_auc": float(roc_auc_score(y, p))})
     return out
@@ -84,9 +91,12 @@ def by_version_and_arm(joined: pd.DataFrame, alert_rate: float) -> dict[str, dic
     """``"<version>/<arm>"`` -> metrics and the sources its rows came from."""
     out = {}
     for (version, arm), rows in joined.groupby(["model_version", "arm"], sort=True):
-        out[f"{version}/{arm}"] = {"version": str(version), "arm": arm,
-                                   "sources": rows["source"].value_counts().to_dict(),
-                                   **metrics(rows[LABEL].to_numpy(int), rows[PROBA].to_numpy(float), alert_rate)}
+        out[f"{version}/{arm}"] = {
+            "version": str(version),
+            "arm": arm,
+            "sources": rows["source"].value_counts().to_dict(),
+            **metrics(rows[LABEL].to_numpy(int), rows[PROBA].to_numpy(float), alert_rate),
+        }
     return out
 
 
@@ -126,17 +136,27 @@ def evaluate(as_of: dt.date, cfg: _settings.Settings | None = None) -> dict:
     version = str(champion.version)
     live_rows = joined[(joined["model_version"] == version) & (joined["arm"] == CHAMPION)]
     if live_rows[LABEL].nunique() < 2:
-        raise NothingToEvaluate(f"champion v{version}: {len(live_rows)} labeled predictions in the window, "
-                                "not yet both classes")
+        raise NothingToEvaluate(
+            f"champion v{version}: {len(live_rows)} labeled predictions in the window, not yet both classes"
+        )
     champ = groups[f"{version}/{CHAMPION}"]
     baseline_tag = champion.tags.get(f"holdout_{cfg.primary_metric}")
     baseline = float(baseline_tag) if baseline_tag else None
     degraded, reason = decide(champ, baseline, cfg)
     days = window(as_of, cfg.performance_window_days)
-    summary = {"as_of": as_of.isoformat(), "window": f"{days[0]}..{days[-1]}", "model_version": version,
-               "metric": cfg.primary_metric, "value": champ.get(cfg.primary_metric), "baseline": baseline,
-               "labels": champ["labels"], "champion": champ, "groups": groups,
-               "degraded": degraded, "reason": reason}
+    summary = {
+        "as_of": as_of.isoformat(),
+        "window": f"{days[0]}..{days[-1]}",
+        "model_version": version,
+        "metric": cfg.primary_metric,
+        "value": champ.get(cfg.primary_metric),
+        "baseline": baseline,
+        "labels": champ["labels"],
+        "champion": champ,
+        "groups": groups,
+        "degraded": degraded,
+        "reason": reason,
+    }
     summary["report_uri"] = publish(summary, live_rows, holdout_scores(version, cfg), cfg)
     log_to_mlflow(summary, cfg)
     return summary
@@ -148,17 +168,23 @@ def publish(summary: dict, current: pd.DataFrame, reference: pd.DataFrame, cfg: 
     from evidently.metrics import ValueDrift
     from evidently.presets import ClassificationPreset
 
-    definition = DataDefinition(classification=[BinaryClassification(target=LABEL, prediction_probas=PROBA,
-                                                                     pos_label=1)], numerical_columns=[PROBA])
+    definition = DataDefinition(
+        classification=[BinaryClassification(target=LABEL, prediction_probas=PROBA, pos_label=1)],
+        numerical_columns=[PROBA],
+    )
     cur = current[[LABEL, PROBA]].reset_index(drop=True)
     threshold = summary["champion"].get("alert_threshold", 0.5)
     snapshot = Report([ClassificationPreset(probas_threshold=threshold), ValueDrift(column=PROBA)]).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
-        reference_data=Dataset.from_pandas(reference, data_definition=definition))
+        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+    )
     evidently = snapshot.dict()["metrics"]
     drift = next((m for m in evidently if m["config"]["type"].endswith(":ValueDrift")), None)
-    summary["prediction_drift"] = ({"method": drift["config"]["method"], "value": float(drift["value"]),
-                                    "threshold": drift["config"]["threshold"]} if drift else None)
+    summary["prediction_drift"] = (
+        {"method": drift["config"]["method"], "value": float(drift["value"]), "threshold": drift["config"]["threshold"]}
+        if drift
+        else None
+    )
     return reports.publish_evidently(snapshot, summary, evidently, f"performance/{summary['as_of']}")
 
 
@@ -167,14 +193,31 @@ def log_to_mlflow(summary: dict, cfg: _settings.Settings) -> None:
     import mlflow
 
     for group in summary["groups"].values():
-        with mlflow.start_run(experiment_id=tracking.experiment_id(),
-                              run_name=f"performance {summary['as_of']} v{group['version']} {group['arm']}"):
-            mlflow.set_tags({"kind": "live_performance", "model_version": group["version"], "arm": group["arm"],
-                             "window": summary["window"], "report_uri": summary["report_uri"]})
-            mlflow.log_metrics({f"live_{k}": float(v) for k, v in group.items()
-                                if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
-    tags = {f"live_{cfg.primary_metric}": summary["value"], "live_labels": summary["labels"],
-            "live_as_of": summary["as_of"]}
+        with mlflow.start_run(
+            experiment_id=tracking.experiment_id(),
+            run_name=f"performance {summary['as_of']} v{group['version']} {group['arm']}",
+        ):
+            mlflow.set_tags(
+                {
+                    "kind": "live_performance",
+                    "model_version": group["version"],
+                    "arm": group["arm"],
+                    "window": summary["window"],
+                    "report_uri": summary["report_uri"],
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    f"live_{k}": float(v)
+                    for k, v in group.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
+                }
+            )
+    tags = {
+        f"live_{cfg.primary_metric}": summary["value"],
+        "live_labels": summary["labels"],
+        "live_as_of": summary["as_of"],
+    }
     for key, value in tags.items():
         if value is not None:
             tracking.client().set_model_version_tag(cfg.model_name, summary["model_version"], key, str(value))

@@ -14,6 +14,7 @@ and fetches cost per file. Batch scoring writes one file per day, version and ar
 The service imports nothing of Airflow, so the lake is opened here with fsspec (local files, or
 S3 with the profile's endpoint and keys) rather than through ``ObjectStoragePath``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,11 +45,17 @@ def filesystem(cfg: _settings.Settings):
         return fsspec.filesystem("file"), parts.path
     if parts.scheme == "s3" and cfg.services is not None:
         svc = cfg.services
-        fs = fsspec.filesystem("s3", key=svc.s3_access_key, secret=svc.s3_secret_key,
-                               client_kwargs={"endpoint_url": svc.s3_endpoint_url, "region_name": "us-east-1"})
+        fs = fsspec.filesystem(
+            "s3",
+            key=svc.s3_access_key,
+            secret=svc.s3_secret_key,
+            client_kwargs={"endpoint_url": svc.s3_endpoint_url, "region_name": "us-east-1"},
+        )
         return fs, f"{parts.hostname}{parts.path}"  # s3://<conn id>@bucket/path: the bucket is the host
-    raise _settings.SettingError(f"LIFECYCLE_LAKE_ROOT={cfg.lake_root!r}: the prediction log needs a file:// root, "
-                                 "or s3:// in the scaleout profile")
+    raise _settings.SettingError(
+        f"LIFECYCLE_LAKE_ROOT={cfg.lake_root!r}: the prediction log needs a file:// root, "
+        "or s3:// in the scaleout profile"
+    )
 
 
 def folder(cfg: _settings.Settings) -> str:
@@ -58,18 +65,40 @@ def folder(cfg: _settings.Settings) -> str:
 TIMESTAMPS = ("event_timestamp", "served_at")
 
 
-def rows(request_ids: list, part: dict, inputs: dict, probs, version: str, arm: str, latency_ms: float,
-         served_at: dt.datetime, source: str, error: str | None = None) -> dict[str, list]:
+def rows(
+    request_ids: list,
+    part: dict,
+    inputs: dict,
+    probs,
+    version: str,
+    arm: str,
+    latency_ms: float,
+    served_at: dt.datetime,
+    source: str,
+    error: str | None = None,
+) -> dict[str, list]:
     """Log rows as columns: ids, entity keys and event time from ``part`` (request columns), the
     exact model ``inputs``, and the answer (or the ``error`` that kept a model from answering).
     Live serving and batch scoring both build them here."""
     k = len(request_ids)
-    out = {"request_id": request_ids, "transaction_id": part["transaction_id"],
-           "card_id": part["card_id"], "merchant_id": part["merchant_id"],
-           "event_timestamp": part["event_timestamp"]}
+    out = {
+        "request_id": request_ids,
+        "transaction_id": part["transaction_id"],
+        "card_id": part["card_id"],
+        "merchant_id": part["merchant_id"],
+        "event_timestamp": part["event_timestamp"],
+    }
     out.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
-    out.update({"fraud_probability": probs.tolist(), "model_version": [version] * k, "arm": [arm] * k,
-                "latency_ms": [latency_ms] * k, "served_at": [served_at] * k, "source": [source] * k})
+    out.update(
+        {
+            "fraud_probability": probs.tolist(),
+            "model_version": [version] * k,
+            "arm": [arm] * k,
+            "latency_ms": [latency_ms] * k,
+            "served_at": [served_at] * k,
+            "source": [source] * k,
+        }
+    )
     if error is not None:
         out["error"] = [error] * k
     return out
@@ -78,8 +107,9 @@ def rows(request_ids: list, part: dict, inputs: dict, probs, version: str, arm: 
 def _table(columns: dict[str, list]):
     import pyarrow as pa
 
-    return pa.table({c: pa.array(v, type=pa.timestamp("us", tz="UTC")) if c in TIMESTAMPS else v
-                     for c, v in columns.items()})
+    return pa.table(
+        {c: pa.array(v, type=pa.timestamp("us", tz="UTC")) if c in TIMESTAMPS else v for c, v in columns.items()}
+    )
 
 
 def _put(fs, path: str, data: bytes) -> None:
@@ -204,9 +234,15 @@ class PredictionLog:
                 time.sleep(0.5)
 
     def status(self) -> dict:
-        return {"writer": self.writer, "logged_rows": self.logged_rows, "buffered_rows": self._buffered,
-                "dropped_rows": self.dropped_rows, "failed_flushes": self.failed_flushes,
-                "last_error": self.last_error, "flush_seconds": self.cfg.prediction_flush_seconds}
+        return {
+            "writer": self.writer,
+            "logged_rows": self.logged_rows,
+            "buffered_rows": self._buffered,
+            "dropped_rows": self.dropped_rows,
+            "failed_flushes": self.failed_flushes,
+            "last_error": self.last_error,
+            "flush_seconds": self.cfg.prediction_flush_seconds,
+        }
 
 
 COMPACT_AT = 16  # live files of one day that a compacting reader merges into one
@@ -252,8 +288,9 @@ def _compact(fs, folder_: str, files: list[str], frame: pd.DataFrame) -> None:
             pass
 
 
-def read(cfg: _settings.Settings | None = None, days: list | None = None, source: str | None = None,
-         compact: bool = False) -> pd.DataFrame:
+def read(
+    cfg: _settings.Settings | None = None, days: list | None = None, source: str | None = None, compact: bool = False
+) -> pd.DataFrame:
     """The logged predictions (all days, or ``days``), one row per request id and arm. With
     ``compact``, a day holding ``COMPACT_AT`` or more live files has them merged into one on the
     way (every flush of every serving process adds a file; the batch files stay as they are)."""

@@ -8,6 +8,7 @@ with a bytecode cache, great_expectations, evidently, mlflow and scikit-learn 1.
 2-core machine kind. Importing is all that happens here: no thread pool, connection or file is
 opened, so the forks stay safe (checked with XGBoost and PyTorch training in forked grandchildren).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,11 +19,31 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 from celery.signals import worker_init
 
 # What the stage modules import inside their functions; the stage modules themselves are light.
-PRELOAD = ("pandas", "pyarrow.parquet", "sklearn.metrics", "mlflow", "mlflow.pyfunc", "feast",
-           "great_expectations", "evidently", "evidently.presets", "xgboost", "torch", "s3fs",
-           "lifecycle.features", "lifecycle.training", "lifecycle.validation", "lifecycle.monitoring",
-           "lifecycle.performance", "lifecycle.scoring", "lifecycle.canary", "lifecycle.promotion",
-           "lifecycle.packaging", "lifecycle.ingest", "lifecycle.live")
+PRELOAD = (
+    "pandas",
+    "pyarrow.parquet",
+    "sklearn.metrics",
+    "mlflow",
+    "mlflow.pyfunc",
+    "feast",
+    "great_expectations",
+    "evidently",
+    "evidently.presets",
+    "xgboost",
+    "torch",
+    "s3fs",
+    "lifecycle.features",
+    "lifecycle.training",
+    "lifecycle.validation",
+    "lifecycle.monitoring",
+    "lifecycle.performance",
+    "lifecycle.scoring",
+    "lifecycle.canary",
+    "lifecycle.promotion",
+    "lifecycle.packaging",
+    "lifecycle.ingest",
+    "lifecycle.live",
+)
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> float:

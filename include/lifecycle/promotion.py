@@ -16,6 +16,7 @@ call waits for a core, and waiting is not CPU time, so other processes keeping t
 raise it as they raise a wall-clock reading. The limit is ``max_latency_ms``, or with a champion
 ``max_latency_ratio`` times the champion's latency when that is higher.
 """
+
 from __future__ import annotations
 
 import math
@@ -102,31 +103,55 @@ def compare(challenger_version: str | None = None) -> Decision:
 
     cfg = _settings.load()
     c = tracking.client()
-    challenger = (c.get_model_version(cfg.model_name, challenger_version) if challenger_version
-                  else tracking.version_by_alias(CHALLENGER))
+    challenger = (
+        c.get_model_version(cfg.model_name, challenger_version)
+        if challenger_version
+        else tracking.version_by_alias(CHALLENGER)
+    )
     if challenger is None:
         raise LookupError(f"model {cfg.model_name!r} has no {CHALLENGER!r} version to evaluate")
     champion = tracking.version_by_alias(CHAMPION)  # a registry failure raises: the task fails and is retried
     holdout = load_part(challenger.tags["training_set_uri"], "holdout")
-    models = {role: mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}")
-              for role, mv in (("challenger", challenger), ("champion", champion)) if mv is not None}
+    models = {
+        role: mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}")
+        for role, mv in (("challenger", challenger), ("champion", champion))
+        if mv is not None
+    }
     scores = {role: quality(model, holdout) for role, model in models.items()}
     # both models in turns on the same rows, in CPU time: see scoring_latency
     for role, latency in scoring_latency(models, holdout.head(LATENCY_ROWS)).items():
         scores[role]["latency_ms_p50"] = latency
     promote, reasons = decide(scores["challenger"], scores.get("champion"), cfg)
-    decision = Decision(promote, str(challenger.version), str(champion.version) if champion else None,
-                        cfg.primary_metric, scores["challenger"], scores.get("champion"), reasons)
-    with mlflow.start_run(experiment_id=tracking.experiment_id(f"{cfg.experiment}-promotion"),
-                          run_name=f"v{challenger.version} vs {decision.champion_version or 'none'}"):
+    decision = Decision(
+        promote,
+        str(challenger.version),
+        str(champion.version) if champion else None,
+        cfg.primary_metric,
+        scores["challenger"],
+        scores.get("champion"),
+        reasons,
+    )
+    with mlflow.start_run(
+        experiment_id=tracking.experiment_id(f"{cfg.experiment}-promotion"),
+        run_name=f"v{challenger.version} vs {decision.champion_version or 'none'}",
+    ):
         mlflow.log_metrics({f"challenger_{k}": v for k, v in scores["challenger"].items()})
         if champion is not None:
             mlflow.log_metrics({f"champion_{k}": v for k, v in scores["champion"].items()})
-        mlflow.set_tags({"decision": "promote" if promote else "reject", "reasons": "; ".join(reasons),
-                         "challenger_version": decision.challenger_version,
-                         "champion_version": str(decision.champion_version)})
-    c.set_model_version_tag(cfg.model_name, challenger.version, "promotion_decision",
-                            ("promoted: " if promote else "rejected: ") + "; ".join(reasons))
+        mlflow.set_tags(
+            {
+                "decision": "promote" if promote else "reject",
+                "reasons": "; ".join(reasons),
+                "challenger_version": decision.challenger_version,
+                "champion_version": str(decision.champion_version),
+            }
+        )
+    c.set_model_version_tag(
+        cfg.model_name,
+        challenger.version,
+        "promotion_decision",
+        ("promoted: " if promote else "rejected: ") + "; ".join(reasons),
+    )
     return decision
 
 
@@ -142,8 +167,10 @@ def release(version: str, force: bool = False, canary: bool | None = None) -> di
     mv = c.get_model_version(cfg.model_name, version)
     decision = mv.tags.get("promotion_decision", "")
     if not decision.startswith("promoted") and not force:
-        raise ValueError(f"version {version} was not promoted by the offline gate "
-                         f"({decision or 'no decision recorded'}): not released")
+        raise ValueError(
+            f"version {version} was not promoted by the offline gate "
+            f"({decision or 'no decision recorded'}): not released"
+        )
     current = tracking.version_by_alias(CHAMPION)
     released_at = dt.datetime.now(dt.UTC).isoformat()
     if (cfg.canary_mode if canary is None else canary) and current is not None and str(current.version) != str(version):

@@ -1,4 +1,5 @@
 """The reports zone: HTML for analysts (Data Docs, Evidently), with one index page."""
+
 from __future__ import annotations
 
 import html
@@ -44,27 +45,58 @@ def rebuild_index() -> ObjectStoragePath:
     drift = [(p, _summary(base, p)) for p in _pages(base / "drift", "report.html")]
     quality = _pages(base / "data_quality", INDEX)
     body = [
-        _table("Live model performance (Evidently classification, predictions joined with labels)",
-               ["as of", "window", "model version", "live metric", "holdout", "labels", "prediction drift",
-                "degraded"],
-               [(p, [s.get("as_of"), s.get("window"), s.get("model_version"),
-                     _num(s.get("metric"), s.get("value")), _num(None, s.get("baseline")), s.get("labels"),
-                     _num(None, (s.get("prediction_drift") or {}).get("value")),
-                     "yes" if s.get("degraded") else "no"]) for p, s in performance]),
-        _table("Data drift (Evidently, champion's training data vs recent days)",
-               ["as of", "days", "champion version", "drift share", "drifted columns", "drift"],
-               [(p, [s.get("as_of"), _span(s.get("current_days") or []), s.get("model_version"),
-                     _num(None, s.get("drift_share")), ", ".join(s.get("drifted_columns", [])) or "-",
-                     "yes" if s.get("drift") else "no"]) for p, s in drift]),
-        _table("Data quality (Great Expectations Data Docs)", ["date", "dataset"],
-               [(p, [p.split("/")[2], p.split("/")[1]]) for p in quality]),
+        _table(
+            "Live model performance (Evidently classification, predictions joined with labels)",
+            ["as of", "window", "model version", "live metric", "holdout", "labels", "prediction drift", "degraded"],
+            [
+                (
+                    p,
+                    [
+                        s.get("as_of"),
+                        s.get("window"),
+                        s.get("model_version"),
+                        _num(s.get("metric"), s.get("value")),
+                        _num(None, s.get("baseline")),
+                        s.get("labels"),
+                        _num(None, (s.get("prediction_drift") or {}).get("value")),
+                        "yes" if s.get("degraded") else "no",
+                    ],
+                )
+                for p, s in performance
+            ],
+        ),
+        _table(
+            "Data drift (Evidently, champion's training data vs recent days)",
+            ["as of", "days", "champion version", "drift share", "drifted columns", "drift"],
+            [
+                (
+                    p,
+                    [
+                        s.get("as_of"),
+                        _span(s.get("current_days") or []),
+                        s.get("model_version"),
+                        _num(None, s.get("drift_share")),
+                        ", ".join(s.get("drifted_columns", [])) or "-",
+                        "yes" if s.get("drift") else "no",
+                    ],
+                )
+                for p, s in drift
+            ],
+        ),
+        _table(
+            "Data quality (Great Expectations Data Docs)",
+            ["date", "dataset"],
+            [(p, [p.split("/")[2], p.split("/")[1]]) for p in quality],
+        ),
     ]
     base.mkdir(parents=True, exist_ok=True)
     index = base / INDEX
-    index.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Model lifecycle reports</title>"
-                     "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-                     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
-                     "</head><body><h1>Model lifecycle reports</h1>" + "".join(body) + "</body></html>")
+    index.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Model lifecycle reports</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
+        "</head><body><h1>Model lifecycle reports</h1>" + "".join(body) + "</body></html>"
+    )
     return index
 
 
@@ -72,8 +104,12 @@ def _table(title: str, columns: list[str], rows: list[tuple[str, list]]) -> str:
     """An HTML table, newest first (the first cell is the date), each row linking its report."""
     rows = sorted(rows, key=lambda r: (str(r[1][0]), r[0]), reverse=True)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in [*columns, "report"])
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(v if v is not None else '-'))}</td>" for v in values)
-                    + f'<td><a href="{html.escape(page)}">{html.escape(page)}</a></td></tr>' for page, values in rows)
+    cells = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(v if v is not None else '-'))}</td>" for v in values)
+        + f'<td><a href="{html.escape(page)}">{html.escape(page)}</a></td></tr>'
+        for page, values in rows
+    )
     empty = f"<tr><td colspan='{len(columns) + 1}'>none yet</td></tr>"
     return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{cells or empty}</table>"
 
@@ -102,5 +138,4 @@ def _pages(folder: ObjectStoragePath, name: str) -> list[str]:
     if not folder.exists():
         return []
     prefix = lake.zone("reports").path.rstrip("/") + "/"  # by string: object-store paths are never relative
-    return [p.parent.path.removeprefix(prefix) + "/" + name for p in folder.rglob(name)
-            if not p.name.startswith("_")]
+    return [p.parent.path.removeprefix(prefix) + "/" + name for p in folder.rglob(name) if not p.name.startswith("_")]

@@ -5,6 +5,7 @@ version that was champion, so running it twice rolls forward again. With ``--can
 champion serves as ``canary`` first and the canary DAG decides. The ``rollback`` DAG runs the same
 function from the Airflow UI.
 """
+
 from __future__ import annotations
 
 import json

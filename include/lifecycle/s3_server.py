@@ -4,6 +4,7 @@ It checks credentials like S3 does: after the three unauthenticated calls that c
 its access key and an allow-all policy, every request must be signed with that key, so a wrong
 secret is answered 403 as a real endpoint would.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,13 @@ def start(log: Path, timeout: float = 30) -> S3Server:
     port = free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(BOOTSTRAP_CALLS)})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(BOOTSTRAP_CALLS)},
+        )
     deadline = time.monotonic() + timeout
     while True:  # a TCP probe: an HTTP request would count as one of the unauthenticated calls
         try:
@@ -54,10 +59,20 @@ def start(log: Path, timeout: float = 30) -> S3Server:
                 raise RuntimeError(f"moto server did not start on port {port}; see {log}") from None
             time.sleep(0.3)
     url = f"http://127.0.0.1:{port}"
-    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
-                       aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",
+    )
     iam.create_user(UserName="lifecycle")
     key = iam.create_access_key(UserName="lifecycle")["AccessKey"]
-    iam.put_user_policy(UserName="lifecycle", PolicyName="lake", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="lifecycle",
+        PolicyName="lake",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
     return S3Server(url, key["AccessKeyId"], key["SecretAccessKey"], proc)

@@ -4,6 +4,7 @@ For tests and benchmarks: each sandbox gets its own database prefix, its own Red
 number (claimed with SET NX, so two concurrent runs never share one), its own bucket and ports,
 and removes all of them when it ends, so runs never see each other's state.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,8 +56,11 @@ def claim_redis_db(base_url: str, run_id: str) -> int:
 
 
 @contextlib.contextmanager
-def scaleout(state_dir: Path, postgres_url: str = "postgresql://postgres@127.0.0.1:5432",
-             redis_url: str = "redis://127.0.0.1:6379") -> Iterator[dict[str, str]]:
+def scaleout(
+    state_dir: Path,
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432",
+    redis_url: str = "redis://127.0.0.1:6379",
+) -> Iterator[dict[str, str]]:
     """Environment of a fresh scale-out deployment (applied to ``os.environ`` while it lasts)."""
     from lifecycle import s3_server, services
 

@@ -1,14 +1,27 @@
 """The transaction and label contracts shared by generator, validation, features and serving."""
 
 TRANSACTION_COLUMNS = (
-    "transaction_id", "card_id", "merchant_id", "amount",
-    "merchant_category", "country", "channel", "event_timestamp",
+    "transaction_id",
+    "card_id",
+    "merchant_id",
+    "amount",
+    "merchant_category",
+    "country",
+    "channel",
+    "event_timestamp",
 )
 LABEL_COLUMNS = ("transaction_id", "is_fraud", "labeled_at")
 DATASETS = ("transactions", "labels")  # the two feeds a day lands: transactions, and the labels known that day
 
 MERCHANT_CATEGORIES = (
-    "grocery", "restaurant", "fuel", "electronics", "travel", "fashion", "digital_goods", "pharmacy",
+    "grocery",
+    "restaurant",
+    "fuel",
+    "electronics",
+    "travel",
+    "fashion",
+    "digital_goods",
+    "pharmacy",
 )
 CHANNELS = ("pos", "online", "contactless")
 COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "BR", "NG", "IN", "CN")

@@ -7,6 +7,7 @@ rows go to ``predictions/<model>/date=<day>/batch-v<version>-<arm>.parquet`` wit
 ``source=batch``: a rerun for the same day and version replaces that file, never duplicates it.
 Versions are loaded and digest-checked as the live service loads them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,8 +62,9 @@ def score_frame(frame: pd.DataFrame, model, version: str, arm: str, served_at: d
     latency_ms = (time.perf_counter() - start) * 1000 / max(len(frame), 1)  # per row, amortised
     ids = (f"{SOURCE}-v{version}-" + frame["transaction_id"].astype(str)).tolist()
     part = {c: frame[c] for c in ("transaction_id", "card_id", "merchant_id", "event_timestamp")}  # Arrow reads Series
-    return prediction_log.rows(ids, part, inputs, probs, version, arm, latency_ms,
-                               served_at or datetime.now(UTC), SOURCE)
+    return prediction_log.rows(
+        ids, part, inputs, probs, version, arm, latency_ms, served_at or datetime.now(UTC), SOURCE
+    )
 
 
 def score_day(day: dt.date, cfg: _settings.Settings | None = None) -> dict:
@@ -75,6 +77,13 @@ def score_day(day: dt.date, cfg: _settings.Settings | None = None) -> dict:
         loaded = live.load_version(cfg, version)
         columns = score_frame(frame, loaded.model, version, arm)
         path = prediction_log.write_batch(cfg, day, version, arm, columns)
-        out["scored"].append({"arm": arm, "version": version, "rows": len(frame), "file": path,
-                              "mean_probability": round(float(np.mean(columns["fraud_probability"])), 5)})
+        out["scored"].append(
+            {
+                "arm": arm,
+                "version": version,
+                "rows": len(frame),
+                "file": path,
+                "mean_probability": round(float(np.mean(columns["fraud_probability"])), 5),
+            }
+        )
     return out

@@ -4,6 +4,7 @@ deployment owns (its PostgreSQL databases, its S3 bucket, its Redis database's k
 A bad setting fails here, at set-up, with the service and the setting named, instead of as a
 stack trace deep inside a task. Nothing here runs for the embedded profile.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,9 @@ def _postgres(svc: _settings.Services, database: str = "postgres"):
     except psycopg2.OperationalError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         kind = "rejected the credentials in" if "password" in reason or "authentication" in reason else "failed for"
-        raise ServiceError(f"PostgreSQL at {_where(svc.postgres_url)} {kind} LIFECYCLE_POSTGRES_URL: {reason}") \
-            from None
+        raise ServiceError(
+            f"PostgreSQL at {_where(svc.postgres_url)} {kind} LIFECYCLE_POSTGRES_URL: {reason}"
+        ) from None
     conn.autocommit = True
     return conn
 
@@ -53,11 +55,13 @@ def _redis(svc: _settings.Services):
     try:
         client.ping()
     except redis.AuthenticationError as err:
-        raise ServiceError(f"Redis at {_where(svc.redis_url)} rejected the password in LIFECYCLE_REDIS_URL: {err}") \
-            from None
+        raise ServiceError(
+            f"Redis at {_where(svc.redis_url)} rejected the password in LIFECYCLE_REDIS_URL: {err}"
+        ) from None
     except redis.ResponseError as err:  # AUTH sent to a server without a password is an error too
-        raise ServiceError(f"Redis at {_where(svc.redis_url)} refused LIFECYCLE_REDIS_URL's credentials: {err}") \
-            from None
+        raise ServiceError(
+            f"Redis at {_where(svc.redis_url)} refused LIFECYCLE_REDIS_URL's credentials: {err}"
+        ) from None
     except (redis.ConnectionError, redis.TimeoutError) as err:
         raise ServiceError(f"Redis unreachable at {_where(svc.redis_url)} (LIFECYCLE_REDIS_URL): {err}") from None
     return client
@@ -68,9 +72,14 @@ def s3_client(svc: _settings.Services | None = None):
     from botocore.config import Config
 
     svc = svc or _svc()
-    return boto3.client("s3", endpoint_url=svc.s3_endpoint_url, region_name="us-east-1",
-                        aws_access_key_id=svc.s3_access_key, aws_secret_access_key=svc.s3_secret_key,
-                        config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}))
+    return boto3.client(
+        "s3",
+        endpoint_url=svc.s3_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=svc.s3_access_key,
+        aws_secret_access_key=svc.s3_secret_key,
+        config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}),
+    )
 
 
 def _check_bucket(svc: _settings.Services) -> None:
@@ -79,17 +88,22 @@ def _check_bucket(svc: _settings.Services) -> None:
     try:
         s3_client(svc).head_bucket(Bucket=svc.s3_bucket)
     except EndpointConnectionError as err:
-        raise ServiceError(f"S3 endpoint unreachable at {svc.s3_endpoint_url} (LIFECYCLE_S3_ENDPOINT_URL): {err}") \
-            from None
+        raise ServiceError(
+            f"S3 endpoint unreachable at {svc.s3_endpoint_url} (LIFECYCLE_S3_ENDPOINT_URL): {err}"
+        ) from None
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchBucket"):
-            raise ServiceError(f"S3 bucket {svc.s3_bucket!r} does not exist at {svc.s3_endpoint_url} "
-                               "(LIFECYCLE_S3_BUCKET): create it first (`python -m lifecycle.services "
-                               "create-bucket`, or the compose service create-bucket)") from None
+            raise ServiceError(
+                f"S3 bucket {svc.s3_bucket!r} does not exist at {svc.s3_endpoint_url} "
+                "(LIFECYCLE_S3_BUCKET): create it first (`python -m lifecycle.services "
+                "create-bucket`, or the compose service create-bucket)"
+            ) from None
         if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
-            raise ServiceError(f"S3 at {svc.s3_endpoint_url} rejected the credentials in LIFECYCLE_S3_ACCESS_KEY / "
-                               f"LIFECYCLE_S3_SECRET_KEY (HTTP {code}) for bucket {svc.s3_bucket!r}") from None
+            raise ServiceError(
+                f"S3 at {svc.s3_endpoint_url} rejected the credentials in LIFECYCLE_S3_ACCESS_KEY / "
+                f"LIFECYCLE_S3_SECRET_KEY (HTTP {code}) for bucket {svc.s3_bucket!r}"
+            ) from None
         raise ServiceError(f"S3 at {svc.s3_endpoint_url} answered {code} for bucket {svc.s3_bucket!r}") from None
 
 

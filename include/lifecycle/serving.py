@@ -7,6 +7,7 @@ Every response names the model version and the arm. Requests need ``Authorizatio
 document are open. Bodies over LIFECYCLE_SERVING_MAX_BODY_BYTES answer 413, a POST that is
 not JSON answers 415, a contract breach 400, no champion yet 503. Imports nothing of Airflow.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,16 @@ from lifecycle.schema import CANARY, CHAMPION, CHANNELS, COUNTRIES, MERCHANT_CAT
 
 CFG = _settings.load()
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/docs"})
-TRANSACTION_FIELDS = ("transaction_id", "card_id", "merchant_id", "amount", "merchant_category", "country",
-                      "channel", "event_timestamp")
+TRANSACTION_FIELDS = (
+    "transaction_id",
+    "card_id",
+    "merchant_id",
+    "amount",
+    "merchant_category",
+    "country",
+    "channel",
+    "event_timestamp",
+)
 
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -81,17 +90,28 @@ class Gatekeeper:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         if not hmac.compare_digest(headers.get(b"authorization", b""), self.key):
-            return await _reject(send, 401, "missing or wrong API key: send Authorization: Bearer <key>",
-                                 [(b"www-authenticate", b"Bearer")])
+            return await _reject(
+                send,
+                401,
+                "missing or wrong API key: send Authorization: Bearer <key>",
+                [(b"www-authenticate", b"Bearer")],
+            )
         if scope["method"] == "POST":
             media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if media != b"application/json":
-                return await _reject(send, 415, f"content type {media.decode(errors='replace') or 'none'!r} "
-                                                "is not supported: send application/json")
+                return await _reject(
+                    send,
+                    415,
+                    f"content type {media.decode(errors='replace') or 'none'!r} "
+                    "is not supported: send application/json",
+                )
             length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                return await _reject(send, 413, f"body of {length.decode(errors='replace')} bytes exceeds "
-                                                f"the limit of {self.max_body} bytes")
+                return await _reject(
+                    send,
+                    413,
+                    f"body of {length.decode(errors='replace')} bytes exceeds the limit of {self.max_body} bytes",
+                )
             if length is None:  # chunked: read it here, within the limit, then hand it on
                 body, more = b"", True
                 while more:
@@ -115,9 +135,17 @@ class Gatekeeper:
 
 async def _reject(send, status: int, error: str, extra_headers=()) -> None:
     body = json.dumps({"error": error}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra_headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra_headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -144,8 +172,9 @@ async def _timeout_middleware(self, scope, receive, send):
         await waiter
     except TimeoutError:
         if fut.cancel():
-            await JSONResponse({"error": f"Not able to process the request in {self.timeout} seconds"},
-                               status_code=504)(scope, receive, send)
+            await JSONResponse(
+                {"error": f"Not able to process the request in {self.timeout} seconds"}, status_code=504
+            )(scope, receive, send)
     else:
         await fut
     finally:
@@ -190,7 +219,8 @@ class FraudService:
 
     @bentoml.api
     async def predict_batch(
-        self, transactions: Annotated[list[Transaction], Field(min_length=1, max_length=CFG.serving_max_batch)],
+        self,
+        transactions: Annotated[list[Transaction], Field(min_length=1, max_length=CFG.serving_max_batch)],
     ) -> list[Prediction]:
         """Score many transactions in one request (one feature lookup, one model call per arm)."""
         return self._predict([t.model_dump() for t in transactions])
@@ -202,9 +232,11 @@ class FraudService:
 
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
-VALIDATION_ERROR = {"type": "object", "required": ["error", "detail"],
-                    "properties": {"error": {"type": "string"},
-                                   "detail": {"type": "array", "items": {"type": "object"}}}}
+VALIDATION_ERROR = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "array", "items": {"type": "object"}}},
+}
 
 
 def openapi_document() -> dict:
@@ -213,14 +245,22 @@ def openapi_document() -> dict:
     doc = FraudService.openapi_spec.asdict()
     doc["components"]["schemas"].update(Error=ERROR, ValidationError=VALIDATION_ERROR)
     doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    ref = lambda name, text: {"description": text,  # noqa: E731
-                              "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+    def ref(name: str, text: str) -> dict:
+        return {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+
     for path, item in doc["paths"].items():
         for op in item.values():
             if path in OPEN_PATHS:
                 continue
-            responses = op["responses"] = {str(code): r for code, r in op["responses"].items()  # BentoML: int keys
-                                           if str(code) not in ("404", "500")}
+            responses = op["responses"] = {
+                str(code): r
+                for code, r in op["responses"].items()  # BentoML: int keys
+                if str(code) not in ("404", "500")
+            }
             op["security"] = [{"bearer": []}]
             responses["401"] = ref("Error", "Missing or wrong API key")
             if "requestBody" in op:

@@ -13,6 +13,7 @@ local lake, file/SQLite Feast, SQLite MLflow) or ``scaleout`` (PostgreSQL, Celer
 S3 lake, Redis online store, an MLflow tracking server). Only this module, ``env`` and the
 templated store configs look at it; every other code path is the same on both.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -103,6 +104,7 @@ def _redact(url: str) -> str:
 @dataclass(frozen=True)
 class Services:
     """Where the scale-out profile's services are (None for the embedded profile)."""
+
     postgres_url: str
     db_prefix: str
     redis_url: str
@@ -128,15 +130,18 @@ class Services:
 def _services() -> Services:
     prefix = _str("DB_PREFIX", "lifecycle")
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", prefix):
-        raise SettingError(f"LIFECYCLE_DB_PREFIX={prefix!r}: must be lowercase letters, digits or _ "
-                           "(at most 41), starting with a letter")
+        raise SettingError(
+            f"LIFECYCLE_DB_PREFIX={prefix!r}: must be lowercase letters, digits or _ "
+            "(at most 41), starting with a letter"
+        )
     redis_url = _url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis",))
     if not re.fullmatch(r"/?([0-9]|1[0-5])?", urlsplit(redis_url).path):
         raise SettingError(f"LIFECYCLE_REDIS_URL={_redact(redis_url)!r}: the path must be a database number 0-15")
     bucket = _str("S3_BUCKET", "lifecycle")
     if not BUCKET_RULE.match(bucket) or ".." in bucket:
-        raise SettingError(f"LIFECYCLE_S3_BUCKET={bucket!r}: must be an S3 bucket name "
-                           "(3-63 lowercase letters, digits, '.' or '-')")
+        raise SettingError(
+            f"LIFECYCLE_S3_BUCKET={bucket!r}: must be an S3 bucket name (3-63 lowercase letters, digits, '.' or '-')"
+        )
     keys = []
     for name in ("S3_ACCESS_KEY", "S3_SECRET_KEY"):
         var, raw = _raw(name, "")
@@ -145,9 +150,12 @@ def _services() -> Services:
         keys.append(raw)
     return Services(
         postgres_url=_url("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432", ("postgresql", "postgres")),
-        db_prefix=prefix, redis_url=redis_url,
+        db_prefix=prefix,
+        redis_url=redis_url,
         s3_endpoint_url=_url("S3_ENDPOINT_URL", "http://127.0.0.1:9000", ("http", "https")),
-        s3_bucket=bucket, s3_access_key=keys[0], s3_secret_key=keys[1],
+        s3_bucket=bucket,
+        s3_access_key=keys[0],
+        s3_secret_key=keys[1],
         mlflow_url=_url("MLFLOW_URL", "http://127.0.0.1:5000", ("http", "https")),
     )
 
@@ -235,8 +243,10 @@ class Settings:
         path = self.serving_api_key_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError), os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                                                                           0o600), "w") as f:
+            with (
+                contextlib.suppress(FileExistsError),
+                os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f,
+            ):
                 f.write(secrets.token_urlsafe(32))
         key = path.read_text().strip()
         if len(key) < 16:
@@ -273,11 +283,17 @@ def load() -> Settings:
         raise SettingError(f"LIFECYCLE_PROFILE={profile!r}: must be one of {', '.join(PROFILES)}")
     services = _services() if profile == "scaleout" else None
     if services:
-        lake, tracking, artifacts = (f"s3://{S3_CONN_ID}@{services.s3_bucket}/lake", services.mlflow_url,
-                                     "mlflow-artifacts:/experiments")  # the server proxies S3 artifacts
+        lake, tracking, artifacts = (
+            f"s3://{S3_CONN_ID}@{services.s3_bucket}/lake",
+            services.mlflow_url,
+            "mlflow-artifacts:/experiments",
+        )  # the server proxies S3 artifacts
     else:
-        lake, tracking, artifacts = (f"file://{state}/lake", f"sqlite:///{state}/mlflow/mlflow.db",
-                                     f"{state}/mlflow/artifacts")
+        lake, tracking, artifacts = (
+            f"file://{state}/lake",
+            f"sqlite:///{state}/mlflow/mlflow.db",
+            f"{state}/mlflow/artifacts",
+        )
     metric = _str("PRIMARY_METRIC", "pr_auc")
     if metric not in ("pr_auc", "roc_auc"):
         raise SettingError(f"LIFECYCLE_PRIMARY_METRIC={metric!r}: must be one of pr_auc, roc_auc")

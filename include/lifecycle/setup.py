@@ -4,6 +4,7 @@ Scale-out: every service is checked first (a bad URL, password or missing bucket
 the setting named) and the deployment's PostgreSQL databases are created. The pool gets one slot
 per GPU found (at least one), so training tasks never oversubscribe.
 """
+
 from __future__ import annotations
 
 import shutil

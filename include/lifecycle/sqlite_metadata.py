@@ -12,6 +12,7 @@ and write grows and ``POST /api/v2/backfills`` answered 500. Such a transaction 
 Airflow reads ``CONNECT_ARGS`` through ``[database] sql_alchemy_connect_args`` (an import path);
 ``sqlite3.connect(factory=...)`` is how the standard library lets a caller choose the connection class.
 """
+
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,5 @@
 """MLflow set-up shared by training, promotion, packaging and monitoring."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,14 @@ def git_commit() -> str:
     if commit := _settings.load().git_commit:
         return commit
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=_settings.PROJECT_ROOT, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=_settings.PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

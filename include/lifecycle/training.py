@@ -12,6 +12,7 @@ A registered version records what made it (training set URI and digest, flavour,
 commit); ``reproduce`` retrains from that record and gives the same holdout metrics on the same
 device: every flavour fits deterministically (fixed seeds and thread counts).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -85,15 +86,20 @@ def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
     split = day.max() - pd.Timedelta(days=cfg.holdout_days - 1)
     parts = {"train": rows[day < split], "holdout": rows[day >= split]}
     if parts["train"][LABEL].nunique() < 2 or parts["holdout"][LABEL].nunique() < 2:
-        raise TrainingDataError(f"time split at {split.date()} leaves a part with one class: "
-                                f"land more days or lower LIFECYCLE_HOLDOUT_DAYS")
+        raise TrainingDataError(
+            f"time split at {split.date()} leaves a part with one class: land more days or lower LIFECYCLE_HOLDOUT_DAYS"
+        )
     folder = lake.zone("training") / run_key.replace(":", "_").replace("+", "_")
     files = {f"{name}.parquet": lake.parquet_bytes(frame) for name, frame in parts.items()}
     info = {
-        "uri": str(folder), "train_rows": len(parts["train"]), "holdout_rows": len(parts["holdout"]),
+        "uri": str(folder),
+        "train_rows": len(parts["train"]),
+        "holdout_rows": len(parts["holdout"]),
         "no_feature_rows": int(rows["card_avg_amount_7d"].isna().sum()),
         "fraud_rate": round(float(rows[LABEL].mean()), 5),
-        "first_day": str(day.min().date()), "split_day": str(split.date()), "last_day": str(day.max().date()),
+        "first_day": str(day.min().date()),
+        "split_day": str(split.date()),
+        "last_day": str(day.max().date()),
         "digest": dataset_digest(files),
         "numeric": numeric_columns(rows),
     }
@@ -111,8 +117,9 @@ def stored_digest(uri: str) -> str:
     """``dataset_digest`` of the training set as stored at ``uri`` now."""
     from airflow.sdk import ObjectStoragePath
 
-    return dataset_digest({f"{part}.parquet": (ObjectStoragePath(uri) / f"{part}.parquet").read_bytes()
-                           for part in PARTS})
+    return dataset_digest(
+        {f"{part}.parquet": (ObjectStoragePath(uri) / f"{part}.parquet").read_bytes() for part in PARTS}
+    )
 
 
 def load_part(uri: str, part: str) -> pd.DataFrame:
@@ -132,10 +139,19 @@ def _estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
     if flavour == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(n_estimators=300, max_depth=5, learning_rate=0.08, subsample=0.9,
-                             colsample_bytree=0.9, tree_method="hist", device=dev, n_jobs=2,
-                             random_state=seed, eval_metric="aucpr",
-                             scale_pos_weight=float(np.sqrt((len(y) - y.sum()) / max(y.sum(), 1))))
+        return XGBClassifier(
+            n_estimators=300,
+            max_depth=5,
+            learning_rate=0.08,
+            subsample=0.9,
+            colsample_bytree=0.9,
+            tree_method="hist",
+            device=dev,
+            n_jobs=2,
+            random_state=seed,
+            eval_metric="aucpr",
+            scale_pos_weight=float(np.sqrt((len(y) - y.sum()) / max(y.sum(), 1))),
+        )
     if flavour == "pytorch_mlp":
         from lifecycle.modeling import TorchMLP
 
@@ -183,8 +199,11 @@ def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
 
     y = holdout[LABEL].to_numpy()
     p = np.clip(model.predict(holdout), 1e-7, 1 - 1e-7)
-    return {"pr_auc": float(average_precision_score(y, p)), "roc_auc": float(roc_auc_score(y, p)),
-            "log_loss": float(log_loss(y, p))}
+    return {
+        "pr_auc": float(average_precision_score(y, p)),
+        "roc_auc": float(roc_auc_score(y, p)),
+        "log_loss": float(log_loss(y, p)),
+    }
 
 
 def evaluate(model, holdout: pd.DataFrame) -> dict[str, float]:
@@ -208,12 +227,18 @@ def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
 
     c = tracking.client()
     found = None
-    for run in c.search_runs([tracking.experiment_id()], f"tags.mlflow.parentRunId = '{parent_run_id}' "
-                                                         f"and tags.flavour = '{flavour}'"):
+    for run in c.search_runs(
+        [tracking.experiment_id()], f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.flavour = '{flavour}'"
+    ):
         if run.info.status == "FINISHED" and found is None:
-            found = {"flavour": flavour, "run_id": run.info.run_id, "device": run.data.params.get("device"),
-                     "seed": int(run.data.params["seed"]),
-                     "metrics": dict(run.data.metrics), "artifact_digest": run.data.tags.get("artifact_digest")}
+            found = {
+                "flavour": flavour,
+                "run_id": run.info.run_id,
+                "device": run.data.params.get("device"),
+                "seed": int(run.data.params["seed"]),
+                "metrics": dict(run.data.metrics),
+                "artifact_digest": run.data.tags.get("artifact_digest"),
+            }
         elif run.info.status == "RUNNING":
             c.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
     return found
@@ -243,21 +268,39 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
     dev = device()
     model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev)
     metrics = {**evaluate(_Pyfunc(model), holdout), "fit_seconds": fit_s}
-    with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=flavour,
-                          parent_run_id=parent_run_id, nested=True) as run:
-        params = {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))} \
-            if hasattr(est, "get_params") else {k: getattr(est, k) for k in ("hidden", "epochs", "lr", "threads")}
+    with mlflow.start_run(
+        experiment_id=tracking.experiment_id(), run_name=flavour, parent_run_id=parent_run_id, nested=True
+    ) as run:
+        params = (
+            {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))}
+            if hasattr(est, "get_params")
+            else {k: getattr(est, k) for k in ("hidden", "epochs", "lr", "threads")}
+        )
         mlflow.log_params({**params, "flavour": flavour, "device": dev, "seed": seed})
         mlflow.log_metrics(metrics)
-        mlflow.set_tags({"dataset_digest": training_set["digest"], "training_set_uri": training_set["uri"],
-                         "git_commit": tracking.git_commit(), "feature_service": FEATURE_SERVICE,
-                         "seed": str(seed), "flavour": flavour})
-        info = mlflow.pyfunc.log_model(name="model", python_model=model,
-                                       pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"])
+        mlflow.set_tags(
+            {
+                "dataset_digest": training_set["digest"],
+                "training_set_uri": training_set["uri"],
+                "git_commit": tracking.git_commit(),
+                "feature_service": FEATURE_SERVICE,
+                "seed": str(seed),
+                "flavour": flavour,
+            }
+        )
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"]
+        )
         digest = tracking.logged_model_digest(info.model_uri)  # what the live service checks before serving
         mlflow.set_tag("artifact_digest", digest)
-    return {"flavour": flavour, "run_id": run.info.run_id, "metrics": metrics, "device": dev, "seed": seed,
-            "artifact_digest": digest}
+    return {
+        "flavour": flavour,
+        "run_id": run.info.run_id,
+        "metrics": metrics,
+        "device": dev,
+        "seed": seed,
+        "artifact_digest": digest,
+    }
 
 
 def reproduce(version: str) -> dict:
@@ -280,18 +323,26 @@ def reproduce(version: str) -> dict:
     except FileNotFoundError as err:
         raise ReproductionError(f"version {version}: its training set {uri} is gone") from err
     if digest != recorded_digest:
-        raise ReproductionError(f"version {version}: the training set at {uri} has digest {digest}, "
-                                f"not the recorded {recorded_digest}")
+        raise ReproductionError(
+            f"version {version}: the training set at {uri} has digest {digest}, not the recorded {recorded_digest}"
+        )
     dev = run.data.params["device"]
     if dev != "cpu" and device() != dev:
         raise ReproductionError(f"version {version} was trained on {dev}; this machine has none")
     seed = int(mv.tags.get("seed") or run.data.params["seed"])  # versions registered before the tag: the run's
     numeric = lake.manifest(ObjectStoragePath(uri))["numeric"]
     model, _, _ = fit(mv.tags["flavour"], load_part(uri, "train"), numeric, seed, dev)
-    return {"version": str(version), "flavour": mv.tags["flavour"], "seed": seed, "device": dev,
-            "dataset_digest": digest, "git_commit": mv.tags["git_commit"], "current_commit": tracking.git_commit(),
-            "recorded": {k: run.data.metrics[k] for k in QUALITY},
-            "reproduced": quality(_Pyfunc(model), load_part(uri, "holdout"))}
+    return {
+        "version": str(version),
+        "flavour": mv.tags["flavour"],
+        "seed": seed,
+        "device": dev,
+        "dataset_digest": digest,
+        "git_commit": mv.tags["git_commit"],
+        "current_commit": tracking.git_commit(),
+        "recorded": {k: run.data.metrics[k] for k in QUALITY},
+        "reproduced": quality(_Pyfunc(model), load_part(uri, "holdout")),
+    }
 
 
 def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -> str:
@@ -299,16 +350,23 @@ def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -
     manual run's reason, else the run type (a scheduled run)."""
     from lifecycle.assets import DEGRADED, DRIFT
 
-    events = sorted(((asset, e) for asset in (DRIFT, DEGRADED)
-                     for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])),
-                    key=lambda pair: pair[1].timestamp)
+    events = sorted(
+        (
+            (asset, e)
+            for asset in (DRIFT, DEGRADED)
+            for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])
+        ),
+        key=lambda pair: pair[1].timestamp,
+    )
     if events:
         asset, event = events[-1]
         extra = event.extra or {}
         if asset == DRIFT:
             return f"drift share {extra.get('drift_share')} ({extra.get('report_uri')})"
-        return (f"degraded: live {extra.get('metric')} {extra.get('value')} over {extra.get('labels')} labels "
-                f"(v{extra.get('model_version')}, {extra.get('report_uri')})")
+        return (
+            f"degraded: live {extra.get('metric')} {extra.get('value')} over {extra.get('labels')} labels "
+            f"(v{extra.get('model_version')}, {extra.get('report_uri')})"
+        )
     return manual_reason if run_type == "manual" else str(run_type)
 
 
@@ -317,8 +375,13 @@ def evidence_day(extra: dict) -> str | None:
     return extra.get("as_of") or (extra.get("window") or "").split("..")[-1] or None
 
 
-def answered(events: list[tuple[float, dict]], champion: str | None, versions: dict[str, float],
-             canary: str | None, trained_through: dict[str, str] | None = None) -> str | None:
+def answered(
+    events: list[tuple[float, dict]],
+    champion: str | None,
+    versions: dict[str, float],
+    canary: str | None,
+    trained_through: dict[str, str] | None = None,
+) -> str | None:
     """Why drift or degradation evidence needs no new training run, or None when it does.
 
     ``events`` are (emitted at, extra) with the version each judged (``model_version``); ``versions``
@@ -346,8 +409,10 @@ def answered(events: list[tuple[float, dict]], champion: str | None, versions: d
         elif after := sorted(v for v, t in newer.items() if t >= at):
             why.append(f"v{after[0]} was registered after the evidence on v{judged}")
         elif day and (seen := sorted((v for v in newer if trained_through.get(v, "") >= day), key=int)):
-            why.append(f"v{seen[-1]} was already trained on data through {trained_through[seen[-1]]}, "
-                       f"the last day of the evidence on v{judged}")
+            why.append(
+                f"v{seen[-1]} was already trained on data through {trained_through[seen[-1]]}, "
+                f"the last day of the evidence on v{judged}"
+            )
         else:
             return None
     return "; ".join(why)
@@ -358,8 +423,11 @@ def trigger_answered(triggering_asset_events) -> str | None:
     from lifecycle.assets import DEGRADED, DRIFT
     from lifecycle.schema import CANARY, CHAMPION
 
-    events = [(e.timestamp.timestamp(), dict(e.extra or {})) for asset in (DRIFT, DEGRADED)
-              for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])]
+    events = [
+        (e.timestamp.timestamp(), dict(e.extra or {}))
+        for asset in (DRIFT, DEGRADED)
+        for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])
+    ]
     if not events:
         return None
     cfg = _settings.load()
@@ -388,8 +456,15 @@ def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:
         return earlier[0].info.run_id
     with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=f"train {run_key}") as run:
         mlflow.log_params({k: v for k, v in training_set.items() if k not in ("numeric", "uri")})
-        mlflow.set_tags({"trigger": reason, "airflow_run": run_key, "training_set_uri": training_set["uri"],
-                         "dataset_digest": training_set["digest"], "git_commit": tracking.git_commit()})
+        mlflow.set_tags(
+            {
+                "trigger": reason,
+                "airflow_run": run_key,
+                "training_set_uri": training_set["uri"],
+                "dataset_digest": training_set["digest"],
+                "git_commit": tracking.git_commit(),
+            }
+        )
     return run.info.run_id
 
 
@@ -400,17 +475,27 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
     cfg = _settings.load()
     c = tracking.client()
     best = max(results, key=lambda r: r["metrics"][cfg.primary_metric])
-    tags = {"flavour": best["flavour"], "dataset_digest": training_set["digest"],
-            "training_set_uri": training_set["uri"], "feature_service": FEATURE_SERVICE,
-            "git_commit": tracking.git_commit(), "airflow_run": run_key, "trigger": reason,
-            "artifact_digest": best["artifact_digest"],
-            "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
-            **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()},
-            **({"seed": str(best["seed"])} if best.get("seed") is not None else {})}
+    tags = {
+        "flavour": best["flavour"],
+        "dataset_digest": training_set["digest"],
+        "training_set_uri": training_set["uri"],
+        "feature_service": FEATURE_SERVICE,
+        "git_commit": tracking.git_commit(),
+        "airflow_run": run_key,
+        "trigger": reason,
+        "artifact_digest": best["artifact_digest"],
+        "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
+        **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()},
+        **({"seed": str(best["seed"])} if best.get("seed") is not None else {}),
+    }
     # tags are written with the version, so a retry finds the version its first attempt made
     earlier = c.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{run_key}'")
     mv = earlier[0] if earlier else mlflow.register_model(f"runs:/{best['run_id']}/model", cfg.model_name, tags=tags)
     c.set_registered_model_alias(cfg.model_name, CHALLENGER, mv.version)
-    return {"version": mv.version, "flavour": best["flavour"], "run_id": best["run_id"],
-            cfg.primary_metric: best["metrics"][cfg.primary_metric],
-            "candidates": {r["flavour"]: round(r["metrics"][cfg.primary_metric], 5) for r in results}}
+    return {
+        "version": mv.version,
+        "flavour": best["flavour"],
+        "run_id": best["run_id"],
+        cfg.primary_metric: best["metrics"][cfg.primary_metric],
+        "candidates": {r["flavour"]: round(r["metrics"][cfg.primary_metric], 5) for r in results},
+    }

@@ -9,6 +9,7 @@ days (or of the day's own batch), and a label cannot be known before its transac
 The suite sees the labels with the transaction's time joined on (``TRANSACTION_TIME``, empty when
 no curated transaction matches), so Data Docs stay small whatever the number of known ids.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -55,14 +56,21 @@ def _expectations(dataset: str, day: dt.date) -> list:
             gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
             gxe.ExpectColumnValuesToBeInSet(column="is_fraud", value_set=[0, 1]),
             # typed, and inside the day: a day's file holds the labels that became known that day
-            gxe.ExpectColumnValuesToBeBetween(column="labeled_at", min_value=start,
-                                              max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="labeled_at", min_value=start, max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+            ),
             gxe.ExpectColumnValuesToNotBeNull(
-                column=TRANSACTION_TIME, description=f"referential integrity: the label's transaction is "
-                f"curated (its day or the {cfg.label_max_delay_days} days before)"),
+                column=TRANSACTION_TIME,
+                description=f"referential integrity: the label's transaction is "
+                f"curated (its day or the {cfg.label_max_delay_days} days before)",
+            ),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="labeled_at", column_B=TRANSACTION_TIME, or_equal=True,
-                ignore_row_if="either_value_is_missing", description="a label is known after its transaction"),
+                column_A="labeled_at",
+                column_B=TRANSACTION_TIME,
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                description="a label is known after its transaction",
+            ),
         ]
     return [
         gxe.ExpectTableColumnsToMatchSet(column_set=list(TRANSACTION_COLUMNS), exact_match=True),
@@ -76,8 +84,9 @@ def _expectations(dataset: str, day: dt.date) -> list:
         gxe.ExpectColumnValuesToBeInSet(column="country", value_set=list(COUNTRIES)),
         # timestamps: typed (a string column cannot be compared), not in the future, inside the day
         gxe.ExpectColumnValuesToBeBetween(column="event_timestamp", max_value=pd.Timestamp.now(tz="UTC")),
-        gxe.ExpectColumnValuesToBeBetween(column="event_timestamp", min_value=start,
-                                          max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="event_timestamp", min_value=start, max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+        ),
     ]
 
 
@@ -89,40 +98,54 @@ def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path) -
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.add_data_docs_site(site_name=DOCS_SITE, site_config={
-        "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-    })
-    batch = (context.data_sources.add_pandas("lake").add_dataframe_asset(dataset)
-             .add_batch_definition_whole_dataframe(day.isoformat()))
+    context.add_data_docs_site(
+        site_name=DOCS_SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        },
+    )
+    batch = (
+        context.data_sources.add_pandas("lake")
+        .add_dataframe_asset(dataset)
+        .add_batch_definition_whole_dataframe(day.isoformat())
+    )
     suite = context.suites.add(gx.ExpectationSuite(name=dataset, expectations=_expectations(dataset, day)))
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{dataset}-{day}", data=batch, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{dataset}-gate", validation_definitions=[definition],
-        actions=[UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])],
-        result_format={"result_format": "SUMMARY"}))
+        gx.ValidationDefinition(name=f"{dataset}-{day}", data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{dataset}-gate",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     failures = []
     for run_result in result.run_results.values():
         for r in run_result.results:
             if not r.success:
                 cfg = r.expectation_config
-                failures.append({
-                    "expectation": cfg.type,
-                    "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_A"),
-                    "rule": cfg.description,
-                    "unexpected_count": (r.result or {}).get("unexpected_count"),
-                    "error": _exception_message(r.exception_info),
-                })
+                failures.append(
+                    {
+                        "expectation": cfg.type,
+                        "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_A"),
+                        "rule": cfg.description,
+                        "unexpected_count": (r.result or {}).get("unexpected_count"),
+                        "error": _exception_message(r.exception_info),
+                    }
+                )
     return Outcome(dataset, day, bool(result.success), failures)
 
 
 def _exception_message(info: dict) -> str | None:
     """GX nests exception info per metric when an expectation cannot even be computed."""
-    found = [v.get("exception_message") for v in [info, *info.values()]
-             if isinstance(v, dict) and v.get("raised_exception")]
+    found = [
+        v.get("exception_message") for v in [info, *info.values()] if isinstance(v, dict) and v.get("raised_exception")
+    ]
     return found[0] if found else None
 
 
@@ -131,8 +154,9 @@ def describe(failures: list[dict]) -> str:
     for f in failures:
         what = f["expectation"] + (f"({f['column']})" if f["column"] else "")
         what += f" [{f['rule']}]" if f.get("rule") else ""
-        detail = (f"{f['unexpected_count']} unexpected" if f["unexpected_count"] is not None
-                  else f.get("error") or "failed")
+        detail = (
+            f"{f['unexpected_count']} unexpected" if f["unexpected_count"] is not None else f.get("error") or "failed"
+        )
         parts.append(f"{what}: {detail}")
     return "; ".join(parts)
 
@@ -148,8 +172,11 @@ def waiting_for(day: dt.date, batch: list[dt.date], gated: set[dt.date], raw: se
     (curated or quarantined) nor earlier in ``batch``, the days this run gates in date order."""
     window = _settings.load().label_max_delay_days
     earlier = [day - dt.timedelta(days=i) for i in range(1, window + 1)]
-    return sorted(d for d in earlier if d not in gated and d not in batch
-                  and (d in raw or lake.landing_file("transactions", d).exists()))
+    return sorted(
+        d
+        for d in earlier
+        if d not in gated and d not in batch and (d in raw or lake.landing_file("transactions", d).exists())
+    )
 
 
 def gate_days(days: list[dt.date]) -> list[dict]:
@@ -164,16 +191,22 @@ def gate_days(days: list[dt.date]) -> list[dict]:
     results = []
     for day in sorted(days):
         if wait := waiting_for(day, days, gated, raw):
-            results.append({"date": day.isoformat(), "status": "waiting",
-                            "detail": f"waits for {', '.join(d.isoformat() for d in wait)} to be gated first"})
+            results.append(
+                {
+                    "date": day.isoformat(),
+                    "status": "waiting",
+                    "detail": f"waits for {', '.join(d.isoformat() for d in wait)} to be gated first",
+                }
+            )
             continue
         try:
             outcomes = validate_day(day)
         except QualityGateError as err:
             results.append({"date": day.isoformat(), "status": "quarantined", "detail": str(err)})
             continue
-        results.append({"date": day.isoformat(), "status": "curated",
-                        "docs": {o.dataset: o.docs_uri for o in outcomes}})
+        results.append(
+            {"date": day.isoformat(), "status": "curated", "docs": {o.dataset: o.docs_uri for o in outcomes}}
+        )
     return results
 
 
@@ -182,8 +215,11 @@ def with_transaction_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.dat
     looked up in the curated days a label can still arrive for, and in the day's own batch."""
     window = _settings.load().label_max_delay_days
     cols = ["transaction_id", "event_timestamp"]
-    frames = [lake.read_parquet(lake.partition("curated", "transactions", d))[cols]
-              for d in lake.dates("curated", "transactions") if day - dt.timedelta(days=window) <= d < day]
+    frames = [
+        lake.read_parquet(lake.partition("curated", "transactions", d))[cols]
+        for d in lake.dates("curated", "transactions")
+        if day - dt.timedelta(days=window) <= d < day
+    ]
     frames.append(batch[cols] if set(cols) <= set(batch.columns) else pd.DataFrame(columns=cols))
     known = pd.concat(frames, ignore_index=True).drop_duplicates("transaction_id")
     known = known.rename(columns={"event_timestamp": TRANSACTION_TIME})
@@ -201,10 +237,13 @@ def validate_day(day: dt.date) -> list[Outcome]:
             quarantined = [lake.manifest(lake.partition("quarantine", ds, day)) for ds in DATASETS]
             if any(quarantined):  # an earlier attempt quarantined it and was killed before it failed
                 failures = [f for m in quarantined if m for f in m["failures"]]
-                raise QualityGateError(f"batch {day.isoformat()} was already quarantined; "
-                                       f"failed expectations: {describe(failures)}")
-            raise FileNotFoundError(f"raw partition {part} is missing or incomplete (no manifest): "
-                                    f"validate runs only on partitions landed by ingest")
+                raise QualityGateError(
+                    f"batch {day.isoformat()} was already quarantined; failed expectations: {describe(failures)}"
+                )
+            raise FileNotFoundError(
+                f"raw partition {part} is missing or incomplete (no manifest): "
+                f"validate runs only on partitions landed by ingest"
+            )
     data = {ds: (part / "data.parquet").read_bytes() for ds, part in raw.items()}  # read once: validate, then copy
     frames = {ds: pd.read_parquet(io.BytesIO(b)) for ds, b in data.items()}
     frames["labels"] = with_transaction_time(frames["labels"], frames["transactions"], day)
@@ -219,8 +258,11 @@ def validate_day(day: dt.date) -> list[Outcome]:
     passed = all(o.success for o in outcomes)
     target = "curated" if passed else "quarantine"
     for ds, part in raw.items():
-        manifest = {**lake.manifest(part), "validated": passed,
-                    "failures": [f for o in outcomes if o.dataset == ds for f in o.failures]}
+        manifest = {
+            **lake.manifest(part),
+            "validated": passed,
+            "failures": [f for o in outcomes if o.dataset == ds for f in o.failures],
+        }
         lake.publish(lake.partition(target, ds, day), {"data.parquet": data[ds]}, manifest)
     if not passed:
         for part in raw.values():
@@ -228,5 +270,6 @@ def validate_day(day: dt.date) -> list[Outcome]:
         detail = " | ".join(f"{o.dataset}: {describe(o.failures)}" for o in outcomes if not o.success)
         raise QualityGateError(
             f"batch {day.isoformat()} failed validation and was moved to "
-            f"{lake.partition('quarantine', 'transactions', day).parent.parent}; failed expectations: {detail}")
+            f"{lake.partition('quarantine', 'transactions', day).parent.parent}; failed expectations: {detail}"
+        )
     return outcomes

@@ -1,4 +1,5 @@
 """The DAG package as the DAG processor sees it: imports, conventions, the asset graph."""
+
 import subprocess
 import sys
 
@@ -77,8 +78,10 @@ def test_train_runs_on_drift_or_weekly_and_candidates_use_the_gpu_pool(dagbag):
 
 def test_dag_files_parse_without_heavy_imports():
     heavy = ["feast", "mlflow", "torch", "xgboost", "evidently", "great_expectations", "bentoml", "sklearn"]
-    code = ("import sys, runpy, glob\n"
-            f"[runpy.run_path(f) for f in sorted(glob.glob({str(ROOT / 'dags')!r} + '/*.py'))]\n"
-            f"print([m for m in {heavy!r} if m in sys.modules])")
+    code = (
+        "import sys, runpy, glob\n"
+        f"[runpy.run_path(f) for f in sorted(glob.glob({str(ROOT / 'dags')!r} + '/*.py'))]\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -9,6 +9,7 @@ training. Every core is kept
 busy by competing processes for the whole run, and one quality gate and one training candidate
 are killed with SIGKILL mid-run: Airflow retries them and the loop ends as an undisturbed one.
 """
+
 import datetime as dt
 import json
 import os
@@ -35,13 +36,33 @@ def loop():
     out.unlink(missing_ok=True)
     killer = faults.TaskKiller(f"http://localhost:{PORT}", STATE / "airflow", KILLED)
     with faults.busy_cores() as load, killer:
-        done = subprocess.run([sys.executable, "-m", "lifecycle.demo", "--normal-days", "8", "--drifted-days", "3",
-                               "--concept-days", "4", "--summary-file", str(out)],
-                              env=env, capture_output=True, text=True, timeout=2400)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lifecycle.demo",
+                "--normal-days",
+                "8",
+                "--drifted-days",
+                "3",
+                "--concept-days",
+                "4",
+                "--summary-file",
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=2400,
+        )
         loaded = faults.still_busy(load)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return SimpleNamespace(summary=json.loads(out.read_text()), kills={k.task_id: k for k in killer.kills},
-                           killer_errors=killer.errors, loaded=loaded)
+    return SimpleNamespace(
+        summary=json.loads(out.read_text()),
+        kills={k.task_id: k for k in killer.kills},
+        killer_errors=killer.errors,
+        loaded=loaded,
+    )
 
 
 @pytest.fixture
@@ -55,7 +76,9 @@ def test_drift_and_degradation_start_training_and_each_run_answers_new_evidence(
     dags = summary["dags"]
     assert dags["ingest"]["runs"] == {"backfill:success": 8 + 3 + 4 + 1}
     assert dags["train"]["runs"]["manual:success"] == 1 and set(dags["train"]["runs"]) == {
-        "manual:success", "asset_triggered:success"}
+        "manual:success",
+        "asset_triggered:success",
+    }
     assert dags["monitor"]["runs"] == {"manual:success": 3}  # stable days, drifted days, concept days
     versions = summary["model_versions"]
     assert [v[0] for v in versions] == [1, 2, 3]
@@ -107,8 +130,9 @@ def test_a_killed_quality_gate_is_retried_and_curates_each_day_once(loop, e2e_st
         for dataset in ("transactions", "labels"):
             raw, made = (lake.manifest(lake.partition(z, dataset, day)) for z in ("raw", "curated"))
             assert made["data_sha256"] == raw["data_sha256"] and made["validated"] is True
-            assert (lake.partition("curated", dataset, day) / "data.parquet").read_bytes() == \
-                (lake.partition("raw", dataset, day) / "data.parquet").read_bytes()
+            assert (lake.partition("curated", dataset, day) / "data.parquet").read_bytes() == (
+                lake.partition("raw", dataset, day) / "data.parquet"
+            ).read_bytes()
     assert list((STATE / "lake").rglob("_staging-*")) == []  # no half-written partition anywhere
 
 
@@ -119,8 +143,9 @@ def test_a_killed_training_candidate_is_retried_and_the_run_registers_one_versio
     assert kill, f"no training candidate was killed; killer errors: {loop.killer_errors[-5:]}"
     assert (kill.final_state, kill.final_try) == ("success", kill.try_number + 1)
     client = tracking.client()
-    versions = client.search_model_versions(f"name = '{settings.load().model_name}' "
-                                            f"and tags.airflow_run = '{kill.run_id}'")
+    versions = client.search_model_versions(
+        f"name = '{settings.load().model_name}' and tags.airflow_run = '{kill.run_id}'"
+    )
     assert len(versions) == 1
     parent = client.search_runs([tracking.experiment_id()], f"tags.airflow_run = '{kill.run_id}'")
     assert len(parent) == 1
@@ -132,8 +157,13 @@ def test_a_killed_training_candidate_is_retried_and_the_run_registers_one_versio
 
 def test_every_process_log_is_complete_after_the_deployment_stopped(loop):
     logs = STATE / "airflow" / "process-logs"
-    assert sorted(p.name for p in logs.iterdir()) == ["api-server.log", "dag-processor.log", "model.log",
-                                                      "scheduler.log", "triggerer.log"]
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "api-server.log",
+        "dag-processor.log",
+        "model.log",
+        "scheduler.log",
+        "triggerer.log",
+    ]
     tail = (logs / "api-server.log").read_text().rstrip().splitlines()[-5:]
     assert any("Finished server process" in line for line in tail), tail  # written up to its last line
 

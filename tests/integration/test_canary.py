@@ -1,5 +1,6 @@
 """Canary decisions on real evidence: live traffic through the serving code (in process) with the
 canary arm and shadow scores in the prediction log, labels from the lake, versions in MLflow."""
+
 import datetime as dt
 
 import numpy as np
@@ -39,7 +40,7 @@ def replay(days: list[dt.date]) -> None:
 
         bodies = [Transaction(**b).model_dump() for b in packaging.request_bodies(frame)]
         for i in range(0, len(bodies), 100):
-            model.predict(_columns(bodies[i:i + 100]))
+            model.predict(_columns(bodies[i : i + 100]))
     finally:
         model.close()
 
@@ -48,8 +49,13 @@ def replay(days: list[dt.date]) -> None:
 def canary_world(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(tmp_path_factory.mktemp("canary")))
-        for name, value in {"CANARY_MODE": "true", "CANARY_SHARE": "0.5", "MIN_LABELS": "500",
-                            "CANARY_MIN_REQUESTS": "200", "SERVING_POLL_SECONDS": "60"}.items():
+        for name, value in {
+            "CANARY_MODE": "true",
+            "CANARY_SHARE": "0.5",
+            "MIN_LABELS": "500",
+            "CANARY_MIN_REQUESTS": "200",
+            "SERVING_POLL_SECONDS": "60",
+        }.items():
             mp.setenv(f"LIFECYCLE_{name}", value)
         days = featurized_days(FIRST, 8)
         first = register("xgboost", "canary__v1", seed=7)
@@ -59,9 +65,11 @@ def canary_world(tmp_path_factory):
 
 def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
     worse = register("sklearn_logistic", "canary__worse", seed=3, shuffle=True)
-    assert promotion.release(worse, force=True) == {CANARY: worse, CHAMPION: canary_world["first"],
-                                                     "released_at": tracking.version_by_alias(CANARY).tags[
-                                                         "canary_started_at"]}
+    assert promotion.release(worse, force=True) == {
+        CANARY: worse,
+        CHAMPION: canary_world["first"],
+        "released_at": tracking.version_by_alias(CANARY).tags["canary_started_at"],
+    }
     assert scoring.arms(settings.load()) == [(CHAMPION, canary_world["first"]), ("shadow", worse)]  # batch too
     replay(canary_world["days"][2:6])
     decision = canary.decide()
@@ -75,8 +83,9 @@ def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
     assert str(tracking.version_by_alias(CHAMPION).version) == canary_world["first"]
     mv = tracking.client().get_model_version(settings.load().model_name, worse)
     assert mv.tags["canary_outcome"] == "abort" and "quality: fail" in mv.tags["canary_reason"]
-    runs = tracking.client().search_runs([tracking.experiment_id()],
-                                         f"tags.kind = 'canary_decision' and tags.canary_version = '{worse}'")
+    runs = tracking.client().search_runs(
+        [tracking.experiment_id()], f"tags.kind = 'canary_decision' and tags.canary_version = '{worse}'"
+    )
     assert len(runs) == 1 and runs[0].data.tags["outcome"] == "abort"
     assert runs[0].data.metrics["quality_labels"] >= 500
 
@@ -107,7 +116,7 @@ def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canar
         frame = lake.read_parquet(lake.partition("curated", "transactions", canary_world["days"][6])).head(600)
         answers = []
         for i in range(0, 600, 50):
-            rows = [Transaction(**b).model_dump() for b in packaging.request_bodies(frame.iloc[i:i + 50])]
+            rows = [Transaction(**b).model_dump() for b in packaging.request_bodies(frame.iloc[i : i + 50])]
             answers += model.predict(_columns(rows))
     finally:
         model.close()
@@ -132,9 +141,13 @@ def test_a_rejected_rollout_approval_aborts_the_canary_through_a_real_scheduler(
     from lifecycle.airflow_client import AirflowServer
 
     mp = canary_world["mp"]
-    for name, value in {"REQUIRE_APPROVAL": "true", "CANARY_MARGIN": "0.1", "AIRFLOW_PORT": "18190",
-                        "SERVING_PORT": "18194",
-                        "SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat()}.items():
+    for name, value in {
+        "REQUIRE_APPROVAL": "true",
+        "CANARY_MARGIN": "0.1",
+        "AIRFLOW_PORT": "18190",
+        "SERVING_PORT": "18194",
+        "SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
+    }.items():
         mp.setenv(f"LIFECYCLE_{name}", value)
     champion = str(tracking.version_by_alias(CHAMPION).version)
     candidate = register("xgboost", "canary__rejected", seed=13)
@@ -147,8 +160,10 @@ def test_a_rejected_rollout_approval_aborts_the_canary_through_a_real_scheduler(
         server.start()
         server.wait_for_dags({"canary"})
         server.trigger("canary")
-        server.wait_idle(timeout=600, answer=lambda request: (asked.append(request) or "Reject")
-                         if demo.answer_approval(request) else None)  # answered as the demo's user answers
+        server.wait_idle(
+            timeout=600,
+            answer=lambda request: (asked.append(request) or "Reject") if demo.answer_approval(request) else None,
+        )  # answered as the demo's user answers
         run = server.runs("canary")[-1]
         states = {t["task_id"]: t["state"] for t in server.task_instances("canary", run["dag_run_id"])}
     finally:

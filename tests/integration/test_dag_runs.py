@@ -3,6 +3,7 @@
 The tests share the session state (.local/tests/session) and build on each other, like the
 loop itself: ingest → validate → features → train → promote → package → monitor.
 """
+
 import datetime as dt
 import json
 import threading
@@ -36,16 +37,21 @@ def dags():
 
 def states(dag_run) -> dict[str, str]:
     with create_session() as session:
-        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
-                                                         TaskInstance.run_id == dag_run.run_id))
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+        )
         return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
 
 
 def xcom(dag_run, task_id):
     with create_session() as session:
-        ti = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
-                                                        TaskInstance.run_id == dag_run.run_id,
-                                                        TaskInstance.task_id == task_id)).one()
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_run.dag_id,
+                TaskInstance.run_id == dag_run.run_id,
+                TaskInstance.task_id == task_id,
+            )
+        ).one()
         return ti.xcom_pull(task_ids=task_id, session=session)
 
 
@@ -70,8 +76,9 @@ def test_ingest_waits_deferred_for_late_files_then_lands_them(dags, monkeypatch)
     lander.start()  # the files land while the sensor is deferred
     try:
         started = time.monotonic()
-        run = dags["ingest"].test(logical_date=dt.datetime.combine(late + dt.timedelta(days=1), dt.time(1),
-                                                                   tzinfo=dt.UTC))
+        run = dags["ingest"].test(
+            logical_date=dt.datetime.combine(late + dt.timedelta(days=1), dt.time(1), tzinfo=dt.UTC)
+        )
     finally:
         lander.join()
     assert run.state == "success", states(run)
@@ -85,8 +92,7 @@ def test_ingest_names_the_files_that_never_landed(dags, monkeypatch, capfd):
     sensor = dags["ingest"].get_task("wait_for_files")
     monkeypatch.setattr(sensor, "poke_interval", 0.5)
     monkeypatch.setattr(sensor, "timeout_minutes", 0.05)
-    run = dags["ingest"].test(logical_date=dt.datetime.combine(never + dt.timedelta(days=1), dt.time(1),
-                                                               tzinfo=dt.UTC))
+    run = dags["ingest"].test(logical_date=dt.datetime.combine(never + dt.timedelta(days=1), dt.time(1), tzinfo=dt.UTC))
     assert run.state == "failed" and states(run) == {"wait_for_files": "failed", "land": "upstream_failed"}
     out = capfd.readouterr()
     assert "LandingTimeout" in out.out + out.err
@@ -97,15 +103,23 @@ def test_ingest_names_the_files_that_never_landed(dags, monkeypatch, capfd):
 def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
     run = dags["validate"].test()  # no dates given: every pending raw partition is gated
     assert run.state == "success"
-    assert states(run) == {"landed_days": "success", "quality_gate": "success", "curated_days": "success",
-                           "failed_days": "success"}
+    assert states(run) == {
+        "landed_days": "success",
+        "quality_gate": "success",
+        "curated_days": "success",
+        "failed_days": "success",
+    }
     assert [(r["date"], r["status"]) for r in xcom(run, "quality_gate")] == [(d.isoformat(), "curated") for d in DAYS]
     assert lake.dates("curated", "transactions") == DAYS
     assert ingest(dags, CORRUPT, "corrupt").state == "success"  # ingest lands anything readable
     bad = dags["validate"].test()
     assert bad.state == "failed"
-    assert states(bad) == {"landed_days": "success", "quality_gate": "success", "curated_days": "skipped",
-                           "failed_days": "failed"}
+    assert states(bad) == {
+        "landed_days": "success",
+        "quality_gate": "success",
+        "curated_days": "skipped",
+        "failed_days": "failed",
+    }
     assert [r["status"] for r in xcom(bad, "quality_gate")] == ["quarantined"]
     assert lake.dates("quarantine", "transactions") == [CORRUPT]
     assert CORRUPT not in lake.dates("curated", "transactions")
@@ -120,8 +134,11 @@ def test_features_builds_snapshots_and_fills_the_online_store(dags):
     # day get the last day's values, not the day before's; an unknown card gets nothing
     from lifecycle.feature_store import get_store
 
-    snap = {(name, day): lake.read_parquet(lake.partition("features", name, day)).set_index(key)
-            for name, key in (("card_stats", "card_id"), ("merchant_stats", "merchant_id")) for day in DAYS[-2:]}
+    snap = {
+        (name, day): lake.read_parquet(lake.partition("features", name, day)).set_index(key)
+        for name, key in (("card_stats", "card_id"), ("merchant_stats", "merchant_id"))
+        for day in DAYS[-2:]
+    }
     newest, before = snap["card_stats", DAYS[-1]], snap["card_stats", DAYS[-2]]
     both = newest.index.intersection(before.index)
     changed = both[newest.loc[both, "card_avg_amount_7d"] != before.loc[both, "card_avg_amount_7d"]][:20]
@@ -129,18 +146,22 @@ def test_features_builds_snapshots_and_fills_the_online_store(dags):
     assert len(changed) == len(merchants) == 20
     store = get_store()
     rows = [{"card_id": c, "merchant_id": m} for c, m in zip(changed, merchants, strict=True)]
-    got = store.get_online_features(features=store.get_feature_service(feature_store.FEATURE_SERVICE),
-                                    entity_rows=[*rows, {"card_id": "never-seen-card", "merchant_id": merchants[0]}]
-                                    ).to_dict()
+    got = store.get_online_features(
+        features=store.get_feature_service(feature_store.FEATURE_SERVICE),
+        entity_rows=[*rows, {"card_id": "never-seen-card", "merchant_id": merchants[0]}],
+    ).to_dict()
     for name, ids in (("card_stats", changed), ("merchant_stats", merchants)):
         expected = snap[name, DAYS[-1]].loc[list(ids)].drop(columns="event_timestamp")
         assert set(expected.columns) < set(got)
         for col in expected.columns:
             assert got[col][:20] == expected[col].tolist(), col
-    assert {col: got[col][20] for col in newest.columns if col != "event_timestamp"} == \
-        dict.fromkeys(newest.columns.drop("event_timestamp"))  # the unknown card: every card feature missing
-    assert got["merchant_avg_amount_7d"][20] == snap["merchant_stats", DAYS[-1]].loc[merchants[0],
-                                                                                      "merchant_avg_amount_7d"]
+    assert {col: got[col][20] for col in newest.columns if col != "event_timestamp"} == dict.fromkeys(
+        newest.columns.drop("event_timestamp")
+    )  # the unknown card: every card feature missing
+    assert (
+        got["merchant_avg_amount_7d"][20]
+        == snap["merchant_stats", DAYS[-1]].loc[merchants[0], "merchant_avg_amount_7d"]
+    )
 
 
 def test_train_registers_a_challenger_from_the_labels_known_at_its_cutoff(dags):
@@ -163,8 +184,9 @@ def test_train_registers_a_challenger_from_the_labels_known_at_its_cutoff(dags):
     assert len(late) > 100 and late["labeled_at"].max().date() == DAYS[-1]  # known that afternoon, in the lake
     used = pd.concat([training.load_part(info["uri"], part) for part in training.PARTS])
     assert len(used) == info["train_rows"] + info["holdout_rows"]
-    used = used[["transaction_id", "is_fraud"]].merge(labels, on="transaction_id", how="left",
-                                                      suffixes=("", "_curated"), validate="one_to_one")
+    used = used[["transaction_id", "is_fraud"]].merge(
+        labels, on="transaction_id", how="left", suffixes=("", "_curated"), validate="one_to_one"
+    )
     assert (used["labeled_at"] <= cutoff).all() and (used["is_fraud"] == used["is_fraud_curated"]).all()
     assert set(used["transaction_id"]) == set(labels.loc[labels["labeled_at"] <= cutoff, "transaction_id"])
     assert not set(used["transaction_id"]) & set(late["transaction_id"])
@@ -181,8 +203,12 @@ def test_promote_approves_the_first_model_without_moving_an_alias(dags):
 def test_package_smoke_tests_the_approved_version_then_releases_it(dags):
     run = dags["package"].test(run_conf={"version": "1"})
     assert run.state == "success", states(run)
-    assert states(run) == {"approved_version": "success", "build_bento": "success", "smoke_test": "success",
-                           "release": "success"}
+    assert states(run) == {
+        "approved_version": "success",
+        "build_bento": "success",
+        "smoke_test": "success",
+        "release": "success",
+    }
     result = xcom(run, "smoke_test")
     assert result["requests"] == 6 and all(r["ok"] for r in result["results"])
     assert {r["answer"].get("model_version") for r in result["results"] if r["status"] == 200} == {"1"}
@@ -225,22 +251,30 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     summary = xcom(run, "evaluate")
     assert summary["model_version"] == "1" and summary["labels"] >= settings.load().min_labels
     assert summary["groups"]["1/champion"]["sources"] == {"batch": summary["labels"]}
-    scored = {t for d in DAYS[-2:] for t in lake.read_parquet(lake.partition("curated", "transactions", d))
-              ["transaction_id"]}
+    scored = {
+        t for d in DAYS[-2:] for t in lake.read_parquet(lake.partition("curated", "transactions", d))["transaction_id"]
+    }
     labeled = set(lake.read_range("curated", "labels", DAYS[0], CORRUPT)["transaction_id"])
     assert summary["labels"] == len(scored & labeled)  # every batch-scored transaction with a label, once
     assert not summary["degraded"] and "within bounds" in summary["reason"]
     report = lake.zone("reports") / "performance" / DAYS[-1].isoformat()
     assert summary["report_uri"] == str(report / "report.html")
-    assert json.loads((report / "report.json").read_text())["summary"] == \
-        {k: v for k, v in summary.items() if k != "report_uri"}
+    assert json.loads((report / "report.json").read_text())["summary"] == {
+        k: v for k, v in summary.items() if k != "report_uri"
+    }
 
 
 def test_canary_has_nothing_to_decide_without_a_canary(dags):
     run = dags["canary"].test()
     assert run.state == "success"
-    assert states(run) == {"decide": "skipped", "route": "skipped", "approval": "skipped", "rollout": "skipped",
-                           "abort": "skipped", "unapproved": "skipped"}
+    assert states(run) == {
+        "decide": "skipped",
+        "route": "skipped",
+        "approval": "skipped",
+        "rollout": "skipped",
+        "abort": "skipped",
+        "unapproved": "skipped",
+    }
     assert tracking.version_by_alias(CHAMPION).version == 1  # nothing moved
 
 
@@ -267,8 +301,9 @@ def test_retraining_on_the_same_data_is_not_promoted(dags):
     # the same data (same cutoff) and seed: the same training set and the same holdout metrics
     assert second.tags["dataset_digest"] == first.tags["dataset_digest"]
     assert second.tags["training_set_uri"] != first.tags["training_set_uri"]  # written again by its own run
-    assert [second.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")] == \
-        [first.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")]
+    assert [second.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")] == [
+        first.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")
+    ]
 
 
 def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):

@@ -5,6 +5,7 @@ refuses a tampered version, guards its HTTP surface, and scores like training.
 One module world: six featurized days, a seventh curated day whose transactions the online store
 serves with the same snapshot as the point-in-time join (the parity sample), and three versions.
 """
+
 import datetime as dt
 import http.client
 import json
@@ -54,8 +55,11 @@ def world(tmp_path_factory):
 
 
 def serve(world, **overrides):
-    env = {"LIFECYCLE_STATE_DIR": str(world["state"]), "LIFECYCLE_SERVING_POLL_SECONDS": POLL,
-           **{f"LIFECYCLE_{k.upper()}": str(v) for k, v in overrides.items()}}
+    env = {
+        "LIFECYCLE_STATE_DIR": str(world["state"]),
+        "LIFECYCLE_SERVING_POLL_SECONDS": POLL,
+        **{f"LIFECYCLE_{k.upper()}": str(v) for k, v in overrides.items()},
+    }
     return packaging.serving(packaging.SERVICE, env)
 
 
@@ -65,8 +69,9 @@ def service(world):
         mp.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
         # one worker: each worker follows the registry on its own poll, so /status (which reaches one
         # of them) could say the canary is live while another worker still routes every card to champion
-        with serve(world, serving_max_body_bytes=65536, serving_max_batch=50, canary_share=0.3,
-                   serving_workers=1) as base:
+        with serve(
+            world, serving_max_body_bytes=65536, serving_max_batch=50, canary_share=0.3, serving_workers=1
+        ) as base:
             yield base
 
 
@@ -150,8 +155,9 @@ def logged_rows(service: str, key: str) -> int:
 def problems(answer: bytes) -> list[tuple[tuple, str, str]]:
     """A 400's validation details as (location, error type, message)."""
     body = json.loads(answer)
-    assert set(body) == {"error", "detail"} and body["error"].startswith(f"{len(body['detail'])} validation error"), \
+    assert set(body) == {"error", "detail"} and body["error"].startswith(f"{len(body['detail'])} validation error"), (
         body
+    )
     return [(tuple(d["loc"]), d["type"], d["msg"]) for d in body["detail"]]
 
 
@@ -171,22 +177,34 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
         (bad("amount-text", amount="12.5"), ("amount",), "float_type", "Input should be a valid number"),
         (bad("amount-negative", amount=-5), ("amount",), "greater_than_equal", "greater than or equal to 0.01"),
         (bad("amount-zero", amount=0), ("amount",), "greater_than_equal", "greater than or equal to 0.01"),
-        (bad("amount-huge", amount=cfg.max_amount + 1), ("amount",), "less_than_equal",
-         f"less than or equal to {cfg.max_amount:g}"),
+        (
+            bad("amount-huge", amount=cfg.max_amount + 1),
+            ("amount",),
+            "less_than_equal",
+            f"less than or equal to {cfg.max_amount:g}",
+        ),
         (bad("country", country="XX"), ("country",), "literal_error", "Input should be 'US', 'GB'"),
         (bad("category", merchant_category="casino"), ("merchant_category",), "literal_error", "Input should be"),
         (bad("card-empty", card_id=""), ("card_id",), "string_too_short", "at least 1 character"),
         (bad("card-number", card_id=12345), ("card_id",), "string_type", "Input should be a valid string"),
-        (bad("time-naive", event_timestamp="2026-10-20T12:00:00"), ("event_timestamp",), "value_error",
-         "must be an RFC 3339 timestamp with a zone"),
-        (bad("time-number", event_timestamp=1760961600), ("event_timestamp",), "value_error",
-         "must be an RFC 3339 timestamp with a zone"),
+        (
+            bad("time-naive", event_timestamp="2026-10-20T12:00:00"),
+            ("event_timestamp",),
+            "value_error",
+            "must be an RFC 3339 timestamp with a zone",
+        ),
+        (
+            bad("time-number", event_timestamp=1760961600),
+            ("event_timestamp",),
+            "value_error",
+            "must be an RFC 3339 timestamp with a zone",
+        ),
     ]
     for body, field, kind, words in breaches:
         code, answer = raw(service, "POST", "/predict", json.dumps(body).encode(), json_type)
         assert code == 400, (body, code, answer[:300])
         [(loc, got_kind, msg)] = problems(answer)
-        assert (loc[-len(field):], got_kind) == (field, kind) and words in msg, (body, loc, got_kind, msg)
+        assert (loc[-len(field) :], got_kind) == (field, kind) and words in msg, (body, loc, got_kind, msg)
     # a batch names the row and the field; too many rows name the limit
     rows = [bad(f"batch-{i}") for i in range(5)]
     rows[3] = bad("batch-3", amount=-1)
@@ -203,15 +221,22 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
     # bodies over the limit (65536 here) and bodies that are not JSON are refused before any parsing
     oversized = json.dumps({**bad("oversized"), "padding": "x" * 70_000}).encode()
     code, answer = raw(service, "POST", "/predict", oversized, json_type)
-    assert (code, json.loads(answer)) == (413, {"error": f"body of {len(oversized)} bytes exceeds the limit of "
-                                                         "65536 bytes"})
+    assert (code, json.loads(answer)) == (
+        413,
+        {"error": f"body of {len(oversized)} bytes exceeds the limit of 65536 bytes"},
+    )
     body = json.dumps(bad("not-json")).encode()
-    for media, shown in (("text/plain", "'text/plain'"), ("multipart/form-data", "'multipart/form-data'"),
-                         (None, "'none'")):
+    for media, shown in (
+        ("text/plain", "'text/plain'"),
+        ("multipart/form-data", "'multipart/form-data'"),
+        (None, "'none'"),
+    ):
         headers = {**auth, "Content-Type": media} if media else auth
         code, answer = raw(service, "POST", "/predict", body, headers)
-        assert (code, json.loads(answer)) == (415, {"error": f"content type {shown} is not supported: "
-                                                             "send application/json"}), media
+        assert (code, json.loads(answer)) == (
+            415,
+            {"error": f"content type {shown} is not supported: send application/json"},
+        ), media
     # the service still answers; a field the contract does not name is ignored (the published schema
     # allows additional properties): scored as the request without it
     answers = []
@@ -280,9 +305,9 @@ def test_canary_share_is_sticky_per_card(service, key, world):
         first = {}
         for _ in range(2):  # every card twice: the same arm both times
             for i in range(0, len(rows), 50):
-                code, answers = packaging.post(f"{service}/predict_batch", {"transactions": rows[i:i + 50]}, key)
+                code, answers = packaging.post(f"{service}/predict_batch", {"transactions": rows[i : i + 50]}, key)
                 assert code == 200
-                for row, a in zip(rows[i:i + 50], answers, strict=True):
+                for row, a in zip(rows[i : i + 50], answers, strict=True):
                     assert a["model_version"] == (v2 if a["arm"] == CANARY else v1)
                     assert first.setdefault(row["card_id"], a["arm"]) == a["arm"], row["card_id"]
         share = np.mean([arm == CANARY for arm in first.values()])
@@ -328,8 +353,9 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
     offline = offline.set_index("transaction_id").loc[ids]
     assert offline["card_avg_amount_7d"].notna().sum() > 20  # most cards have a snapshot: a real comparison
     model = mlflow.pyfunc.load_model(f"models:/{settings.load().model_name}/1").unwrap_python_model()
-    np.testing.assert_allclose([a["fraud_probability"] for a in answers], model.predict_proba(offline),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        [a["fraud_probability"] for a in answers], model.predict_proba(offline), rtol=1e-9, atol=1e-12
+    )
     deadline = time.monotonic() + 10
     ids = {a["request_id"] for a in answers}
     while time.monotonic() < deadline:
@@ -384,9 +410,27 @@ def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, 
     predict = doc["paths"]["/predict"]["post"]
     assert {"200", "400", "401", "413", "415", "503"} <= set(predict["responses"]) and "500" not in predict["responses"]
     schemathesis = Path(sys.executable).with_name("schemathesis")
-    done = subprocess.run([str(schemathesis), "run", f"{service}/docs.json", "-H", f"Authorization: Bearer {key}",
-                           "--checks", "all", "--max-examples", "60", "--seed", "1", "--workers", "1"],
-                          capture_output=True, text=True, timeout=600, cwd=world["state"])  # its cache folder
+    done = subprocess.run(
+        [
+            str(schemathesis),
+            "run",
+            f"{service}/docs.json",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--checks",
+            "all",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=world["state"],
+    )  # its cache folder
     assert done.returncode == 0 and "No issues found" in done.stdout, done.stdout[-4000:]
 
 
@@ -400,7 +444,9 @@ def test_shadow_scores_the_challenger_on_every_request_and_never_returns_it(worl
         code, answers = packaging.post(f"{base}/predict_batch", {"transactions": bodies}, key)
     assert code == 200 and {(a["arm"], a["model_version"]) for a in answers} == {(CHAMPION, v1)}
     logged = prediction_log.read(source="shadow-test")
-    assert len(logged) == 60 and logged.groupby("arm")["model_version"].agg(set).to_dict() == \
-        {CHAMPION: {v1}, "shadow": {v2}}
+    assert len(logged) == 60 and logged.groupby("arm")["model_version"].agg(set).to_dict() == {
+        CHAMPION: {v1},
+        "shadow": {v2},
+    }
     by_arm = logged.pivot(index="request_id", columns="arm", values="transaction_id")
     assert set(by_arm.index) == {a["request_id"] for a in answers} and by_arm.notna().all().all()

@@ -3,6 +3,7 @@ writes every few milliseconds (a scheduler under load): every backfill is create
 
 Without ``lifecycle.sqlite_metadata`` this fails on the first backfill with "database is locked"
 (the 500 of ``POST /api/v2/backfills`` seen while the machine was busy)."""
+
 import datetime as dt
 import multiprocessing
 import sqlite3
@@ -45,21 +46,28 @@ def ingest_dag():
 def test_backfills_are_created_while_another_process_writes(ingest_dag):
     first = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
     stop = multiprocessing.Event()
-    writer = multiprocessing.Process(target=_heartbeats,
-                                     args=(str(settings.load().airflow_home / "airflow.db"), stop))
+    writer = multiprocessing.Process(target=_heartbeats, args=(str(settings.load().airflow_home / "airflow.db"), stop))
     writer.start()
     try:
         time.sleep(0.5)
         for i in range(5):
             day = first + dt.timedelta(days=3 * i)
-            backfill = _create_backfill(dag_id="ingest", from_date=day, to_date=day + dt.timedelta(days=2, hours=23),
-                                        max_active_runs=1, reverse=False, dag_run_conf=None,
-                                        triggering_user_name="test", reprocess_behavior="completed")
+            backfill = _create_backfill(
+                dag_id="ingest",
+                from_date=day,
+                to_date=day + dt.timedelta(days=2, hours=23),
+                max_active_runs=1,
+                reverse=False,
+                dag_run_conf=None,
+                triggering_user_name="test",
+                reprocess_behavior="completed",
+            )
             with create_session() as session:
                 runs = session.scalar(select(func.count()).where(DagRun.backfill_id == backfill.id))
                 assert runs == 3, f"backfill {i}: {runs} runs"
-                session.execute(update(Backfill).where(Backfill.id == backfill.id)
-                                .values(completed_at=dt.datetime.now(dt.UTC)))  # the next one may start
+                session.execute(
+                    update(Backfill).where(Backfill.id == backfill.id).values(completed_at=dt.datetime.now(dt.UTC))
+                )  # the next one may start
     finally:
         stop.set()
         writer.join(30)

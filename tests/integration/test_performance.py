@@ -1,6 +1,7 @@
 """Concept drift end to end in the library: the inputs stay as in `normal`, the fraud pattern
 changes; monitoring sees no data drift, live performance sees the champion degrade once the
 labels of the concept days arrive. Batch scores are the predictions joined with the labels."""
+
 import datetime as dt
 import json
 
@@ -60,8 +61,10 @@ def test_decide_needs_enough_labels_and_compares_threshold_and_holdout():
 
     cfg = dataclasses.replace(settings.load(), min_labels=1000, degraded_threshold=0.2, degraded_margin=0.2)
     assert performance.decide({"pr_auc": 0.05, "labels": 999}, 0.6, cfg)[0] is False
-    assert performance.decide({"pr_auc": 0.15, "labels": 1000}, 0.6, cfg) == \
-        (True, "live pr_auc 0.1500 is below the threshold 0.2")
+    assert performance.decide({"pr_auc": 0.15, "labels": 1000}, 0.6, cfg) == (
+        True,
+        "live pr_auc 0.1500 is below the threshold 0.2",
+    )
     degraded, why = performance.decide({"pr_auc": 0.35, "labels": 5000}, 0.6, cfg)
     assert degraded and "below the holdout 0.6000 minus 0.2" in why
     assert performance.decide({"pr_auc": 0.45, "labels": 5000}, 0.6, cfg)[0] is False
@@ -83,9 +86,11 @@ def test_concept_drift_degrades_the_champion_without_data_drift(concept_world):
     published = json.loads((page.parent / "report.json").read_text())
     assert published["summary"] == {k: v for k, v in after.items() if k != "report_uri"}
     drift = next(m for m in published["metrics"] if m["config"]["type"].endswith(":ValueDrift"))
-    assert after["prediction_drift"] == {"method": drift["config"]["method"], "value": drift["value"],
-                                         "threshold": drift["config"]["threshold"]}  # the page's own numbers
+    assert after["prediction_drift"] == {
+        "method": drift["config"]["method"],
+        "value": drift["value"],
+        "threshold": drift["config"]["threshold"],
+    }  # the page's own numbers
     assert f"pr_auc {after['value']:.4f}" in (lake.zone("reports") / "index.html").read_text()
     mv = performance.tracking.client().get_model_version(settings.load().model_name, concept_world["version"])
     assert float(mv.tags["live_pr_auc"]) == pytest.approx(after["value"])
-

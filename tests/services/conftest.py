@@ -1,5 +1,6 @@
 """The scale-out suite runs against this machine's PostgreSQL and Redis. If either is missing the
 run fails here, loudly: CI must not pass by skipping it."""
+
 import socket
 
 import pytest
@@ -13,5 +14,8 @@ def services_available():
         try:
             socket.create_connection((host, port), timeout=3).close()
         except OSError as err:
-            pytest.fail(f"{name} is not reachable at {host}:{port} ({err}): `make test-services` needs the "
-                        "machine's PostgreSQL and Redis running", pytrace=False)
+            pytest.fail(
+                f"{name} is not reachable at {host}:{port} ({err}): `make test-services` needs the "
+                "machine's PostgreSQL and Redis running",
+                pytrace=False,
+            )

@@ -6,6 +6,7 @@ competing processes and one quality gate and one training candidate are killed m
 the Celery workers). Every fact is collected while the deployment is up; the deployment's
 databases, Redis keys and bucket must be gone afterwards.
 """
+
 import datetime as dt
 import re
 import shutil
@@ -45,14 +46,18 @@ def observe(server) -> dict:
         gpu_tasks = sorted(r[0] for r in cur.fetchall())
         cur.execute("SELECT count(*) FROM dag_run")
         dag_runs = cur.fetchone()[0]
-    keys = [o["Key"] for page in services.s3_client().get_paginator("list_objects_v2").paginate(Bucket=svc.s3_bucket)
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in services.s3_client().get_paginator("list_objects_v2").paginate(Bucket=svc.s3_bucket)
+        for o in page.get("Contents", [])
+    ]
     online = redis.Redis.from_url(svc.redis_url)
     client = MlflowClient(tracking_uri=svc.mlflow_url, registry_uri=svc.mlflow_url)
     versions = client.search_model_versions(f"name='{cfg.model_name}'")
     runs = [r["dag_run_id"] for r in server.runs("train")]
-    per_run = [len(client.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{r}'"))
-               for r in runs]
+    per_run = [
+        len(client.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{r}'")) for r in runs
+    ]
     logs = server.supervisor.log_dir
     curated = lake.read_range("curated", "transactions", CORRUPT - dt.timedelta(days=1), CORRUPT - dt.timedelta(days=1))
     known = {**packaging.GOOD, "card_id": curated["card_id"].iloc[0], "merchant_id": curated["merchant_id"].iloc[0]}
@@ -62,14 +67,20 @@ def observe(server) -> dict:
     batch = prediction_log.read(cfg, source="batch")
     joined = performance.labeled_predictions(CORRUPT - dt.timedelta(days=1), cfg)
     return {
-        "batch_rows": len(batch), "batch_versions": sorted(set(batch["model_version"])) if len(batch) else [],
+        "batch_rows": len(batch),
+        "batch_versions": sorted(set(batch["model_version"])) if len(batch) else [],
         "batch_files": sum(1 for k in keys if k.startswith("lake/predictions/") and "/batch-v" in k),
-        "joined_rows": len(joined), "joined_sources": sorted(set(joined["source"])),
+        "joined_rows": len(joined),
+        "joined_sources": sorted(set(joined["source"])),
         "performance_reports": sorted({k.split("/")[3] for k in keys if k.startswith("lake/reports/performance/")}),
-        "queues": queues, "gpu_tasks": gpu_tasks, "dag_runs": dag_runs,
+        "queues": queues,
+        "gpu_tasks": gpu_tasks,
+        "dag_runs": dag_runs,
         "workers": {name: _workloads(logs / f"worker-{name}.log") for name in ("default", "gpu")},
-        "s3_prefixes": sorted({"/".join(k.split("/")[:2]) for k in keys}), "s3_objects": len(keys),
-        "staging_objects": [k for k in keys if "/_staging-" in k], "versions_per_train_run": per_run,
+        "s3_prefixes": sorted({"/".join(k.split("/")[:2]) for k in keys}),
+        "s3_objects": len(keys),
+        "staging_objects": [k for k in keys if "/_staging-" in k],
+        "versions_per_train_run": per_run,
         "redis_keys": online.dbsize(),
         "feast_keys": sum(1 for _ in online.scan_iter(match=b"*fraud_lifecycle", count=1000)),
         "mlflow_versions": sorted(int(v.version) for v in versions),
@@ -124,8 +135,16 @@ def test_tasks_ran_on_both_queues_and_training_only_on_gpu(loop):
 def test_metadata_in_postgres_lake_in_s3_versions_in_mlflow_server(loop):
     seen = loop["observed"]
     assert seen["dag_runs"] == sum(sum(d["runs"].values()) for d in loop["dags"].values())
-    assert {"lake/raw", "lake/curated", "lake/features", "lake/quarantine", "lake/reports", "lake/training",
-            "lake/predictions", "mlflow/experiments"} <= set(seen["s3_prefixes"])
+    assert {
+        "lake/raw",
+        "lake/curated",
+        "lake/features",
+        "lake/quarantine",
+        "lake/reports",
+        "lake/training",
+        "lake/predictions",
+        "mlflow/experiments",
+    } <= set(seen["s3_prefixes"])
     assert seen["mlflow_versions"] == [1, 2, 3] and seen["champion"] == "2"
     assert seen["mlflow_sources"] in (["mlflow-artifacts"], ["models"])  # artifacts behind the server, never local
     assert all(r.startswith("s3://") for r in loop["drift_reports"])

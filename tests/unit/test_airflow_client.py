@@ -1,5 +1,6 @@
 """The driver's idle check decides from Airflow's state; scripted API answers reproduce the race in
 which the scheduler turns a queued asset event into a run between two of the check's requests."""
+
 from pathlib import Path
 
 from lifecycle.airflow_client import AirflowClient
@@ -24,13 +25,15 @@ class Scripted(AirflowClient):
 
 
 def _client(runs: list[list[dict]], queued: list[dict] | None = None, backfill_done: bool = True) -> Scripted:
-    client = Scripted({
-        "/api/v2/dags/~/dagRuns": [{"dag_runs": r} for r in runs],
-        "/api/v2/dags": [{"dags": [{"dag_id": "features"}, {"dag_id": "validate"}]}],
-        "/api/v2/dags/features/assets/queuedEvents": [{"queued_events": queued or []}],
-        "/api/v2/dags/validate/assets/queuedEvents": [{"queued_events": []}],
-        "/api/v2/backfills/7": [{"completed_at": "2026-11-25T10:00:00Z" if backfill_done else None}],
-    })
+    client = Scripted(
+        {
+            "/api/v2/dags/~/dagRuns": [{"dag_runs": r} for r in runs],
+            "/api/v2/dags": [{"dags": [{"dag_id": "features"}, {"dag_id": "validate"}]}],
+            "/api/v2/dags/features/assets/queuedEvents": [{"queued_events": queued or []}],
+            "/api/v2/dags/validate/assets/queuedEvents": [{"queued_events": []}],
+            "/api/v2/backfills/7": [{"completed_at": "2026-11-25T10:00:00Z" if backfill_done else None}],
+        }
+    )
     client.backfill_ids[7] = "ingest"
     return client
 

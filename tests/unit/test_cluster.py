@@ -1,5 +1,6 @@
 """The supervisor of a deployment's processes: what a process printed before it was stopped is in
 its log file (a traceback printed just before a stop used to stay in a pipe or buffer and vanish)."""
+
 import os
 import sys
 import time
@@ -30,16 +31,23 @@ def test_both_profiles_run_airflow_as_separate_logged_processes(monkeypatch):
     monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
     embedded = cluster.commands()
     assert list(embedded) == ["api-server", "scheduler", "dag-processor", "triggerer", "model"]
-    assert embedded["model"][0][-6:] == ["serve", cluster.SERVICE, "--host", "0.0.0.0", "--port",
-                                         str(cluster._settings.load().serving_port)]
+    assert embedded["model"][0][-6:] == [
+        "serve",
+        cluster.SERVICE,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(cluster._settings.load().serving_port),
+    ]
     assert embedded["api-server"][0][-3:] == ["api-server", "--port", str(settings.load().airflow_port)]
 
 
 def test_settings_reach_the_processes_as_their_environment_and_the_caller_keeps_its_own(tmp_path, monkeypatch):
     monkeypatch.delenv("LIFECYCLE_REQUIRE_APPROVAL", raising=False)
     show = "import os; print('approval=' + os.environ['LIFECYCLE_REQUIRE_APPROVAL'], flush=True)"
-    supervisor = cluster.Supervisor(tmp_path, {"p": ([sys.executable, "-c", show], {})},
-                                    environment={"LIFECYCLE_REQUIRE_APPROVAL": "true"})
+    supervisor = cluster.Supervisor(
+        tmp_path, {"p": ([sys.executable, "-c", show], {})}, environment={"LIFECYCLE_REQUIRE_APPROVAL": "true"}
+    )
     supervisor.start()
     supervisor.procs["p"].wait(30)
     supervisor.stop()

@@ -4,6 +4,7 @@ No Docker engine runs on the development machines: the compose file is validated
 docker-compose 1.29 (`make compose-tool` installs it), its topology and environment contract are
 checked here, and the image's install step is checked against the committed requirements.lock.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,8 +58,15 @@ CONTRACT = {
 PORTS = {"airflow-api-server": 8080, "mlflow": 5000, "model": 3000}
 HEALTH_PATHS = {"airflow-api-server": "/api/v2/monitor/health", "mlflow": "/health", "model": "/livez"}
 # what the compose services rely on, pinned in the lock the image installs
-KEY_PACKAGES = ["apache-airflow", "apache-airflow-providers-celery", "mlflow", "bentoml", "feast",
-                "psycopg2-binary", "redis"]
+KEY_PACKAGES = [
+    "apache-airflow",
+    "apache-airflow-providers-celery",
+    "mlflow",
+    "bentoml",
+    "feast",
+    "psycopg2-binary",
+    "redis",
+]
 _VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -109,10 +117,13 @@ def _lock() -> dict[str, str]:
 def test_docker_compose_validates_the_file():
     tool = shutil.which("docker-compose")
     if tool is None:
-        pytest.fail("docker-compose is not installed: run `make compose-tool` (Debian's docker-compose 1.29), "
-                    "then rerun the tests")
-    done = subprocess.run([tool, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+        pytest.fail(
+            "docker-compose is not installed: run `make compose-tool` (Debian's docker-compose 1.29), "
+            "then rerun the tests"
+        )
+    done = subprocess.run(
+        [tool, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, f"`docker-compose config -q` rejected docker-compose.yaml:\n{done.stderr}"
 
 
@@ -120,8 +131,14 @@ def test_the_project_accepts_the_compose_environment_and_knows_every_command(mon
     """The resolved environment of a service is a valid scale-out configuration, and every
     `lifecycle.cluster run <name>` of the file is a process the project defines."""
     tool = shutil.which("docker-compose") or pytest.fail("docker-compose missing: run `make compose-tool`")
-    done = subprocess.run([tool, "-f", str(COMPOSE), "config"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin"})  # defaults only, no shell overrides
+    done = subprocess.run(
+        [tool, "-f", str(COMPOSE), "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # defaults only, no shell overrides
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)["services"]
     for key, value in resolved["airflow-scheduler"]["environment"].items():
@@ -153,8 +170,9 @@ def test_every_long_running_service_has_a_healthcheck(name):
     check = service.get("healthcheck")
     assert check and not check.get("disable"), f"{name} has no healthcheck"
     test = check.get("test")
-    assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, \
+    assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, (
         f"{name}: healthcheck test must be [CMD, ...] or [CMD-SHELL, ...], got {test!r}"
+    )
     assert service.get("restart") in ("unless-stopped", "always", "on-failure"), f"{name} is not restarted"
 
 
@@ -194,8 +212,9 @@ def test_dependencies_are_acyclic_and_setup_comes_first():
         return out
 
     for name in CLUSTER_SERVICES:
-        assert services[name]["depends_on"].get(SETUP, {}).get("condition") == "service_completed_successfully", \
+        assert services[name]["depends_on"].get(SETUP, {}).get("condition") == "service_completed_successfully", (
             f"{name} must start after {SETUP} completed successfully"
+        )
     assert {"postgres", "redis", "minio", BUCKET_JOB} <= closure(SETUP), "setup needs postgres, redis and the bucket"
     assert services[BUCKET_JOB]["depends_on"]["minio"]["condition"] == "service_healthy"
     for name in deps:
@@ -207,19 +226,26 @@ def test_workers_serve_their_queue(name, queue):
     service = _services()[name]
     assert _command(service)[-1] == f"worker-{queue}"
     # the worker's Celery node is <queue>@<hostname>: the healthcheck pings exactly that node
-    assert re.search(rf"inspect ping\b.*\b{queue}@\$\$\{{HOSTNAME\}}", _healthcheck_text(service)), \
+    assert re.search(rf"inspect ping\b.*\b{queue}@\$\$\{{HOSTNAME\}}", _healthcheck_text(service)), (
         f"{name}: healthcheck must ping the {queue}@$HOSTNAME Celery node"
+    )
 
 
-@pytest.mark.parametrize(("name", "job"), [("airflow-scheduler", "SchedulerJob"),
-                                         ("airflow-dag-processor", "DagProcessorJob"),
-                                         ("airflow-triggerer", "TriggererJob")])
+@pytest.mark.parametrize(
+    ("name", "job"),
+    [
+        ("airflow-scheduler", "SchedulerJob"),
+        ("airflow-dag-processor", "DagProcessorJob"),
+        ("airflow-triggerer", "TriggererJob"),
+    ],
+)
 def test_airflow_jobs_check_their_own_heartbeat(name, job):
     check = _healthcheck_text(_services()[name])
     assert f"airflow jobs check --job-type {job} --local" in check, f"{name}: healthcheck must check its {job}"
     # the containers hold only LIFECYCLE_*: the Airflow CLI needs the environment the project derives
-    assert re.search(r"eval \"\$\$\(python -m lifecycle\.env\)\" && airflow ", check), \
+    assert re.search(r"eval \"\$\$\(python -m lifecycle\.env\)\" && airflow ", check), (
         f"{name}: the healthcheck must load `python -m lifecycle.env` before running the Airflow CLI"
+    )
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu_and_default_worker_does_not():
@@ -229,8 +255,9 @@ def test_gpu_worker_reserves_an_nvidia_gpu_and_default_worker_does_not():
         return ((services[name].get("deploy") or {}).get("resources") or {}).get("reservations", {}).get("devices", [])
 
     gpu = devices("airflow-worker-gpu")
-    assert any(d.get("driver") == "nvidia" and d.get("count") == 1 and "gpu" in d.get("capabilities", [])
-               for d in gpu), f"airflow-worker-gpu must reserve one nvidia gpu, has {gpu!r}"
+    assert any(
+        d.get("driver") == "nvidia" and d.get("count") == 1 and "gpu" in d.get("capabilities", []) for d in gpu
+    ), f"airflow-worker-gpu must reserve one nvidia gpu, has {gpu!r}"
     assert not devices("airflow-worker-default")
 
 
@@ -245,8 +272,11 @@ def test_project_services_run_the_one_image_with_their_command():
         else:
             assert build in (".", "./"), f"{name} must build from the project's Dockerfile (build: .)"
         images.add(service.get("image"))
-        expected = ["python", "-m", "lifecycle.setup"] if name == SETUP else \
-            ["python", "-m", "lifecycle.cluster", "run", CLUSTER_SERVICES[name]]
+        expected = (
+            ["python", "-m", "lifecycle.setup"]
+            if name == SETUP
+            else ["python", "-m", "lifecycle.cluster", "run", CLUSTER_SERVICES[name]]
+        )
         assert _command(service) == expected, f"{name}: command {_command(service)!r}, expected {expected!r}"
     assert len(images) == 1 and None not in images, f"project services must share one image name, got {images}"
     others = {name for name, s in services.items() if "build" in s} - PROJECT_SERVICES
@@ -260,7 +290,8 @@ def test_environment_contract(name):
     assert set(env) == set(CONTRACT), (
         f"{name}: environment must be exactly the LIFECYCLE_* contract (the project derives AIRFLOW__*, "
         f"MLflow, Feast and AWS settings); missing {sorted(set(CONTRACT) - set(env))}, "
-        f"extra {sorted(set(env) - set(CONTRACT))}")
+        f"extra {sorted(set(env) - set(CONTRACT))}"
+    )
     for key, value in CONTRACT.items():
         if value is not None:
             assert _with_defaults(env[key]) == value, f"{name}: {key}={env[key]!r}, expected {value!r}"
@@ -273,8 +304,10 @@ def test_environment_contract(name):
         assert _VAR.fullmatch(env[key]), f"{name}: {key} must come from a variable with a default"
     assert len(_with_defaults(minio["MINIO_ROOT_PASSWORD"])) >= 8, "MinIO refuses root passwords under 8 chars"
     postgres = _env(services["postgres"])
-    assert env["LIFECYCLE_POSTGRES_URL"] == \
-        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432"
+    assert (
+        env["LIFECYCLE_POSTGRES_URL"]
+        == f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432"
+    )
     assert _VAR.fullmatch(postgres["POSTGRES_PASSWORD"])
     assert _env(services[BUCKET_JOB])["BUCKET"] == env["LIFECYCLE_S3_BUCKET"]
     assert "state:/opt/state" in services[name].get("volumes", []), f"{name}: state volume at /opt/state"
@@ -302,8 +335,9 @@ def test_dockerfile_installs_exactly_the_lock():
     lock_install, project_install = installs
     assert re.search(r"-r requirements\.lock\b", lock_install), lock_install
     if any("+cpu" in version for version in _lock().values()):
-        assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lock_install, \
+        assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lock_install, (
             "the lock pins +cpu wheels: the install needs the PyTorch CPU index"
+        )
     assert re.search(r"--no-deps\s+-e\s+\.(\s|$)", project_install), project_install
     assert re.search(r"^ENV\b[^#]*\bDO_NOT_TRACK=1", text, re.M | re.S), "DO_NOT_TRACK=1 in the image"
     assert re.search(r"^USER\s+(?!0\b|root\b)\S+", text, re.M), "the services run as a non-root user"
@@ -319,8 +353,15 @@ def test_key_packages_are_pinned_in_the_lock(package):
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     entries = {line.strip().strip("/") for line in DOCKERIGNORE.read_text().splitlines()}
     assert {".local", ".git"} <= entries
-    assert not entries & {"requirements.lock", "pyproject.toml", "README.md", "include", "dags", "plugins",
-                          "feature_repo"}, "the .dockerignore must not hide what the Dockerfile copies"
+    assert not entries & {
+        "requirements.lock",
+        "pyproject.toml",
+        "README.md",
+        "include",
+        "dags",
+        "plugins",
+        "feature_repo",
+    }, "the .dockerignore must not hide what the Dockerfile copies"
 
 
 @pytest.mark.parametrize("name", sorted(INFRA | {BUCKET_JOB}))
@@ -328,7 +369,8 @@ def test_infrastructure_images_are_pinned(name):
     image = _services()[name].get("image", "")
     repo, _, tag = image.rpartition(":")
     assert repo and "/" not in tag, f"{name}: image {image!r} has no tag"
-    assert tag != "latest" and re.search(r"\d+\.\d+|\d{4}-\d{2}-\d{2}", tag), \
+    assert tag != "latest" and re.search(r"\d+\.\d+|\d{4}-\d{2}-\d{2}", tag), (
         f"{name}: image {image!r} must be pinned to a version tag"
+    )
     if name == BUCKET_JOB:
         assert repo == "minio/mc", "the bucket job uses the MinIO client image"

@@ -75,8 +75,9 @@ def test_labels_land_on_the_day_they_become_known(state):
     assert every["transaction_id"].is_unique
     truth = datagen.generate_day(days[0])[1]
     # every label of the first day's transactions is known within LABEL_MAX_DAYS, on the day its time says
-    assert set(every["transaction_id"][every["transaction_id"].str.startswith(f"t{days[0]:%Y%m%d}")]) == \
-        set(truth["transaction_id"])
+    assert set(every["transaction_id"][every["transaction_id"].str.startswith(f"t{days[0]:%Y%m%d}")]) == set(
+        truth["transaction_id"]
+    )
     later = every.merge(truth, on="transaction_id", suffixes=("", "_truth"))
     assert (later["labeled_at"] == later["labeled_at_truth"]).all()
     assert (later["is_fraud"] == later["is_fraud_truth"]).all()

@@ -9,17 +9,20 @@ DAY = dt.date(2026, 10, 10)
 
 
 def _tx(rows):
-    return pd.DataFrame(rows, columns=["card_id", "merchant_id", "amount", "channel", "country", "event_timestamp"]) \
-        .assign(event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True))
+    return pd.DataFrame(
+        rows, columns=["card_id", "merchant_id", "amount", "channel", "country", "event_timestamp"]
+    ).assign(event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True))
 
 
 def test_snapshot_aggregates_the_seven_days_ending_with_the_day():
-    tx = _tx([
-        ("c1", "m1", 10.0, "online", "US", "2026-10-10T10:00:00Z"),
-        ("c1", "m1", 30.0, "pos", "GB", "2026-10-04T10:00:00Z"),
-        ("c1", "m2", 99.0, "pos", "US", "2026-10-03T23:59:59Z"),  # 8th day back: outside the window
-        ("c2", "m2", 5.0, "pos", "US", "2026-10-11T00:00:00Z"),   # the next day: not yet known
-    ])
+    tx = _tx(
+        [
+            ("c1", "m1", 10.0, "online", "US", "2026-10-10T10:00:00Z"),
+            ("c1", "m1", 30.0, "pos", "GB", "2026-10-04T10:00:00Z"),
+            ("c1", "m2", 99.0, "pos", "US", "2026-10-03T23:59:59Z"),  # 8th day back: outside the window
+            ("c2", "m2", 5.0, "pos", "US", "2026-10-11T00:00:00Z"),  # the next day: not yet known
+        ]
+    )
     snap = features.snapshot(tx, DAY)
     card = snap["card_stats"].set_index("card_id")
     assert list(card.index) == ["c1"]
@@ -48,10 +51,14 @@ def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
     assert features.pending_days() == []
     # a late change to the first day reloads every later snapshot too: the newest stays online
     assert features.materialize(days[:1]) == days
-    online = get_store().get_online_features(features=["card_stats:card_avg_amount_7d"],
-                                             entity_rows=[{"card_id": "c00001"}]).to_dict()
-    latest = features.snapshot(training.lake.read_range("curated", "transactions", days[0], days[-1]),
-                               days[-1])["card_stats"].set_index("card_id")
+    online = (
+        get_store()
+        .get_online_features(features=["card_stats:card_avg_amount_7d"], entity_rows=[{"card_id": "c00001"}])
+        .to_dict()
+    )
+    latest = features.snapshot(training.lake.read_range("curated", "transactions", days[0], days[-1]), days[-1])[
+        "card_stats"
+    ].set_index("card_id")
     assert online["card_avg_amount_7d"][0] == latest.loc["c00001", "card_avg_amount_7d"]
     datagen.land(days[0], "drifted")  # the day is corrected upstream and re-landed
     ingest.ingest_day(days[0])
@@ -70,16 +77,19 @@ def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
     # no leak: the features of a day-D transaction equal the snapshot stamped at the end of D-1
     sample = later.iloc[len(later) // 2]
     day = sample["event_timestamp"].date()
-    snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], day),
-                             day - dt.timedelta(days=1))["card_stats"].set_index("card_id")
+    snap = features.snapshot(
+        training.lake.read_range("curated", "transactions", world[0], day), day - dt.timedelta(days=1)
+    )["card_stats"].set_index("card_id")
     assert sample["card_avg_amount_7d"] == snap.loc[sample["card_id"], "card_avg_amount_7d"]
 
 
 def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(world):
     store = get_store()
     service = store.get_feature_service(FEATURE_SERVICE)
-    got = store.get_online_features(features=service, entity_rows=[
-        {"card_id": "c00001", "merchant_id": "m0001"}, {"card_id": "nobody", "merchant_id": "m0001"}]).to_dict()
+    got = store.get_online_features(
+        features=service,
+        entity_rows=[{"card_id": "c00001", "merchant_id": "m0001"}, {"card_id": "nobody", "merchant_id": "m0001"}],
+    ).to_dict()
     snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]), world[-1])
     cards, merchants = snap["card_stats"].set_index("card_id"), snap["merchant_stats"].set_index("merchant_id")
     assert got["card_avg_amount_7d"][0] == cards.loc["c00001", "card_avg_amount_7d"]
@@ -101,8 +111,13 @@ def test_the_offline_store_reads_the_relative_sources_under_the_profiles_lake_ro
     assert located(config, source).path == lake.local_path(lake.zone("features") / "card_stats")
     absolute = FileSource(name="elsewhere", path=str(state / "elsewhere"), timestamp_field="event_timestamp")
     assert located(config, absolute) is absolute
-    for key, value in {"PROFILE": "scaleout", "S3_ENDPOINT_URL": "http://minio:9000", "S3_BUCKET": "ml-lake",
-                       "S3_ACCESS_KEY": "AK", "S3_SECRET_KEY": "SK"}.items():
+    for key, value in {
+        "PROFILE": "scaleout",
+        "S3_ENDPOINT_URL": "http://minio:9000",
+        "S3_BUCKET": "ml-lake",
+        "S3_ACCESS_KEY": "AK",
+        "S3_SECRET_KEY": "SK",
+    }.items():
         monkeypatch.setenv(f"LIFECYCLE_{key}", value)
     config = RepoConfig(**yaml.safe_load(feature_store.render()))  # Feast's own reading of the scale-out file
     on_s3 = located(config, source)
@@ -131,8 +146,14 @@ def test_the_feature_repo_imports_with_no_settings_and_no_project():
         "print(definitions.fraud_model.name, definitions.card_source.path, definitions.merchant_source.path)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "PYTHON"))}
-    done = subprocess.run([sys.executable, "-I", "-c", probe], cwd=ROOT / "feature_repo", env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe],
+        cwd=ROOT / "feature_repo",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [FEATURE_SERVICE, "features/card_stats", "features/merchant_stats"]
 
@@ -150,7 +171,13 @@ def test_feast_plan_on_the_repo_with_the_rendered_config_sees_what_the_library_a
     # the CLI imports the offline store the config names, lifecycle.lake_offline_store
     paths = [str(ROOT / "include"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    done = subprocess.run([str(Path(sys.executable).parent / "feast"), "-f", str(store_yaml_path()), "plan"],
-                          cwd=ROOT / "feature_repo", env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "feast"), "-f", str(store_yaml_path()), "plan"],
+        cwd=ROOT / "feature_repo",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No changes to registry" in done.stdout and "No changes to infrastructure" in done.stdout, done.stdout

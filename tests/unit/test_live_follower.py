@@ -1,4 +1,5 @@
 """The registry follower's bookkeeping, with the registry and the loader replaced by plain functions."""
+
 import pytest
 
 from lifecycle import live, settings

@@ -7,8 +7,16 @@ import pytest
 from lifecycle.modeling import DERIVED, FittedPreprocessor, model_frame, model_inputs, preprocessor
 from lifecycle.schema import CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
 
-NUMERIC = ["amount", "hour", *DERIVED, "card_avg_amount_7d", "card_std_amount_7d", "card_txn_count_7d",
-           "merchant_avg_amount_7d", "never_seen"]
+NUMERIC = [
+    "amount",
+    "hour",
+    *DERIVED,
+    "card_avg_amount_7d",
+    "card_std_amount_7d",
+    "card_txn_count_7d",
+    "merchant_avg_amount_7d",
+    "never_seen",
+]
 
 
 def frame(n: int, seed: int) -> pd.DataFrame:
@@ -16,15 +24,20 @@ def frame(n: int, seed: int) -> pd.DataFrame:
     card_avg = rng.gamma(2.0, 30.0, n)
     card_avg[rng.random(n) < 0.2] = np.nan  # cards without a snapshot
     card_avg[:3] = 0.0  # a zero average: the ratio is missing, not infinite
-    return pd.DataFrame({
-        "amount": rng.gamma(2.0, 40.0, n),
-        "event_timestamp": pd.Timestamp("2026-10-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 86400 * 3, n), "s"),
-        "card_avg_amount_7d": card_avg, "card_std_amount_7d": rng.gamma(2.0, 10.0, n),
-        "card_txn_count_7d": pd.array(np.where(np.isnan(card_avg), None, rng.integers(1, 30, n)), dtype="Int64"),
-        "merchant_avg_amount_7d": rng.gamma(2.0, 50.0, n),
-        "merchant_category": rng.choice(MERCHANT_CATEGORIES, n), "country": rng.choice(COUNTRIES, n),
-        "channel": rng.choice(CHANNELS, n),
-    })
+    return pd.DataFrame(
+        {
+            "amount": rng.gamma(2.0, 40.0, n),
+            "event_timestamp": pd.Timestamp("2026-10-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 86400 * 3, n), "s"),
+            "card_avg_amount_7d": card_avg,
+            "card_std_amount_7d": rng.gamma(2.0, 10.0, n),
+            "card_txn_count_7d": pd.array(np.where(np.isnan(card_avg), None, rng.integers(1, 30, n)), dtype="Int64"),
+            "merchant_avg_amount_7d": rng.gamma(2.0, 50.0, n),
+            "merchant_category": rng.choice(MERCHANT_CATEGORIES, n),
+            "country": rng.choice(COUNTRIES, n),
+            "channel": rng.choice(CHANNELS, n),
+        }
+    )
 
 
 def test_fitted_preprocessor_equals_scikit_learn():
@@ -42,8 +55,9 @@ def test_model_inputs_are_the_same_for_a_frame_and_a_request():
     rows = frame(50, 3)
     as_frame = model_inputs(rows, NUMERIC)
     request = {c: [None if pd.isna(v) else v for v in rows[c]] for c in rows if c != "event_timestamp"}
-    request["event_timestamp"] = [t.to_pydatetime().astimezone(dt.timezone(dt.timedelta(hours=-5)))
-                                  for t in rows["event_timestamp"]]  # same instants, another zone
+    request["event_timestamp"] = [
+        t.to_pydatetime().astimezone(dt.timezone(dt.timedelta(hours=-5))) for t in rows["event_timestamp"]
+    ]  # same instants, another zone
     as_request = model_inputs(request, NUMERIC)
     assert as_frame.keys() == as_request.keys()
     for col in as_frame:
@@ -51,11 +65,19 @@ def test_model_inputs_are_the_same_for_a_frame_and_a_request():
 
 
 def test_derived_ratios_are_missing_without_a_usable_average():
-    got = model_inputs({"amount": [100.0, 100.0, 100.0], "card_avg_amount_7d": [50.0, 0.0, None],
-                        "card_std_amount_7d": [25.0, 0.0, None], "merchant_avg_amount_7d": [None, 20.0, 40.0],
-                        "event_timestamp": [dt.datetime(2026, 10, 1, 23, 30, tzinfo=dt.UTC)] * 3,
-                        "merchant_category": ["fuel"] * 3, "country": ["US"] * 3, "channel": ["pos"] * 3},
-                       ["amount", "hour", *DERIVED])
+    got = model_inputs(
+        {
+            "amount": [100.0, 100.0, 100.0],
+            "card_avg_amount_7d": [50.0, 0.0, None],
+            "card_std_amount_7d": [25.0, 0.0, None],
+            "merchant_avg_amount_7d": [None, 20.0, 40.0],
+            "event_timestamp": [dt.datetime(2026, 10, 1, 23, 30, tzinfo=dt.UTC)] * 3,
+            "merchant_category": ["fuel"] * 3,
+            "country": ["US"] * 3,
+            "channel": ["pos"] * 3,
+        },
+        ["amount", "hour", *DERIVED],
+    )
     np.testing.assert_array_equal(got["amount_to_card_avg"], [2.0, np.nan, np.nan])
     np.testing.assert_array_equal(got["amount_card_zscore"], [2.0, np.nan, np.nan])
     np.testing.assert_array_equal(got["amount_to_merchant_avg"], [np.nan, 5.0, 2.5])

@@ -30,8 +30,9 @@ def monitored(tmp_path_factory):
         features.materialize(features.build_tables(days))
         info = training.build_training_set("test__monitoring", pd.Timestamp.now(tz="UTC"))
         parent = training.start_parent_run("test__monitoring", info, "test")
-        training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
-                               "test__monitoring", "test")
+        training.register_best(
+            [training.train_candidate("sklearn_logistic", info, parent, 7)], info, "test__monitoring", "test"
+        )
         promotion.release(promotion.compare().challenger_version)
     return root, days
 
@@ -54,15 +55,24 @@ def page(summary: dict) -> dict:
     import re
 
     html = ObjectStoragePath(summary["report_uri"]).read_text()
-    verdict = re.search(r'"label": "Dataset Drift is (NOT )?detected\. Dataset drift detection threshold is ([\d.]+)"',
-                        html)
+    verdict = re.search(
+        r'"label": "Dataset Drift is (NOT )?detected\. Dataset drift detection threshold is ([\d.]+)"', html
+    )
     counters = dict((label, value) for value, label in re.findall(r'\{"value": "([^"]*)", "label": "([^"]+)"\}', html))
-    columns = re.findall(r'"column_name": "(\w+)", "column_type": "\w+", "stattest_name": "([^"]+)".*?'
-                         r'"data_drift": "(Detected|Not Detected)", "drift_score": ([-\d.e]+)\}', html, re.DOTALL)
-    return {"drift": verdict.group(1) is None, "threshold": float(verdict.group(2)),
-            "columns": int(counters["Columns"]), "drifted": int(counters["Drifted Columns"]),
-            "share": float(counters["Share of Drifted Columns"]),
-            "per_column": {c: (test, verdict == "Detected", float(score)) for c, test, verdict, score in columns}}
+    columns = re.findall(
+        r'"column_name": "(\w+)", "column_type": "\w+", "stattest_name": "([^"]+)".*?'
+        r'"data_drift": "(Detected|Not Detected)", "drift_score": ([-\d.e]+)\}',
+        html,
+        re.DOTALL,
+    )
+    return {
+        "drift": verdict.group(1) is None,
+        "threshold": float(verdict.group(2)),
+        "columns": int(counters["Columns"]),
+        "drifted": int(counters["Drifted Columns"]),
+        "share": float(counters["Share of Drifted Columns"]),
+        "per_column": {c: (test, verdict == "Detected", float(score)) for c, test, verdict, score in columns},
+    }
 
 
 def report_json(summary: dict) -> dict:
@@ -80,14 +90,22 @@ def assert_report_says(summary: dict, champion_version: str) -> None:
     assert (shown["drift"], shown["threshold"]) == (summary["drift"], summary["threshold"])
     assert (shown["columns"], shown["drifted"]) == (len(monitoring.COLUMNS), len(summary["drifted_columns"]))
     assert shown["share"] == round(summary["drift_share"], 3)
-    assert shown["per_column"] == {c: (m["config"]["method"], c in summary["drifted_columns"], round(m["value"], 6))
-                                   for c, m in drift.items()}
+    assert shown["per_column"] == {
+        c: (m["config"]["method"], c in summary["drifted_columns"], round(m["value"], 6)) for c, m in drift.items()
+    }
     # the reports index lists it with the same numbers
     days = summary["current_days"]
-    row = "".join(f"<td>{v}</td>" for v in (summary["as_of"], f"{days[0]}..{days[-1]}", champion_version,
-                                             f"{summary['drift_share']:.4f}",
-                                             ", ".join(summary["drifted_columns"]) or "-",
-                                             "yes" if summary["drift"] else "no"))
+    row = "".join(
+        f"<td>{v}</td>"
+        for v in (
+            summary["as_of"],
+            f"{days[0]}..{days[-1]}",
+            champion_version,
+            f"{summary['drift_share']:.4f}",
+            ", ".join(summary["drifted_columns"]) or "-",
+            "yes" if summary["drift"] else "no",
+        )
+    )
     assert row in (lake.zone("reports") / "index.html").read_text()
 
 

@@ -1,4 +1,5 @@
 """The prediction log on local files: flushes add files, a compacting read merges them and loses nothing."""
+
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -14,10 +15,23 @@ DAYS = [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
 def _chunk(n: int, arm: str = "champion", source: str = "live", days: list = DAYS) -> dict[str, list]:
     """``n`` rows whose event days take turns over ``days``."""
     ids = [uuid.uuid4().hex for _ in range(n)]
-    part = {"transaction_id": ids, "card_id": ["c"] * n, "merchant_id": ["m"] * n,
-            "event_timestamp": [dt.datetime.combine(days[i % len(days)], dt.time(12), dt.UTC) for i in range(n)]}
-    return prediction_log.rows(ids, part, {"amount": np.arange(n, dtype=float)}, np.full(n, 0.1), "1", arm, 3.0,
-                               dt.datetime.now(dt.UTC), source)
+    part = {
+        "transaction_id": ids,
+        "card_id": ["c"] * n,
+        "merchant_id": ["m"] * n,
+        "event_timestamp": [dt.datetime.combine(days[i % len(days)], dt.time(12), dt.UTC) for i in range(n)],
+    }
+    return prediction_log.rows(
+        ids,
+        part,
+        {"amount": np.arange(n, dtype=float)},
+        np.full(n, 0.1),
+        "1",
+        arm,
+        3.0,
+        dt.datetime.now(dt.UTC),
+        source,
+    )
 
 
 def _files(day: dt.date) -> list[str]:
@@ -47,8 +61,11 @@ def test_a_compacting_read_merges_a_days_flushes_into_one_file_and_keeps_every_r
     assert len(_files(DAYS[0])) == prediction_log.COMPACT_AT + 2  # one per flush, and the batch file
 
     compacted = prediction_log.read(cfg, compact=True)
-    pd.testing.assert_frame_equal(compacted.sort_values(["request_id", "arm"], ignore_index=True),
-                                  before.sort_values(["request_id", "arm"], ignore_index=True), check_like=True)
+    pd.testing.assert_frame_equal(
+        compacted.sort_values(["request_id", "arm"], ignore_index=True),
+        before.sort_values(["request_id", "arm"], ignore_index=True),
+        check_like=True,
+    )
     assert len(before) == len(ids) + 3 + 4 and set(ids) <= set(before["request_id"])
     for day in DAYS:
         live = [f for f in _files(day) if not f.startswith("batch-")]

@@ -2,6 +2,7 @@
 than the documented rule allows, or that carries a metric which is not a finite number, is never
 promoted, and a challenger that clears every bound is. Then the latency guard's measurement
 (``training.scoring_latency``) against a burst of contention, on a fake CPU clock."""
+
 import dataclasses
 import math
 
@@ -18,12 +19,23 @@ PROPERTIES = hypothesis.settings(deadline=None, database=None, max_examples=300)
 
 configs = st.builds(
     lambda margin, floor, latency, ratio, metric: dataclasses.replace(
-        BASE, promotion_margin=margin, promotion_floor=floor, max_latency_ms=latency, max_latency_ratio=ratio,
-        primary_metric=metric),
-    st.floats(0, 0.2), st.floats(0, 0.9), st.floats(0.1, 100), st.floats(1, 10), st.sampled_from(["pr_auc", "roc_auc"]))
+        BASE,
+        promotion_margin=margin,
+        promotion_floor=floor,
+        max_latency_ms=latency,
+        max_latency_ratio=ratio,
+        primary_metric=metric,
+    ),
+    st.floats(0, 0.2),
+    st.floats(0, 0.9),
+    st.floats(0.1, 100),
+    st.floats(1, 10),
+    st.sampled_from(["pr_auc", "roc_auc"]),
+)
 unit = st.floats(0, 1)
-metric_sets = st.fixed_dictionaries({"pr_auc": unit, "roc_auc": unit, "log_loss": st.floats(0, 10),
-                                     "latency_ms_p50": st.floats(0, 200)})
+metric_sets = st.fixed_dictionaries(
+    {"pr_auc": unit, "roc_auc": unit, "log_loss": st.floats(0, 10), "latency_ms_p50": st.floats(0, 200)}
+)
 NOT_FINITE = [math.nan, None, math.inf, -math.inf]
 
 
@@ -41,8 +53,10 @@ def documented(challenger: dict, champion: dict | None, cfg) -> bool:
         return False
     if champion is None:
         return True
-    return (challenger[m] - champion[m] >= cfg.promotion_margin
-            and challenger["roc_auc"] >= champion["roc_auc"] - cfg.promotion_margin)
+    return (
+        challenger[m] - champion[m] >= cfg.promotion_margin
+        and challenger["roc_auc"] >= champion["roc_auc"] - cfg.promotion_margin
+    )
 
 
 @st.composite
@@ -70,8 +84,9 @@ def test_the_decision_is_the_documented_rule_with_its_reasons(cfg, challenger, c
     assert promote == documented(challenger, champion, cfg)
     assert reasons
     if promote:
-        assert reasons == ["first model, above the floor" if champion is None
-                           else f"{cfg.primary_metric} beats champion by the margin"]
+        assert reasons == [
+            "first model, above the floor" if champion is None else f"{cfg.primary_metric} beats champion by the margin"
+        ]
 
 
 @PROPERTIES
@@ -83,8 +98,7 @@ def test_a_challenger_that_clears_every_bound_is_promoted(case):
 
 @PROPERTIES
 @hypothesis.given(st.data(), configs, metric_sets, metric_sets)
-def test_a_challenger_worse_on_the_primary_metric_beyond_the_margin_is_never_promoted(data, cfg, challenger,
-                                                                                     champion):
+def test_a_challenger_worse_on_the_primary_metric_beyond_the_margin_is_never_promoted(data, cfg, challenger, champion):
     m = cfg.primary_metric
     hypothesis.assume(champion[m] + cfg.promotion_margin > 0)
     challenger[m] = data.draw(st.floats(0, min(1.0, champion[m] + cfg.promotion_margin), exclude_max=True))
@@ -151,14 +165,20 @@ maybe_finite = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 
 
 @PROPERTIES
-@hypothesis.given(configs, st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite,
-                                                  "latency_ms_p50": maybe_finite}),
-                  st.none() | st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite,
-                                                     "latency_ms_p50": maybe_finite}))
+@hypothesis.given(
+    configs,
+    st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite, "latency_ms_p50": maybe_finite}),
+    st.none()
+    | st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite, "latency_ms_p50": maybe_finite}),
+)
 def test_metrics_that_are_not_finite_numbers_are_never_promoted_and_each_is_named(cfg, challenger, champion):
-    bad = [f"{role} {name} is {metrics[name]!r}, not a finite number"
-           for role, metrics in (("challenger", challenger), ("champion", champion)) if metrics is not None
-           for name in rule_metrics(role, cfg) if metrics[name] is None or not math.isfinite(metrics[name])]
+    bad = [
+        f"{role} {name} is {metrics[name]!r}, not a finite number"
+        for role, metrics in (("challenger", challenger), ("champion", champion))
+        if metrics is not None
+        for name in rule_metrics(role, cfg)
+        if metrics[name] is None or not math.isfinite(metrics[name])
+    ]
     promote, reasons = promotion.decide(challenger, champion, cfg)
     if bad:
         assert (promote, reasons) == (False, bad)
@@ -212,14 +232,16 @@ def decision(latency: dict[str, float], cfg):
 def test_a_burst_of_contention_during_the_measurement_reaches_both_models_and_changes_no_decision():
     cfg = dataclasses.replace(BASE, max_latency_ms=1.5, max_latency_ratio=1.2, primary_metric="pr_auc")
     quiet = Machine()
-    calm = training.scoring_latency({"challenger": quiet.model(1.0), "champion": quiet.model(1.0)}, ROWS,
-                                    clock=quiet.clock)
+    calm = training.scoring_latency(
+        {"challenger": quiet.model(1.0), "champion": quiet.model(1.0)}, ROWS, clock=quiet.clock
+    )
     assert calm == {"challenger": pytest.approx(1.0), "champion": pytest.approx(1.0)}
     assert decision(calm, cfg) == (True, ["pr_auc beats champion by the margin"])
     # a 3x burst over the first 40% of the calls: the turns give each model 40% slow calls, the median keeps
     busy = Machine(burst_calls=80, slowdown=3.0)
-    latency = training.scoring_latency({"challenger": busy.model(1.0), "champion": busy.model(1.0)}, ROWS,
-                                       clock=busy.clock)
+    latency = training.scoring_latency(
+        {"challenger": busy.model(1.0), "champion": busy.model(1.0)}, ROWS, clock=busy.clock
+    )
     assert latency == pytest.approx(calm) and decision(latency, cfg) == decision(calm, cfg)
     # the same burst, had the challenger been measured alone before the champion, would reject it
     alone = Machine(burst_calls=80, slowdown=3.0)
@@ -229,8 +251,9 @@ def test_a_burst_of_contention_during_the_measurement_reaches_both_models_and_ch
     assert decision({**first, **then}, cfg)[0] is False
     # a slowdown over the whole measurement raises both alike: the ratio to the champion holds
     slow = Machine(burst_calls=10**6, slowdown=3.0)
-    latency = training.scoring_latency({"challenger": slow.model(1.0), "champion": slow.model(1.0)}, ROWS,
-                                       clock=slow.clock)
+    latency = training.scoring_latency(
+        {"challenger": slow.model(1.0), "champion": slow.model(1.0)}, ROWS, clock=slow.clock
+    )
     assert latency == {"challenger": pytest.approx(3.0), "champion": pytest.approx(3.0)}
     assert decision(latency, cfg) == decision(calm, cfg)
 
@@ -239,7 +262,8 @@ def test_a_challenger_slower_than_the_champion_beyond_the_ratio_is_rejected_howe
     cfg = dataclasses.replace(BASE, max_latency_ms=1.5, max_latency_ratio=1.2, primary_metric="pr_auc")
     for burst in (0, 80, 10**6):
         machine = Machine(burst_calls=burst, slowdown=3.0)
-        latency = training.scoring_latency({"challenger": machine.model(2.0), "champion": machine.model(1.0)},
-                                           ROWS, clock=machine.clock)
+        latency = training.scoring_latency(
+            {"challenger": machine.model(2.0), "champion": machine.model(1.0)}, ROWS, clock=machine.clock
+        )
         promote, reasons = decision(latency, cfg)
         assert not promote and reasons[0].startswith("latency p50"), (burst, latency)

@@ -42,20 +42,45 @@ def test_the_index_reads_as_a_table_of_headline_numbers_newest_first(state):
         folder = lake.zone("reports") / "performance" / as_of
         folder.mkdir(parents=True)
         (folder / "report.html").write_text("<html>performance</html>")
-        (folder / "report.json").write_text(json.dumps({"summary": {
-            "as_of": as_of, "window": f"..{as_of}", "model_version": "3", "metric": "pr_auc", "value": value,
-            "baseline": 0.58, "labels": 4200, "degraded": degraded, "prediction_drift": {"value": 0.12}}}))
+        (folder / "report.json").write_text(
+            json.dumps(
+                {
+                    "summary": {
+                        "as_of": as_of,
+                        "window": f"..{as_of}",
+                        "model_version": "3",
+                        "metric": "pr_auc",
+                        "value": value,
+                        "baseline": 0.58,
+                        "labels": 4200,
+                        "degraded": degraded,
+                        "prediction_drift": {"value": 0.12},
+                    }
+                }
+            )
+        )
     drift = lake.zone("reports") / "drift" / "2026-10-19"
     drift.mkdir(parents=True)
     (drift / "report.html").write_text("<html>drift</html>")
-    (drift / "report.json").write_text(json.dumps({"summary": {
-        "as_of": "2026-10-19", "current_days": ["2026-10-17", "2026-10-19"], "model_version": "2",
-        "drift_share": 0.5, "drifted_columns": ["amount", "hour"], "drift": True}}))
+    (drift / "report.json").write_text(
+        json.dumps(
+            {
+                "summary": {
+                    "as_of": "2026-10-19",
+                    "current_days": ["2026-10-17", "2026-10-19"],
+                    "model_version": "2",
+                    "drift_share": 0.5,
+                    "drifted_columns": ["amount", "hour"],
+                    "drift": True,
+                }
+            }
+        )
+    )
     page = reports.rebuild_index().read_text()
     newer, older = page.index("2026-10-24"), page.index("2026-10-20")
     assert newer < older  # newest first
-    row = page[newer:page.index("</tr>", newer)]
+    row = page[newer : page.index("</tr>", newer)]
     assert "pr_auc 0.0800" in row and "0.5800" in row and "4200" in row and ">yes<" in row
     assert 'href="performance/2026-10-24/report.html"' in row
-    drift_row = page[page.index("2026-10-17..2026-10-19") - 200:]
+    drift_row = page[page.index("2026-10-17..2026-10-19") - 200 :]
     assert "0.5000" in drift_row and "amount, hour" in drift_row

@@ -3,6 +3,7 @@ device, commit) is enough to retrain it to the same holdout metrics, for every f
 
 The versions are trained on the shared world's lake and Feast store, registered in a private
 MLflow store (the world's registry belongs to tests/unit/test_training_promotion.py)."""
+
 import subprocess
 
 import pandas as pd
@@ -54,12 +55,17 @@ def recorded_run(version: str):
 
 def test_a_version_records_the_inputs_it_was_trained_from(registry):
     info, versions = registry
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
     for flavour, version in versions.items():
         mv = tracking.client().get_model_version(settings.load().model_name, version)
-        assert (mv.tags["flavour"], mv.tags["seed"], mv.tags["training_set_uri"], mv.tags["dataset_digest"]) == \
-            (flavour, str(SEED), info["uri"], info["digest"])
+        assert (mv.tags["flavour"], mv.tags["seed"], mv.tags["training_set_uri"], mv.tags["dataset_digest"]) == (
+            flavour,
+            str(SEED),
+            info["uri"],
+            info["digest"],
+        )
         assert mv.tags["git_commit"] == head and len(head) == 40
         # the stored training set is still the one recorded: its files hash to the recorded digest
         assert training.stored_digest(mv.tags["training_set_uri"]) == mv.tags["dataset_digest"]
@@ -82,8 +88,9 @@ def test_retraining_a_version_from_its_record_gives_its_holdout_metrics(registry
     assert got["recorded"] == {k: run.data.metrics[k] for k in training.QUALITY}
     assert got["reproduced"] == got["recorded"]  # exactly: every flavour fits deterministically on CPU
     mv = tracking.client().get_model_version(settings.load().model_name, versions[flavour])
-    assert {k: f"{v:.6f}" for k, v in got["reproduced"].items()} == {k: mv.tags[f"holdout_{k}"]
-                                                                     for k in training.QUALITY}
+    assert {k: f"{v:.6f}" for k, v in got["reproduced"].items()} == {
+        k: mv.tags[f"holdout_{k}"] for k in training.QUALITY
+    }
 
 
 @pytest.mark.parametrize("flavour", ["xgboost", "pytorch_mlp"])
@@ -103,8 +110,9 @@ def test_a_changed_training_set_cannot_be_reproduced(registry):
     holdout = training.load_part(info["uri"], "holdout")
     part.write_bytes(training.lake.parquet_bytes(holdout.iloc[1:]))  # one row fewer
     try:
-        with pytest.raises(training.ReproductionError, match=f"has digest [0-9a-f]{{16}}, not the recorded "
-                                                             f"{info['digest']}"):
+        with pytest.raises(
+            training.ReproductionError, match=f"has digest [0-9a-f]{{16}}, not the recorded {info['digest']}"
+        ):
             training.reproduce(versions["sklearn_logistic"])
     finally:
         part.write_bytes(original)

@@ -1,4 +1,5 @@
 """The live service's HTTP layer without a server: BentoML's request timer is cancelled with the request."""
+
 import asyncio
 
 from bentoml._internal.server.http.traffic import TimeoutMiddleware

@@ -14,14 +14,17 @@ def test_defaults_are_valid_and_state_is_under_one_folder(monkeypatch):
     assert 0 < cfg.drift_share_threshold < 1 and cfg.promotion_floor > 0
 
 
-@pytest.mark.parametrize("var,value,rule", [
-    ("LIFECYCLE_DRIFT_SHARE_THRESHOLD", "lots", "must be a number"),
-    ("LIFECYCLE_DRIFT_SHARE_THRESHOLD", "1.5", "between 0.0 and 1.0"),
-    ("LIFECYCLE_HOLDOUT_DAYS", "2.5", "must be an integer"),
-    ("LIFECYCLE_PRIMARY_METRIC", "accuracy", "one of pr_auc, roc_auc"),
-    ("LIFECYCLE_SCHEDULE_START", "yesterday", "YYYY-MM-DD"),
-    ("LIFECYCLE_MODEL_NAME", "  ", "must not be empty"),
-])
+@pytest.mark.parametrize(
+    "var,value,rule",
+    [
+        ("LIFECYCLE_DRIFT_SHARE_THRESHOLD", "lots", "must be a number"),
+        ("LIFECYCLE_DRIFT_SHARE_THRESHOLD", "1.5", "between 0.0 and 1.0"),
+        ("LIFECYCLE_HOLDOUT_DAYS", "2.5", "must be an integer"),
+        ("LIFECYCLE_PRIMARY_METRIC", "accuracy", "one of pr_auc, roc_auc"),
+        ("LIFECYCLE_SCHEDULE_START", "yesterday", "YYYY-MM-DD"),
+        ("LIFECYCLE_MODEL_NAME", "  ", "must not be empty"),
+    ],
+)
 def test_malformed_setting_names_variable_and_rule(monkeypatch, var, value, rule):
     monkeypatch.setenv(var, value)
     with pytest.raises(settings.SettingError) as err:
@@ -45,10 +48,17 @@ def test_bad_airflow_port_is_rejected(monkeypatch):
         env.environment()
 
 
-SCALEOUT = {"LIFECYCLE_PROFILE": "scaleout", "LIFECYCLE_POSTGRES_URL": "postgresql://app:pw@db.internal:5433",
-            "LIFECYCLE_DB_PREFIX": "prod", "LIFECYCLE_REDIS_URL": "redis://:s3cret@cache:6380/3",
-            "LIFECYCLE_S3_ENDPOINT_URL": "http://minio:9000", "LIFECYCLE_S3_BUCKET": "ml-lake",
-            "LIFECYCLE_S3_ACCESS_KEY": "AK", "LIFECYCLE_S3_SECRET_KEY": "SK", "LIFECYCLE_MLFLOW_URL": "http://mlflow:5000"}
+SCALEOUT = {
+    "LIFECYCLE_PROFILE": "scaleout",
+    "LIFECYCLE_POSTGRES_URL": "postgresql://app:pw@db.internal:5433",
+    "LIFECYCLE_DB_PREFIX": "prod",
+    "LIFECYCLE_REDIS_URL": "redis://:s3cret@cache:6380/3",
+    "LIFECYCLE_S3_ENDPOINT_URL": "http://minio:9000",
+    "LIFECYCLE_S3_BUCKET": "ml-lake",
+    "LIFECYCLE_S3_ACCESS_KEY": "AK",
+    "LIFECYCLE_S3_SECRET_KEY": "SK",
+    "LIFECYCLE_MLFLOW_URL": "http://mlflow:5000",
+}
 
 
 @pytest.fixture
@@ -107,18 +117,24 @@ def test_feature_store_config_is_templated_per_profile(scaleout, monkeypatch):
     conf = yaml.safe_load(feature_store.render())
     assert conf["online_store"] == {"type": "redis", "connection_string": "cache:6380,db=3,password=s3cret"}
     assert conf["registry"]["registry_type"] == "sql" and conf["registry"]["path"].endswith("/prod_feast")
-    assert conf["offline_store"] == {"type": "lifecycle.lake_offline_store.LakeOfflineStore",
-                                     "root": "s3://ml-lake/lake", "s3_endpoint_override": "http://minio:9000"}
+    assert conf["offline_store"] == {
+        "type": "lifecycle.lake_offline_store.LakeOfflineStore",
+        "root": "s3://ml-lake/lake",
+        "s3_endpoint_override": "http://minio:9000",
+    }
     monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
     conf = yaml.safe_load(feature_store.render())
     assert conf["online_store"]["type"] == "sqlite" and conf["registry"]["path"].endswith("registry.db")
-    assert conf["offline_store"] == {"type": "lifecycle.lake_offline_store.LakeOfflineStore",
-                                     "root": f"{scaleout}/lake"}
+    assert conf["offline_store"] == {
+        "type": "lifecycle.lake_offline_store.LakeOfflineStore",
+        "root": f"{scaleout}/lake",
+    }
 
 
 def test_the_commit_recorded_with_a_model_comes_from_the_setting_where_there_is_no_repository(monkeypatch):
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
     assert tracking.git_commit() == head and len(head) == 40
     monkeypatch.setenv("LIFECYCLE_GIT_COMMIT", "0123abc")
     assert tracking.git_commit() == "0123abc"

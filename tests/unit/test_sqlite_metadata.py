@@ -1,5 +1,6 @@
 """Airflow's SQLite metadata DB: a savepoint-opened transaction that reads, then writes, must wait
 for a concurrent writer instead of failing with "database is locked" (the backfill API's 500)."""
+
 import sqlite3
 import threading
 

@@ -82,8 +82,9 @@ def test_every_candidate_is_tracked_and_the_best_is_challenger(world, trained):
     best = max(results, key=lambda r: r["metrics"]["pr_auc"])
     mv = tracking.version_by_alias(CHALLENGER)
     assert mv.version == registered["version"] and mv.tags["flavour"] == best["flavour"]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=settings.PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
     assert mv.tags["training_set_uri"] == info["uri"] and mv.tags["git_commit"] == head and len(head) == 40
 
 
@@ -101,16 +102,21 @@ def test_a_retried_training_step_reuses_what_its_killed_attempt_made(world, trai
     assert client.get_run(stale.info.run_id).info.status == RunStatus.to_string(RunStatus.KILLED)
     # registering again (the retry of a task killed after it registered) finds the same version
     assert training.register_best(results, info, "test__round1", "test")["version"] == registered["version"]
-    assert len(client.search_model_versions(f"name = '{settings.load().model_name}' "
-                                            "and tags.airflow_run = 'test__round1'")) == 1
+    assert (
+        len(
+            client.search_model_versions(f"name = '{settings.load().model_name}' and tags.airflow_run = 'test__round1'")
+        )
+        == 1
+    )
     assert training.lake.manifest(ObjectStoragePath(info["uri"]))["digest"] == info["digest"]
 
 
 def promotion_run(challenger_version):
     """The one MLflow run that recorded the decision on ``challenger_version``."""
     experiment = tracking.client().get_experiment_by_name(f"{settings.load().experiment}-promotion")
-    runs = tracking.client().search_runs([experiment.experiment_id],
-                                         f"tags.challenger_version = '{challenger_version}'")
+    runs = tracking.client().search_runs(
+        [experiment.experiment_id], f"tags.challenger_version = '{challenger_version}'"
+    )
     assert len(runs) == 1, [r.info.run_name for r in runs]
     return runs[0]
 
@@ -126,8 +132,11 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     tags = client.get_model_version(cfg.model_name, first_version).tags
     assert tags["promotion_decision"] == "promoted: first model, above the floor"
     run = promotion_run(first_version)
-    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == \
-        (f"v{first_version} vs none", "promote", "None")
+    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == (
+        f"v{first_version} vs none",
+        "promote",
+        "None",
+    )
     assert run.data.metrics["challenger_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
     assert run.data.metrics["challenger_pr_auc"] >= cfg.promotion_floor
     assert not [k for k in run.data.metrics if k.startswith("champion_")]
@@ -144,24 +153,33 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     train["is_fraud"] = rng.permutation(train["is_fraud"].to_numpy())
     (ObjectStoragePath(info["uri"]) / "train.parquet").write_bytes(training.lake.parquet_bytes(train))
     parent = training.start_parent_run("test__worse", info, "test")
-    worse = str(training.register_best([training.train_candidate("sklearn_logistic", info, parent, 7)], info,
-                                       "test__worse", "test")["version"])
+    worse = str(
+        training.register_best(
+            [training.train_candidate("sklearn_logistic", info, parent, 7)], info, "test__worse", "test"
+        )["version"]
+    )
     assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
     promotion.compare()
     assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
     run = promotion_run(worse)
-    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == \
-        (f"v{worse} vs {first_version}", "reject", first_version)
+    assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == (
+        f"v{worse} vs {first_version}",
+        "reject",
+        first_version,
+    )
     metrics = run.data.metrics
     # the champion is scored again on the challenger's holdout, the same rows as its own
     assert metrics["champion_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
     assert metrics["challenger_pr_auc"] < metrics["champion_pr_auc"] - cfg.promotion_margin
     # every rule it broke is named with the numbers logged for this decision
     gain = metrics["challenger_pr_auc"] - metrics["champion_pr_auc"]
-    reasons = "; ".join([
-        f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {cfg.promotion_floor}",
-        f"pr_auc gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}",
-        f"roc_auc {metrics['challenger_roc_auc']:.4f} regresses from {metrics['champion_roc_auc']:.4f}"])
+    reasons = "; ".join(
+        [
+            f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {cfg.promotion_floor}",
+            f"pr_auc gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}",
+            f"roc_auc {metrics['challenger_roc_auc']:.4f} regresses from {metrics['champion_roc_auc']:.4f}",
+        ]
+    )
     assert client.get_model_version(cfg.model_name, worse).tags["promotion_decision"] == f"rejected: {reasons}"
     assert run.data.tags["reasons"] == reasons
     with pytest.raises(ValueError, match=f"version {worse} was not promoted by the offline gate"):
@@ -220,8 +238,7 @@ def test_only_a_missing_model_or_alias_means_no_version(state, monkeypatch):
             tracking.version_by_alias(CHAMPION)
 
 
-def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_records_nothing(registry,
-                                                                                               monkeypatch):
+def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_records_nothing(registry, monkeypatch):
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -281,24 +298,31 @@ def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(registry, mon
     monkeypatch.setattr(promotion, "load_part", lambda uri, part: holdout)
     client.set_model_version_tag(cfg.model_name, challenger, "training_set_uri", "memory://test")
     stall = 0.01  # 10 ms of waiting per call, twice the 5 ms limit
-    models = {f"models:/{cfg.model_name}/{challenger}": Stalling("sharp", stall),
-              f"models:/{cfg.model_name}/{champion}": Stalling("blunt", 0.0)}
+    models = {
+        f"models:/{cfg.model_name}/{challenger}": Stalling("sharp", stall),
+        f"models:/{cfg.model_name}/{champion}": Stalling("blunt", 0.0),
+    }
     monkeypatch.setattr(mlflow.pyfunc, "load_model", models.__getitem__)
     # read by the wall clock, these calls take longer than the limit: the stall would reject the challenger
-    wall = training.scoring_latency({"challenger": models[f"models:/{cfg.model_name}/{challenger}"]},
-                                    holdout.head(10), clock=time.perf_counter)
+    wall = training.scoring_latency(
+        {"challenger": models[f"models:/{cfg.model_name}/{challenger}"]}, holdout.head(10), clock=time.perf_counter
+    )
     assert wall["challenger"] >= stall * 1000 > cfg.max_latency_ms
     first = promotion.compare(challenger)  # no champion: the absolute limit alone
     assert (first.promote, first.reasons) == (True, ["first model, above the floor"])
     assert first.challenger["latency_ms_p50"] < cfg.max_latency_ms
-    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == \
-        "promoted: first model, above the floor"
+    assert (
+        client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"]
+        == "promoted: first model, above the floor"
+    )
     # with a champion, the waits land on the challenger's turns only
     client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
     second = promotion.compare(challenger)
     assert (second.promote, second.reasons) == (True, ["pr_auc beats champion by the margin"])
-    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == \
-        "promoted: pr_auc beats champion by the margin"
+    assert (
+        client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"]
+        == "promoted: pr_auc beats champion by the margin"
+    )
     experiment = client.get_experiment_by_name(f"{cfg.experiment}-promotion").experiment_id
     [run] = client.search_runs([experiment], f"tags.champion_version = '{champion}'")
     assert run.data.tags["decision"] == "promote"

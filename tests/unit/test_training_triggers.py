@@ -1,4 +1,5 @@
 """Why an asset-triggered training run starts, and when its evidence is already answered."""
+
 import datetime as dt
 from types import SimpleNamespace
 
@@ -18,15 +19,21 @@ def test_evidence_on_the_serving_champion_with_no_successor_needs_training():
 
 
 def test_a_version_registered_after_the_evidence_answers_it():
-    assert training.answered([DRIFT_ON_V1], "1", {"1": T - 500, "2": T + 60}, None) == \
-        "v2 was registered after the evidence on v1"
+    assert (
+        training.answered([DRIFT_ON_V1], "1", {"1": T - 500, "2": T + 60}, None)
+        == "v2 was registered after the evidence on v1"
+    )
 
 
 def test_a_newer_canary_or_a_new_champion_answers_it():
-    assert training.answered([DRIFT_ON_V1], "1", {"1": 0, "2": T - 100}, canary="2") == \
-        "v2, newer than v1, is already serving as canary"
-    assert training.answered([DRIFT_ON_V1], "2", {"1": 0, "2": T - 100}, canary=None) == \
-        "v1 is no longer the champion (v2 is)"
+    assert (
+        training.answered([DRIFT_ON_V1], "1", {"1": 0, "2": T - 100}, canary="2")
+        == "v2, newer than v1, is already serving as canary"
+    )
+    assert (
+        training.answered([DRIFT_ON_V1], "2", {"1": 0, "2": T - 100}, canary=None)
+        == "v1 is no longer the champion (v2 is)"
+    )
     # an older canary (an operator's re-release of v1) answers nothing about champion v2
     assert training.answered([(T, {"model_version": "2"})], "2", {"1": 0, "2": 10}, canary="1") is None
 
@@ -34,8 +41,10 @@ def test_a_newer_canary_or_a_new_champion_answers_it():
 def test_a_newer_version_already_trained_on_the_judged_days_answers_it():
     degraded = (T, {"model_version": "2", "metric": "pr_auc", "window": "2026-10-09..2026-10-15"})
     versions = {"1": 0, "2": 10, "3": T - 30}  # v3 was trained on the first degraded evidence, then rejected
-    assert training.answered([degraded], "2", versions, None, {"2": "2026-10-08", "3": "2026-10-15"}) == \
-        "v3 was already trained on data through 2026-10-15, the last day of the evidence on v2"
+    assert (
+        training.answered([degraded], "2", versions, None, {"2": "2026-10-08", "3": "2026-10-15"})
+        == "v3 was already trained on data through 2026-10-15, the last day of the evidence on v2"
+    )
     # evidence from a later day is new: train again
     later = (T, {"model_version": "2", "window": "2026-10-10..2026-10-16"})
     assert training.answered([later], "2", versions, None, {"2": "2026-10-08", "3": "2026-10-15"}) is None
@@ -54,12 +63,19 @@ def test_every_event_must_be_answered():
 
 def test_trigger_reason_names_the_newest_evidence():
     at = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)
-    events = {DRIFT: [SimpleNamespace(timestamp=at, extra={"drift_share": 0.4, "report_uri": "r1"})],
-              DEGRADED: [SimpleNamespace(timestamp=at + dt.timedelta(seconds=1),
-                                         extra={"metric": "pr_auc", "value": 0.1, "labels": 2000,
-                                                "model_version": "2", "report_uri": "r2"})]}
-    assert training.trigger_reason(events, "asset_triggered", "manual") == \
-        "degraded: live pr_auc 0.1 over 2000 labels (v2, r2)"
+    events = {
+        DRIFT: [SimpleNamespace(timestamp=at, extra={"drift_share": 0.4, "report_uri": "r1"})],
+        DEGRADED: [
+            SimpleNamespace(
+                timestamp=at + dt.timedelta(seconds=1),
+                extra={"metric": "pr_auc", "value": 0.1, "labels": 2000, "model_version": "2", "report_uri": "r2"},
+            )
+        ],
+    }
+    assert (
+        training.trigger_reason(events, "asset_triggered", "manual")
+        == "degraded: live pr_auc 0.1 over 2000 labels (v2, r2)"
+    )
     assert training.trigger_reason({DRIFT: events[DRIFT]}, "asset_triggered", "x") == "drift share 0.4 (r1)"
     assert training.trigger_reason(None, "manual", "bootstrap") == "bootstrap"
     assert training.trigger_reason(None, "scheduled", "manual") == "scheduled"
@@ -77,8 +93,10 @@ def test_trigger_skips_answered_evidence_and_otherwise_gives_the_reason(monkeypa
     monkeypatch.setattr(training, "trigger_answered", answered_by_registry)
     with pytest.raises(training.EvidenceAnswered) as skipped:
         training.trigger("asset_triggered", events, "manual")
-    assert str(skipped.value) == \
-        "the evidence that triggered this run is already answered: v2 was registered after the evidence on v1"
+    assert (
+        str(skipped.value)
+        == "the evidence that triggered this run is already answered: v2 was registered after the evidence on v1"
+    )
     assert asked == [events]
 
     # only asset-triggered runs ask the registry: a manual or scheduled run always trains

@@ -44,14 +44,16 @@ def test_corrupt_batch_is_quarantined_and_every_broken_rule_named(state):
     msg = str(err.value)
     assert validation.pending_days() == []  # quarantined, not pending forever
     dup_ids = tx["transaction_id"].duplicated(keep=False).sum()
-    for expected in ("expect_table_columns_to_match_set",
-                     f"expect_column_values_to_not_be_null(merchant_id): {tx['merchant_id'].isna().sum()} unexpected",
-                     f"expect_column_values_to_be_unique(transaction_id): {dup_ids} unexpected",
-                     f"expect_column_values_to_be_between(amount): {(tx['amount'] < 0).sum()} unexpected",
-                     f"expect_column_values_to_be_in_set(merchant_category): "
-                     f"{(tx['merchant_category'] == 'casino').sum()} unexpected",
-                     f"expect_column_values_to_be_between(event_timestamp): "
-                     f"{(tx['event_timestamp'] == datagen.FUTURE).sum()} unexpected"):
+    for expected in (
+        "expect_table_columns_to_match_set",
+        f"expect_column_values_to_not_be_null(merchant_id): {tx['merchant_id'].isna().sum()} unexpected",
+        f"expect_column_values_to_be_unique(transaction_id): {dup_ids} unexpected",
+        f"expect_column_values_to_be_between(amount): {(tx['amount'] < 0).sum()} unexpected",
+        f"expect_column_values_to_be_in_set(merchant_category): "
+        f"{(tx['merchant_category'] == 'casino').sum()} unexpected",
+        f"expect_column_values_to_be_between(event_timestamp): "
+        f"{(tx['event_timestamp'] == datagen.FUTURE).sum()} unexpected",
+    ):
         assert expected in msg, expected
     assert lake.dates("curated", "transactions") == [] and lake.dates("curated", "labels") == []
     assert lake.dates("quarantine", "transactions") == [DAY] == lake.dates("quarantine", "labels")
@@ -109,26 +111,33 @@ def test_a_label_known_before_its_transaction_is_named(state):
     datagen.land(nxt)
     tx = pd.read_csv(lake.landing_file("transactions", nxt).open("rb"))
     landed = pd.read_csv(lake.landing_file("labels", nxt).open("rb"))
-    early = pd.DataFrame({"transaction_id": [tx["transaction_id"].iloc[-1]], "is_fraud": [0],
-                          "labeled_at": [f"{nxt}T00:00:01Z"]})  # the day's last transaction is in the evening
+    early = pd.DataFrame(
+        {"transaction_id": [tx["transaction_id"].iloc[-1]], "is_fraud": [0], "labeled_at": [f"{nxt}T00:00:01Z"]}
+    )  # the day's last transaction is in the evening
     lake.landing_file("labels", nxt).write_bytes(pd.concat([landed, early]).to_csv(index=False).encode())
     ingest.ingest_day(nxt)
-    with pytest.raises(validation.QualityGateError,
-                       match=r"expect_column_pair_values_a_to_be_greater_than_b\(labeled_at\) "
-                             r"\[a label is known after its transaction\]: 1 unexpected"):
+    with pytest.raises(
+        validation.QualityGateError,
+        match=r"expect_column_pair_values_a_to_be_greater_than_b\(labeled_at\) "
+        r"\[a label is known after its transaction\]: 1 unexpected",
+    ):
         validation.validate_day(nxt)
 
 
 def test_days_are_gated_oldest_first_and_a_day_waits_for_an_earlier_landed_one(state):
     days = land_days(DAY, 3)
-    assert [(r["date"], r["status"]) for r in validation.gate_days(days[::-1])] == \
-        [(d.isoformat(), "curated") for d in days]  # day 2's labels met day 1's curated transactions
+    assert [(r["date"], r["status"]) for r in validation.gate_days(days[::-1])] == [
+        (d.isoformat(), "curated") for d in days
+    ]  # day 2's labels met day 1's curated transactions
     later = [days[-1] + dt.timedelta(days=i) for i in (1, 2)]
     datagen.land(later[0])  # landed, not ingested yet (backfills ingest days in any order)
     land_days(later[1], 1)
     [result] = validation.gate_days([later[1]])
-    assert result == {"date": later[1].isoformat(), "status": "waiting",
-                      "detail": f"waits for {later[0].isoformat()} to be gated first"}
+    assert result == {
+        "date": later[1].isoformat(),
+        "status": "waiting",
+        "detail": f"waits for {later[0].isoformat()} to be gated first",
+    }
     assert validation.pending_days() == [later[1]]  # left pending for the run that gates both
     ingest.ingest_day(later[0])
     assert [r["status"] for r in validation.gate_days(validation.pending_days())] == ["curated", "curated"]
