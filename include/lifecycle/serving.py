@@ -26,20 +26,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lifecycle import settings as _settings
-from lifecycle.schema import CANARY, CHAMPION, CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
+from lifecycle.schema import CANARY, CHAMPION, CHANNELS, COUNTRIES, MERCHANT_CATEGORIES, TRANSACTION_COLUMNS
 
 CFG = _settings.load()
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/docs"})
-TRANSACTION_FIELDS = (
-    "transaction_id",
-    "card_id",
-    "merchant_id",
-    "amount",
-    "merchant_category",
-    "country",
-    "channel",
-    "event_timestamp",
-)
 
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -185,7 +175,7 @@ traffic.TimeoutMiddleware.__call__ = _timeout_middleware
 
 
 def _columns(transactions: list[dict]) -> dict[str, list]:
-    return {f: [t[f] for t in transactions] for f in TRANSACTION_FIELDS}
+    return {f: [t[f] for t in transactions] for f in TRANSACTION_COLUMNS}
 
 
 @bentoml.service(name=CFG.bento_name, traffic={"timeout": 10}, workers=CFG.serving_workers)
