@@ -3,7 +3,7 @@
 Daily (02:00 UTC) or manual. Evidently's data-drift report between the champion's training
 snapshot and the latest curated days, saved as HTML and JSON under `reports/drift/<date>/` and
 linked from `reports/index.html`. Emits **feature_drift** (extra: drift_share, drifted_columns,
-report_uri, as_of and the judged champion's model_version) only when the drifted-column share
+report_uri, as_of, the judged days' window and the judged champion's model_version) only when the drifted-column share
 reaches the configured threshold.
 """
 
@@ -44,7 +44,7 @@ def monitor():
     def emit_drift(summary: dict, *, outlet_events=None) -> None:
         """Emits feature_drift with the evidence."""
         outlet_events[DRIFT].extra = {
-            k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of", "model_version")
+            k: summary[k] for k in ("drift_share", "drifted_columns", "report_uri", "as_of", "window", "model_version")
         }
 
     summary = drift_report()

@@ -42,6 +42,7 @@ def reference_and_current(as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, d
     meta = {
         "model_version": str(champion.version),
         "current_days": [d.isoformat() for d in days],
+        "window": f"{days[0]}..{days[-1]}",
         "reference_rows": len(reference),
         "current_rows": len(current),
     }

@@ -371,8 +371,8 @@ def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -
 
 
 def evidence_day(extra: dict) -> str | None:
-    """The last event day a drift (``as_of``) or degradation (``window`` "first..last") event judged."""
-    return extra.get("as_of") or (extra.get("window") or "").split("..")[-1] or None
+    """The last event day a drift or degradation event judged (its ``window``, "first..last")."""
+    return (extra.get("window") or "").split("..")[-1] or None
 
 
 def answered(

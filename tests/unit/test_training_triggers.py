@@ -48,7 +48,7 @@ def test_a_newer_version_already_trained_on_the_judged_days_answers_it():
     # evidence from a later day is new: train again
     later = (T, {"model_version": "2", "window": "2026-10-10..2026-10-16"})
     assert training.answered([later], "2", versions, None, {"2": "2026-10-08", "3": "2026-10-15"}) is None
-    drift = (T, {"model_version": "2", "as_of": "2026-10-15"})  # monitor's events name their day as_of
+    drift = (T, {"model_version": "2", "as_of": "2026-11-27", "window": "2026-10-13..2026-10-15"})
     assert training.answered([drift], "2", versions, None, {"3": "2026-10-15"}).startswith("v3 was already")
     assert training.answered([degraded], "2", versions, None) is None  # no training window known
 
