@@ -210,25 +210,6 @@ def check_like_snapshot(frames: dict, day: dt.date) -> None:
             )
 
 
-def publish(name: str, frame, day: dt.date) -> int:
-    """Write one snapshot partition into the lake as ``features.build_tables`` does; returns its bytes."""
-    from lifecycle import lake
-
-    data = lake.parquet_bytes(frame)
-    lake.publish(
-        lake.partition("features", name, day),
-        {"data.parquet": data},
-        {
-            "dataset": name,
-            "date": day.isoformat(),
-            "rows": len(frame),
-            "data_sha256": lake.sha256(data),
-            "curated_sha256": "bench/scaleout.py",
-        },
-    )
-    return len(data)
-
-
 def materialize_view(store, view: str, day: dt.date) -> float:
     """FeatureStore.materialize of one view over the day's snapshot stamp; returns seconds."""
     import pandas as pd
@@ -306,8 +287,8 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
         cards, merchants = card_stats_frame(n, DAY), merchant_stats_frame(N_MERCHANTS, DAY)
         check_like_snapshot({"card_stats": cards, "merchant_stats": merchants}, DAY)
         card_ids = cards["card_id"].tolist()
-        parquet_bytes = publish("card_stats", cards, DAY)
-        publish("merchant_stats", merchants, DAY)
+        parquet_bytes = features.publish_snapshot("card_stats", cards, DAY, "bench/scaleout.py")
+        features.publish_snapshot("merchant_stats", merchants, DAY, "bench/scaleout.py")
         del cards, merchants
         gc.collect()
         prepare_seconds = time.perf_counter() - t

@@ -79,19 +79,26 @@ def build_tables(new_days: list[dt.date]) -> list[dt.date]:
         curated = lake.read_range("curated", "transactions", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
         source = lake.manifest(lake.partition("curated", "transactions", day))["data_sha256"]
         for name, frame in snapshot(curated, day).items():
-            data = lake.parquet_bytes(frame)
-            lake.publish(
-                lake.partition("features", name, day),
-                {"data.parquet": data},
-                {
-                    "dataset": name,
-                    "date": day.isoformat(),
-                    "rows": len(frame),
-                    "data_sha256": lake.sha256(data),
-                    "curated_sha256": source,
-                },
-            )
+            publish_snapshot(name, frame, day, source)
     return days
+
+
+def publish_snapshot(name: str, frame: pd.DataFrame, day: dt.date, curated_sha256: str) -> int:
+    """Write one snapshot partition with its manifest (``curated_sha256``: what it was built from);
+    returns its bytes."""
+    data = lake.parquet_bytes(frame)
+    lake.publish(
+        lake.partition("features", name, day),
+        {"data.parquet": data},
+        {
+            "dataset": name,
+            "date": day.isoformat(),
+            "rows": len(frame),
+            "data_sha256": lake.sha256(data),
+            "curated_sha256": curated_sha256,
+        },
+    )
+    return len(data)
 
 
 def apply_definitions(store) -> None:
