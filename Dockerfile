@@ -35,7 +35,6 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requir
 COPY include ./include
 COPY dags ./dags
 COPY plugins ./plugins
-COPY feature_repo ./feature_repo
 RUN pip install --no-deps -e .
 
 USER 50000

@@ -37,7 +37,7 @@ serve: install  ## the live model service alone on the same state, http://localh
 bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
 	$(PY) bench/serving.py
 
-LINTED := include dags tests feature_repo plugins bench
+LINTED := include dags tests plugins bench
 
 lint: install  ## ruff's rules, its Airflow rules (AIR, some only in preview, which the others do not run in), its format
 	$(VENV)/bin/ruff check $(LINTED)

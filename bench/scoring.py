@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 import world  # noqa: E402
 
 from lifecycle import live, prediction_log, scoring, settings, tracking  # noqa: E402
-from lifecycle.schema import CHAMPION  # noqa: E402
+from lifecycle.aliases import CHAMPION  # noqa: E402
 
 DAYS = 6
 GOAL_ROWS_PER_S = 100_000

@@ -124,7 +124,7 @@ def wrk(base: str, key: str, bodies: list[dict], connections: int, seconds: int)
 def batch(base: str, key: str, bodies: list[dict], rounds: int) -> dict:
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    payload = json.dumps({"transactions": bodies})
+    payload = json.dumps({"events": bodies})
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     timings = []
     for i in range(rounds + 2):

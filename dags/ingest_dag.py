@@ -39,11 +39,12 @@ def ingest():
 
         day = data_interval_start.date()
         manifests = ingest.ingest_day(day)
+        events, labels = manifests.values()  # the use case's two feeds, events first
         outlet_events[RAW].extra = {
             "dates": [day.isoformat()],
-            "rows": manifests["transactions"]["rows"],
-            "labels": manifests["labels"]["rows"],
-            "sha256": manifests["transactions"]["source_sha256"],
+            "rows": events["rows"],
+            "labels": labels["rows"],
+            "sha256": events["source_sha256"],
         }
         return manifests
 

@@ -9,16 +9,16 @@ or a newer version was registered after the event, serves as canary, or was alre
 judged days and rejected: the next attempt waits for evidence from a new day).
 Builds a point-in-time training set from Feast's offline store joined with the labels known at
 run time (every labeled row is asserted to come back), splits by time (last days = holdout),
-trains XGBoost, a PyTorch MLP and a scikit-learn logistic baseline as separate tasks in the
-`gpu` pool (CUDA when present, else CPU), logs each to MLflow, and registers the best as a new
-version with alias `challenger`. Emits **model_challenger**.
+trains the use case's candidates (XGBoost, a PyTorch MLP, a scikit-learn logistic baseline for
+card fraud) as separate tasks in the `gpu` pool (CUDA when present, else CPU), logs each to
+MLflow, and registers the best as a new version with alias `challenger`. Emits **model_challenger**.
 """
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from lifecycle import contract
 from lifecycle.assets import CANDIDATE, DEGRADED, DRIFT
 from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
-from lifecycle.schema import CANDIDATES
 
 
 @dag(
@@ -69,7 +69,7 @@ def train():
         return registered
 
     info = training_set()
-    results = [fit.override(task_id=f"train_{flavour}")(flavour, info) for flavour in CANDIDATES]
+    results = [fit.override(task_id=f"train_{flavour}")(flavour, info) for flavour in contract.current(CFG).candidates]
     register_challenger(results, info)
 
 

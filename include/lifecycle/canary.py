@@ -1,13 +1,13 @@
 """Canary decisions from production evidence: roll the canary out to champion, abort it, or wait.
 
-A released challenger serves a share of live traffic under alias ``canary`` (sticky per card).
+A released challenger serves a share of live traffic under alias ``canary`` (sticky per entity: ``UseCase.route_by``).
 Its evidence is what the prediction log holds since it started (``canary_started_at`` tag):
   operational   the canary arm's live requests: enough of them, no failed scoring, p99 latency
                 within ``LIFECYCLE_CANARY_MAX_LATENCY_RATIO`` of the champion's (or under
                 ``LIFECYCLE_MAX_LATENCY_MS``)
-  distribution  the canary's shadow scores and the champion's scores on the same transactions:
+  distribution  the canary's shadow scores and the champion's scores on the same events:
                 Evidently's value drift of the score distribution stays under its threshold
-  quality       once ``LIFECYCLE_MIN_LABELS`` of those transactions are labeled: the canary's
+  quality       once ``LIFECYCLE_MIN_LABELS`` of those events are labeled: the canary's
                 primary metric is at least the champion's on them, minus ``LIFECYCLE_CANARY_MARGIN``
 A failed operational or quality gate aborts; all three passed rolls out; otherwise the canary
 keeps serving and a later run decides. A moved score distribution alone proves nothing either way
@@ -24,11 +24,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import lake, prediction_log, tracking
+from lifecycle import contract, lake, prediction_log, tracking
 from lifecycle import settings as _settings
-from lifecycle.modeling import LABEL
-from lifecycle.performance import PROBA, metrics
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
+from lifecycle.performance import LABEL, PROBA, metrics
 
 ROLLOUT, ABORT, WAIT = "rollout", "abort", "wait"
 PASS, FAIL, PENDING = "pass", "fail", "pending"
@@ -44,13 +43,13 @@ def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -
     log = prediction_log.read(cfg, compact=True)
     if log.empty:
         return log
-    log = log[log["model_version"].isin(versions) & (log["served_at"] >= since)]
-    labels = lake.read_range("curated", "labels", dt.date.min, dt.date.max)
+    uc = contract.current(cfg)
+    log = log[log["model_version"].isin(versions) & (log["served_at"] >= since)].rename(columns={uc.score: PROBA})
+    labels = lake.read_range("curated", uc.labels, dt.date.min, dt.date.max)
     if labels.empty:
         return log.assign(**{LABEL: np.nan})
-    return log.merge(
-        labels[["transaction_id", LABEL]].drop_duplicates("transaction_id"), on="transaction_id", how="left"
-    )
+    labels = labels[[uc.id, uc.label]].rename(columns={uc.label: LABEL}).drop_duplicates(uc.id)
+    return log.merge(labels, on=uc.id, how="left")
 
 
 def operational_gate(log: pd.DataFrame, canary_version: str, cfg: _settings.Settings) -> dict:
@@ -73,14 +72,14 @@ def operational_gate(log: pd.DataFrame, canary_version: str, cfg: _settings.Sett
     return {**out, "result": PASS, "why": f"{n} requests, error rate {error_rate:.4f}, p99 {p99:.1f} ms"}
 
 
-def paired(log: pd.DataFrame, canary_version: str) -> pd.DataFrame:
-    """Per transaction: the champion arm's score and the canary version's shadow score (rows whose
-    scoring failed carry no score and count in the operational gate only)."""
+def paired(log: pd.DataFrame, canary_version: str, key: str) -> pd.DataFrame:
+    """Per event (``key``: the use case's id): the champion arm's score and the canary version's
+    shadow score (rows whose scoring failed carry no score and count in the operational gate only)."""
     log = log[log[PROBA].notna()]
-    champ = log[log["arm"] == CHAMPION][["transaction_id", PROBA, LABEL]].drop_duplicates("transaction_id")
+    champ = log[log["arm"] == CHAMPION][[key, PROBA, LABEL]].drop_duplicates(key)
     shadow = log[(log["arm"] == SHADOW) & (log["model_version"] == canary_version)]
-    shadow = shadow[["transaction_id", PROBA]].drop_duplicates("transaction_id")
-    return champ.merge(shadow, on="transaction_id", suffixes=("_champion", "_canary"))
+    shadow = shadow[[key, PROBA]].drop_duplicates(key)
+    return champ.merge(shadow, on=key, suffixes=("_champion", "_canary"))
 
 
 def distribution_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
@@ -92,7 +91,7 @@ def distribution_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
         return {
             "result": PENDING,
             "pairs": n,
-            "why": f"{n} transactions scored by both (shadow), "
+            "why": f"{n} events scored by both (shadow), "
             f"{cfg.canary_min_requests} needed: LIFECYCLE_SHADOW scores the canary beside the champion",
         }
     definition = DataDefinition(numerical_columns=[PROBA])
@@ -112,14 +111,14 @@ def distribution_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
     }
     if psi >= cfg.canary_max_psi:
         return {**out, "result": FAIL, "why": f"score distribution moved: PSI {psi:.3f} >= {cfg.canary_max_psi}"}
-    return {**out, "result": PASS, "why": f"PSI {psi:.3f} over {n} transactions"}
+    return {**out, "result": PASS, "why": f"PSI {psi:.3f} over {n} events"}
 
 
 def quality_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
     labeled = pairs[pairs[LABEL].notna()]
     n, metric = len(labeled), cfg.primary_metric
     if n < cfg.min_labels or labeled[LABEL].nunique() < 2:
-        return {"result": PENDING, "labels": n, "why": f"{n} labeled transactions, {cfg.min_labels} needed"}
+        return {"result": PENDING, "labels": n, "why": f"{n} labeled events, {cfg.min_labels} needed"}
     y = labeled[LABEL].to_numpy(int)
     canary = metrics(y, labeled[f"{PROBA}_canary"].to_numpy(float), cfg.alert_rate)
     champion = metrics(y, labeled[f"{PROBA}_champion"].to_numpy(float), cfg.alert_rate)
@@ -135,12 +134,12 @@ def quality_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
             **out,
             "result": FAIL,
             "why": f"canary {metric} {canary[metric]:.4f} < champion "
-            f"{champion[metric]:.4f} - {cfg.canary_margin} on the same {n} labeled transactions",
+            f"{champion[metric]:.4f} - {cfg.canary_margin} on the same {n} labeled events",
         }
     return {
         **out,
         "result": PASS,
-        "why": f"canary {metric} {canary[metric]:.4f} vs champion {champion[metric]:.4f} on {n} labeled transactions",
+        "why": f"canary {metric} {canary[metric]:.4f} vs champion {champion[metric]:.4f} on {n} labeled events",
     }
 
 
@@ -155,7 +154,7 @@ def decide(cfg: _settings.Settings | None = None) -> dict:
     if log.empty:
         gates = {"operational": {"result": PENDING, "why": "no prediction logged since the canary started"}}
     else:
-        pairs = paired(log, str(canary.version))
+        pairs = paired(log, str(canary.version), contract.current(cfg).id)
         gates = {
             "operational": operational_gate(log, str(canary.version), cfg),
             "distribution": distribution_gate(pairs, cfg),

@@ -21,10 +21,22 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import datagen, features, lake, loadgen, packaging, prediction_log, promotion, services, setup, tracking
+from lifecycle import (
+    contract,
+    datagen,
+    features,
+    lake,
+    loadgen,
+    packaging,
+    prediction_log,
+    promotion,
+    services,
+    setup,
+    tracking,
+)
 from lifecycle import settings as _settings
 from lifecycle.airflow_client import AirflowServer
-from lifecycle.schema import CANARY, CHAMPION, SHADOW
+from lifecycle.aliases import CANARY, CHAMPION, SHADOW
 
 DAG_IDS = {
     "ingest",
@@ -64,7 +76,9 @@ def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str,
         datagen.land(day, scenario)
     server.backfill("ingest", days[0].isoformat(), days[-1].isoformat())
     server.wait_idle()
-    gated = set(lake.dates("curated", "transactions")) | set(lake.dates("quarantine", "transactions"))
+    gated = set(lake.dates("curated", contract.current().events)) | set(
+        lake.dates("quarantine", contract.current().events)
+    )
     if missing := [d.isoformat() for d in days if d not in gated] + [d.isoformat() for d in features.pending_days()]:
         raise RuntimeError(f"days still pending after the asset chain went idle: {missing}")
 
@@ -160,7 +174,7 @@ def run(
 
 def replay_bodies(days: list[dt.date], sample: int = 3000) -> list[dict]:
     """A seeded sample of the days' curated transactions as request bodies."""
-    frame = lake.read_range("curated", "transactions", days[0], days[-1])
+    frame = lake.read_range("curated", contract.current().events, days[0], days[-1])
     return packaging.request_bodies(frame.sample(min(sample, len(frame)), random_state=_settings.load().seed))
 
 
@@ -354,9 +368,9 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
         },
         "drift_reports": sorted(str(p) for p in (reports_zone / "drift").rglob("report.html")),
         "reports_index": str(reports_zone / "index.html"),
-        "quarantined_days": [d.isoformat() for d in lake.dates("quarantine", "transactions")],
-        "corrupt_day_curated": corrupt in lake.dates("curated", "transactions"),
-        "feature_days": [d.isoformat() for d in lake.dates("features", "card_stats")][-1:],
+        "quarantined_days": [d.isoformat() for d in lake.dates("quarantine", contract.current().events)],
+        "corrupt_day_curated": corrupt in lake.dates("curated", contract.current().events),
+        "feature_days": [d.isoformat() for d in lake.dates("features", contract.current().feature_tables[0])][-1:],
     }
 
 

@@ -1,9 +1,10 @@
 """The Feast store, configured from settings (a rendered feature_store.yaml).
 
-``feature_repo/`` holds the Feast objects only; everything that differs by profile or deployment
-is in the rendered file: registry, online store, and the lake root the offline store reads the
-definitions' relative source paths under (``lifecycle.lake_offline_store``). Feast's CLI works on
-the repo with that file: ``feast -c feature_repo -f <state>/feast/feature_store.yaml plan``.
+The use case's feature repo (card fraud: ``include/usecases/fraud/feature_repo/``) holds the Feast
+objects only; everything that differs by profile or deployment is in the rendered file: project,
+registry, online store, and the lake root the offline store reads the definitions' relative
+source paths under (``lifecycle.lake_offline_store``). Feast's CLI works on the repo with that
+file: ``feast -c <repo> -f <state>/feast/feature_store.yaml plan``.
 
 Kept free of Airflow imports: the BentoML service uses it too.
 """
@@ -14,12 +15,11 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lifecycle import contract
 from lifecycle import settings as _settings
 
-FEATURE_SERVICE = "fraud_model_v1"  # the FeatureService feature_repo/definitions.py defines
-
 STORE_YAML = """\
-project: fraud_lifecycle
+project: {project}
 provider: local
 registry:
 {registry}
@@ -50,6 +50,7 @@ def render() -> str:
     PostgreSQL and the Redis online store; the offline store reads the lake (a folder, or S3
     through the lake's endpoint)."""
     cfg = _settings.load()
+    project = f"{contract.current(cfg).name}_lifecycle"
     state = cfg.state_dir / "feast"
     svc = cfg.services
     offline = f"  root: {json.dumps(lake_location(cfg.lake_root))}"
@@ -65,7 +66,7 @@ def render() -> str:
         )
         online = f'  type: redis\n  connection_string: "{redis.hostname}:{redis.port},db={svc.redis_db}{auth}"'
         offline += f"\n  s3_endpoint_override: {json.dumps(svc.s3_endpoint_url)}"
-    return STORE_YAML.format(registry=registry, online=online, offline=offline)
+    return STORE_YAML.format(project=project, registry=registry, online=online, offline=offline)
 
 
 def store_yaml_path() -> Path:
@@ -73,7 +74,7 @@ def store_yaml_path() -> Path:
 
 
 def get_store():
-    """The Feast store for the feature repo, configured from settings (rendered feature_store.yaml)."""
+    """The Feast store for the use case's feature repo, configured from settings (rendered feature_store.yaml)."""
     from feast import FeatureStore
 
     path = store_yaml_path()
@@ -81,4 +82,4 @@ def get_store():
     text = render()
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-    return FeatureStore(repo_path=str(_settings.load().feature_repo), fs_yaml_file=path)
+    return FeatureStore(repo_path=str(contract.current().feature_repo), fs_yaml_file=path)

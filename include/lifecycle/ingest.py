@@ -1,7 +1,7 @@
 """Land one day's files from the landing zone into the raw zone, with a manifest.
 
-A day lands two feeds: its transactions, and the labels that became known that day (for
-transactions of that day or earlier ones; ``labeled_at`` decides the day).
+A day lands two feeds (``UseCase.datasets``): its events, and the labels that became known that
+day (for events of that day or earlier ones; the label's time decides the day).
 
 Rerunning for the same day rewrites an identical partition (same bytes, same manifest).
 """
@@ -13,10 +13,7 @@ import io
 
 import pandas as pd
 
-from lifecycle import lake
-from lifecycle.schema import DATASETS
-
-TIMESTAMP_COLUMNS = {"transactions": ("event_timestamp",), "labels": ("labeled_at",)}
+from lifecycle import contract, lake
 
 
 class LandingError(RuntimeError):
@@ -24,6 +21,7 @@ class LandingError(RuntimeError):
 
 
 def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
+    uc = contract.current()
     src = lake.landing_file(dataset, day)
     if not src.exists():
         raise LandingError(
@@ -35,9 +33,9 @@ def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
         frame = pd.read_csv(io.BytesIO(data))
     except Exception as exc:  # pandas raises several unrelated types for unreadable CSV
         raise LandingError(f"landing file {src} is unreadable as CSV: {exc}") from exc
-    if frame.empty and dataset != "labels":  # a day on which no label became known is a day like any
+    if frame.empty and dataset != uc.labels:  # a day on which no label became known is a day like any
         raise LandingError(f"landing file {src} has no rows: a day's {dataset} file must hold at least one row")
-    for col in TIMESTAMP_COLUMNS[dataset]:
+    for col in uc.timestamps[dataset]:
         if col in frame:  # typed only when the whole column parses; validation rejects the rest
             parsed = pd.to_datetime(frame[col], utc=True, errors="coerce", format="ISO8601")
             if parsed.notna().sum() == frame[col].notna().sum():
@@ -46,8 +44,8 @@ def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
 
 
 def ingest_day(day: dt.date) -> dict:
-    """Copy the day's transactions and labels into raw partitions; returns their manifests."""
-    landed = {ds: read_landing(ds, day) for ds in DATASETS}  # read both before writing either
+    """Copy the day's events and labels into raw partitions; returns their manifests."""
+    landed = {ds: read_landing(ds, day) for ds in contract.current().datasets}  # read both before writing either
     manifests = {}
     for dataset, (frame, source_bytes, source) in landed.items():
         data = lake.parquet_bytes(frame)

@@ -17,8 +17,6 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from lifecycle.schema import DATASETS
-
 
 class LandingTimeout(AirflowSensorTimeout):
     """A day's landing files were not all there by the deadline (a sensor timeout: never retried)."""
@@ -26,9 +24,11 @@ class LandingTimeout(AirflowSensorTimeout):
 
 def missing(day: dt.date) -> list[str]:
     """The day's landing files that are not there yet."""
-    from lifecycle import lake
+    from lifecycle import contract, lake
 
-    return [str(lake.landing_file(ds, day)) for ds in DATASETS if not lake.landing_file(ds, day).exists()]
+    return [
+        str(lake.landing_file(ds, day)) for ds in contract.current().datasets if not lake.landing_file(ds, day).exists()
+    ]
 
 
 class LandingTrigger(BaseTrigger):

@@ -7,10 +7,10 @@ immutable ``Routing`` with one assignment: a request sees the old set or the new
 mix, and never waits for the registry. A failed load or an unreachable registry keeps what
 serves and is reported by ``status()``.
 
-Routing: ``champion`` answers; when ``canary`` exists, cards whose hash falls under
-LIFECYCLE_CANARY_SHARE get the canary (sticky per card); with LIFECYCLE_SHADOW the
-``challenger`` also scores every request, logged and never returned. Each scored row goes to
-the prediction log with the exact inputs the model read.
+Routing: ``champion`` answers; when ``canary`` exists, the entities (``UseCase.route_by``; card
+fraud: cards) whose hash falls under LIFECYCLE_CANARY_SHARE get the canary (sticky per entity);
+with LIFECYCLE_SHADOW the ``challenger`` also scores every request, logged and never returned.
+Each scored row goes to the prediction log with the exact inputs the model read.
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lifecycle import prediction_log, tracking
+from lifecycle import contract, prediction_log, tracking
 from lifecycle import settings as _settings
-from lifecycle.feature_store import FEATURE_SERVICE
-from lifecycle.modeling import model_inputs
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
 
 LOG = logging.getLogger(__name__)
-ENTITY_KEYS = ("card_id", "merchant_id")
 RETRY_SECONDS = 30  # before loading again a version whose download or load failed
 
 
@@ -43,15 +40,15 @@ class NotReady(RuntimeError):
     """No champion is loaded yet (nothing registered, or its first load failed)."""
 
 
-def bucket(card_id: str) -> float:
-    """A card's stable position in [0, 1): the same card always lands in the same arm."""
-    return int.from_bytes(hashlib.blake2b(card_id.encode(), digest_size=8).digest(), "big") / 2**64
+def bucket(key: str) -> float:
+    """An entity's stable position in [0, 1): the same entity always lands in the same arm."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
 
 
 @dataclass(frozen=True)
 class Loaded:
     version: str
-    model: object  # lifecycle.modeling.FraudModel
+    model: object  # lifecycle.modeling.LifecycleModel
     digest: str
     loaded_at: float
 
@@ -66,10 +63,10 @@ class Routing:
     def versions(self) -> dict[str, str | None]:
         return {a: getattr(self, a).version if getattr(self, a) else None for a in (CHAMPION, CANARY, CHALLENGER)}
 
-    def arms(self, card_ids: list[str], share: float) -> list[str]:
+    def arms(self, keys: list[str], share: float) -> list[str]:
         if self.canary is None or share <= 0:
-            return [CHAMPION] * len(card_ids)
-        return [CANARY if bucket(c) < share else CHAMPION for c in card_ids]
+            return [CHAMPION] * len(keys)
+        return [CANARY if bucket(k) < share else CHAMPION for k in keys]
 
 
 class RegistryFollower:
@@ -173,7 +170,7 @@ class DigestMismatch(RuntimeError):
 
 
 def load_version(cfg: _settings.Settings, version: str) -> Loaded:
-    """Download a registered version, check its digest, load its FraudModel."""
+    """Download a registered version, check its digest, load its LifecycleModel."""
     import mlflow
 
     mv = tracking.client().get_model_version(cfg.model_name, version)
@@ -247,8 +244,9 @@ class LiveModel:
         from lifecycle.feature_store import get_store
 
         self.cfg = cfg or _settings.load()
+        self.uc = contract.current(self.cfg)
         self.store = store or get_store()
-        self.feature_service = self.store.get_feature_service(FEATURE_SERVICE)
+        self.feature_service = self.store.get_feature_service(self.uc.feature_service)
         self.online = OnlineFeatures(self.store, self.feature_service)
         self.follower = follower or RegistryFollower(self.cfg)
         self.log = log or prediction_log.PredictionLog(self.cfg)
@@ -256,7 +254,7 @@ class LiveModel:
     def start(self) -> LiveModel:
         self.follower.start()
         self.log.start()
-        self.online.read(dict.fromkeys(ENTITY_KEYS, [""]))  # opens the store's connection: not on a request
+        self.online.read(dict.fromkeys(self.uc.entities, [""]))  # opens the store's connection: not on a request
         gc.freeze()  # what start-up loaded is never collected: full collections stay short on the request path
         return self
 
@@ -273,34 +271,35 @@ class LiveModel:
         return {**self.online.read(columns), **columns}
 
     def predict(self, columns: dict[str, list]) -> list[dict]:
-        """Score transactions given as columns (request fields -> values); one answer per row."""
+        """Score events given as columns (request fields -> values); one answer per row."""
         start = time.perf_counter()
         routing = self.follower.routing  # one read: this request's whole view of the registry
         if routing.champion is None:
             raise NotReady(f"no model serves yet: {self.follower.status()['registry_error'] or 'no champion loaded'}")
-        n = len(columns["transaction_id"])
+        uc = self.uc
+        n = len(columns[uc.id])
         data = self.features(columns)
-        arms = routing.arms(columns["card_id"], self.cfg.canary_share)
+        arms = routing.arms(columns[uc.route_by], self.cfg.canary_share)
         request_ids = [uuid.uuid4().hex for _ in range(n)]
-        known = [v is not None for v in data["card_avg_amount_7d"]]
+        known = [v is not None for v in data[uc.known_if]]
         answers: list[dict | None] = [None] * n
         logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs) and (arm, loaded, part, idx, error)
 
         def score(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> None:
             part = data if len(idx) == n else {k: [v[i] for i in idx] for k, v in data.items()}
-            inputs = model_inputs(part, loaded.model.numeric)
+            inputs = loaded.model.inputs(uc, part)
             probs = loaded.model.score(inputs)
             if answer:
                 for j, i in enumerate(idx):
                     answers[i] = {
-                        "transaction_id": columns["transaction_id"][i],
+                        uc.id: columns[uc.id][i],
                         "request_id": request_ids[i],
-                        "fraud_probability": float(probs[j]),
+                        uc.score: float(probs[j]),
                         "model_name": self.cfg.model_name,
                         "model_version": loaded.version,
                         "arm": arm,
-                        "feature_service": FEATURE_SERVICE,
-                        "known_card": known[i],
+                        "feature_service": uc.feature_service,
+                        uc.known: known[i],
                     }
             logged.append((arm, loaded, part, idx, inputs, probs))
 
@@ -328,6 +327,7 @@ class LiveModel:
         for arm, loaded, part, idx, inputs, probs in logged:
             self.log.append(
                 prediction_log.rows(
+                    uc,
                     [request_ids[i] for i in idx],
                     part,
                     inputs,
@@ -340,11 +340,10 @@ class LiveModel:
                 )
             )
         for arm, loaded, idx, error in failed:  # the failure is evidence too (the canary's error rate)
-            part = {
-                k: [data[k][i] for i in idx] for k in ("transaction_id", "card_id", "merchant_id", "event_timestamp")
-            }
+            part = {k: [data[k][i] for i in idx] for k in uc.keys}
             self.log.append(
                 prediction_log.rows(
+                    uc,
                     [request_ids[i] for i in idx],
                     part,
                     {},

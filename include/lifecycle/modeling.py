@@ -1,82 +1,47 @@
 """What a model is here: one set of inputs, one preprocessing, one MLflow pyfunc.
 
-Every candidate (XGBoost, PyTorch MLP, scikit-learn logistic) is wrapped in ``FraudModel``, whose
-``score`` returns fraud probabilities from the model inputs (``model_inputs``: stored features,
-request fields and the ratios derived from both), so evaluation, promotion, batch scoring and the
-live service treat all flavours alike and compute every input with the same code.
+Every candidate (XGBoost, PyTorch MLP, scikit-learn logistic) is wrapped in ``LifecycleModel``,
+whose ``score`` returns the positive class's probability from the model inputs (``model_inputs``:
+stored features, request fields and what the use case derives from both), so evaluation,
+promotion, batch scoring and the live service treat all flavours alike and compute every input
+with the same code.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from lifecycle.schema import REQUEST_CATEGORICALS, REQUEST_NUMERICS
-
-ENTITY_COLUMNS = ("transaction_id", "card_id", "merchant_id", "event_timestamp")
-LABEL = "is_fraud"
-# The request's amount against the stored averages (NaN when the entity has no usable snapshot).
-DERIVED = ("amount_to_card_avg", "amount_to_merchant_avg", "amount_card_zscore")
+from lifecycle.contract import UseCase, floats
 
 
-def _floats(values, n: int) -> np.ndarray:
-    if values is None:
-        return np.full(n, np.nan)
-    if hasattr(values, "to_numpy"):  # pandas: nullable integer columns hold pd.NA
-        return values.to_numpy(dtype=float, na_value=np.nan)
-    return np.asarray(values, dtype=float)  # Feast's to_dict(): None becomes NaN
-
-
-def _hours(values) -> np.ndarray:
-    if isinstance(values, pd.Series):
-        return pd.to_datetime(values, utc=True).dt.hour.to_numpy(dtype=float)
-    return np.array([(t.astimezone(dt.UTC) if t.tzinfo else t).hour for t in values], dtype=float)
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def model_inputs(columns: Mapping, numeric: list[str]) -> dict[str, np.ndarray]:
+def model_inputs(uc: UseCase, columns: Mapping, numeric: list[str], categorical: list[str]) -> dict[str, np.ndarray]:
     """The columns a model reads, as arrays: from a training frame, a batch or one request (a
-    mapping of column -> values, e.g. Feast's ``to_dict()`` plus the request's fields)."""
-    n = len(columns["amount"])
-    raw = {
-        c: _floats(columns.get(c) if c in columns else None, n)
-        for c in ("amount", "card_avg_amount_7d", "card_std_amount_7d", "merchant_avg_amount_7d")
-    }
-    derived = {
-        "hour": _hours(columns["event_timestamp"]),
-        "amount_to_card_avg": _ratio(raw["amount"], raw["card_avg_amount_7d"]),
-        "amount_to_merchant_avg": _ratio(raw["amount"], raw["merchant_avg_amount_7d"]),
-        "amount_card_zscore": _ratio(raw["amount"] - raw["card_avg_amount_7d"], raw["card_std_amount_7d"]),
-    }
-    out = {
-        c: derived[c] if c in derived else raw[c] if c in raw else _floats(columns[c] if c in columns else None, n)
-        for c in numeric
-    }
-    for col in REQUEST_CATEGORICALS:
+    mapping of column -> values, e.g. Feast's ``to_dict()`` plus the request's fields). Numbers
+    the use case derives (``UseCase.derive``) are computed here, for every caller alike."""
+    n = len(columns[uc.time])
+    derived = uc.derive(columns, n)
+    out = {c: derived[c] if c in derived else floats(columns[c] if c in columns else None, n) for c in numeric}
+    for col in categorical:
         out[col] = np.asarray(columns[col], dtype=object).astype(str)
     return out
 
 
-def model_frame(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
+def model_frame(uc: UseCase, frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     """``model_inputs`` as a DataFrame: what the scikit-learn preprocessing is fitted on."""
-    return pd.DataFrame(model_inputs(frame, numeric), index=frame.index)
+    return pd.DataFrame(model_inputs(uc, frame, numeric, list(uc.categoricals)), index=frame.index)
 
 
-def numeric_columns(frame: pd.DataFrame) -> list[str]:
-    """Stored feature columns returned by Feast, plus the request's numerics and derived ratios."""
-    skip = set(ENTITY_COLUMNS) | set(REQUEST_CATEGORICALS) | {LABEL, "labeled_at", *REQUEST_NUMERICS, *DERIVED}
-    return [*REQUEST_NUMERICS, *DERIVED, *sorted(c for c in frame.columns if c not in skip)]
+def numeric_columns(uc: UseCase, frame: pd.DataFrame) -> list[str]:
+    """The request's numerics, the derived numbers, and the stored feature columns Feast returned."""
+    skip = {*uc.event_columns, uc.label, uc.labeled_at, *uc.numerics, *uc.feature_derived}
+    return [*uc.numerics, *uc.feature_derived, *sorted(c for c in frame.columns if c not in skip)]
 
 
-def preprocessor(numeric: list[str]):
+def preprocessor(numeric: list[str], categorical: list[str]):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -85,9 +50,14 @@ def preprocessor(numeric: list[str]):
     return ColumnTransformer(
         [
             ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(REQUEST_CATEGORICALS)),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(categorical)),
         ]
     )
+
+
+def categorical(prep) -> list[str]:
+    """The category columns a ``preprocessor`` was built with (its "cat" transformer's)."""
+    return list(dict((name, cols) for name, _, cols in prep.transformers)["cat"])
 
 
 class FittedPreprocessor:
@@ -107,7 +77,7 @@ class FittedPreprocessor:
         self.mean, self.scale = scaler.mean_, scaler.scale_
         self.categories = [
             (col, np.asarray(cats, dtype=object).astype(str))
-            for col, cats in zip(REQUEST_CATEGORICALS, prep.named_transformers_["cat"].categories_, strict=True)
+            for col, cats in zip(categorical(prep), prep.named_transformers_["cat"].categories_, strict=True)
         ]
 
     def transform(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -181,11 +151,15 @@ class TorchMLP:
         return np.column_stack([1 - p, p])
 
 
-class FraudModel(PythonModel):
-    """MLflow pyfunc: model inputs (or a frame they derive from) in, fraud probability out."""
+class LifecycleModel(PythonModel):
+    """MLflow pyfunc: model inputs (or a frame they derive from) in, the positive class's probability out."""
 
     def __init__(self, prep, estimator, numeric: list[str], flavour: str):
         self.prep, self.estimator, self.numeric, self.flavour = prep, estimator, numeric, flavour
+
+    @property
+    def categorical(self) -> list[str]:
+        return categorical(self.prep)
 
     @property
     def fitted(self) -> FittedPreprocessor:
@@ -199,7 +173,7 @@ class FraudModel(PythonModel):
             return self.estimator.get_booster().inplace_predict(X, validate_features=False)  # unnamed arrays
         return self.estimator.predict_proba(X)[:, 1]
 
-    def single_threaded(self) -> FraudModel:
+    def single_threaded(self) -> LifecycleModel:
         """For a serving process (one per core): a thread pool costs more than it saves on small
         inputs (XGBoost on one row: 0.65 ms with 2 threads, 0.22 ms with 1)."""
         if self.flavour == "xgboost":
@@ -210,8 +184,16 @@ class FraudModel(PythonModel):
             torch.set_num_threads(1)
         return self
 
+    def inputs(self, uc: UseCase, columns: Mapping) -> dict[str, np.ndarray]:
+        return model_inputs(uc, columns, self.numeric, self.categorical)
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.score(model_inputs(frame, self.numeric))
+        from lifecycle import contract
+
+        return self.score(self.inputs(contract.current(), frame))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.predict_proba(model_input)
+
+
+FraudModel = LifecycleModel  # the name models registered before the use-case contract were pickled with

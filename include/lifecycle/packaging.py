@@ -3,6 +3,8 @@
 The bento is the code artifact (the service and the locked environment); models come from the
 registry at run time. ``smoke_test`` serves the bento pinned to one version
 (LIFECYCLE_SERVING_PIN_VERSION), so golden requests check that version before any alias moves.
+The golden requests derive from the use case's contract: its example, an entity never seen, and
+one breach of each kind of rule.
 """
 
 from __future__ import annotations
@@ -19,35 +21,33 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+from lifecycle import contract
 from lifecycle import settings as _settings
 from lifecycle.cluster import SERVICE
 
-GOOD = {
-    "transaction_id": "golden-1",
-    "card_id": "c00001",
-    "merchant_id": "m0001",
-    "amount": 42.5,
-    "merchant_category": "grocery",
-    "country": "US",
-    "channel": "pos",
-    "event_timestamp": "2026-10-20T12:00:00Z",
-}
-# (request, with the API key, expected HTTP status): known and unknown entities must score;
-# contract breaches answer 400; no key answers 401.
-GOLDEN = [
-    (GOOD, True, 200),
-    ({**GOOD, "transaction_id": "golden-2", "card_id": "never-seen", "amount": 950.0, "channel": "online"}, True, 200),
-    ({**GOOD, "transaction_id": "golden-3", "amount": -5}, True, 400),
-    ({**GOOD, "transaction_id": "golden-4", "merchant_category": "casino"}, True, 400),
-    ({k: v for k, v in GOOD.items() if k != "card_id"}, True, 400),
-    ({**GOOD, "transaction_id": "golden-6"}, False, 401),
-]
+
+def golden(uc: contract.UseCase) -> list[tuple[dict, bool, int]]:
+    """(request, with the API key, expected HTTP status): a known and an unknown entity must
+    score; a number out of range, a category not allowed and a missing entity key answer 400; no
+    key answers 401."""
+    good = uc.example
+    ids = (f"golden-{i}" for i in range(2, 100))
+    out = [(good, True, 200), ({**good, uc.id: next(ids), **uc.unknown}, True, 200)]
+    numbers = [uc.column(c) for c in uc.of(contract.NUMBER)]
+    if low := next((c for c in numbers if c.min is not None), None):
+        out.append(({**good, uc.id: next(ids), low.name: low.min - abs(low.min) - 1}, True, 400))
+    if uc.categoricals:
+        out.append(({**good, uc.id: next(ids), uc.categoricals[0]: "not-an-allowed-value"}, True, 400))
+    out.append(({k: v for k, v in {**good, uc.id: next(ids)}.items() if k != uc.entities[0]}, True, 400))
+    out.append(({**good, uc.id: next(ids)}, False, 401))
+    return out
 
 
-def request_bodies(frame) -> list[dict]:
-    """Transactions (curated rows) as the JSON bodies the live service takes."""
-    frame = frame.assign(event_timestamp=frame["event_timestamp"].map(lambda t: t.isoformat()))
-    return frame[list(GOOD)].to_dict("records")
+def request_bodies(frame, uc: contract.UseCase | None = None) -> list[dict]:
+    """Events (curated rows) as the JSON bodies the live service takes."""
+    uc = uc or contract.current()
+    frame = frame.assign(**{uc.time: frame[uc.time].map(lambda t: t.isoformat())})
+    return frame[list(uc.event_columns)].to_dict("records")
 
 
 class SmokeTestError(RuntimeError):
@@ -148,11 +148,13 @@ def wait_ready(base: str, timeout: float, proc: subprocess.Popen | None = None, 
 def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
     """Serve the bento pinned to ``mlflow_version``, check the golden requests, stop it; raise on any
     mismatch. Its answers are logged with source ``smoke_test``, apart from live traffic."""
-    key = _settings.load().serving_api_key()
+    cfg = _settings.load()
+    key = cfg.serving_api_key()
+    uc = contract.current(cfg)
     pinned = {"LIFECYCLE_SERVING_PIN_VERSION": str(mlflow_version), "LIFECYCLE_SERVING_SOURCE": "smoke_test"}
     with serving(bento_tag, pinned) as base:
         results, latencies = [], []
-        for body, with_key, expected in GOLDEN:
+        for body, with_key, expected in golden(uc):
             t = time.perf_counter()
             status, answer = post(f"{base}/predict", body, key if with_key else None)
             latencies.append((time.perf_counter() - t) * 1000)
@@ -161,11 +163,11 @@ def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
                 ok = (
                     answer.get("model_version") == str(mlflow_version)
                     and answer.get("arm") == "champion"
-                    and 0.0 <= answer.get("fraud_probability", -1) <= 1.0
+                    and 0.0 <= answer.get(uc.score, -1) <= 1.0
                 )
             results.append(
                 {
-                    "transaction_id": body.get("transaction_id"),
+                    "id": body.get(uc.id),
                     "status": status,
                     "expected": expected,
                     "ok": ok,

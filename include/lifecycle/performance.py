@@ -1,7 +1,8 @@
 """Live model performance: the prediction log joined with the labels that have arrived.
 
-Predictions (live and batch) of the transactions of a window of event days meet the curated labels
-known so far; each transaction counts once per model version and arm. Per (version, arm) the
+Predictions (live and batch) of the events of a window of event days meet the curated labels
+known so far; each event counts once per model version and arm (as ``LABEL`` and ``PROBA``,
+whatever the use case names its label and score). Per (version, arm) the
 headline metrics are computed here (PR-AUC, ROC-AUC, precision and recall at the configured alert
 rate, Brier score and expected calibration error); the champion's rows get an Evidently
 classification report with prediction drift against the scores the same version gave its offline
@@ -18,12 +19,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import lake, prediction_log, reports, tracking
+from lifecycle import contract, lake, prediction_log, reports, tracking
 from lifecycle import settings as _settings
-from lifecycle.modeling import LABEL
-from lifecycle.schema import CHAMPION
+from lifecycle.aliases import CHAMPION
 
-PROBA = "fraud_probability"
+LABEL, PROBA = "label", "probability"
 CALIBRATION_BINS = 10
 
 
@@ -36,19 +36,21 @@ def window(as_of: dt.date, days: int) -> list[dt.date]:
 
 
 def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame:
-    """Predictions of the window's event days that have a label, one per transaction, version and
+    """Predictions of the window's event days that have a label, one per event, version and
     arm (a live answer is preferred to a batch score of the same version)."""
+    uc = contract.current(cfg)
     days = window(as_of, cfg.performance_window_days)
     preds = prediction_log.read(cfg, days=days, compact=True)
     if preds.empty:
         raise NothingToEvaluate(f"no logged prediction for the event days {days[0]}..{days[-1]}")
-    # a label arrives on its transaction's day or up to LABEL_MAX_DELAY_DAYS later
-    labels = lake.read_range("curated", "labels", days[0], as_of + dt.timedelta(days=cfg.label_max_delay_days))
+    # a label arrives on its event's day or up to LABEL_MAX_DELAY_DAYS later
+    labels = lake.read_range("curated", uc.labels, days[0], as_of + dt.timedelta(days=cfg.label_max_delay_days))
     if labels.empty:
         raise NothingToEvaluate(f"no label has arrived for the event days {days[0]}..{days[-1]}")
-    joined = preds.merge(labels[["transaction_id", LABEL, "labeled_at"]], on="transaction_id", how="inner")
+    labels = labels[[uc.id, uc.label, uc.labeled_at]].rename(columns={uc.label: LABEL})
+    joined = preds.rename(columns={uc.score: PROBA}).merge(labels, on=uc.id, how="inner")
     joined = joined.sort_values("source", key=lambda s: s != "live", kind="stable")
-    return joined.drop_duplicates(["transaction_id", "model_version", "arm"], ignore_index=True)
+    return joined.drop_duplicates([uc.id, "model_version", "arm"], ignore_index=True)
 
 
 def metrics(y: np.ndarray, p: np.ndarray, alert_rate: float) -> dict:
@@ -69,7 +71,7 @@ def metrics(y: np.ndarray, p: np.ndarray, alert_rate: float) -> dict:
             "brier": float(brier_score_loss(y, p)),
             "ece": expected_calibration_error(y, p),
             "mean_probability": float(p.mean()),
-            "fraud_rate": positives / n,
+            "positive_rate": positives / n,
         }
     )
     if 0 < positives < n:
@@ -122,7 +124,8 @@ def holdout_scores(version: str, cfg: _settings.Settings) -> pd.DataFrame:
     mv = tracking.client().get_model_version(cfg.model_name, version)
     holdout = training.load_part(mv.tags["training_set_uri"], "holdout")
     model = live.load_version(cfg, version).model
-    return pd.DataFrame({LABEL: holdout[LABEL].to_numpy(int), PROBA: model.predict_proba(holdout)})
+    label = contract.current(cfg).label
+    return pd.DataFrame({LABEL: holdout[label].to_numpy(int), PROBA: model.predict_proba(holdout)})
 
 
 def evaluate(as_of: dt.date, cfg: _settings.Settings | None = None) -> dict:

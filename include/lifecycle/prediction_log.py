@@ -1,5 +1,5 @@
 """The prediction log: every answered request and every shadow score, in the lake's ``predictions``
-zone as Parquet partitioned by the transaction's event day (``predictions/<model>/date=YYYY-MM-DD/``).
+zone as Parquet partitioned by the event's day (``predictions/<model>/date=YYYY-MM-DD/``).
 
 A writer buffers rows in memory (nothing touches storage on the request path) and a thread
 flushes them every LIFECYCLE_PREDICTION_FLUSH_SECONDS as one new file per day, named by the
@@ -62,10 +62,12 @@ def folder(cfg: _settings.Settings) -> str:
     return f"{filesystem(cfg)[1].rstrip('/')}/{ZONE}/{cfg.model_name}"
 
 
-TIMESTAMPS = ("event_timestamp", "served_at")
+EVENT_TIME = "event_timestamp"  # the event's time, whatever the use case names it
+TIMESTAMPS = (EVENT_TIME, "served_at")
 
 
 def rows(
+    uc,
     request_ids: list,
     part: dict,
     inputs: dict,
@@ -77,21 +79,15 @@ def rows(
     source: str,
     error: str | None = None,
 ) -> dict[str, list]:
-    """Log rows as columns: ids, entity keys and event time from ``part`` (request columns), the
-    exact model ``inputs``, and the answer (or the ``error`` that kept a model from answering).
-    Live serving and batch scoring both build them here."""
+    """Log rows as columns: the use case's id and entity keys and the event time from ``part``
+    (request columns), the exact model ``inputs``, and the answer (``UseCase.score``, or the
+    ``error`` that kept a model from answering). Live serving and batch scoring both build them here."""
     k = len(request_ids)
-    out = {
-        "request_id": request_ids,
-        "transaction_id": part["transaction_id"],
-        "card_id": part["card_id"],
-        "merchant_id": part["merchant_id"],
-        "event_timestamp": part["event_timestamp"],
-    }
+    out = {"request_id": request_ids, **{c: part[c] for c in (uc.id, *uc.entities)}, EVENT_TIME: part[uc.time]}
     out.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
     out.update(
         {
-            "fraud_probability": probs.tolist(),
+            uc.score: probs.tolist(),
             "model_version": [version] * k,
             "arm": [arm] * k,
             "latency_ms": [latency_ms] * k,
@@ -169,7 +165,7 @@ class PredictionLog:
         self.last_error: str | None = None
 
     def append(self, chunk: dict[str, list]) -> None:
-        """Queue rows given as columns of equal length (``request_id``, ``event_timestamp`` and
+        """Queue rows given as columns of equal length (``request_id``, ``EVENT_TIME`` and
         ``served_at`` as timezone-aware datetimes, anything else Arrow can type)."""
         with self._lock:
             self._buffered = _extend(self._columns, self._buffered, chunk)
@@ -215,7 +211,7 @@ class PredictionLog:
 
         table = _table(columns)
         days: dict[dt.date, list[int]] = {}
-        for i, t in enumerate(columns["event_timestamp"]):
+        for i, t in enumerate(columns[EVENT_TIME]):
             days.setdefault(t.astimezone(dt.UTC).date(), []).append(i)
         seq = next(self._seq)
         for day, idx in sorted(days.items()):

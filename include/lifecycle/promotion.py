@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 from lifecycle import settings as _settings
 from lifecycle import tracking
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 from lifecycle.training import LATENCY_ROWS, load_part, quality, scoring_latency
 
 

@@ -1,6 +1,6 @@
 """Batch scoring: each curated day scored by the live aliases, into the same prediction log.
 
-A day's transactions get the features they had at their event time (Feast's point-in-time join,
+A day's events get the features they had at their event time (Feast's point-in-time join,
 the same one training uses), then the ``champion`` scores them (and, in shadow, the ``challenger``
 when ``LIFECYCLE_SHADOW`` is on and a live ``canary``), column-wise: one model call per arm, never a frame per row. The
 rows go to ``predictions/<model>/date=<day>/batch-v<version>-<arm>.parquet`` with
@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from lifecycle import lake, live, prediction_log, tracking
+from lifecycle import contract, lake, live, prediction_log, tracking
 from lifecycle import settings as _settings
-from lifecycle.modeling import model_inputs
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION, SHADOW
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, SHADOW
 
 SOURCE = "batch"
 
@@ -45,37 +44,40 @@ def arms(cfg: _settings.Settings) -> list[tuple[str, str]]:
 
 
 def day_features(day: dt.date) -> pd.DataFrame:
-    """The day's curated transactions with their point-in-time features."""
+    """The day's curated events with their point-in-time features."""
     from lifecycle import training
 
-    part = lake.partition("curated", "transactions", day)
+    part = lake.partition("curated", contract.current().events, day)
     if lake.manifest(part) is None:
         raise ScoringError(f"no curated partition for {day.isoformat()} ({part}): only gated days are scored")
     return training.point_in_time_features(lake.read_parquet(part))
 
 
-def score_frame(frame: pd.DataFrame, model, version: str, arm: str, served_at: datetime | None = None) -> dict:
+def score_frame(
+    uc: contract.UseCase, frame: pd.DataFrame, model, version: str, arm: str, served_at: datetime | None = None
+) -> dict:
     """Prediction-log columns for every row of ``frame`` (features joined), scored in one call."""
     start = time.perf_counter()
-    inputs = model_inputs(frame, model.numeric)
+    inputs = model.inputs(uc, frame)
     probs = np.asarray(model.score(inputs), dtype=float)
     latency_ms = (time.perf_counter() - start) * 1000 / max(len(frame), 1)  # per row, amortised
-    ids = (f"{SOURCE}-v{version}-" + frame["transaction_id"].astype(str)).tolist()
-    part = {c: frame[c] for c in ("transaction_id", "card_id", "merchant_id", "event_timestamp")}  # Arrow reads Series
+    ids = (f"{SOURCE}-v{version}-" + frame[uc.id].astype(str)).tolist()
+    part = {c: frame[c] for c in uc.keys}  # Arrow reads Series
     return prediction_log.rows(
-        ids, part, inputs, probs, version, arm, latency_ms, served_at or datetime.now(UTC), SOURCE
+        uc, ids, part, inputs, probs, version, arm, latency_ms, served_at or datetime.now(UTC), SOURCE
     )
 
 
 def score_day(day: dt.date, cfg: _settings.Settings | None = None) -> dict:
     """Score one curated day with every configured arm; returns the rows and the file of each."""
     cfg = cfg or _settings.load()
+    uc = contract.current(cfg)
     wanted = arms(cfg)
     frame = day_features(day)
     out = {"date": day.isoformat(), "rows": len(frame), "scored": []}
     for arm, version in wanted:
         loaded = live.load_version(cfg, version)
-        columns = score_frame(frame, loaded.model, version, arm)
+        columns = score_frame(uc, frame, loaded.model, version, arm)
         path = prediction_log.write_batch(cfg, day, version, arm, columns)
         out["scored"].append(
             {
@@ -83,7 +85,7 @@ def score_day(day: dt.date, cfg: _settings.Settings | None = None) -> dict:
                 "version": version,
                 "rows": len(frame),
                 "file": path,
-                "mean_probability": round(float(np.mean(columns["fraud_probability"])), 5),
+                "mean_probability": round(float(np.mean(columns[uc.score])), 5),
             }
         )
     return out

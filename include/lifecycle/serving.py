@@ -1,6 +1,9 @@
 """The live BentoML service: the registry's champion (and canary) with online features from the
 same Feast feature service, every answer in the prediction log.
 
+Its request and response models (and so its OpenAPI document) derive from the use case's contract
+(``lifecycle.contract``): a field per column, typed, with its range or allowed values.
+
 The models it serves follow the registry's aliases without a restart (``lifecycle.live``).
 Every response names the model version and the arm. Requests need ``Authorization: Bearer
 <key>`` (``Settings.serving_api_key``); /healthz, /livez, /readyz, /metrics and the OpenAPI
@@ -20,15 +23,17 @@ from typing import Annotated, Literal
 
 import bentoml
 from bentoml._internal.server.http import traffic
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from lifecycle import contract
 from lifecycle import settings as _settings
-from lifecycle.schema import CANARY, CHAMPION, CHANNELS, COUNTRIES, MERCHANT_CATEGORIES, TRANSACTION_COLUMNS
+from lifecycle.aliases import CANARY, CHAMPION
 
 CFG = _settings.load()
+USE_CASE = contract.current(CFG)
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/docs"})
 
 
@@ -44,29 +49,41 @@ def _rfc3339(value):
     return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
 
 
-class Transaction(BaseModel):
-    model_config = ConfigDict(strict=True)  # "12.5" is not an amount
-
-    transaction_id: str = Field(min_length=1, max_length=64)
-    card_id: str = Field(min_length=1, max_length=64)
-    merchant_id: str = Field(min_length=1, max_length=64)
-    # gt=0 would publish exclusiveMinimum: 0 (OpenAPI 3.1 only); 0.01 is the smallest amount anyway
-    amount: float = Field(ge=0.01, le=CFG.max_amount)
-    merchant_category: Literal[MERCHANT_CATEGORIES]
-    country: Literal[COUNTRIES]
-    channel: Literal[CHANNELS]
-    event_timestamp: Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _field(column: contract.Column):
+    """A request field for a contract column: its type, with its length, range or allowed values."""
+    if column.kind == contract.KEY:
+        return (str, Field(min_length=1, max_length=column.max_length))
+    if column.kind == contract.NUMBER:
+        return (float, Field(ge=column.min, le=column.max))
+    if column.kind == contract.CATEGORY:
+        return (Literal[column.values], ...)
+    return (Annotated[AwareDatetime, BeforeValidator(_rfc3339)], ...)
 
 
-class Prediction(BaseModel):
-    transaction_id: str
-    request_id: str
-    fraud_probability: float
-    model_name: str
-    model_version: str
-    arm: Literal[CHAMPION, CANARY]
-    feature_service: str
-    known_card: bool
+def request_model(uc: contract.UseCase) -> type[BaseModel]:
+    """One event as the service takes it; strict, so "12.5" is not a number."""
+    return create_model(uc.request_name, __config__=ConfigDict(strict=True), **{c.name: _field(c) for c in uc.columns})
+
+
+def response_model(uc: contract.UseCase) -> type[BaseModel]:
+    """An answer: the event's id, the score, and which model (version, arm) gave it."""
+    return create_model(
+        "Prediction",
+        **{
+            uc.id: (str, ...),
+            "request_id": (str, ...),
+            uc.score: (float, ...),
+            "model_name": (str, ...),
+            "model_version": (str, ...),
+            "arm": (Literal[CHAMPION, CANARY], ...),
+            "feature_service": (str, ...),
+            uc.known: (bool, ...),
+        },
+    )
+
+
+Request = request_model(USE_CASE)
+Prediction = response_model(USE_CASE)
 
 
 class Gatekeeper:
@@ -174,8 +191,8 @@ async def _timeout_middleware(self, scope, receive, send):
 traffic.TimeoutMiddleware.__call__ = _timeout_middleware
 
 
-def _columns(transactions: list[dict]) -> dict[str, list]:
-    return {f: [t[f] for t in transactions] for f in TRANSACTION_COLUMNS}
+def _columns(events: list[dict]) -> dict[str, list]:
+    return {f: [e[f] for e in events] for f in USE_CASE.event_columns}
 
 
 @bentoml.service(name=CFG.bento_name, traffic={"timeout": 10}, workers=CFG.serving_workers)
@@ -192,28 +209,28 @@ class FraudService:
     def flush_prediction_log(self) -> None:
         self.live.close()
 
-    def _predict(self, transactions: list[dict]) -> list[Prediction] | JSONResponse:
+    def _predict(self, events: list[dict]) -> list[Prediction] | JSONResponse:
         from lifecycle.live import NotReady
 
         try:
-            answers = self.live.predict(_columns(transactions))
+            answers = self.live.predict(_columns(events))
         except NotReady as err:  # BentoML would hide the reason of a 5xx
             return JSONResponse({"error": str(err)}, status_code=503)
         return [Prediction(**a) for a in answers]
 
-    @bentoml.api(input_spec=Transaction, output_spec=Prediction)
-    async def predict(self, **transaction) -> Prediction:
-        """Score one transaction with the model its card is routed to."""
-        answers = self._predict([transaction])
+    @bentoml.api(input_spec=Request, output_spec=Prediction)
+    async def predict(self, **event) -> Prediction:
+        """Score one event with the model its entity is routed to."""
+        answers = self._predict([event])
         return answers if isinstance(answers, JSONResponse) else answers[0]
 
     @bentoml.api
     async def predict_batch(
         self,
-        transactions: Annotated[list[Transaction], Field(min_length=1, max_length=CFG.serving_max_batch)],
+        events: Annotated[list[Request], Field(min_length=1, max_length=CFG.serving_max_batch)],
     ) -> list[Prediction]:
-        """Score many transactions in one request (one feature lookup, one model call per arm)."""
-        return self._predict([t.model_dump() for t in transactions])
+        """Score many events in one request (one feature lookup, one model call per arm)."""
+        return self._predict([e.model_dump() for e in events])
 
     @bentoml.api
     async def status(self) -> dict:

@@ -170,7 +170,7 @@ class Settings:
     mlflow_artifact_root: str
     model_name: str
     experiment: str
-    feature_repo: Path
+    use_case: str  # the module declaring the use case (lifecycle.contract)
     # landing
     landing_timeout_minutes: float
     landing_poke_seconds: float
@@ -306,7 +306,7 @@ def load() -> Settings:
         mlflow_artifact_root=_str("MLFLOW_ARTIFACT_ROOT", artifacts),
         model_name=_str("MODEL_NAME", "fraud-detector"),
         experiment=_str("EXPERIMENT", "fraud-detection"),
-        feature_repo=Path(_str("FEATURE_REPO", str(PROJECT_ROOT / "feature_repo"))),
+        use_case=_str("USE_CASE", "usecases.fraud"),
         landing_timeout_minutes=_float("LANDING_TIMEOUT_MINUTES", 720.0, 0.1, 7 * 24 * 60.0),
         landing_poke_seconds=_float("LANDING_POKE_SECONDS", 30.0, 0.5, 3600.0),
         min_rows_per_day=_int("MIN_ROWS_PER_DAY", 500, 1, 10**9),

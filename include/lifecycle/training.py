@@ -23,12 +23,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from lifecycle import lake, tracking
+from lifecycle import contract, lake, tracking
 from lifecycle import settings as _settings
-from lifecycle.feature_store import FEATURE_SERVICE, get_store
-from lifecycle.modeling import LABEL, FraudModel, model_frame, numeric_columns, preprocessor
-from lifecycle.schema import CANDIDATES, CHALLENGER
+from lifecycle.aliases import CHALLENGER
+from lifecycle.feature_store import get_store
+from lifecycle.modeling import LifecycleModel, model_frame, numeric_columns, preprocessor
 
+FLAVOURS = ("xgboost", "pytorch_mlp", "sklearn_logistic")  # what a use case can list as candidates
 PARTS = ("train", "holdout")
 QUALITY = ("pr_auc", "roc_auc", "log_loss")  # the holdout metrics a retrain must reproduce (timings are not)
 
@@ -45,35 +46,37 @@ class EvidenceAnswered(RuntimeError):
     """The drift or degradation evidence that triggered this run is already answered: nothing to train."""
 
 
-def labeled_transactions(cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Curated transactions joined with the labels known at ``cutoff``, over the training window.
+def labeled_events(cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Curated events joined with the labels known at ``cutoff``, over the training window.
 
     Labels are partitioned by the day they became known, so only partitions up to the cutoff's day
     are read, and within it only labels with ``labeled_at <= cutoff`` count, whatever the time of
-    the transaction they describe."""
+    the event they describe."""
     cfg = _settings.load()
-    days = [d for d in lake.dates("curated", "transactions") if d <= cutoff.date()]
+    uc = contract.current(cfg)
+    days = [d for d in lake.dates("curated", uc.events) if d <= cutoff.date()]
     if not days:
-        raise TrainingDataError(f"no curated transaction partitions up to {cutoff}: run ingest and validate first")
+        raise TrainingDataError(f"no curated {uc.events} partitions up to {cutoff}: run ingest and validate first")
     first = max(days[0], days[-1] - dt.timedelta(days=cfg.max_train_days - 1))
-    tx = lake.read_range("curated", "transactions", first, days[-1])
-    labels = lake.read_range("curated", "labels", first, cutoff.date())
-    labels = labels[labels["labeled_at"] <= cutoff] if len(labels) else labels
-    out = tx.merge(labels[["transaction_id", LABEL]], on="transaction_id", how="inner") if len(labels) else tx.iloc[:0]
-    if out.empty or out[LABEL].nunique() < 2:
+    events = lake.read_range("curated", uc.events, first, days[-1])
+    labels = lake.read_range("curated", uc.labels, first, cutoff.date())
+    labels = labels[labels[uc.labeled_at] <= cutoff] if len(labels) else labels
+    out = events.merge(labels[[uc.id, uc.label]], on=uc.id, how="inner") if len(labels) else events.iloc[:0]
+    if out.empty or out[uc.label].nunique() < 2:
         raise TrainingDataError(f"{len(out)} labeled rows up to {cutoff}: training needs both classes")
-    return out.sort_values("event_timestamp", ignore_index=True)
+    return out.sort_values(uc.time, ignore_index=True)
 
 
 def point_in_time_features(rows: pd.DataFrame) -> pd.DataFrame:
     """Feast point-in-time join, merged back so every input row survives (asserted)."""
+    uc = contract.current()
     store = get_store()
-    service = store.get_feature_service(FEATURE_SERVICE)
-    entity = rows[["transaction_id", "card_id", "merchant_id", "event_timestamp", "amount"]]
+    service = store.get_feature_service(uc.feature_service)
+    entity = rows[list(uc.keys)]  # Feast takes the one timestamp column as the point in time
     got = store.get_historical_features(entity_df=entity, features=service).to_df()
-    got = got.drop(columns=["card_id", "merchant_id", "event_timestamp", "amount"]).drop_duplicates("transaction_id")
-    out = rows.merge(got, on="transaction_id", how="left", validate="one_to_one")
-    if len(out) != len(rows) or out["transaction_id"].isna().any():
+    got = got.drop(columns=[*uc.entities, uc.time]).drop_duplicates(uc.id)
+    out = rows.merge(got, on=uc.id, how="left", validate="one_to_one")
+    if len(out) != len(rows) or out[uc.id].isna().any():
         raise TrainingDataError(f"feature join returned {len(out)} rows for {len(rows)} labeled rows")
     return out
 
@@ -81,11 +84,12 @@ def point_in_time_features(rows: pd.DataFrame) -> pd.DataFrame:
 def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
     """Write train/holdout parquet for this run; returns their URIs, sizes and digest."""
     cfg = _settings.load()
-    rows = point_in_time_features(labeled_transactions(cutoff))
-    day = rows["event_timestamp"].dt.floor("D")
+    uc = contract.current(cfg)
+    rows = point_in_time_features(labeled_events(cutoff))
+    day = rows[uc.time].dt.floor("D")
     split = day.max() - pd.Timedelta(days=cfg.holdout_days - 1)
     parts = {"train": rows[day < split], "holdout": rows[day >= split]}
-    if parts["train"][LABEL].nunique() < 2 or parts["holdout"][LABEL].nunique() < 2:
+    if parts["train"][uc.label].nunique() < 2 or parts["holdout"][uc.label].nunique() < 2:
         raise TrainingDataError(
             f"time split at {split.date()} leaves a part with one class: land more days or lower LIFECYCLE_HOLDOUT_DAYS"
         )
@@ -95,13 +99,13 @@ def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
         "uri": str(folder),
         "train_rows": len(parts["train"]),
         "holdout_rows": len(parts["holdout"]),
-        "no_feature_rows": int(rows["card_avg_amount_7d"].isna().sum()),
-        "fraud_rate": round(float(rows[LABEL].mean()), 5),
+        "no_feature_rows": int(rows[uc.known_if].isna().sum()),
+        "positive_rate": round(float(rows[uc.label].mean()), 5),
         "first_day": str(day.min().date()),
         "split_day": str(split.date()),
         "last_day": str(day.max().date()),
         "digest": dataset_digest(files),
-        "numeric": numeric_columns(rows),
+        "numeric": numeric_columns(uc, rows),
     }
     lake.publish(folder, files, info)  # the manifest is the training set's description
     return info
@@ -160,7 +164,7 @@ def _estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(max_iter=2000, C=1.0, class_weight="balanced", random_state=seed)
-    raise ValueError(f"candidate {flavour!r} is not one of {', '.join(CANDIDATES)}")
+    raise ValueError(f"candidate {flavour!r} is not one of {', '.join(FLAVOURS)}")
 
 
 LATENCY_ROWS = 100  # single rows scored by each model to measure its latency
@@ -197,7 +201,7 @@ def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
     """Holdout metrics (``QUALITY``: ranking and calibration) of a pyfunc-like model's scores."""
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
-    y = holdout[LABEL].to_numpy()
+    y = holdout[contract.current().label].to_numpy()
     p = np.clip(model.predict(holdout), 1e-7, 1 - 1e-7)
     return {
         "pr_auc": float(average_precision_score(y, p)),
@@ -212,8 +216,8 @@ def evaluate(model, holdout: pd.DataFrame) -> dict[str, float]:
     return {**metrics, "latency_ms_p50": scoring_latency({"model": model}, holdout.head(LATENCY_ROWS))["model"]}
 
 
-class _Pyfunc:  # FraudModel.predict without an MLflow context, for evaluation before logging
-    def __init__(self, model: FraudModel):
+class _Pyfunc:  # LifecycleModel.predict without an MLflow context, for evaluation before logging
+    def __init__(self, model: LifecycleModel):
         self.model = model
 
     def predict(self, frame):
@@ -244,18 +248,21 @@ def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
     return found
 
 
-def fit(flavour: str, train: pd.DataFrame, numeric: list[str], seed: int, dev: str) -> tuple[FraudModel, object, float]:
+def fit(
+    flavour: str, train: pd.DataFrame, numeric: list[str], seed: int, dev: str
+) -> tuple[LifecycleModel, object, float]:
     """Fit one candidate on the training part; returns the model, its estimator and the fit seconds."""
-    prep = preprocessor(numeric)
-    X = prep.fit_transform(model_frame(train, numeric))
-    y = train[LABEL].to_numpy()
+    uc = contract.current()
+    prep = preprocessor(numeric, list(uc.categoricals))
+    X = prep.fit_transform(model_frame(uc, train, numeric))
+    y = train[uc.label].to_numpy()
     est = _estimator(flavour, seed, dev, y)
     t = time.perf_counter()
     est.fit(X, y)
     fit_s = time.perf_counter() - t
     if flavour == "xgboost":
         est.set_params(device="cpu")  # scoring happens on CPU, in Airflow and in BentoML
-    return FraudModel(prep, est, numeric, flavour), est, fit_s
+    return LifecycleModel(prep, est, numeric, flavour), est, fit_s
 
 
 def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: int) -> dict:
@@ -283,7 +290,7 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
                 "dataset_digest": training_set["digest"],
                 "training_set_uri": training_set["uri"],
                 "git_commit": tracking.git_commit(),
-                "feature_service": FEATURE_SERVICE,
+                "feature_service": contract.current().feature_service,
                 "seed": str(seed),
                 "flavour": flavour,
             }
@@ -420,8 +427,8 @@ def answered(
 
 def trigger_answered(triggering_asset_events) -> str | None:
     """``answered`` for an asset-triggered run, read from its events and the registry."""
+    from lifecycle.aliases import CANARY, CHAMPION
     from lifecycle.assets import DEGRADED, DRIFT
-    from lifecycle.schema import CANARY, CHAMPION
 
     events = [
         (e.timestamp.timestamp(), dict(e.extra or {}))
@@ -479,7 +486,7 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
         "flavour": best["flavour"],
         "dataset_digest": training_set["digest"],
         "training_set_uri": training_set["uri"],
-        "feature_service": FEATURE_SERVICE,
+        "feature_service": contract.current().feature_service,
         "git_commit": tracking.git_commit(),
         "airflow_run": run_key,
         "trigger": reason,

@@ -3,10 +3,11 @@
 A passing batch is copied to the curated zone; a failing one moves to quarantine. Data Docs are
 written for both, under ``reports/data_quality/<dataset>/<date>/``.
 
-Labels arrive late, so their suite checks referential integrity against curated data: each
-label's transaction must be a curated transaction of the last ``LIFECYCLE_LABEL_MAX_DELAY_DAYS``
-days (or of the day's own batch), and a label cannot be known before its transaction happened.
-The suite sees the labels with the transaction's time joined on (``TRANSACTION_TIME``, empty when
+The suites derive from the use case's contract (``lifecycle.contract``): its columns, their
+types, ranges and allowed values. Labels arrive late, so their suite checks referential
+integrity against curated data: each label's event must be a curated event of the last
+``LIFECYCLE_LABEL_MAX_DELAY_DAYS`` days (or of the day's own batch), and a label cannot be known
+before its event happened. The suite sees the labels with the event's time joined on (``EVENT_TIME``, empty when
 no curated transaction matches), so Data Docs stay small whatever the number of known ids.
 """
 
@@ -21,12 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from lifecycle import lake, reports
+from lifecycle import contract, lake, reports
 from lifecycle import settings as _settings
-from lifecycle.schema import CHANNELS, COUNTRIES, DATASETS, LABEL_COLUMNS, MERCHANT_CATEGORIES, TRANSACTION_COLUMNS
 
 DOCS_SITE = "lifecycle_data_docs"
-TRANSACTION_TIME = "curated_transaction_time"  # joined onto labels for the referential-integrity rules
+EVENT_TIME = "curated_event_time"  # joined onto labels for the referential-integrity rules
 # GX logs ~200 INFO lines at import when Airflow configured logging first (measured with GX 1.24).
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -44,53 +44,60 @@ class Outcome:
     docs_uri: str = ""
 
 
-def _expectations(dataset: str, day: dt.date) -> list:
+def _expectations(dataset: str, day: dt.date, uc: contract.UseCase) -> list:
+    """The dataset's suite, derived from the use case's columns."""
     import great_expectations.expectations as gxe
 
     cfg = _settings.load()
     start = pd.Timestamp(day, tz="UTC")
-    if dataset == "labels":
+    in_day = {"min_value": start, "max_value": start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)}
+    if dataset == uc.labels:
         return [
-            gxe.ExpectTableColumnsToMatchSet(column_set=[*LABEL_COLUMNS, TRANSACTION_TIME], exact_match=True),
-            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in LABEL_COLUMNS],
-            gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
-            gxe.ExpectColumnValuesToBeInSet(column="is_fraud", value_set=[0, 1]),
+            gxe.ExpectTableColumnsToMatchSet(column_set=[*uc.label_columns, EVENT_TIME], exact_match=True),
+            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in uc.label_columns],
+            gxe.ExpectColumnValuesToBeUnique(column=uc.id),
+            gxe.ExpectColumnValuesToBeInSet(column=uc.label, value_set=[0, 1]),
             # typed, and inside the day: a day's file holds the labels that became known that day
-            gxe.ExpectColumnValuesToBeBetween(
-                column="labeled_at", min_value=start, max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
-            ),
+            gxe.ExpectColumnValuesToBeBetween(column=uc.labeled_at, **in_day),
             gxe.ExpectColumnValuesToNotBeNull(
-                column=TRANSACTION_TIME,
-                description=f"referential integrity: the label's transaction is "
+                column=EVENT_TIME,
+                description=f"referential integrity: the label's event is "
                 f"curated (its day or the {cfg.label_max_delay_days} days before)",
             ),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="labeled_at",
-                column_B=TRANSACTION_TIME,
+                column_A=uc.labeled_at,
+                column_B=EVENT_TIME,
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
-                description="a label is known after its transaction",
+                description="a label is known after its event",
             ),
         ]
+    numbers, categories = uc.of(contract.NUMBER), [uc.column(c) for c in uc.of(contract.CATEGORY)]
     return [
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(TRANSACTION_COLUMNS), exact_match=True),
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(uc.event_columns), exact_match=True),
         gxe.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows_per_day),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in TRANSACTION_COLUMNS],
-        gxe.ExpectColumnValuesToBeInTypeList(column="amount", type_list=["float64", "int64"]),
-        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0.01, max_value=cfg.max_amount),
-        gxe.ExpectColumnValuesToBeInSet(column="merchant_category", value_set=list(MERCHANT_CATEGORIES)),
-        gxe.ExpectColumnValuesToBeInSet(column="channel", value_set=list(CHANNELS)),
-        gxe.ExpectColumnValuesToBeInSet(column="country", value_set=list(COUNTRIES)),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in uc.event_columns],
+        *[gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=["float64", "int64"]) for c in numbers],
+        gxe.ExpectColumnValuesToBeUnique(column=uc.id),
+        *[
+            gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=c.min, max_value=c.max)
+            for c in map(uc.column, numbers)
+            if c.min is not None or c.max is not None
+        ],
+        *[gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=list(c.values)) for c in categories],
         # timestamps: typed (a string column cannot be compared), not in the future, inside the day
-        gxe.ExpectColumnValuesToBeBetween(column="event_timestamp", max_value=pd.Timestamp.now(tz="UTC")),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="event_timestamp", min_value=start, max_value=start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
-        ),
+        *[
+            e
+            for c in uc.of(contract.TIMESTAMP)
+            for e in (
+                gxe.ExpectColumnValuesToBeBetween(column=c, max_value=pd.Timestamp.now(tz="UTC")),
+                gxe.ExpectColumnValuesToBeBetween(column=c, **in_day),
+            )
+        ],
     ]
 
 
-def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path) -> Outcome:
+def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path, uc: contract.UseCase) -> Outcome:
     """Validate ``frame`` with the dataset's suite and build Data Docs into ``docs_dir``."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -111,7 +118,7 @@ def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path) -
         .add_dataframe_asset(dataset)
         .add_batch_definition_whole_dataframe(day.isoformat())
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=dataset, expectations=_expectations(dataset, day)))
+    suite = context.suites.add(gx.ExpectationSuite(name=dataset, expectations=_expectations(dataset, day, uc)))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{dataset}-{day}", data=batch, suite=suite)
     )
@@ -163,11 +170,12 @@ def describe(failures: list[dict]) -> str:
 
 def pending_days() -> list[dt.date]:
     """Raw days not yet gated: no curated partition holding the same bytes (quarantine removes raw)."""
-    return lake.pending(("raw", "transactions"), ("curated", "transactions"), "data_sha256")
+    events = contract.current().events
+    return lake.pending(("raw", events), ("curated", events), "data_sha256")
 
 
 def waiting_for(day: dt.date, batch: list[dt.date], gated: set[dt.date], raw: set[dt.date]) -> list[dt.date]:
-    """Earlier days that must be gated before ``day``: its labels can name their transactions.
+    """Earlier days that must be gated before ``day``: its labels can name their events.
     Those are the days of the label window that landed (or are ``raw``) but are neither ``gated``
     (curated or quarantined) nor earlier in ``batch``, the days this run gates in date order."""
     window = _settings.load().label_max_delay_days
@@ -175,19 +183,20 @@ def waiting_for(day: dt.date, batch: list[dt.date], gated: set[dt.date], raw: se
     return sorted(
         d
         for d in earlier
-        if d not in gated and d not in batch and (d in raw or lake.landing_file("transactions", d).exists())
+        if d not in gated and d not in batch and (d in raw or lake.landing_file(contract.current().events, d).exists())
     )
 
 
 def gate_days(days: list[dt.date]) -> list[dict]:
-    """Gate ``days`` oldest first, so a day's labels meet the transactions gated before them.
+    """Gate ``days`` oldest first, so a day's labels meet the events gated before them.
 
     One day's failure does not stop the others: each result says ``curated``, ``quarantined``
     (with the failed expectations) or ``waiting`` (an earlier day of its label window has landed
     but is not gated yet: a later run gates it once that day is raw)."""
     # listed once: a day this run gates is in ``days``, so what changes meanwhile needs no new listing
-    gated = set(lake.dates("curated", "transactions")) | set(lake.dates("quarantine", "transactions"))
-    raw = set(lake.dates("raw", "transactions"))
+    events = contract.current().events
+    gated = set(lake.dates("curated", events)) | set(lake.dates("quarantine", events))
+    raw = set(lake.dates("raw", events))
     results = []
     for day in sorted(days):
         if wait := waiting_for(day, days, gated, raw):
@@ -210,31 +219,33 @@ def gate_days(days: list[dt.date]) -> list[dict]:
     return results
 
 
-def with_transaction_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """``labels`` with the time of the curated transaction each one names (NaT when none does),
+def with_event_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """``labels`` with the time of the curated event each one names (NaT when none does),
     looked up in the curated days a label can still arrive for, and in the day's own batch."""
     window = _settings.load().label_max_delay_days
-    cols = ["transaction_id", "event_timestamp"]
+    uc = contract.current()
+    cols = [uc.id, uc.time]
     frames = [
-        lake.read_parquet(lake.partition("curated", "transactions", d))[cols]
-        for d in lake.dates("curated", "transactions")
+        lake.read_parquet(lake.partition("curated", uc.events, d))[cols]
+        for d in lake.dates("curated", uc.events)
         if day - dt.timedelta(days=window) <= d < day
     ]
     frames.append(batch[cols] if set(cols) <= set(batch.columns) else pd.DataFrame(columns=cols))
-    known = pd.concat(frames, ignore_index=True).drop_duplicates("transaction_id")
-    known = known.rename(columns={"event_timestamp": TRANSACTION_TIME})
-    known[TRANSACTION_TIME] = pd.to_datetime(known[TRANSACTION_TIME], utc=True, errors="coerce")
-    if "transaction_id" not in labels:  # the column-set rule names what is wrong
-        return labels.assign(**{TRANSACTION_TIME: pd.NaT})
-    return labels.merge(known, on="transaction_id", how="left", suffixes=("", "_joined"))
+    known = pd.concat(frames, ignore_index=True).drop_duplicates(uc.id)
+    known = known.rename(columns={uc.time: EVENT_TIME})
+    known[EVENT_TIME] = pd.to_datetime(known[EVENT_TIME], utc=True, errors="coerce")
+    if uc.id not in labels:  # the column-set rule names what is wrong
+        return labels.assign(**{EVENT_TIME: pd.NaT})
+    return labels.merge(known, on=uc.id, how="left", suffixes=("", "_joined"))
 
 
 def validate_day(day: dt.date) -> list[Outcome]:
     """Gate one day's raw batch. Pass: curated partitions. Fail: quarantine, then raise."""
-    raw = {ds: lake.partition("raw", ds, day) for ds in DATASETS}
+    uc = contract.current()
+    raw = {ds: lake.partition("raw", ds, day) for ds in uc.datasets}
     for part in raw.values():
         if lake.manifest(part) is None:
-            quarantined = [lake.manifest(lake.partition("quarantine", ds, day)) for ds in DATASETS]
+            quarantined = [lake.manifest(lake.partition("quarantine", ds, day)) for ds in uc.datasets]
             if any(quarantined):  # an earlier attempt quarantined it and was killed before it failed
                 failures = [f for m in quarantined if m for f in m["failures"]]
                 raise QualityGateError(
@@ -246,12 +257,12 @@ def validate_day(day: dt.date) -> list[Outcome]:
             )
     data = {ds: (part / "data.parquet").read_bytes() for ds, part in raw.items()}  # read once: validate, then copy
     frames = {ds: pd.read_parquet(io.BytesIO(b)) for ds, b in data.items()}
-    frames["labels"] = with_transaction_time(frames["labels"], frames["transactions"], day)
+    frames[uc.labels] = with_event_time(frames[uc.labels], frames[uc.events], day)
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         for ds, frame in frames.items():
             docs = Path(tmp) / ds
-            outcome = run_suite(ds, day, frame, docs)
+            outcome = run_suite(ds, day, frame, docs, uc)
             outcome.docs_uri = str(reports.publish_dir(docs, f"data_quality/{ds}/{day.isoformat()}"))
             outcomes.append(outcome)
     reports.rebuild_index()
@@ -270,6 +281,6 @@ def validate_day(day: dt.date) -> list[Outcome]:
         detail = " | ".join(f"{o.dataset}: {describe(o.failures)}" for o in outcomes if not o.success)
         raise QualityGateError(
             f"batch {day.isoformat()} failed validation and was moved to "
-            f"{lake.partition('quarantine', 'transactions', day).parent.parent}; failed expectations: {detail}"
+            f"{lake.partition('quarantine', uc.events, day).parent.parent}; failed expectations: {detail}"
         )
     return outcomes

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import featurized_days
 from lifecycle import canary, lake, live, promotion, scoring, settings, tracking, training
-from lifecycle.schema import CANARY, CHAMPION, PREVIOUS
+from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
 
 FIRST = dt.date(2026, 10, 1)
 
@@ -30,7 +30,7 @@ def register(flavour: str, key: str, seed: int, shuffle: bool = False) -> str:
 
 def replay(days: list[dt.date]) -> None:
     """Every curated transaction of ``days`` through the live model, 100 per request."""
-    from lifecycle.serving import Transaction, _columns
+    from lifecycle.serving import Request, _columns
 
     model = live.LiveModel(settings.load()).start()
     try:
@@ -38,7 +38,7 @@ def replay(days: list[dt.date]) -> None:
         frame = lake.read_range("curated", "transactions", days[0], days[-1])
         from lifecycle import packaging
 
-        bodies = [Transaction(**b).model_dump() for b in packaging.request_bodies(frame)]
+        bodies = [Request(**b).model_dump() for b in packaging.request_bodies(frame)]
         for i in range(0, len(bodies), 100):
             model.predict(_columns(bodies[i : i + 100]))
     finally:
@@ -104,7 +104,7 @@ def test_a_canary_as_good_as_the_champion_is_rolled_out(canary_world):
 
 def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canary_world):
     from lifecycle import packaging, prediction_log
-    from lifecycle.serving import Transaction, _columns
+    from lifecycle.serving import Request, _columns
 
     champion = str(tracking.version_by_alias(CHAMPION).version)
     broken = register("xgboost", "canary__broken", seed=5)
@@ -116,7 +116,7 @@ def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canar
         frame = lake.read_parquet(lake.partition("curated", "transactions", canary_world["days"][6])).head(600)
         answers = []
         for i in range(0, 600, 50):
-            rows = [Transaction(**b).model_dump() for b in packaging.request_bodies(frame.iloc[i : i + 50])]
+            rows = [Request(**b).model_dump() for b in packaging.request_bodies(frame.iloc[i : i + 50])]
             answers += model.predict(_columns(rows))
     finally:
         model.close()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from conftest import ROOT
 from lifecycle import datagen, feature_store, lake, prediction_log, settings, setup, tracking
-from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
 CORRUPT = dt.date(2026, 10, 7)
@@ -311,7 +311,7 @@ def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
     import subprocess
     import sys
 
-    from lifecycle.schema import PREVIOUS
+    from lifecycle.aliases import PREVIOUS
 
     model = settings.load().model_name
     assert tracking.version_by_alias(PREVIOUS) is None

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import featurized_days, land_days
 from lifecycle import (
+    contract,
     lake,
     live,
     loadgen,
@@ -30,10 +31,12 @@ from lifecycle import (
     training,
     validation,
 )
-from lifecycle.schema import CANARY, CHAMPION, PREVIOUS
+from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
 
 FIRST = dt.date(2026, 10, 1)
 POLL = "0.5"
+
+GOOD = contract.current().example  # the use case's valid request
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def set_alias(alias: str, version: str) -> float:
 def test_health_is_open_and_everything_else_needs_the_key(service, key):
     for path in ("/healthz", "/livez", "/readyz", "/docs.json"):
         assert raw(service, "GET", path, b"", {})[0] == 200, path
-    body = json.dumps(packaging.GOOD).encode()
+    body = json.dumps(GOOD).encode()
     json_type = {"Content-Type": "application/json"}
     assert raw(service, "POST", "/predict", body, json_type)[0] == 401
     wrong = {**json_type, "Authorization": "Bearer wrong-key-wrong-key"}
@@ -122,23 +125,23 @@ def test_health_is_open_and_everything_else_needs_the_key(service, key):
 def test_bad_requests_answer_4xx_never_5xx(service, key):
     auth = {"Authorization": f"Bearer {key}"}
     json_type = {**auth, "Content-Type": "application/json"}
-    body = json.dumps(packaging.GOOD).encode()
+    body = json.dumps(GOOD).encode()
     cases = [
         ({**auth, "Content-Type": "multipart/form-data"}, body, 415),  # no boundary: answered 500 before
         ({**auth, "Content-Type": "text/plain"}, body, 415),
         (auth, body, 415),
         (json_type, b"{not json", 400),
-        (json_type, json.dumps({**packaging.GOOD, "amount": -5}).encode(), 400),
-        (json_type, json.dumps({**packaging.GOOD, "amount": 0}).encode(), 400),
-        (json_type, json.dumps({**packaging.GOOD, "country": "XX"}).encode(), 400),
-        (json_type, json.dumps({**packaging.GOOD, "padding": "x" * 70_000}).encode(), 413),
+        (json_type, json.dumps({**GOOD, "amount": -5}).encode(), 400),
+        (json_type, json.dumps({**GOOD, "amount": 0}).encode(), 400),
+        (json_type, json.dumps({**GOOD, "country": "XX"}).encode(), 400),
+        (json_type, json.dumps({**GOOD, "padding": "x" * 70_000}).encode(), 413),
     ]
     for headers, data, expected in cases:
         code, answer = raw(service, "POST", "/predict", data, headers)
         assert code == expected, (headers, data[:80], code, answer[:300])
-    too_many = json.dumps({"transactions": [packaging.GOOD] * 51}).encode()
+    too_many = json.dumps({"events": [GOOD] * 51}).encode()
     assert raw(service, "POST", "/predict_batch", too_many, json_type)[0] == 400
-    chunks = iter([b'{"transactions": [', *[json.dumps(packaging.GOOD).encode() + b"," for _ in range(400)], b"]}"])
+    chunks = iter([b'{"events": [', *[json.dumps(GOOD).encode() + b"," for _ in range(400)], b"]}"])
     url = urlsplit(service)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     conn.request("POST", "/predict_batch", chunks, {**json_type, "Transfer-Encoding": "chunked"}, encode_chunked=True)
@@ -168,8 +171,8 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
     cfg = settings.load()
     auth = {"Authorization": f"Bearer {key}"}
     json_type = {**auth, "Content-Type": "application/json"}
-    good = {**packaging.GOOD, "transaction_id": "good-after-breaches"}
-    bad = lambda name, **change: {**packaging.GOOD, "transaction_id": f"breach-{name}", **change}  # noqa: E731
+    good = {**GOOD, "transaction_id": "good-after-breaches"}
+    bad = lambda name, **change: {**GOOD, "transaction_id": f"breach-{name}", **change}  # noqa: E731
     missing = {k: v for k, v in bad("missing").items() if k != "card_id"}
     before = logged_rows(service, key)
     breaches = [  # (body, the field, pydantic's error type, words of the message)
@@ -208,13 +211,13 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
     # a batch names the row and the field; too many rows name the limit
     rows = [bad(f"batch-{i}") for i in range(5)]
     rows[3] = bad("batch-3", amount=-1)
-    code, answer = raw(service, "POST", "/predict_batch", json.dumps({"transactions": rows}).encode(), json_type)
+    code, answer = raw(service, "POST", "/predict_batch", json.dumps({"events": rows}).encode(), json_type)
     [(loc, kind, msg)] = problems(answer)
-    assert code == 400 and (loc[-3:], kind) == (("transactions", 3, "amount"), "greater_than_equal"), answer[:300]
-    too_many = {"transactions": [bad(f"many-{i}") for i in range(51)]}
+    assert code == 400 and (loc[-3:], kind) == (("events", 3, "amount"), "greater_than_equal"), answer[:300]
+    too_many = {"events": [bad(f"many-{i}") for i in range(51)]}
     code, answer = raw(service, "POST", "/predict_batch", json.dumps(too_many).encode(), json_type)
     [(loc, kind, msg)] = problems(answer)
-    assert code == 400 and (loc[-1:], kind) == (("transactions",), "too_long") and "at most 50 items" in msg, answer
+    assert code == 400 and (loc[-1:], kind) == (("events",), "too_long") and "at most 50 items" in msg, answer
     code, answer = raw(service, "POST", "/predict", b'{"transaction_id": "breach-json", ', json_type)
     [(loc, kind, msg)] = problems(answer)
     assert (code, loc, kind) == (400, (), "json_invalid") and msg.startswith("Invalid JSON"), answer[:300]
@@ -259,7 +262,7 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
 
 def test_batch_answers_every_row_with_version_and_arm(service, key, world):
     rows = transactions(world["parity_day"], 50)
-    code, answers = packaging.post(f"{service}/predict_batch", {"transactions": rows}, key)
+    code, answers = packaging.post(f"{service}/predict_batch", {"events": rows}, key)
     assert code == 200 and [a["transaction_id"] for a in answers] == [r["transaction_id"] for r in rows]
     assert {a["arm"] for a in answers} == {CHAMPION} and {a["model_version"] for a in answers} == {"1"}
     assert len({a["request_id"] for a in answers}) == 50
@@ -305,7 +308,7 @@ def test_canary_share_is_sticky_per_card(service, key, world):
         first = {}
         for _ in range(2):  # every card twice: the same arm both times
             for i in range(0, len(rows), 50):
-                code, answers = packaging.post(f"{service}/predict_batch", {"transactions": rows[i : i + 50]}, key)
+                code, answers = packaging.post(f"{service}/predict_batch", {"events": rows[i : i + 50]}, key)
                 assert code == 200
                 for row, a in zip(rows[i : i + 50], answers, strict=True):
                     assert a["model_version"] == (v2 if a["arm"] == CANARY else v1)
@@ -329,7 +332,7 @@ def test_a_tampered_version_is_refused_and_the_loaded_model_keeps_serving(servic
             time.sleep(0.2)
         now = status(service, key)
         assert "artifact digest" in now["refused_versions"][v3] and now["serving"][CHAMPION] == v1
-        code, answer = packaging.post(f"{service}/predict", packaging.GOOD, key)
+        code, answer = packaging.post(f"{service}/predict", GOOD, key)
         assert code == 200 and answer["model_version"] == v1
     finally:
         set_alias(CHAMPION, v1)
@@ -342,11 +345,11 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
 
     from lifecycle.modeling import model_inputs
 
-    labeled = training.labeled_transactions(pd.Timestamp.now(tz="UTC"))
+    labeled = training.labeled_events(pd.Timestamp.now(tz="UTC"))
     day = lake.read_parquet(lake.partition("curated", "transactions", world["parity_day"]))
     rows = packaging.request_bodies(day[day["transaction_id"].isin(labeled["transaction_id"])].head(40))
     assert len(rows) == 40  # labels of the day's transactions that arrived the same day
-    code, answers = packaging.post(f"{service}/predict_batch", {"transactions": rows}, key)
+    code, answers = packaging.post(f"{service}/predict_batch", {"events": rows}, key)
     assert code == 200 and {a["model_version"] for a in answers} == {"1"}
     ids = [r["transaction_id"] for r in rows]
     offline = training.point_in_time_features(labeled[labeled["transaction_id"].isin(ids)])
@@ -441,7 +444,7 @@ def test_shadow_scores_the_challenger_on_every_request_and_never_returns_it(worl
     key = settings.load().serving_api_key()
     bodies = transactions(world["parity_day"], 30)
     with serve(world, shadow="true", serving_source="shadow-test") as base:
-        code, answers = packaging.post(f"{base}/predict_batch", {"transactions": bodies}, key)
+        code, answers = packaging.post(f"{base}/predict_batch", {"events": bodies}, key)
     assert code == 200 and {(a["arm"], a["model_version"]) for a in answers} == {(CHAMPION, v1)}
     logged = prediction_log.read(source="shadow-test")
     assert len(logged) == 60 and logged.groupby("arm")["model_version"].agg(set).to_dict() == {

@@ -15,7 +15,7 @@ from pathlib import Path
 import faults
 import pytest
 
-from lifecycle import demo, lake, packaging, performance, prediction_log, sandbox, services
+from lifecycle import contract, demo, lake, packaging, performance, prediction_log, sandbox, services
 from lifecycle import settings as _settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +26,8 @@ CORRUPT = FIRST + dt.timedelta(days=8 + 3 + 4)
 # seconds into the task: mid-work (the task libraries are imported before the fork, so a task
 # starts working at once; the logistic candidate fits longest, ~8 s on a busy 2-core machine)
 KILLED = [("validate", "quality_gate", 4), ("train", "train_sklearn_logistic", 3)]
+
+GOOD = contract.current().example  # the use case's valid request
 
 
 def _workloads(log) -> list[str]:
@@ -62,8 +64,12 @@ def observe(server) -> dict:
     ]
     logs = server.supervisor.log_dir
     curated = lake.read_range("curated", "transactions", CORRUPT - dt.timedelta(days=1), CORRUPT - dt.timedelta(days=1))
-    known = {**packaging.GOOD, "card_id": curated["card_id"].iloc[0], "merchant_id": curated["merchant_id"].iloc[0]}
-    unknown = {**packaging.GOOD, "card_id": "never-seen-card"}
+    known = {
+        **GOOD,
+        "card_id": curated["card_id"].iloc[0],
+        "merchant_id": curated["merchant_id"].iloc[0],
+    }
+    unknown = {**GOOD, "card_id": "never-seen-card"}
     live = f"http://127.0.0.1:{cfg.serving_port}"  # the deployment's model service, following the registry
     served = [packaging.post(f"{live}/predict", body, cfg.serving_api_key()) for body in (known, unknown)]
     batch = prediction_log.read(cfg, source="batch")

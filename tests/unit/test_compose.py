@@ -360,7 +360,6 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context():
         "include",
         "dags",
         "plugins",
-        "feature_repo",
     }, "the .dockerignore must not hide what the Dockerfile copies"
 
 

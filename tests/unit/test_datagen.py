@@ -2,9 +2,9 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from usecases.fraud import datagen as fraud_datagen
 
-from lifecycle import datagen
-from lifecycle.schema import TRANSACTION_COLUMNS
+from lifecycle import contract, datagen
 
 DAY = dt.date(2026, 10, 3)
 
@@ -20,7 +20,7 @@ def test_same_day_same_bytes_and_days_differ():
 
 def test_normal_day_honours_the_contract():
     tx, labels = datagen.generate_day(DAY)
-    assert tuple(tx.columns) == TRANSACTION_COLUMNS
+    assert tuple(tx.columns) == contract.current().event_columns
     assert tx["transaction_id"].is_unique and tx.notna().all().all()
     assert (tx["amount"] > 0).all()
     assert (tx["event_timestamp"].dt.date == DAY).all()
@@ -44,7 +44,7 @@ def test_corrupt_breaks_every_rule():
     assert tx["merchant_id"].isna().sum() >= 40
     assert (tx["amount"] < 0).sum() >= 25
     assert tx["transaction_id"].duplicated().sum() == 30
-    assert (tx["event_timestamp"] > datagen.FUTURE - dt.timedelta(days=1)).sum() >= 10
+    assert (tx["event_timestamp"] > fraud_datagen.FUTURE - dt.timedelta(days=1)).sum() >= 10
 
 
 def test_unknown_scenario_is_named():
@@ -65,7 +65,7 @@ def test_concept_keeps_every_input_and_changes_who_is_fraud():
 def test_labels_land_on_the_day_they_become_known(state):
     from lifecycle import lake
 
-    days = [DAY + dt.timedelta(days=i) for i in range(datagen.LABEL_MAX_DAYS + 1)]
+    days = [DAY + dt.timedelta(days=i) for i in range(fraud_datagen.LABEL_MAX_DAYS + 1)]
     for day in days:
         datagen.land(day, "corrupt" if day == days[1] else "normal")
     landed = {d: pd.read_csv(lake.landing_file("labels", d).open("rb"), parse_dates=["labeled_at"]) for d in days}

@@ -2,10 +2,11 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import datagen, features, ingest, training
-from lifecycle.feature_store import FEATURE_SERVICE, get_store
+from lifecycle import contract, datagen, features, ingest, training
+from lifecycle.feature_store import get_store
 
 DAY = dt.date(2026, 10, 10)
+UC = contract.current()
 
 
 def _tx(rows):
@@ -23,7 +24,7 @@ def test_snapshot_aggregates_the_seven_days_ending_with_the_day():
             ("c2", "m2", 5.0, "pos", "US", "2026-10-11T00:00:00Z"),  # the next day: not yet known
         ]
     )
-    snap = features.snapshot(tx, DAY)
+    snap = features.snapshot(tx, DAY, UC)
     card = snap["card_stats"].set_index("card_id")
     assert list(card.index) == ["c1"]
     assert card.loc["c1", "card_txn_count_7d"] == 2 and card.loc["c1", "card_txn_count_1d"] == 1
@@ -35,8 +36,8 @@ def test_snapshot_aggregates_the_seven_days_ending_with_the_day():
 
 def test_late_day_rebuilds_every_snapshot_whose_window_holds_it():
     curated = [dt.date(2026, 10, d) for d in range(1, 20)]
-    assert features.affected_days([dt.date(2026, 10, 5)], curated) == [dt.date(2026, 10, d) for d in range(5, 12)]
-    assert features.affected_days([dt.date(2026, 10, 19)], curated) == [dt.date(2026, 10, 19)]
+    assert features.affected_days([dt.date(2026, 10, 5)], curated, 7) == [dt.date(2026, 10, d) for d in range(5, 12)]
+    assert features.affected_days([dt.date(2026, 10, 19)], curated, 7) == [dt.date(2026, 10, 19)]
 
 
 def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
@@ -56,7 +57,7 @@ def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
         .get_online_features(features=["card_stats:card_avg_amount_7d"], entity_rows=[{"card_id": "c00001"}])
         .to_dict()
     )
-    latest = features.snapshot(training.lake.read_range("curated", "transactions", days[0], days[-1]), days[-1])[
+    latest = features.snapshot(training.lake.read_range("curated", "transactions", days[0], days[-1]), days[-1], UC)[
         "card_stats"
     ].set_index("card_id")
     assert online["card_avg_amount_7d"][0] == latest.loc["c00001", "card_avg_amount_7d"]
@@ -67,7 +68,7 @@ def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
 
 
 def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
-    rows = training.labeled_transactions(pd.Timestamp.now(tz="UTC"))
+    rows = training.labeled_events(pd.Timestamp.now(tz="UTC"))
     joined = training.point_in_time_features(rows)
     assert len(joined) == len(rows) and joined["transaction_id"].is_unique
     first_day = joined["event_timestamp"].dt.date == world[0]
@@ -78,19 +79,21 @@ def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
     sample = later.iloc[len(later) // 2]
     day = sample["event_timestamp"].date()
     snap = features.snapshot(
-        training.lake.read_range("curated", "transactions", world[0], day), day - dt.timedelta(days=1)
+        training.lake.read_range("curated", "transactions", world[0], day),
+        day - dt.timedelta(days=1),
+        UC,
     )["card_stats"].set_index("card_id")
     assert sample["card_avg_amount_7d"] == snap.loc[sample["card_id"], "card_avg_amount_7d"]
 
 
 def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(world):
     store = get_store()
-    service = store.get_feature_service(FEATURE_SERVICE)
+    service = store.get_feature_service(UC.feature_service)
     got = store.get_online_features(
         features=service,
         entity_rows=[{"card_id": "c00001", "merchant_id": "m0001"}, {"card_id": "nobody", "merchant_id": "m0001"}],
     ).to_dict()
-    snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]), world[-1])
+    snap = features.snapshot(training.lake.read_range("curated", "transactions", world[0], world[-1]), world[-1], UC)
     cards, merchants = snap["card_stats"].set_index("card_id"), snap["merchant_stats"].set_index("merchant_id")
     assert got["card_avg_amount_7d"][0] == cards.loc["c00001", "card_avg_amount_7d"]
     assert got["card_avg_amount_7d"][1] is None  # the unknown card; its known merchant is still served
@@ -130,32 +133,30 @@ def test_the_feature_repo_imports_with_no_settings_and_no_project():
     import subprocess
     import sys
 
-    from conftest import ROOT
-
-    # An installed project is importable from any folder: the probe refuses lifecycle outright.
+    # An installed project is importable from any folder: the probe refuses it outright.
     probe = (
         "import importlib.abc, sys\n"
         "class NoProject(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'lifecycle':\n"
+        "        if name.split('.')[0] in ('lifecycle', 'usecases'):\n"
         "            raise ImportError(name + ' imported by the feature repo')\n"
         "sys.meta_path.insert(0, NoProject())\n"
         "sys.path.insert(0, '.')\n"
         "import definitions\n"
-        "assert not [m for m in sys.modules if m.split('.')[0] == 'lifecycle']\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('lifecycle', 'usecases')]\n"
         "print(definitions.fraud_model.name, definitions.card_source.path, definitions.merchant_source.path)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "PYTHON"))}
     done = subprocess.run(
         [sys.executable, "-I", "-c", probe],
-        cwd=ROOT / "feature_repo",
+        cwd=UC.feature_repo,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [FEATURE_SERVICE, "features/card_stats", "features/merchant_stats"]
+    assert done.stdout.split() == [UC.feature_service, "features/card_stats", "features/merchant_stats"]
 
 
 def test_feast_plan_on_the_repo_with_the_rendered_config_sees_what_the_library_applied(state):
@@ -173,7 +174,7 @@ def test_feast_plan_on_the_repo_with_the_rendered_config_sees_what_the_library_a
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "feast"), "-f", str(store_yaml_path()), "plan"],
-        cwd=ROOT / "feature_repo",
+        cwd=UC.feature_repo,
         env=env,
         capture_output=True,
         text=True,

@@ -2,6 +2,7 @@ import datetime as dt
 import json
 
 import pytest
+from usecases.fraud import datagen as fraud_datagen
 
 from lifecycle import datagen, ingest, lake
 
@@ -17,7 +18,7 @@ def test_ingest_writes_partition_with_manifest_and_rerun_is_identical(state):
     assert first == second
     assert (part / "data.parquet").read_bytes() == data
     m = lake.manifest(part)
-    assert m["rows"] == datagen.ROWS_PER_DAY
+    assert m["rows"] == fraud_datagen.ROWS_PER_DAY
     assert m["schema"]["event_timestamp"] == "datetime64[ns, UTC]"
     assert m["source_sha256"] == lake.sha256(lake.landing_file("transactions", DAY).read_bytes())
     assert m["data_sha256"] == lake.sha256(data)

@@ -3,7 +3,7 @@
 import pytest
 
 from lifecycle import live, settings
-from lifecycle.schema import CHAMPION, PREVIOUS
+from lifecycle.aliases import CHAMPION, PREVIOUS
 
 
 @pytest.fixture

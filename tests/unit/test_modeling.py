@@ -3,9 +3,14 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from usecases.fraud import CHANNELS, COUNTRIES, FEATURE_DERIVED, MERCHANT_CATEGORIES
 
-from lifecycle.modeling import DERIVED, FittedPreprocessor, model_frame, model_inputs, preprocessor
-from lifecycle.schema import CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
+from lifecycle import contract
+from lifecycle.modeling import FittedPreprocessor, model_frame, model_inputs, preprocessor
+
+UC = contract.current()
+CAT = list(UC.categoricals)
+DERIVED = FEATURE_DERIVED
 
 NUMERIC = [
     "amount",
@@ -44,21 +49,21 @@ def test_fitted_preprocessor_equals_scikit_learn():
     train, serve = frame(2000, 1), frame(500, 2)
     serve.loc[:10, "merchant_category"] = "casino"  # a category never seen in fit: all zeros, like sklearn
     serve.loc[20:30, "amount"] = np.nan
-    prep = preprocessor(NUMERIC).fit(model_frame(train, NUMERIC))  # never_seen: empty in fit, dropped
-    expected = prep.transform(model_frame(serve, NUMERIC))
-    got = FittedPreprocessor(prep, NUMERIC).transform(model_inputs(serve, NUMERIC))
+    prep = preprocessor(NUMERIC, CAT).fit(model_frame(UC, train, NUMERIC))  # never_seen: empty in fit, dropped
+    expected = prep.transform(model_frame(UC, serve, NUMERIC))
+    got = FittedPreprocessor(prep, NUMERIC).transform(model_inputs(UC, serve, NUMERIC, CAT))
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_model_inputs_are_the_same_for_a_frame_and_a_request():
     rows = frame(50, 3)
-    as_frame = model_inputs(rows, NUMERIC)
+    as_frame = model_inputs(UC, rows, NUMERIC, CAT)
     request = {c: [None if pd.isna(v) else v for v in rows[c]] for c in rows if c != "event_timestamp"}
     request["event_timestamp"] = [
         t.to_pydatetime().astimezone(dt.timezone(dt.timedelta(hours=-5))) for t in rows["event_timestamp"]
     ]  # same instants, another zone
-    as_request = model_inputs(request, NUMERIC)
+    as_request = model_inputs(UC, request, NUMERIC, CAT)
     assert as_frame.keys() == as_request.keys()
     for col in as_frame:
         np.testing.assert_array_equal(as_frame[col], as_request[col], err_msg=col)
@@ -66,6 +71,7 @@ def test_model_inputs_are_the_same_for_a_frame_and_a_request():
 
 def test_derived_ratios_are_missing_without_a_usable_average():
     got = model_inputs(
+        UC,
         {
             "amount": [100.0, 100.0, 100.0],
             "card_avg_amount_7d": [50.0, 0.0, None],
@@ -77,6 +83,7 @@ def test_derived_ratios_are_missing_without_a_usable_average():
             "channel": ["pos"] * 3,
         },
         ["amount", "hour", *DERIVED],
+        CAT,
     )
     np.testing.assert_array_equal(got["amount_to_card_avg"], [2.0, np.nan, np.nan])
     np.testing.assert_array_equal(got["amount_card_zscore"], [2.0, np.nan, np.nan])
@@ -85,15 +92,15 @@ def test_derived_ratios_are_missing_without_a_usable_average():
 
 
 @pytest.mark.parametrize("flavour", ["xgboost", "sklearn_logistic", "pytorch_mlp"])
-def test_fraud_model_scores_inputs_like_the_scikit_learn_pipeline(flavour):
+def test_lifecycle_model_scores_inputs_like_the_scikit_learn_pipeline(flavour):
     from lifecycle import training
-    from lifecycle.modeling import FraudModel
+    from lifecycle.modeling import LifecycleModel
 
     train, serve = frame(1500, 4), frame(200, 5)
     y = (train["amount"] > train["amount"].quantile(0.9)).to_numpy().astype(int)
-    prep = preprocessor(NUMERIC)
-    X = prep.fit_transform(model_frame(train, NUMERIC))
+    prep = preprocessor(NUMERIC, CAT)
+    X = prep.fit_transform(model_frame(UC, train, NUMERIC))
     est = training._estimator(flavour, 7, "cpu", y).fit(X, y)
-    model = FraudModel(prep, est, NUMERIC, flavour)
-    expected = est.predict_proba(prep.transform(model_frame(serve, NUMERIC)))[:, 1]
+    model = LifecycleModel(prep, est, NUMERIC, flavour)
+    expected = est.predict_proba(prep.transform(model_frame(UC, serve, NUMERIC)))[:, 1]
     np.testing.assert_allclose(model.predict_proba(serve), expected, rtol=1e-6, atol=1e-7)

@@ -5,8 +5,11 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from conftest import land_days
-from lifecycle import lake, monitoring, promotion, tracking, validation
-from lifecycle.schema import CHAMPION
+from lifecycle import contract, lake, monitoring, promotion, tracking, validation
+from lifecycle.aliases import CHAMPION
+
+UC = contract.current()
+MONITORED = (*UC.numerics, *UC.categoricals)
 
 
 def test_no_champion_means_nothing_to_monitor(state):
@@ -85,10 +88,10 @@ def assert_report_says(summary: dict, champion_version: str) -> None:
     assert data["summary"] == {k: v for k, v in summary.items() if k != "report_uri"}
     assert data["summary"]["model_version"] == champion_version
     drift = {m["config"]["column"]: m for m in data["metrics"] if m["config"]["type"].endswith(":ValueDrift")}
-    assert sorted(drift) == sorted(monitoring.COLUMNS)
+    assert sorted(drift) == sorted(MONITORED)
     shown = page(summary)
     assert (shown["drift"], shown["threshold"]) == (summary["drift"], summary["threshold"])
-    assert (shown["columns"], shown["drifted"]) == (len(monitoring.COLUMNS), len(summary["drifted_columns"]))
+    assert (shown["columns"], shown["drifted"]) == (len(MONITORED), len(summary["drifted_columns"]))
     assert shown["share"] == round(summary["drift_share"], 3)
     assert shown["per_column"] == {
         c: (m["config"]["method"], c in summary["drifted_columns"], round(m["value"], 6)) for c, m in drift.items()
@@ -126,6 +129,6 @@ def test_drifted_days_cross_the_threshold(world, champion):
     summary = monitoring.drift_report(drifted[-1])
     assert summary["drift"] is True and summary["drift_share"] >= summary["threshold"]
     assert {"amount", "merchant_category"} <= set(summary["drifted_columns"])
-    assert summary["drift_share"] == len(summary["drifted_columns"]) / len(monitoring.COLUMNS)
+    assert summary["drift_share"] == len(summary["drifted_columns"]) / len(MONITORED)
     assert summary["current_days"] == [d.isoformat() for d in drifted]
     assert_report_says(summary, str(champion.version))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lifecycle import prediction_log, settings
+from lifecycle import contract, prediction_log, settings
 
 DAYS = [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
 
@@ -22,6 +22,7 @@ def _chunk(n: int, arm: str = "champion", source: str = "live", days: list = DAY
         "event_timestamp": [dt.datetime.combine(days[i % len(days)], dt.time(12), dt.UTC) for i in range(n)],
     }
     return prediction_log.rows(
+        contract.current(),
         ids,
         part,
         {"amount": np.arange(n, dtype=float)},

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from lifecycle import settings, tracking, training
-from lifecycle.schema import CANDIDATES
+from lifecycle.training import FLAVOURS as CANDIDATES
 
 SEED = 5
 

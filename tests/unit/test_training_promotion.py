@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from lifecycle import promotion, settings, tracking, training
-from lifecycle.schema import CANDIDATES, CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle import contract, promotion, settings, tracking, training
+from lifecycle.aliases import CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle.training import FLAVOURS as CANDIDATES
 
 METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0}
 
@@ -48,7 +49,7 @@ def trained(_world_built):
 def test_training_set_is_time_split_and_complete(world, trained):
     info, _, _ = trained
     train, holdout = training.load_part(info["uri"], "train"), training.load_part(info["uri"], "holdout")
-    labeled = training.labeled_transactions(pd.Timestamp.now(tz="UTC"))
+    labeled = training.labeled_events(pd.Timestamp.now(tz="UTC"))
     assert len(train) + len(holdout) == len(labeled) == info["train_rows"] + info["holdout_rows"]
     assert train["event_timestamp"].max() < holdout["event_timestamp"].min()
     assert sorted(holdout["event_timestamp"].dt.date.unique()) == world[-2:]  # default 2 holdout days
@@ -62,7 +63,7 @@ def test_a_label_known_after_the_cutoff_never_reaches_a_training_set(world):
     late = labels[labels["labeled_at"] > cutoff]
     tx_day = pd.to_datetime(late["transaction_id"].str[1:9], format="%Y%m%d").dt.date
     assert (tx_day <= world[2]).sum() > 20  # late labels of transactions long before the cutoff exist
-    rows = training.labeled_transactions(cutoff)
+    rows = training.labeled_events(cutoff)
     assert set(rows["transaction_id"]) == set(labels.loc[labels["labeled_at"] <= cutoff, "transaction_id"])
     info = training.build_training_set("test__cutoff", cutoff)
     used = pd.concat([training.load_part(info["uri"], part) for part in ("train", "holdout")])
@@ -288,7 +289,7 @@ class Stalling:
 def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(registry, monkeypatch):
     import mlflow
 
-    from lifecycle.modeling import LABEL
+    LABEL = contract.current().label
 
     monkeypatch.setenv("LIFECYCLE_MAX_LATENCY_MS", "5")
     cfg, client = settings.load(), tracking.client()

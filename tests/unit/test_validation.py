@@ -2,6 +2,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from usecases.fraud import datagen as fraud_datagen
 
 from conftest import land_days
 from lifecycle import datagen, ingest, lake, validation
@@ -52,7 +53,7 @@ def test_corrupt_batch_is_quarantined_and_every_broken_rule_named(state):
         f"expect_column_values_to_be_in_set(merchant_category): "
         f"{(tx['merchant_category'] == 'casino').sum()} unexpected",
         f"expect_column_values_to_be_between(event_timestamp): "
-        f"{(tx['event_timestamp'] == datagen.FUTURE).sum()} unexpected",
+        f"{(tx['event_timestamp'] == fraud_datagen.FUTURE).sum()} unexpected",
     ):
         assert expected in msg, expected
     assert lake.dates("curated", "transactions") == [] and lake.dates("curated", "labels") == []
@@ -89,7 +90,7 @@ def test_labels_of_earlier_curated_days_pass_and_a_label_for_an_unknown_transact
         validation.validate_day(day)
     labels = lake.read_parquet(lake.partition("curated", "labels", days[1]))
     assert labels["transaction_id"].str.startswith(f"t{days[0]:%Y%m%d}").sum() > 500  # labels of the day before
-    assert validation.TRANSACTION_TIME not in labels  # the join is the gate's, not the data's
+    assert validation.EVENT_TIME not in labels  # the join is the gate's, not the data's
     # the next day lands a label for a transaction no curated day holds
     nxt = days[1] + dt.timedelta(days=1)
     datagen.land(nxt)
@@ -99,7 +100,7 @@ def test_labels_of_earlier_curated_days_pass_and_a_label_for_an_unknown_transact
     ingest.ingest_day(nxt)
     with pytest.raises(validation.QualityGateError) as err:
         validation.validate_day(nxt)
-    assert "expect_column_values_to_not_be_null(curated_transaction_time) [referential integrity" in str(err.value)
+    assert "expect_column_values_to_not_be_null(curated_event_time) [referential integrity" in str(err.value)
     assert ": 1 unexpected" in str(err.value).split("referential integrity")[1].split(";")[0]
     assert lake.dates("curated", "labels") == days and lake.dates("quarantine", "labels") == [nxt]
 
@@ -119,7 +120,7 @@ def test_a_label_known_before_its_transaction_is_named(state):
     with pytest.raises(
         validation.QualityGateError,
         match=r"expect_column_pair_values_a_to_be_greater_than_b\(labeled_at\) "
-        r"\[a label is known after its transaction\]: 1 unexpected",
+        r"\[a label is known after its event\]: 1 unexpected",
     ):
         validation.validate_day(nxt)
 

@@ -1,0 +1,1 @@
+"""Use cases: each subpackage declares one model's domain (``lifecycle.contract.UseCase``)."""
