@@ -182,7 +182,7 @@ def check_like_snapshot(frames: dict, day: dt.date) -> None:
     """Columns and dtypes must be exactly what ``features.snapshot`` writes for the same day."""
     import pandas as pd
 
-    from lifecycle import features
+    from lifecycle import contract, features
 
     end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=12)
     curated = pd.DataFrame(
@@ -195,7 +195,7 @@ def check_like_snapshot(frames: dict, day: dt.date) -> None:
             "event_timestamp": [end] * 3,
         }
     )
-    reference = features.snapshot(curated, day)
+    reference = features.snapshot(curated, day, contract.current())
     for name, frame in frames.items():
         ref = reference[name]
         if list(frame.columns) != list(ref.columns) or not frame.dtypes.equals(ref.dtypes):
@@ -268,7 +268,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
     import gc
     import random
 
-    from lifecycle import env, features, sandbox, services
+    from lifecycle import contract, env, features, sandbox, services
     from lifecycle import settings as _settings
 
     state = BENCH / "features"
@@ -279,7 +279,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
     with sandbox.scaleout(state):
         env.apply()  # S3 credentials for Feast/pyarrow, the lake's Airflow connection
         services.create_databases()  # the Feast SQL registry lives in <prefix>_feast
-        from lifecycle.feature_store import FEATURE_SERVICE, get_store
+        from lifecycle.feature_store import get_store
 
         svc = _settings.load().services
         log(f"building a card_stats partition with {n:,} cards and merchant_stats with {N_MERCHANTS:,} merchants")
@@ -317,7 +317,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
         log(f"materialize: {figures['entities_per_s']:,} entities/s ({figures['seconds']} s)")
 
         if "online" in steps:
-            service = store.get_feature_service(FEATURE_SERVICE)
+            service = store.get_feature_service(contract.current().feature_service)
             rnd = random.Random(11)
             total = warmup + requests
             rows = [
@@ -338,7 +338,7 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
             out["online"] = {
                 "entities_in_store": n,
                 "feature_service": {
-                    "features": f"{FEATURE_SERVICE} (card_stats, merchant_stats), as the live service asks",
+                    "features": f"{contract.current().feature_service} (card_stats, merchant_stats), as served",
                     **latency(
                         lambda row: store.get_online_features(features=service, entity_rows=[row]),
                         rows,

@@ -31,8 +31,10 @@ env.apply()
 import pandas as pd  # noqa: E402
 import world  # noqa: E402
 
-from lifecycle import live, prediction_log, scoring, settings, tracking  # noqa: E402
+from lifecycle import contract, live, prediction_log, scoring, settings, tracking  # noqa: E402
 from lifecycle.aliases import CHAMPION  # noqa: E402
+
+UC = contract.current()
 
 DAYS = 6
 GOAL_ROWS_PER_S = 100_000
@@ -57,8 +59,8 @@ def main() -> None:
     model = live.load_version(cfg, version).model
     one_day = scoring.day_features(day)
     frame = pd.concat([one_day] * (args.rows // len(one_day) + 1), ignore_index=True).head(args.rows)
-    scoring.score_frame(frame.head(1000), model, version, CHAMPION)  # warm-up
-    columns, score_s = timed(scoring.score_frame, frame, model, version, CHAMPION)
+    scoring.score_frame(UC, frame.head(1000), model, version, CHAMPION)  # warm-up
+    columns, score_s = timed(scoring.score_frame, UC, frame, model, version, CHAMPION)
     _, write_s = timed(prediction_log.write_batch, cfg, day + dt.timedelta(days=365), version, "bench", columns)
     result, day_s = timed(scoring.score_day, day)
     table = [

@@ -1,10 +1,10 @@
 """
 ### features: curated → Feast
-Runs on **curated_transactions**. For every curated day without an up-to-date snapshot, rewrites
+Runs on **curated_events**. For every curated day without an up-to-date snapshot, rewrites
 the daily card/merchant snapshot tables whose 7-day window contains it (late and backfilled days
 included), applies the
 definitions in `feature_repo/` (as `feast apply` does), and materializes those days into the online store.
-Emits **fraud_features**.
+Emits **online_features**.
 """
 
 from airflow.sdk import dag, task

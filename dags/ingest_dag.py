@@ -5,7 +5,7 @@ feeds: its transactions, and the labels that became known that day (for that day
 transactions). `wait_for_files` defers to the triggerer until both files are there (no worker
 slot held), failing with the missing paths after `LIFECYCLE_LANDING_TIMEOUT_MINUTES`. `land`
 copies them into `raw/<dataset>/date=YYYY-MM-DD/` with a manifest (rows, schema, sha256, source);
-a rerun rewrites an identical partition. Emits **raw_transactions**.
+a rerun rewrites an identical partition. Emits **raw_events**.
 """
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task

@@ -3,7 +3,7 @@
 Runs on **model_promoted**. Builds the bento (the service code and the locked environment),
 serves it pinned to the approved version on a free local port, checks golden requests (scores,
 model version, HTTP 400 on bad input, 401 without the API key) and stops it: emits
-**fraud_service_bento**. Only then moves alias `champion` to the version (the old one keeps
+**service_bento**. Only then moves alias `champion` to the version (the old one keeps
 `previous_champion`): the live service follows within seconds. Emits **model_released**.
 """
 

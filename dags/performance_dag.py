@@ -1,6 +1,6 @@
 """
 ### performance: predictions ⋈ labels → model_degraded
-Daily (05:00 UTC), when labels land (**curated_transactions**: a curated day brings the labels
+Daily (05:00 UTC), when labels land (**curated_events**: a curated day brings the labels
 known that day), and manually (`as_of`). Batch scores of a day are joined by the next run. Joins
 the prediction log (live and batch) of the last `LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days
 with the labels that have arrived, per model version and arm; publishes an Evidently

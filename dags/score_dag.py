@@ -1,6 +1,6 @@
 """
 ### score: curated day → prediction log (source=batch)
-Runs when **fraud_features** is emitted (the days it loaded: their point-in-time features exist),
+Runs when **online_features** is emitted (the days it loaded: their point-in-time features exist),
 daily at 04:00 UTC for the day that ended, on backfills for their days, and manually for the
 `dates` given. Each day's curated transactions are scored by the `champion` (and the `challenger`
 with arm `shadow` when `LIFECYCLE_SHADOW` is on), one model call per arm, into

@@ -1,10 +1,10 @@
 """
 ### validate: raw → curated (or quarantine)
-Runs on **raw_transactions**. Every raw partition not yet gated (whatever events woke the run)
+Runs on **raw_events**. Every raw partition not yet gated (whatever events woke the run)
 gets Great Expectations suites, oldest day first: transactions (schema, types, nulls, ranges,
 allowed sets, unique ids, no future timestamps, row count) and labels (each names a curated
 transaction, is known after it and on the file's day). Pass: curated partitions and a
-**curated_transactions** event naming the days. Fail: the day moves to `quarantine/`, Data Docs
+**curated_events** event naming the days. Fail: the day moves to `quarantine/`, Data Docs
 are written under `reports/data_quality/`, and `failed_days` fails naming each failed
 expectation; the other days go on. Manual runs take `dates` to re-check.
 """
@@ -47,7 +47,7 @@ def validate():
 
     @task(outlets=[CURATED])
     def curated_days(results: list[dict], *, outlet_events=None) -> list[str]:
-        """Emits curated_transactions naming the days that passed (skipped when none did)."""
+        """Emits curated_events naming the days that passed (skipped when none did)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         if not (days := [r["date"] for r in results if r["status"] == "curated"]):

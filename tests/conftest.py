@@ -21,6 +21,15 @@ from lifecycle import env  # noqa: E402  (must follow the state dir)
 
 env.apply()
 
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
+
+# hypothesis keeps its examples under .local, like every other generated file
+hypothesis_settings.register_profile(
+    "lifecycle", database=DirectoryBasedExampleDatabase(ROOT / ".local" / "hypothesis")
+)
+hypothesis_settings.load_profile("lifecycle")
+
 
 @pytest.fixture
 def state(tmp_path, monkeypatch):

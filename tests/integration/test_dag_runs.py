@@ -16,7 +16,7 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 from conftest import ROOT
-from lifecycle import datagen, feature_store, lake, prediction_log, settings, setup, tracking
+from lifecycle import contract, datagen, lake, prediction_log, settings, setup, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
@@ -147,7 +147,7 @@ def test_features_builds_snapshots_and_fills_the_online_store(dags):
     store = get_store()
     rows = [{"card_id": c, "merchant_id": m} for c, m in zip(changed, merchants, strict=True)]
     got = store.get_online_features(
-        features=store.get_feature_service(feature_store.FEATURE_SERVICE),
+        features=store.get_feature_service(contract.current().feature_service),
         entity_rows=[*rows, {"card_id": "never-seen-card", "merchant_id": merchants[0]}],
     ).to_dict()
     for name, ids in (("card_stats", changed), ("merchant_stats", merchants)):

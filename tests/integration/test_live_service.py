@@ -343,8 +343,6 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
     training computes equal what the live service read from the online store and answered."""
     import mlflow
 
-    from lifecycle.modeling import model_inputs
-
     labeled = training.labeled_events(pd.Timestamp.now(tz="UTC"))
     day = lake.read_parquet(lake.partition("curated", "transactions", world["parity_day"]))
     rows = packaging.request_bodies(day[day["transaction_id"].isin(labeled["transaction_id"])].head(40))
@@ -368,7 +366,7 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
             break
         time.sleep(0.5)
     logged = logged.set_index("transaction_id").loc[offline.index]
-    expected = model_inputs(offline.reset_index(), model.numeric)
+    expected = model.inputs(contract.current(), offline.reset_index())
     for col, values in expected.items():
         got = logged[f"input_{col}"].to_numpy()
         if values.dtype.kind in "OU":  # categoricals

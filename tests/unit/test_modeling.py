@@ -104,3 +104,25 @@ def test_lifecycle_model_scores_inputs_like_the_scikit_learn_pipeline(flavour):
     model = LifecycleModel(prep, est, NUMERIC, flavour)
     expected = est.predict_proba(prep.transform(model_frame(UC, serve, NUMERIC)))[:, 1]
     np.testing.assert_allclose(model.predict_proba(serve), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_model_pickled_as_fraud_model_before_the_contract_still_loads_and_scores():
+    """Versions registered before the use-case contract pickled ``lifecycle.modeling.FraudModel``."""
+    import pickle
+
+    from lifecycle import training
+    from lifecycle.modeling import LifecycleModel
+
+    train, serve = frame(500, 6), frame(50, 7)
+    y = (train["amount"] > train["amount"].quantile(0.9)).to_numpy().astype(int)
+    prep = preprocessor(NUMERIC, CAT)
+    est = training._estimator("sklearn_logistic", 7, "cpu", y).fit(
+        prep.fit_transform(model_frame(UC, train, NUMERIC)), y
+    )
+    model = LifecycleModel(prep, est, NUMERIC, "sklearn_logistic")
+    # protocol 0 names classes as text lines, so the stream can name the class as it was then
+    old = pickle.dumps(model, protocol=0).replace(b"\nLifecycleModel\n", b"\nFraudModel\n")
+    assert b"\nFraudModel\n" in old and b"LifecycleModel" not in old
+    loaded = pickle.loads(old)
+    assert isinstance(loaded, LifecycleModel) and loaded.categorical == CAT
+    np.testing.assert_array_equal(loaded.predict_proba(serve), model.predict_proba(serve))

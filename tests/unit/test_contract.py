@@ -1,0 +1,79 @@
+"""The use-case contract: what it refuses, and what the generic stages derive from it."""
+
+import dataclasses
+
+import pytest
+
+from lifecycle import contract, packaging, settings
+
+UC = contract.current()
+
+
+def test_the_default_use_case_is_card_fraud_and_names_its_parts():
+    assert settings.load().use_case == "usecases.fraud"
+    assert (UC.name, UC.events, UC.id, UC.label, UC.score) == (
+        "fraud",
+        "transactions",
+        "transaction_id",
+        "is_fraud",
+        "fraud_probability",
+    )
+    assert UC.numerics == ("amount", "hour") and UC.categoricals == ("merchant_category", "country", "channel")
+    assert UC.keys == ("transaction_id", "card_id", "merchant_id", "event_timestamp")
+    assert (UC.feature_repo / "definitions.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": "nope"}, "id 'nope' is not a column"),
+        ({"entities": ("card_id", "shop")}, r"entities \['shop'\] are not columns"),
+        ({"route_by": "merchant_category"}, "route_by 'merchant_category' is not an entity"),
+        ({"example": {"transaction_id": "x"}}, "the example request must have exactly the columns"),
+        ({"columns": (*UC.columns[:-1], contract.Column("event_timestamp", "date"))}, "has kind 'date'"),
+        ({"columns": (*UC.columns, contract.Column("tier", contract.CATEGORY))}, "category column 'tier' lists no"),
+    ],
+)
+def test_a_use_case_that_breaks_the_contract_is_refused_naming_the_rule(change, message):
+    with pytest.raises(contract.ContractError, match=message):
+        dataclasses.replace(UC, **change)
+
+
+def test_a_module_that_is_not_a_use_case_is_named(monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_USE_CASE", "no_such_use_case")
+    with pytest.raises(contract.ContractError, match="LIFECYCLE_USE_CASE='no_such_use_case': cannot import it"):
+        contract.current()
+    monkeypatch.setenv("LIFECYCLE_USE_CASE", "json")
+    with pytest.raises(contract.ContractError, match="defines no use_case"):
+        contract.current()
+
+
+def test_the_request_model_and_its_openapi_schema_derive_from_the_columns(monkeypatch):
+    from lifecycle import serving
+
+    schema = serving.request_model(UC).model_json_schema()
+    assert schema["title"] == "Transaction" and set(schema["required"]) == set(UC.event_columns)
+    props = schema["properties"]
+    assert props["merchant_category"]["enum"] == list(UC.column("merchant_category").values)
+    assert (props["amount"]["minimum"], props["amount"]["maximum"]) == (0.01, settings.load().max_amount)
+    assert props["card_id"]["maxLength"] == 64 and props["event_timestamp"]["format"] == "date-time"
+    answer = serving.response_model(UC).model_json_schema()["properties"]
+    assert {"transaction_id", "fraud_probability", "known_card", "model_version", "arm"} <= set(answer)
+    monkeypatch.setenv("LIFECYCLE_MAX_AMOUNT", "10")  # a setting the contract reads reaches the model
+    assert serving.request_model(contract.current()).model_json_schema()["properties"]["amount"]["maximum"] == 10
+
+
+def test_golden_requests_are_the_example_an_unknown_entity_and_one_breach_of_each_rule():
+    golden = packaging.golden(UC)
+    assert [(expected, with_key) for _, with_key, expected in golden] == [
+        (200, True),
+        (200, True),
+        (400, True),
+        (400, True),
+        (400, True),
+        (401, False),
+    ]
+    bodies = [body for body, _, _ in golden]
+    assert bodies[0] == UC.example and bodies[1]["card_id"] == "never-seen"
+    assert bodies[2]["amount"] < 0.01 and bodies[3]["merchant_category"] not in UC.column("merchant_category").values
+    assert "card_id" not in bodies[4] and len({b["transaction_id"] for b in bodies}) == len(bodies)
