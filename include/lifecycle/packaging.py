@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 
 from lifecycle import settings as _settings
-from lifecycle.cluster import SERVICE
+from lifecycle.platform.cluster import SERVICE
 
 GOOD = {
     "transaction_id": "golden-1",

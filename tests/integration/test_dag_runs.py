@@ -16,7 +16,8 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 from conftest import ROOT
-from lifecycle import datagen, feature_store, lake, prediction_log, settings, setup, tracking
+from lifecycle import datagen, feature_store, lake, prediction_log, settings, tracking
+from lifecycle.platform import setup
 from lifecycle.schema import CANARY, CHALLENGER, CHAMPION
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]

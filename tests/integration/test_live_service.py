@@ -18,18 +18,8 @@ import pandas as pd
 import pytest
 
 from conftest import featurized_days, land_days
-from lifecycle import (
-    lake,
-    live,
-    loadgen,
-    packaging,
-    prediction_log,
-    promotion,
-    settings,
-    tracking,
-    training,
-    validation,
-)
+from lifecycle import lake, live, packaging, prediction_log, promotion, settings, tracking, training, validation
+from lifecycle.devtools import loadgen
 from lifecycle.schema import CANARY, CHAMPION, PREVIOUS
 
 FIRST = dt.date(2026, 10, 1)

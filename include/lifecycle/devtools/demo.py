@@ -21,9 +21,11 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import datagen, features, lake, loadgen, packaging, prediction_log, promotion, services, setup, tracking
+from lifecycle import datagen, features, lake, packaging, prediction_log, promotion, tracking
 from lifecycle import settings as _settings
-from lifecycle.airflow_client import AirflowServer
+from lifecycle.devtools import loadgen
+from lifecycle.devtools.airflow_client import AirflowServer
+from lifecycle.platform import services, setup
 from lifecycle.schema import CANARY, CHAMPION, SHADOW
 
 DAG_IDS = {
