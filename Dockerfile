@@ -1,6 +1,6 @@
 # The one project image: every project service of docker-compose.yaml (Airflow api-server,
 # scheduler, dag-processor, triggerer, both Celery workers, the set-up job, MLflow and the BentoML
-# model service) runs from it with `python -m lifecycle.cluster run <name>` / `python -m lifecycle.setup`.
+# model service) runs from it with `python -m lifecycle.platform.cluster run <name>` / `python -m lifecycle.platform.setup`.
 # It installs exactly the committed lock, then the project library (--no-deps: the lock is the whole
 # environment); DAGs, plugins and the feature repo are in the image, so every service runs the same code.
 # Configuration comes only from LIFECYCLE_* variables (docker-compose.yaml); the project derives every
@@ -39,4 +39,4 @@ RUN pip install --no-deps -e .
 
 USER 50000
 # docker-compose.yaml gives every service its own command; alone, the image serves the Airflow API.
-CMD ["python", "-m", "lifecycle.cluster", "run", "api-server"]
+CMD ["python", "-m", "lifecycle.platform.cluster", "run", "api-server"]

@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 demo: install  ## the main job on the embedded default, through a real Airflow scheduler
-	$(PY) -m lifecycle.demo
+	$(PY) -m lifecycle.devtools.demo
 
 test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() runs, end-to-end scheduler test
 	$(PY) -m pytest --ignore=tests/services
@@ -29,10 +29,10 @@ test-services: install  ## the scale-out profile against real PostgreSQL, Redis,
 	$(PY) -m pytest tests/services
 
 airflow: install  ## the profile's processes on the same state, UI at http://localhost:8080 (user admin)
-	$(PY) -m lifecycle.setup && $(PY) -m lifecycle.cluster up
+	$(PY) -m lifecycle.platform.setup && $(PY) -m lifecycle.platform.cluster up
 
 serve: install  ## the live model service alone on the same state, http://localhost:3000 (follows the registry)
-	$(PY) -m lifecycle.setup && $(PY) -m lifecycle.cluster run model
+	$(PY) -m lifecycle.platform.setup && $(PY) -m lifecycle.platform.cluster run model
 
 bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
 	$(PY) bench/serving.py

@@ -1,7 +1,7 @@
 """Scale-out profile figures: the loop under Celery vs Local, Feast materialization into Redis, online latency.
 
 Runs against this machine's PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379); every scale-out
-measurement runs in a fresh ``lifecycle.sandbox.scaleout`` deployment (own databases, Redis database,
+measurement runs in a fresh ``lifecycle.devtools.sandbox.scaleout`` deployment (own databases, Redis database,
 moto S3 server and bucket) that is removed afterwards. Each measurement runs in its own Python
 process, so no environment or module state leaks between profiles; state lives under .local/bench/.
 
@@ -101,7 +101,7 @@ def _reset_peak_rss() -> bool:
 
 def child_loop(profile: str, normal_days: int, drifted_days: int) -> dict:
     """demo.run on one profile; runs in its own process (see ``run_child``)."""
-    from lifecycle import demo, sandbox
+    from lifecycle.devtools import demo, sandbox
 
     state = BENCH / f"loop-{profile}"
     shutil.rmtree(state, ignore_errors=True)
@@ -268,8 +268,10 @@ def child_features(steps: list[str], entities: int, online_entities: int, reques
     import gc
     import random
 
-    from lifecycle import contract, env, features, sandbox, services
+    from lifecycle import contract, features
     from lifecycle import settings as _settings
+    from lifecycle.devtools import sandbox
+    from lifecycle.platform import env, services
 
     state = BENCH / "features"
     shutil.rmtree(state, ignore_errors=True)
@@ -384,7 +386,7 @@ def run_child(name: str, args: list[str], env: dict[str, str]) -> dict:
 
 
 def child_env() -> dict[str, str]:
-    from lifecycle import env as _env  # settings only: no Airflow import in the parent
+    from lifecycle.platform import env as _env  # settings only: no Airflow import in the parent
 
     drop = set(LOCATION_KEYS) | set(_env.PROFILE_KEYS)
     return {k: v for k, v in os.environ.items() if k not in drop}

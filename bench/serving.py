@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".local" / "bench" / "serving"
 os.environ["LIFECYCLE_STATE_DIR"] = str(STATE)
 
-from lifecycle import env  # noqa: E402  (after the state folder is chosen)
+from lifecycle.platform import env  # noqa: E402  (after the state folder is chosen)
 
 env.apply()
 

@@ -42,9 +42,9 @@ def performance():
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import lake, performance
+        from lifecycle import contract, lake, performance
 
-        days = lake.dates("curated", "transactions")
+        days = lake.dates("curated", contract.current().events)
         as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else (days[-1] if days else None)
         if as_of is None:
             raise AirflowSkipException("no curated day yet: nothing to evaluate")

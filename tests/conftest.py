@@ -17,7 +17,7 @@ os.environ["LIFECYCLE_STATE_DIR"] = str(SESSION_STATE)
 os.environ.setdefault("LIFECYCLE_AIRFLOW_PORT", "18080")
 os.environ.setdefault("LIFECYCLE_SERVING_PORT", "18090")
 
-from lifecycle import env  # noqa: E402  (must follow the state dir)
+from lifecycle.platform import env  # noqa: E402  (must follow the state dir)
 
 env.apply()
 

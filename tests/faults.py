@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lifecycle.airflow_client import AirflowClient
+from lifecycle.devtools.airflow_client import AirflowClient
 
 BUSY_LOOP = "while True: pass"
 

@@ -16,14 +16,16 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
-from lifecycle import contract
+from lifecycle import bento_content, contract
 from lifecycle import settings as _settings
-from lifecycle.cluster import SERVICE
+from lifecycle.platform.cluster import SERVICE
 
 
 def golden(uc: contract.UseCase) -> list[tuple[dict, bool, int]]:
@@ -54,26 +56,32 @@ class SmokeTestError(RuntimeError):
     """The built service did not start or answered a golden request wrongly."""
 
 
-def locked_packages() -> list[str]:
+def locked_packages(names: set[str] | None = None) -> list[str]:
+    """The lock's ``name==version`` lines; with ``names`` (canonical distribution names), only those."""
     lock = _settings.PROJECT_ROOT / "requirements.lock"
-    return [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
+    lines = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
+    return lines if names is None else bento_content.locked_subset(lines, names)
 
 
 def build(mlflow_version: str) -> str:
-    """Build the bento from the library; dependencies come from the committed lock, not PyPI."""
+    """Build the bento: only the modules the service imports, the use case's package (which it
+    loads by setting) whole, and only the locked packages in their install-requires closure;
+    dependencies come from the committed lock, not PyPI."""
     import bentoml
 
     cfg = _settings.load()
-    bento = bentoml.bentos.build(
-        SERVICE,
-        name=cfg.bento_name,
-        version=f"v{mlflow_version}-{int(time.time())}",
-        build_ctx=str(_settings.PROJECT_ROOT / "include"),
-        include=["lifecycle/*.py"],
-        labels={"mlflow_model": cfg.model_name, "mlflow_version": str(mlflow_version)},
-        python={"packages": locked_packages(), "lock_packages": False},
-        docker={"python_version": "3.11"},
-    )
+    with tempfile.TemporaryDirectory(prefix="bento-ctx-") as ctx:
+        found = bento_content.build_context(Path(ctx), [contract.package_dir(cfg)])
+        bento = bentoml.bentos.build(
+            SERVICE,
+            name=cfg.bento_name,
+            version=f"v{mlflow_version}-{int(time.time())}",
+            build_ctx=ctx,
+            exclude=["__pycache__", "*.pyc"],
+            labels={"mlflow_model": cfg.model_name, "mlflow_version": str(mlflow_version)},
+            python={"packages": locked_packages(bento_content.serving_distributions(found)), "lock_packages": False},
+            docker={"python_version": "3.11"},
+        )
     return str(bento.tag)
 
 

@@ -15,7 +15,8 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from lifecycle import env, promotion
+    from lifecycle import promotion
+    from lifecycle.platform import env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--canary", action="store_true", help="the previous champion serves as canary first")

@@ -42,7 +42,7 @@ def loop():
             [
                 sys.executable,
                 "-m",
-                "lifecycle.demo",
+                "lifecycle.devtools.demo",
                 "--normal-days",
                 "8",
                 "--drifted-days",

@@ -137,8 +137,9 @@ def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canar
 def test_a_rejected_rollout_approval_aborts_the_canary_through_a_real_scheduler(canary_world):
     """With LIFECYCLE_REQUIRE_APPROVAL the canary DAG, under a real scheduler, api-server and
     triggerer, asks before a rollout its gates allow; the user's Reject (REST API) aborts it."""
-    from lifecycle import demo, setup
-    from lifecycle.airflow_client import AirflowServer
+    from lifecycle.devtools import demo
+    from lifecycle.devtools.airflow_client import AirflowServer
+    from lifecycle.platform import setup
 
     mp = canary_world["mp"]
     for name, value in {

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -16,8 +17,9 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 from conftest import ROOT
-from lifecycle import contract, datagen, lake, prediction_log, settings, setup, tracking
+from lifecycle import contract, datagen, lake, prediction_log, settings, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
+from lifecycle.platform import setup
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]
 CORRUPT = dt.date(2026, 10, 7)
@@ -215,6 +217,24 @@ def test_package_smoke_tests_the_approved_version_then_releases_it(dags):
     assert [r["status"] for r in result["results"]] == [200, 200, 400, 400, 400, 401]
     assert tracking.version_by_alias(CHAMPION).version == 1
     assert xcom(run, "release")["champion"] == "1"
+
+
+def test_the_served_bento_ships_the_service_and_its_packages_only(dags):
+    """The bento the package run built and smoke-tested above: the service's modules and the locked
+    packages they need, not the DAGs, the platform plumbing, the development support or Airflow."""
+    import bentoml
+
+    bento = max(bentoml.bentos.list(settings.load().bento_name), key=lambda b: b.info.creation_time)
+    root = Path(bento.path)
+    src = {p.relative_to(root / "src").as_posix() for p in (root / "src").rglob("*") if p.is_file()}
+    assert {"lifecycle/__init__.py", "lifecycle/serving.py", "lifecycle/live.py"} <= src, src
+    assert not [f for f in src if f.startswith(("lifecycle/platform/", "lifecycle/devtools/", "dags/"))], src
+    assert not [f for f in src if Path(f).stem in ("demo", "sandbox", "setup", "cluster", "env", "preload")], src
+    (requirements,) = root.rglob("env/python/requirements.txt")
+    lines = [line for line in requirements.read_text().splitlines() if line and not line.startswith("#")]
+    lock = {line for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
+    assert not [line for line in lines if line.lower().startswith("apache-airflow")], lines
+    assert any(line.startswith("bentoml==") for line in lines) and set(lines) < lock and len(lines) < len(lock) * 0.7
 
 
 def test_a_failing_smoke_test_releases_nothing(dags, monkeypatch):

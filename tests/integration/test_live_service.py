@@ -22,7 +22,6 @@ from lifecycle import (
     contract,
     lake,
     live,
-    loadgen,
     packaging,
     prediction_log,
     promotion,
@@ -32,6 +31,7 @@ from lifecycle import (
     validation,
 )
 from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
+from lifecycle.devtools import loadgen
 
 FIRST = dt.date(2026, 10, 1)
 POLL = "0.5"

@@ -1,7 +1,7 @@
 """Airflow's own backfill creation on the embedded SQLite metadata DB while another process commits
 writes every few milliseconds (a scheduler under load): every backfill is created with its runs.
 
-Without ``lifecycle.sqlite_metadata`` this fails on the first backfill with "database is locked"
+Without ``lifecycle.platform.sqlite_metadata`` this fails on the first backfill with "database is locked"
 (the 500 of ``POST /api/v2/backfills`` seen while the machine was busy)."""
 
 import datetime as dt
@@ -18,7 +18,8 @@ from airflow.utils.session import create_session
 from sqlalchemy import func, select, update
 
 from conftest import ROOT
-from lifecycle import settings, setup
+from lifecycle import settings
+from lifecycle.platform import setup
 
 
 def _heartbeats(db_path: str, stop) -> None:

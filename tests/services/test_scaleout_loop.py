@@ -15,8 +15,10 @@ from pathlib import Path
 import faults
 import pytest
 
-from lifecycle import contract, demo, lake, packaging, performance, prediction_log, sandbox, services
+from lifecycle import contract, lake, packaging, performance, prediction_log
 from lifecycle import settings as _settings
+from lifecycle.devtools import demo, sandbox
+from lifecycle.platform import services
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.services, pytest.mark.timeout(3000)]  # the module fixture runs the whole loop

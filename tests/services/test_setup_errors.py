@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import s3_server, services
+from lifecycle.devtools import s3_server
+from lifecycle.platform import services
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.services
@@ -97,7 +98,7 @@ def test_bad_service_setting_is_named_at_setup(scaleout, var, value, expected):
 def test_setup_command_fails_cleanly_before_touching_airflow(scaleout, tmp_path):
     scaleout.setenv("LIFECYCLE_S3_BUCKET", "missing-bucket")
     done = subprocess.run(
-        [sys.executable, "-m", "lifecycle.setup"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "lifecycle.platform.setup"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 1
     assert "set-up failed" in done.stderr and "LIFECYCLE_S3_BUCKET" in done.stderr

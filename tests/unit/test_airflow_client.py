@@ -3,7 +3,7 @@ which the scheduler turns a queued asset event into a run between two of the che
 
 from pathlib import Path
 
-from lifecycle.airflow_client import AirflowClient
+from lifecycle.devtools.airflow_client import AirflowClient
 
 DONE = {"dag_id": "validate", "dag_run_id": "asset_triggered__1", "state": "success"}
 NEW = {"dag_id": "features", "dag_run_id": "asset_triggered__2", "state": "queued"}

@@ -7,7 +7,8 @@ import time
 
 import psutil
 
-from lifecycle import cluster, settings
+from lifecycle import settings
+from lifecycle.platform import cluster
 
 # prints one line (no flush), then idles until it is terminated
 LAST_WORDS = "import time; print('Traceback (most recent call last): the last words'); time.sleep(600)"

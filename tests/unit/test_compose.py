@@ -21,7 +21,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-# service -> `python -m lifecycle.cluster run <name>` (the names lifecycle/cluster.py serves)
+# service -> `python -m lifecycle.platform.cluster run <name>` (the names lifecycle/platform/cluster.py serves)
 CLUSTER_SERVICES = {
     "airflow-api-server": "api-server",
     "airflow-scheduler": "scheduler",
@@ -129,7 +129,7 @@ def test_docker_compose_validates_the_file():
 
 def test_the_project_accepts_the_compose_environment_and_knows_every_command(monkeypatch):
     """The resolved environment of a service is a valid scale-out configuration, and every
-    `lifecycle.cluster run <name>` of the file is a process the project defines."""
+    `lifecycle.platform.cluster run <name>` of the file is a process the project defines."""
     tool = shutil.which("docker-compose") or pytest.fail("docker-compose missing: run `make compose-tool`")
     done = subprocess.run(
         [tool, "-f", str(COMPOSE), "config"],
@@ -143,7 +143,8 @@ def test_the_project_accepts_the_compose_environment_and_knows_every_command(mon
     resolved = yaml.safe_load(done.stdout)["services"]
     for key, value in resolved["airflow-scheduler"]["environment"].items():
         monkeypatch.setenv(key, str(value))
-    from lifecycle import cluster, env, settings
+    from lifecycle import settings
+    from lifecycle.platform import cluster, env
 
     cfg = settings.load()
     assert cfg.profile == "scaleout" and cfg.services.redis_url == "redis://redis:6379/0"
@@ -243,8 +244,8 @@ def test_airflow_jobs_check_their_own_heartbeat(name, job):
     check = _healthcheck_text(_services()[name])
     assert f"airflow jobs check --job-type {job} --local" in check, f"{name}: healthcheck must check its {job}"
     # the containers hold only LIFECYCLE_*: the Airflow CLI needs the environment the project derives
-    assert re.search(r"eval \"\$\$\(python -m lifecycle\.env\)\" && airflow ", check), (
-        f"{name}: the healthcheck must load `python -m lifecycle.env` before running the Airflow CLI"
+    assert re.search(r"eval \"\$\$\(python -m lifecycle\.platform\.env\)\" && airflow ", check), (
+        f"{name}: the healthcheck must load `python -m lifecycle.platform.env` before running the Airflow CLI"
     )
 
 
@@ -273,9 +274,9 @@ def test_project_services_run_the_one_image_with_their_command():
             assert build in (".", "./"), f"{name} must build from the project's Dockerfile (build: .)"
         images.add(service.get("image"))
         expected = (
-            ["python", "-m", "lifecycle.setup"]
+            ["python", "-m", "lifecycle.platform.setup"]
             if name == SETUP
-            else ["python", "-m", "lifecycle.cluster", "run", CLUSTER_SERVICES[name]]
+            else ["python", "-m", "lifecycle.platform.cluster", "run", CLUSTER_SERVICES[name]]
         )
         assert _command(service) == expected, f"{name}: command {_command(service)!r}, expected {expected!r}"
     assert len(images) == 1 and None not in images, f"project services must share one image name, got {images}"

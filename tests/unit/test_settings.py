@@ -2,7 +2,8 @@ import subprocess
 
 import pytest
 
-from lifecycle import env, settings, tracking
+from lifecycle import settings, tracking
+from lifecycle.platform import env
 
 
 def test_defaults_are_valid_and_state_is_under_one_folder(monkeypatch):
@@ -37,7 +38,7 @@ def test_environment_turns_telemetry_off_and_points_tools_at_state(monkeypatch, 
     e = env.environment()
     assert e["FEAST_USAGE"] == "False" and e["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert e["BENTOML_DO_NOT_TRACK"] == "true" and e["DO_NOT_TRACK"] == "1"
-    assert e["AIRFLOW__CORE__EXECUTOR"] == "lifecycle.preload.PreloadingLocalExecutor"
+    assert e["AIRFLOW__CORE__EXECUTOR"] == "lifecycle.platform.preload.PreloadingLocalExecutor"
     assert e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path}/airflow/airflow.db"
     assert e["BENTOML_HOME"] == str(tmp_path / "bentoml")
 
@@ -97,7 +98,7 @@ def test_apply_drops_the_other_profiles_settings(scaleout, monkeypatch):
 
     saved = dict(os.environ)
     try:
-        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "lifecycle.sqlite_metadata.CONNECT_ARGS"
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "lifecycle.platform.sqlite_metadata.CONNECT_ARGS"
         env.apply()
         assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in os.environ
         assert os.environ["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"

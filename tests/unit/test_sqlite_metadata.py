@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from lifecycle import sqlite_metadata
+from lifecycle.platform import sqlite_metadata
 
 
 def _db(tmp_path):

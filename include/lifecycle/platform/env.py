@@ -1,6 +1,6 @@
 """The process environment every tool runs with, derived from settings (either profile).
 
-``python -m lifecycle.env`` prints it as shell exports (the Makefile evaluates that), tests apply
+``python -m lifecycle.platform.env`` prints it as shell exports (the Makefile evaluates that), tests apply
 it with ``apply()``; the Airflow processes inherit it. Telemetry is off for every tool.
 """
 
@@ -33,11 +33,13 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
     if svc is None:
         return {
             # LocalExecutor, with the task libraries imported before its workers fork
-            "AIRFLOW__CORE__EXECUTOR": "lifecycle.preload.PreloadingLocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "lifecycle.platform.preload.PreloadingLocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             # api-server, scheduler, dag-processor and tasks write concurrently: they wait, never fail
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.sqlite_metadata.CONNECT_ARGS",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "lifecycle.sqlite_metadata.ASYNC_CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.platform.sqlite_metadata.CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": (
+                "lifecycle.platform.sqlite_metadata.ASYNC_CONNECT_ARGS"
+            ),
         }
     s3 = {
         "conn_type": "aws",
@@ -51,7 +53,7 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": svc.redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + svc.database_url("airflow", "postgresql"),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
-        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "lifecycle.preload.CELERY_CONFIG",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "lifecycle.platform.preload.CELERY_CONFIG",
         f"AIRFLOW_CONN_{_settings.S3_CONN_ID.upper()}": json.dumps(s3),
         # the same credentials for the libraries that talk to S3 themselves (Feast/pyarrow, the MLflow server)
         "AWS_ACCESS_KEY_ID": svc.s3_access_key,

@@ -12,8 +12,8 @@ import sqlite3
 import subprocess
 import sys
 
-from lifecycle import env, services
 from lifecycle import settings as _settings
+from lifecycle.platform import env, services
 
 
 def gpu_count() -> int:

@@ -21,22 +21,12 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import (
-    contract,
-    datagen,
-    features,
-    lake,
-    loadgen,
-    packaging,
-    prediction_log,
-    promotion,
-    services,
-    setup,
-    tracking,
-)
+from lifecycle import contract, datagen, features, lake, packaging, prediction_log, promotion, tracking
 from lifecycle import settings as _settings
-from lifecycle.airflow_client import AirflowServer
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW
+from lifecycle.devtools import loadgen
+from lifecycle.devtools.airflow_client import AirflowServer
+from lifecycle.platform import services, setup
 
 DAG_IDS = {
     "ingest",

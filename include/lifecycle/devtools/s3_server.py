@@ -36,7 +36,7 @@ class S3Server:
 def start(log: Path, timeout: float = 30) -> S3Server:
     import boto3
 
-    from lifecycle.sandbox import free_port
+    from lifecycle.devtools.sandbox import free_port
 
     port = free_port()
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 ``AirflowClient`` talks to a running deployment (login, runs, backfills, task instances, and
 waiting until Airflow has nothing left to do). ``AirflowServer`` also starts the deployment's
-processes (``lifecycle.cluster``), waits until Airflow and the MLflow server answer, and measures
+processes (``lifecycle.platform.cluster``), waits until Airflow and the MLflow server answer, and measures
 the processes' peak memory. Used by ``make demo``, the end-to-end tests and the benchmarks.
 """
 
@@ -15,9 +15,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from lifecycle import env
 from lifecycle import settings as _settings
-from lifecycle.cluster import Supervisor
+from lifecycle.platform import env
+from lifecycle.platform.cluster import Supervisor
 
 ACTIVE = ("queued", "running")
 

@@ -43,7 +43,7 @@ def claim_redis_db(base_url: str, run_id: str) -> int:
     """
     import redis
 
-    from lifecycle.services import CLAIM_KEY
+    from lifecycle.platform.services import CLAIM_KEY
 
     in_use = {int(c["db"]) for c in redis.Redis.from_url(base_url, db=0).client_list()}
     for db in sorted(set(range(1, 16)) - in_use):
@@ -62,7 +62,8 @@ def scaleout(
     redis_url: str = "redis://127.0.0.1:6379",
 ) -> Iterator[dict[str, str]]:
     """Environment of a fresh scale-out deployment (applied to ``os.environ`` while it lasts)."""
-    from lifecycle import s3_server, services
+    from lifecycle.devtools import s3_server
+    from lifecycle.platform import services
 
     run = uuid.uuid4().hex[:8]
     s3 = s3_server.start(state_dir / "s3-server.log")

@@ -96,7 +96,7 @@ def _check_bucket(svc: _settings.Services) -> None:
         if code in ("404", "NoSuchBucket"):
             raise ServiceError(
                 f"S3 bucket {svc.s3_bucket!r} does not exist at {svc.s3_endpoint_url} "
-                "(LIFECYCLE_S3_BUCKET): create it first (`python -m lifecycle.services "
+                "(LIFECYCLE_S3_BUCKET): create it first (`python -m lifecycle.platform.services "
                 "create-bucket`, or the compose service create-bucket)"
             ) from None
         if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):

@@ -5,7 +5,7 @@ service as separate processes, each logging unbuffered to its own file, so what 
 before it stopped (a traceback, an access-log line) is on disk. Embedded: tasks run in the
 scheduler's LocalExecutor. Scale-out adds the MLflow tracking server and two Celery workers (queue
 ``default``, and the training queue). docker-compose runs the same commands, one per container:
-``python -m lifecycle.cluster run <name>``.
+``python -m lifecycle.platform.cluster run <name>``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from lifecycle import env
 from lifecycle import settings as _settings
+from lifecycle.platform import env
 
 SERVICE = "lifecycle.serving:FraudService"  # the live BentoML service, as `bentoml serve` names it
 
