@@ -17,7 +17,8 @@ def build(state: Path, days: int = 6, flavour: str = "xgboost") -> list[dt.date]
     a released ``flavour`` champion; returns the curated days."""
     import pandas as pd
 
-    from lifecycle import datagen, features, ingest, promotion, training, validation
+    from lifecycle import features, ingest, promotion, training, validation
+    from lifecycle.devtools import datagen
 
     shutil.rmtree(state, ignore_errors=True)
     every = [FIRST + dt.timedelta(days=i) for i in range(days + 1)]

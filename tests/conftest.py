@@ -42,7 +42,8 @@ def land_days(first, n, scenario="normal"):
     """Land and ingest ``n`` generated days starting at ``first``; returns the days."""
     import datetime as dt
 
-    from lifecycle import datagen, ingest
+    from lifecycle import ingest
+    from lifecycle.devtools import datagen
 
     days = [first + dt.timedelta(days=i) for i in range(n)]
     for day in days:

@@ -17,8 +17,9 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 from conftest import ROOT
-from lifecycle import contract, datagen, lake, prediction_log, settings, tracking
+from lifecycle import contract, lake, prediction_log, settings, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
+from lifecycle.devtools import datagen
 from lifecycle.platform import setup
 
 DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(6)]

@@ -20,8 +20,10 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 from conftest import ROOT
-from lifecycle import contract, datagen, env, lake, prediction_log, setup, tracking
+from lifecycle import contract, lake, prediction_log, tracking
 from lifecycle.aliases import CHALLENGER, CHAMPION
+from lifecycle.devtools import datagen
+from lifecycle.platform import env, setup
 
 STATE = ROOT / ".local" / "tests" / "loan_default"
 SETTINGS = {

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from usecases.fraud import datagen as fraud_datagen
 
-from lifecycle import contract, datagen
+from lifecycle import contract
+from lifecycle.devtools import datagen
 
 DAY = dt.date(2026, 10, 3)
 

@@ -2,7 +2,8 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import contract, datagen, features, ingest, training
+from lifecycle import contract, features, ingest, training
+from lifecycle.devtools import datagen
 from lifecycle.feature_store import get_store
 
 DAY = dt.date(2026, 10, 10)

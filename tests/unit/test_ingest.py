@@ -4,7 +4,8 @@ import json
 import pytest
 from usecases.fraud import datagen as fraud_datagen
 
-from lifecycle import datagen, ingest, lake
+from lifecycle import ingest, lake
+from lifecycle.devtools import datagen
 
 DAY = dt.date(2026, 10, 5)
 

@@ -5,7 +5,8 @@ import pytest
 from usecases.fraud import datagen as fraud_datagen
 
 from conftest import land_days
-from lifecycle import datagen, ingest, lake, validation
+from lifecycle import ingest, lake, validation
+from lifecycle.devtools import datagen
 
 DAY = dt.date(2026, 10, 5)
 

@@ -21,10 +21,10 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import contract, datagen, features, lake, packaging, prediction_log, promotion, tracking
+from lifecycle import contract, features, lake, packaging, prediction_log, promotion, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW
-from lifecycle.devtools import loadgen
+from lifecycle.devtools import datagen, loadgen
 from lifecycle.devtools.airflow_client import AirflowServer
 from lifecycle.platform import services, setup
 

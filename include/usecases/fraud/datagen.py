@@ -7,7 +7,7 @@ data-drift check sees); ``corrupt`` breaks every rule the quality gate enforces.
 (scenario, day, seed) always gives the same bytes.
 
 Labels are a late feed: a transaction's label becomes known ``LABEL_DELAY_HOURS`` later on average
-(within ``LABEL_MAX_DAYS``); ``lifecycle.datagen`` lands each day's labels on the day they become
+(within ``LABEL_MAX_DAYS``); ``lifecycle.devtools.datagen`` lands each day's labels on the day they become
 known.
 """
 
