@@ -6,7 +6,7 @@ Builds a small world of its own under .local/bench/serving (six landed, validate
 days and one released XGBoost champion; --reuse keeps one built before), then measures:
   in-process   LiveModel.predict for one row: online features, routing, model, prediction log
                (the code the service runs, without HTTP)
-  HTTP c=1     the live service (`bentoml serve lifecycle.serving:FraudService`) under wrk with one
+  HTTP c=1     the live service (`bentoml serve lifecycle.serving:ModelService`) under wrk with one
                connection, then with 8; single-row POST /predict with the API key, logging on
   batch        POST /predict_batch with 1,000 transactions, one connection
 The load generator (wrk) shares the machine's cores with the service. Prints a table with the

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifecycle import contract, prediction_log, tracking
+from lifecycle import contract, feature_store, prediction_log, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
 
@@ -241,11 +241,9 @@ class LiveModel:
     def __init__(
         self, cfg: _settings.Settings | None = None, follower: RegistryFollower | None = None, log=None, store=None
     ):
-        from lifecycle.feature_store import get_store
-
         self.cfg = cfg or _settings.load()
         self.uc = contract.current(self.cfg)
-        self.store = store or get_store()
+        self.store = store or feature_store.get_store()
         self.feature_service = self.store.get_feature_service(self.uc.feature_service)
         self.online = OnlineFeatures(self.store, self.feature_service)
         self.follower = follower or RegistryFollower(self.cfg)

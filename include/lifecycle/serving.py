@@ -196,7 +196,7 @@ def _columns(events: list[dict]) -> dict[str, list]:
 
 
 @bentoml.service(name=CFG.bento_name, traffic={"timeout": 10}, workers=CFG.serving_workers)
-class FraudService:
+class ModelService:
     def __init__(self) -> None:
         from lifecycle.live import LiveModel
 
@@ -249,7 +249,7 @@ VALIDATION_ERROR = {
 def openapi_document() -> dict:
     """BentoML's document, made true: bodies required, the answers the service really gives
     (400 with a list of details, 401, 413, 415, 503) and the bearer key; no 404/500 it never sends."""
-    doc = FraudService.openapi_spec.asdict()
+    doc = ModelService.openapi_spec.asdict()
     doc["components"]["schemas"].update(Error=ERROR, ValidationError=VALIDATION_ERROR)
     doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
 
@@ -290,5 +290,5 @@ async def _openapi(_request) -> JSONResponse:
     return JSONResponse(copy.deepcopy(_DOCUMENT))
 
 
-FraudService.add_asgi_middleware(Gatekeeper, api_key=CFG.serving_api_key(), max_body_bytes=CFG.serving_max_body_bytes)
-FraudService.mount_asgi_app(Starlette(routes=[Route("/docs.json", _openapi)]), path="/")  # ahead of BentoML's own
+ModelService.add_asgi_middleware(Gatekeeper, api_key=CFG.serving_api_key(), max_body_bytes=CFG.serving_max_body_bytes)
+ModelService.mount_asgi_app(Starlette(routes=[Route("/docs.json", _openapi)]), path="/")  # ahead of BentoML's own

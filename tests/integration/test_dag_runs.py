@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.models import TaskInstance
-from airflow.utils.session import create_session
-from sqlalchemy import select
+from dagruns import states, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, prediction_log, settings, tracking
@@ -36,26 +34,6 @@ def dags():
     bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
     assert bag.import_errors == {}
     return bag.dags
-
-
-def states(dag_run) -> dict[str, str]:
-    with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
-        )
-        return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
-
-
-def xcom(dag_run, task_id):
-    with create_session() as session:
-        ti = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == dag_run.dag_id,
-                TaskInstance.run_id == dag_run.run_id,
-                TaskInstance.task_id == task_id,
-            )
-        ).one()
-        return ti.xcom_pull(task_ids=task_id, session=session)
 
 
 def ingest(dags, day: dt.date, scenario: str = "normal"):

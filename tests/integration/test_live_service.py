@@ -1,4 +1,4 @@
-"""The live service (`bentoml serve lifecycle.serving:FraudService`) against real stores: it follows
+"""The live service (`bentoml serve lifecycle.serving:ModelService`) against real stores: it follows
 the registry's aliases under load, routes a canary share sticky per card, logs every answer,
 refuses a tampered version, guards its HTTP surface, and scores like training.
 

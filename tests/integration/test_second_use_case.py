@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.models import TaskInstance
-from airflow.utils.session import create_session
-from sqlalchemy import select
+from dagruns import states, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, prediction_log, tracking
@@ -57,26 +55,6 @@ def dags():
 @pytest.fixture
 def uc(dags):
     return contract.current()
-
-
-def states(dag_run) -> dict[str, str]:
-    with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
-        )
-        return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
-
-
-def xcom(dag_run, task_id):
-    with create_session() as session:
-        ti = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == dag_run.dag_id,
-                TaskInstance.run_id == dag_run.run_id,
-                TaskInstance.task_id == task_id,
-            )
-        ).one()
-        return ti.xcom_pull(task_ids=task_id, session=session)
 
 
 def test_the_use_case_is_loan_default(uc):

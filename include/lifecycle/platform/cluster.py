@@ -24,7 +24,7 @@ import psutil
 from lifecycle import settings as _settings
 from lifecycle.platform import env
 
-SERVICE = "lifecycle.serving:FraudService"  # the live BentoML service, as `bentoml serve` names it
+SERVICE = "lifecycle.serving:ModelService"  # the live BentoML service, as `bentoml serve` names it
 
 
 def commands() -> dict[str, tuple[list[str], dict[str, str]]]:

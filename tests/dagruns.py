@@ -1,0 +1,27 @@
+"""Reading what a dag.test() run left in the metadata database: task states and return values."""
+
+from airflow.models import TaskInstance
+from airflow.utils.session import create_session
+from sqlalchemy import select
+
+
+def states(dag_run) -> dict[str, str]:
+    """Task id (``[map index]`` for mapped ones) -> state."""
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+        )
+        return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
+
+
+def xcom(dag_run, task_id):
+    """What the task returned."""
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_run.dag_id,
+                TaskInstance.run_id == dag_run.run_id,
+                TaskInstance.task_id == task_id,
+            )
+        ).one()
+        return ti.xcom_pull(task_ids=task_id, session=session)
