@@ -1,8 +1,9 @@
-"""The scale-out topology (docker-compose.yaml) and its one image (Dockerfile), checked without Docker.
+"""The scale-out topology (docker-compose.yaml) and its two images (Dockerfile), checked without Docker.
 
 No Docker engine runs on the development machines: the compose file is validated by Debian's
 docker-compose 1.29 (`make compose-tool` installs it), its topology and environment contract are
-checked here, and the image's install step is checked against the committed requirements.lock.
+checked here, and the install steps of both images (the default CPU target and the `gpu` target of
+the gpu-queue worker) are checked against the committed requirements.lock.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CLUSTER_SERVICES = {
     "model": "model",
 }
 SETUP = "setup"
+GPU_WORKER = "airflow-worker-gpu"  # the one service on the Dockerfile's `gpu` target
 BUCKET_JOB = "create-bucket"
 INFRA = {"postgres", "redis", "minio"}
 PROJECT_SERVICES = {*CLUSTER_SERVICES, SETUP}
@@ -68,6 +70,7 @@ KEY_PACKAGES = [
     "redis",
 ]
 _VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_PYTORCH_INDEX = re.compile(r"https://download\.pytorch\.org/whl/(\w+)")
 
 
 def _compose() -> dict:
@@ -98,6 +101,26 @@ def _command(service: dict) -> list[str]:
 def _healthcheck_text(service: dict) -> str:
     test = (service.get("healthcheck") or {}).get("test") or []
     return " ".join(test) if isinstance(test, list) else str(test)
+
+
+def _devices(service: dict) -> list[dict]:
+    return ((service.get("deploy") or {}).get("resources") or {}).get("reservations", {}).get("devices", [])
+
+
+def _stages() -> dict[str, tuple[str, str]]:
+    """The Dockerfile's stages in file order: name -> (what it is FROM, its instructions with line
+    continuations joined). The last one is what `docker build .` builds."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    stages = {}
+    for block in re.split(r"^(?=FROM\s)", text, flags=re.M)[1:]:
+        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", block, re.I)
+        assert match and match.group(2), f"every Dockerfile stage is named (FROM ... AS <name>): {block[:60]!r}"
+        stages[match.group(2)] = (match.group(1), block)
+    return stages
+
+
+def _installs(stage: str) -> list[str]:
+    return re.findall(r"pip install[^\n]*", _stages()[stage][1])
 
 
 def _lock() -> dict[str, str]:
@@ -249,20 +272,35 @@ def test_airflow_jobs_check_their_own_heartbeat(name, job):
     )
 
 
-def test_gpu_worker_reserves_an_nvidia_gpu_and_default_worker_does_not():
+def test_gpu_worker_reserves_an_nvidia_gpu_and_no_other_service_does():
     services = _services()
-
-    def devices(name: str) -> list[dict]:
-        return ((services[name].get("deploy") or {}).get("resources") or {}).get("reservations", {}).get("devices", [])
-
-    gpu = devices("airflow-worker-gpu")
+    gpu = _devices(services[GPU_WORKER])
     assert any(
         d.get("driver") == "nvidia" and d.get("count") == 1 and "gpu" in d.get("capabilities", []) for d in gpu
-    ), f"airflow-worker-gpu must reserve one nvidia gpu, has {gpu!r}"
-    assert not devices("airflow-worker-default")
+    ), f"{GPU_WORKER} must reserve one nvidia gpu, has {gpu!r}"
+    others = sorted(name for name, service in services.items() if name != GPU_WORKER and _devices(service))
+    assert not others, f"only {GPU_WORKER} reserves a GPU: {others}"
 
 
-def test_project_services_run_the_one_image_with_their_command():
+def test_only_the_gpu_worker_runs_the_gpu_image():
+    """The gpu-queue worker builds the Dockerfile's `gpu` target under its own image name; every other
+    project service builds the CPU target (the default, the file's last stage) into the shared image."""
+    services = _services()
+    stages = list(_stages())
+    default_target = stages[-1]
+    assert default_target == "cpu" and "gpu" in stages, f"Dockerfile stages {stages}: `gpu`, and `cpu` last"
+    gpu_build = services[GPU_WORKER]["build"]
+    assert isinstance(gpu_build, dict) and gpu_build.get("target") == "gpu", f"{GPU_WORKER} builds target gpu"
+    assert gpu_build.get("args", {}).get("GIT_COMMIT") == "${GIT_COMMIT:-}", "the gpu image records the commit too"
+    gpu_image = services[GPU_WORKER].get("image")
+    for name in sorted(PROJECT_SERVICES - {GPU_WORKER}):
+        build = services[name]["build"]
+        target = build.get("target", default_target) if isinstance(build, dict) else default_target
+        assert target == "cpu", f"{name} must run the CPU image, builds target {target!r}"
+        assert services[name].get("image") != gpu_image, f"{name} must not share the gpu image name {gpu_image}"
+
+
+def test_project_services_run_the_project_images_with_their_command():
     services = _services()
     images = set()
     for name in PROJECT_SERVICES:
@@ -272,16 +310,18 @@ def test_project_services_run_the_one_image_with_their_command():
             assert build.get("context") in (".", "./") and build.get("dockerfile", "Dockerfile") == "Dockerfile", name
         else:
             assert build in (".", "./"), f"{name} must build from the project's Dockerfile (build: .)"
-        images.add(service.get("image"))
+        if name != GPU_WORKER:
+            images.add(service.get("image"))
         expected = (
             ["python", "-m", "lifecycle.platform.setup"]
             if name == SETUP
             else ["python", "-m", "lifecycle.platform.cluster", "run", CLUSTER_SERVICES[name]]
         )
         assert _command(service) == expected, f"{name}: command {_command(service)!r}, expected {expected!r}"
-    assert len(images) == 1 and None not in images, f"project services must share one image name, got {images}"
+    assert len(images) == 1 and None not in images, f"CPU services must share one image name, got {images}"
+    assert services[GPU_WORKER].get("image") not in images | {None}, f"{GPU_WORKER} has its own image name"
     others = {name for name, s in services.items() if "build" in s} - PROJECT_SERVICES
-    assert not others, f"only project services build the project image: {sorted(others)}"
+    assert not others, f"only project services build the project images: {sorted(others)}"
 
 
 @pytest.mark.parametrize("name", sorted(PROJECT_SERVICES))
@@ -327,21 +367,59 @@ def test_http_services_publish_their_port_and_check_their_health_endpoint(name):
 # 3. the image agrees with the lock; infrastructure images are pinned --------------------------
 
 
-def test_dockerfile_installs_exactly_the_lock():
-    text = DOCKERFILE.read_text()
-    assert len(re.findall(r"^FROM\s", text, re.M)) == 1, "one image, one stage"
-    assert re.search(r"^COPY\s+.*\brequirements\.lock\b", text, re.M), "the Dockerfile must COPY requirements.lock"
-    installs = [m.group(0) for m in re.finditer(r"pip install[^\n]*", text)]
-    assert len(installs) == 2, f"exactly two pip installs (the lock, then the project), got {installs}"
+def test_dockerfile_stages_share_one_base():
+    """base (system packages, user, the lock) -> gpu and cpu, each installing its torch build on top of
+    base: neither image carries the other's torch."""
+    stages = _stages()
+    assert set(stages) == {"base", "gpu", "cpu"}, f"Dockerfile stages: {list(stages)}"
+    assert stages["base"][0].startswith("python:3.11-"), stages["base"][0]
+    assert stages["gpu"][0] == "base" and stages["cpu"][0] == "base"
+    base = stages["base"][1]
+    assert re.search(r"^COPY\s+.*\brequirements\.lock\b", base, re.M), "the base stage must COPY requirements.lock"
+    assert not _installs("base"), "the lock is installed per target, not in base"
+    assert re.search(r"^ENV\b[^#]*\bDO_NOT_TRACK=1", base, re.M | re.S), "DO_NOT_TRACK=1 in both images"
+    assert re.search(r"^ARG\s+GIT_COMMIT\b", base, re.M) and "LIFECYCLE_GIT_COMMIT=${GIT_COMMIT}" in base
+    for target in ("gpu", "cpu"):
+        text = stages[target][1]
+        assert re.search(r"^USER\s+(?!0\b|root\b)\S+", text, re.M), f"{target}: services run as a non-root user"
+        for folder in ("include", "dags", "plugins"):
+            assert re.search(rf"^COPY\s+{folder}\s", text, re.M), f"{target}: the image holds {folder}/"
+
+
+def test_default_cpu_image_installs_exactly_the_lock():
+    installs = _installs("cpu")
+    assert len(installs) == 2, f"cpu: exactly two pip installs (the lock, then the project), got {installs}"
     lock_install, project_install = installs
     assert re.search(r"-r requirements\.lock\b", lock_install), lock_install
-    if any("+cpu" in version for version in _lock().values()):
-        assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lock_install, (
-            "the lock pins +cpu wheels: the install needs the PyTorch CPU index"
-        )
+    torch = _lock()["torch"]
+    assert torch.endswith("+cpu"), f"the lock pins torch's CPU build, not {torch}"
+    assert _PYTORCH_INDEX.findall(lock_install) == ["cpu"], (
+        "the lock pins +cpu wheels: the install needs the PyTorch CPU index, and no other"
+    )
     assert re.search(r"--no-deps\s+-e\s+\.(\s|$)", project_install), project_install
-    assert re.search(r"^ENV\b[^#]*\bDO_NOT_TRACK=1", text, re.M | re.S), "DO_NOT_TRACK=1 in the image"
-    assert re.search(r"^USER\s+(?!0\b|root\b)\S+", text, re.M), "the services run as a non-root user"
+
+
+def test_gpu_image_installs_the_lock_with_the_cuda_build_of_the_locked_torch():
+    installs = _installs("gpu")
+    assert len(installs) == 2, f"gpu: exactly two pip installs (the lock, then the project), got {installs}"
+    lock_install, project_install = installs
+    text = _stages()["gpu"][1]
+    # the lock minus its torch line, installed together with the CUDA torch in one resolution
+    derived = re.search(r"grep -v '\^torch==' requirements\.lock > (\S+)", text)
+    assert derived, "gpu: the installed lock is requirements.lock without its torch line"
+    assert re.search(rf"-r {re.escape(derived.group(1))}(\s|$)", lock_install), lock_install
+    indexes = _PYTORCH_INDEX.findall(lock_install)
+    assert len(indexes) == 1 and re.fullmatch(r"cu\d{3}", indexes[0]), f"gpu: one PyTorch CUDA index, got {indexes}"
+    assert "--extra-index-url" in lock_install, "the rest of the lock comes from PyPI"
+    pinned = re.findall(r"\btorch==(\S+)", lock_install)
+    version = _lock()["torch"].split("+")[0]
+    assert pinned == [f"{version}+{indexes[0]}"], (
+        f"gpu: torch must be the locked version {version} built for {indexes[0]}, got {pinned}"
+    )
+    assert re.search(r"--no-deps\s+-e\s+\.(\s|$)", project_install), project_install
+    # xgboost's locked Linux wheel carries CUDA (its NCCL is in the lock): nothing replaces it
+    assert not any("xgboost" in install for install in installs), installs
+    assert "nvidia-nccl-cu12" in _lock(), "the locked xgboost wheel's NCCL dependency"
 
 
 @pytest.mark.parametrize("package", KEY_PACKAGES)
