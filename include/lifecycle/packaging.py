@@ -66,23 +66,40 @@ def locked_packages(names: set[str] | None = None) -> list[str]:
 def build(mlflow_version: str) -> str:
     """Build the bento: only the modules the service imports, the use case's package (which it
     loads by setting) whole, and only the locked packages in their install-requires closure;
-    dependencies come from the committed lock, not PyPI."""
-    import bentoml
+    dependencies come from the committed lock, not PyPI.
+
+    ``bentoml build`` runs in a fresh interpreter on the build context: the service it imports
+    (its name, its request model) is the one the bento ships, never a module this process
+    imported earlier under other settings."""
+    import yaml
 
     cfg = _settings.load()
     with tempfile.TemporaryDirectory(prefix="bento-ctx-") as ctx:
         found = bento_content.build_context(Path(ctx), [contract.package_dir(cfg)])
-        bento = bentoml.bentos.build(
-            SERVICE,
-            name=cfg.bento_name,
-            version=f"v{mlflow_version}-{int(time.time())}",
-            build_ctx=ctx,
-            exclude=["__pycache__", "*.pyc"],
-            labels={"mlflow_model": cfg.model_name, "mlflow_version": str(mlflow_version)},
-            python={"packages": locked_packages(bento_content.serving_distributions(found)), "lock_packages": False},
-            docker={"python_version": "3.11"},
+        bentofile = {
+            "service": SERVICE,
+            "name": cfg.bento_name,
+            "labels": {"mlflow_model": cfg.model_name, "mlflow_version": str(mlflow_version)},
+            "exclude": ["__pycache__", "*.pyc"],
+            "python": {"packages": locked_packages(bento_content.serving_distributions(found)), "lock_packages": False},
+            "docker": {"python_version": "3.11"},
+        }
+        (Path(ctx) / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
+        cmd = [sys.executable, "-m", "bentoml", "build", ctx, "--version", f"v{mlflow_version}-{int(time.time())}"]
+        done = subprocess.run(
+            [*cmd, "--output", "tag"],
+            cwd=ctx,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ctx, os.environ.get("PYTHONPATH")]))},
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
-    return str(bento.tag)
+    tags = [line.removeprefix("__tag__:") for line in done.stdout.splitlines() if line.startswith("__tag__:")]
+    if done.returncode != 0 or not tags:
+        raise RuntimeError(
+            f"bentoml build failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        )
+    return tags[-1]
 
 
 def free_port() -> int:
