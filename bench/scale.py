@@ -6,9 +6,9 @@
 
 Builds seeded synthetic inputs of --rows rows in a temporary state folder (removed at the end
 unless --keep): curated transactions over the monitor window (3 days), a 7-day prediction log
-(batch files written by ``prediction_log.write_batch``) with a label for every event, a 10-day
-frame of events with their stored features, and a small XGBoost ``LifecycleModel`` (the fraud
-use case's inputs). Then it measures each figure in its own Python process, so the peak memory
+(batch files written by ``prediction_log.write_batch``) with a label for every event, one day's
+file of --rows events with their stored features, and a small XGBoost ``LifecycleModel`` (the
+fraud use case's inputs). Then it measures each figure in its own Python process, so the peak memory
 (VmHWM of that process: imports included) is the figure's alone:
 
   drift       monitoring.current_window (the window's monitored columns read from the lake) +
