@@ -299,7 +299,14 @@ def child(name: str, rows: int, state: Path) -> None:
     from lifecycle.platform import env
 
     env.apply()
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
     out = prepare(rows, state) if name == "prepare" else globals()[f"figure_{name}"](rows, state)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU time of the whole figure function (inputs loaded included): on a busy machine, a floor
+    # that the wall time would approach with the cores to itself
+    out["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
     out.setdefault("rows", rows)
     print(json.dumps({**out, "peak_mb": status_mb("VmHWM")}, default=str))
 
