@@ -9,6 +9,7 @@ with the same code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -182,6 +183,18 @@ class LifecycleModel(PythonModel):
             import torch
 
             torch.set_num_threads(1)
+        return self
+
+    def all_cores(self) -> LifecycleModel:
+        """For batch scoring (one task, chunks of hundreds of thousands of rows): the model's threads
+        on every core, where ``single_threaded`` (as versions are loaded for serving) leaves one.
+        XGBoost on 500,000 rows: ~1.1 s with 1 thread, ~0.7 s with 2 (bench/scale.py)."""
+        if self.flavour == "xgboost":
+            self.estimator.set_params(n_jobs=os.cpu_count() or 1)
+        elif self.flavour == "pytorch_mlp":
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
         return self
 
     def inputs(self, uc: UseCase, columns: Mapping) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -68,7 +69,7 @@ TIMESTAMPS = (EVENT_TIME, "served_at")
 
 def rows(
     uc,
-    request_ids: list,
+    request_ids,
     part: dict,
     inputs: dict,
     probs,
@@ -78,12 +79,38 @@ def rows(
     served_at: dt.datetime,
     source: str,
     error: str | None = None,
-) -> dict[str, list]:
+    arrays: bool = False,
+) -> dict:
     """Log rows as columns: the use case's id and entity keys and the event time from ``part``
     (request columns), the exact model ``inputs``, and the answer (``UseCase.score``, or the
-    ``error`` that kept a model from answering). Live serving and batch scoring both build them here."""
+    ``error`` that kept a model from answering). Live serving and batch scoring both build them here.
+
+    Live requests get lists (the writer's buffer extends them). Batch scoring passes ``arrays``: the
+    columns stay numpy and Arrow arrays, the constant ones Arrow repeats. A Python object per value
+    costs ~30-60 bytes (10 million rows x 20 columns: many GB); the file written is the same
+    (tests/unit/test_prediction_log.py compares the two)."""
     k = len(request_ids)
     out = {"request_id": request_ids, **{c: part[c] for c in (uc.id, *uc.entities)}, EVENT_TIME: part[uc.time]}
+    if arrays:
+        import pyarrow as pa
+
+        def same(value, type_=None):
+            return pa.repeat(pa.scalar(value, type=type_), k)
+
+        out.update({f"input_{c}": v for c, v in inputs.items()})
+        out.update(
+            {
+                uc.score: probs,
+                "model_version": same(version),
+                "arm": same(arm),
+                "latency_ms": same(float(latency_ms)),
+                "served_at": same(served_at, pa.timestamp("us", tz="UTC")),
+                "source": same(source),
+            }
+        )
+        if error is not None:
+            out["error"] = same(error)
+        return out
     out.update({f"input_{c}": v.tolist() for c, v in inputs.items()})  # exactly what the model read
     out.update(
         {
@@ -100,12 +127,21 @@ def rows(
     return out
 
 
-def _table(columns: dict[str, list]):
+def _table(columns: dict):
+    """An Arrow table of log columns (lists, numpy arrays, pandas Series or Arrow arrays); the two
+    timestamps as microseconds in UTC whatever they came as."""
     import pyarrow as pa
 
-    return pa.table(
-        {c: pa.array(v, type=pa.timestamp("us", tz="UTC")) if c in TIMESTAMPS else v for c, v in columns.items()}
-    )
+    stamp = pa.timestamp("us", tz="UTC")
+
+    def column(name, values):
+        if name not in TIMESTAMPS:
+            return values
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            return values.cast(stamp)
+        return pa.array(values, type=stamp)
+
+    return pa.table({c: column(c, v) for c, v in columns.items()})
 
 
 def _put(fs, path: str, data: bytes) -> None:
@@ -120,15 +156,38 @@ def _put(fs, path: str, data: bytes) -> None:
         fs.pipe_file(path, data)
 
 
-def write_batch(cfg: _settings.Settings, day: dt.date, version: str, arm: str, columns: dict[str, list]) -> str:
-    """Replace the batch file of (day, version, arm) with ``columns``: a rerun never duplicates."""
+def write_batch(cfg: _settings.Settings, day: dt.date, version: str, arm: str, columns) -> str:
+    """Replace the batch file of (day, version, arm) with ``columns``: a rerun never duplicates.
+
+    ``columns`` is one set of log columns (``rows``), or an iterable of them (chunks of a large
+    batch: ``scoring.score_chunks``), written one Parquet row group after the other through a file
+    on disk, so memory holds one chunk, never the whole file."""
     import pyarrow.parquet as pq
 
     fs, _ = filesystem(cfg)
     path = f"{folder(cfg)}/date={day.isoformat()}/batch-v{version}-{arm}.parquet"
-    buf = io.BytesIO()
-    pq.write_table(_table(columns), buf)
-    _put(fs, path, buf.getvalue())
+    chunks = iter([columns] if isinstance(columns, dict) else columns)
+    local = "file" in fs.protocol
+    if local:
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{os.path.dirname(path)}/_tmp-{os.path.basename(path)}"
+    else:
+        handle, tmp = tempfile.mkstemp(suffix=".parquet")
+        os.close(handle)
+    try:
+        first = _table(next(chunks))
+        with pq.ParquetWriter(tmp, first.schema) as writer:
+            writer.write_table(first)
+            del first
+            for chunk in chunks:
+                writer.write_table(_table(chunk).cast(writer.schema))
+        if local:  # whole files only: written, then renamed
+            fs.mv(tmp, path)
+        else:  # an object store's PUT (multipart for a large file) is atomic
+            fs.put_file(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 
@@ -241,6 +300,7 @@ class PredictionLog:
         }
 
 
+FEW_VALUES = ("model_version", "arm", "source")  # read as Arrow dictionaries, pandas categoricals
 COMPACT_AT = 16  # live files of one day that a compacting reader merges into one
 
 
@@ -267,6 +327,82 @@ def _frame(blobs: dict[str, bytes], files: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _columns(source, columns: list[str], fs=None):
+    """Only ``columns`` of one log file, as an Arrow table: Parquet is columnar, so the others are
+    neither fetched (ranges of the file) nor decoded, and a string is bytes in an Arrow buffer, not
+    a Python object (~60 bytes more each): what lets a join over 10 million rows stay lean."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(source, bytes):
+        source = pa.BufferReader(source)
+    codes = [c for c in columns if c in FEW_VALUES]  # an int32 code each, not a string
+    return pq.read_table(source, columns=columns, filesystem=fs, read_dictionary=codes)
+
+
+def _day(fs, folder_: str, files: list[str], compact: bool, columns: list[str] | None) -> list:
+    """A day folder's rows: its live files (merged into one first when ``compact`` and there are
+    ``COMPACT_AT`` of them), then its batch files; frames, or Arrow tables of ``columns``."""
+    live = sorted(f for f in files if not os.path.basename(f).startswith("batch-"))
+    batch = sorted(f for f in files if f not in live)
+    if compact and len(live) >= COMPACT_AT:
+        blobs = fs.cat(live)  # every column: the merged file replaces them
+        _compact(fs, folder_, live, _frame(blobs, live))
+        if columns is not None:
+            return [*(_columns(blobs[f], columns) for f in live), *(_columns(f, columns, fs) for f in batch)]
+        return [_frame(blobs, live), _frame(fs.cat(batch), batch) if batch else pd.DataFrame()]
+    if columns is not None:
+        return [_columns(f, columns, fs) for f in [*live, *batch]]
+    blobs = fs.cat([*live, *batch]) if live or batch else {}  # one concurrent fetch on S3
+    return [_frame(blobs, live), _frame(blobs, batch)]
+
+
+def first_rows(keys: list, prefer=None):
+    """Positions (ascending) of the first row of each distinct combination of ``keys`` (Arrow string
+    arrays, or integer numpy codes), a row where ``prefer`` is true before any other: a
+    ``drop_duplicates`` on integer codes (Arrow's hashing, numpy's sort) that never turns millions
+    of strings into Python objects."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    codes = None
+    for key in keys:
+        if isinstance(key, np.ndarray):
+            code, size = key.astype(np.int64), int(key.max(initial=0)) + 1
+        else:
+            encoded = (
+                pc.dictionary_encode(key).combine_chunks() if hasattr(key, "chunks") else pc.dictionary_encode(key)
+            )
+            code = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64) + 1  # null: its own code
+            size = len(encoded.dictionary) + 1
+        codes = code if codes is None else codes * size + code
+    if codes is None or not len(codes):
+        return np.arange(0)
+    order = np.lexsort((~np.asarray(prefer, bool), codes)) if prefer is not None else np.argsort(codes, kind="stable")
+    ranked = codes[order]
+    first = np.ones(len(order), bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    return np.sort(order[first])
+
+
+def equals(column, value: str):
+    """``column == value`` as a numpy bool array, for a string or a dictionary column (Arrow)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return pc.equal(column, value).to_numpy(zero_copy_only=False)
+
+
+def arrow_strings(type_):
+    """pandas dtypes for an Arrow table's ``to_pandas``: strings stay Arrow-backed, dictionaries
+    become categoricals, the rest numpy."""
+    import pyarrow as pa
+
+    return pd.ArrowDtype(type_) if pa.types.is_string(type_) or pa.types.is_large_string(type_) else None
+
+
 def _compact(fs, folder_: str, files: list[str], frame: pd.DataFrame) -> None:
     """Replace the live ``files`` of one day folder with one file holding their rows. The new file
     lands before the old ones go, so a reader sees every row at least once (and dedups); a file
@@ -285,11 +421,57 @@ def _compact(fs, folder_: str, files: list[str], frame: pd.DataFrame) -> None:
 
 
 def read(
-    cfg: _settings.Settings | None = None, days: list | None = None, source: str | None = None, compact: bool = False
+    cfg: _settings.Settings | None = None,
+    days: list | None = None,
+    source: str | None = None,
+    compact: bool = False,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """The logged predictions (all days, or ``days``), one row per request id and arm. With
     ``compact``, a day holding ``COMPACT_AT`` or more live files has them merged into one on the
-    way (every flush of every serving process adds a file; the batch files stay as they are)."""
+    way (every flush of every serving process adds a file; the batch files stay as they are).
+    With ``columns``, only those come back, strings Arrow-backed, ``FEW_VALUES`` as categoricals
+    (``read_table``)."""
+    if columns is not None:
+        return read_table(cfg, days, source, compact, columns).to_pandas(types_mapper=arrow_strings)
+    frames = [f for f in _read(cfg, days, compact, None) if len(f.columns)]
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    if source is not None:
+        frame = frame[frame["source"] == source]
+    return frame.drop_duplicates(["request_id", "arm"], ignore_index=True)
+
+
+def read_table(
+    cfg: _settings.Settings | None,
+    days: list | None,
+    source: str | None,
+    compact: bool,
+    columns: list[str],
+    by_request: bool = True,
+):
+    """``read`` of ``columns`` only, as one Arrow table: the memory-lean read of a performance join
+    over millions of rows (files read column by column, day by day; duplicates dropped on codes).
+    ``by_request=False`` leaves the duplicates of a request in (and ``request_id`` unread: 10
+    million of them are ~300 MB, their hash as much again) for a caller that drops duplicates on a
+    coarser key anyway: a request logged twice has the same event, version and arm."""
+    import pyarrow as pa
+
+    wanted = list(dict.fromkeys([*columns, *(["request_id", "arm"] if by_request else []), "source"]))
+    tables = [t for t in _read(cfg, days, compact, wanted) if t.num_rows]
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    table = pa.concat_tables(tables, promote_options="default").unify_dictionaries()
+    del tables
+    if source is not None:
+        table = table.filter(equals(table["source"], source))
+    keep = first_rows([table["request_id"], table["arm"]]) if by_request else None
+    table = table.select(columns)
+    return table if keep is None or len(keep) == table.num_rows else table.take(keep)
+
+
+def _read(cfg: _settings.Settings | None, days: list | None, compact: bool, columns: list[str] | None) -> list:
     cfg = cfg or _settings.load()
     fs, _ = filesystem(cfg)
     base = folder(cfg)
@@ -297,23 +479,11 @@ def read(
         if hasattr(fs, "invalidate_cache"):
             fs.invalidate_cache()
         listing = _listing(fs, base, days)
-        try:  # one concurrent fetch on S3
-            blobs = fs.cat([f for files in listing.values() for f in files]) if listing else {}
-            break
+        try:
+            return [
+                f for day, files in sorted(listing.items()) for f in _day(fs, f"{base}/{day}", files, compact, columns)
+            ]
         except FileNotFoundError:  # a compaction replaced a listed file: list again
             if attempt == 4:
                 raise
-    frames = []
-    for day, files in sorted(listing.items()):
-        live = [f for f in files if not os.path.basename(f).startswith("batch-")]
-        live_rows = _frame(blobs, live)
-        if compact and len(live) >= COMPACT_AT:
-            _compact(fs, f"{base}/{day}", live, live_rows)
-        frames += [live_rows, _frame(blobs, [f for f in files if f not in live])]
-    frames = [f for f in frames if len(f.columns)]
-    if not frames:
-        return pd.DataFrame()
-    frame = pd.concat(frames, ignore_index=True)
-    if source is not None:
-        frame = frame[frame["source"] == source]
-    return frame.drop_duplicates(["request_id", "arm"], ignore_index=True)
+    return []

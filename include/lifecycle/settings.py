@@ -192,6 +192,7 @@ class Settings:
     drift_share_threshold: float
     monitor_window_days: int
     reference_max_rows: int
+    monitor_max_rows: int  # rows of a window that a drift report compares (seeded sample beyond it)
     # live performance
     performance_window_days: int
     alert_rate: float
@@ -323,6 +324,7 @@ def load() -> Settings:
         drift_share_threshold=_float("DRIFT_SHARE_THRESHOLD", 0.3, 0.0, 1.0),
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
+        monitor_max_rows=_int("MONITOR_MAX_ROWS", 200_000, 1000, 10**8),
         performance_window_days=_int("PERFORMANCE_WINDOW_DAYS", 7, 1, 365),
         alert_rate=_float("ALERT_RATE", 0.02, 0.0001, 0.5),
         min_labels=_int("MIN_LABELS", 1000, 10, 10**9),

@@ -106,3 +106,118 @@ def test_a_file_removed_between_listing_and_reading_is_listed_again(state, monke
 
     monkeypatch.setattr(prediction_log, "_listing", listing_then_compaction)
     assert set(prediction_log.read(cfg)["request_id"]) == set(ids) and len(calls) == 2
+
+
+class _Model:
+    """A model stub with LifecycleModel's surface: its inputs (numbers with NaNs, a category) and a score."""
+
+    def inputs(self, uc, frame):
+        return {
+            "amount": frame["amount"].to_numpy(float),
+            "ratio": np.where(frame["amount"].to_numpy() > 5, np.nan, 0.5),
+            "channel": np.asarray(frame["channel"], dtype=object).astype(str),
+        }
+
+    def score(self, inputs):
+        return inputs["amount"] / 100
+
+
+def _frame(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "card_id": [f"c{i % 3}" for i in range(n)],
+            "merchant_id": ["m1"] * n,
+            "amount": np.arange(n, dtype=float),
+            "channel": ["pos", "online"] * (n // 2) + ["pos"] * (n % 2),
+            "event_timestamp": pd.Timestamp("2026-10-01 12:00", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"),
+        }
+    )
+
+
+def test_the_batch_array_path_writes_the_same_file_as_the_list_path(state):
+    """Batch scoring keeps arrays end to end (chunked); the file holds what the list rows give."""
+    import pyarrow.parquet as pq
+
+    from lifecycle import scoring
+
+    cfg, uc, model = settings.load(), contract.current(), _Model()
+    frame, served = _frame(11), dt.datetime(2026, 10, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    inputs = model.inputs(uc, frame)
+    as_lists = prediction_log.rows(
+        uc,
+        [f"batch-v3-{t}" for t in frame["transaction_id"]],
+        {c: frame[c] for c in uc.keys},
+        inputs,
+        model.score(inputs),
+        "3",
+        "champion",
+        0.25,
+        served,
+        "batch",
+    )
+    chunks = scoring.score_chunks(uc, frame, model, "3", "champion", served, chunk_rows=4)
+    chunks = ({**c, "latency_ms": pa_repeat(0.25, len(c["request_id"]))} for c in chunks)  # measured: pinned
+    lists = pq.read_table(prediction_log.write_batch(cfg, DAYS[0], "3", "champion", as_lists))
+    arrays = pq.read_table(prediction_log.write_batch(cfg, DAYS[1], "3", "champion", chunks))
+    assert arrays.schema == lists.schema and arrays.num_rows == 11
+    pd.testing.assert_frame_equal(arrays.to_pandas(), lists.to_pandas())  # NaN equals NaN here, not in Arrow
+    assert np.isnan(arrays["input_ratio"].to_numpy()[6:]).all()  # NaN stays NaN, as in the list path
+
+
+def pa_repeat(value, n):
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(value), n)
+
+
+def test_a_read_of_some_columns_gives_the_same_rows_as_a_full_read(state):
+    cfg = settings.load()
+    log = prediction_log.PredictionLog(cfg)
+    _flushed(log, 3, 4)
+    prediction_log.write_batch(cfg, DAYS[0], "1", "champion", _chunk(4, source="batch", days=DAYS[:1]))
+    wanted = ["transaction_id", "fraud_probability", "model_version", "arm", "source"]
+    full = prediction_log.read(cfg)[wanted]
+    some = prediction_log.read(cfg, columns=wanted)
+    assert list(some.columns) == wanted and isinstance(some["transaction_id"].dtype, pd.ArrowDtype)
+    pd.testing.assert_frame_equal(some.astype(full.dtypes.to_dict()), full)
+    assert len(prediction_log.read(cfg, source="batch", columns=wanted)) == 4
+
+
+def test_the_lean_join_keeps_what_a_pandas_merge_keeps(state):
+    """performance.labeled_predictions (Arrow codes) against the plain pandas merge it replaced:
+    the same (event, version, arm) rows, live preferred to batch, unlabeled events left out."""
+    from lifecycle import lake, performance
+
+    cfg, uc = settings.load(), contract.current()
+    log = prediction_log.PredictionLog(cfg)
+    live = _chunk(6)
+    log.append(live)
+    log.append({k: v[:2] for k, v in live.items()})  # a retried flush: the same requests again
+    log.flush()
+    batch = _chunk(6, source="batch", days=DAYS[:1])
+    batch["transaction_id"] = live["transaction_id"][:3] + batch["transaction_id"][3:]  # 3 events both ways
+    batch[uc.score] = [0.9] * 6
+    prediction_log.write_batch(cfg, DAYS[0], "1", "champion", batch)
+    labeled = [*live["transaction_id"][:5], *batch["transaction_id"][3:5]]  # one live, one batch event unlabeled
+    labels = pd.DataFrame(
+        {
+            uc.id: labeled,
+            uc.label: [i % 2 for i in range(len(labeled))],
+            uc.labeled_at: pd.Timestamp("2026-10-02 12:00", tz="UTC"),
+        }
+    )
+    lake.publish(lake.partition("curated", uc.labels, DAYS[1]), {"data.parquet": lake.parquet_bytes(labels)}, {})
+
+    got = performance.labeled_predictions(DAYS[1], cfg)
+    preds = prediction_log.read(cfg).rename(columns={uc.score: performance.PROBA})
+    want = preds.merge(labels.rename(columns={uc.label: performance.LABEL}), on=uc.id)
+    want = want.sort_values("source", key=lambda s: s != "live", kind="stable")
+    want = want.drop_duplicates([uc.id, "model_version", "arm"], ignore_index=True)
+    columns = [uc.id, performance.PROBA, "model_version", "arm", "source", performance.LABEL]
+    order = [uc.id, "arm"]
+    pd.testing.assert_frame_equal(
+        got[columns].astype(object).sort_values(order, ignore_index=True),
+        want[columns].astype(object).sort_values(order, ignore_index=True),
+    )
+    assert len(got) == 7 and got.loc[got[uc.id].isin(live["transaction_id"][:3]), "source"].eq("live").all()
