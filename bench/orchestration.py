@@ -534,8 +534,20 @@ def task_log_marks(ti: dict) -> tuple[float, float, float] | None:
     return (first, pre_end, post) if None not in (first, pre_end, post) else None
 
 
-def breakdown(a: dict, b: dict) -> dict:
-    """Where phase A's extra time goes, per category: summed seconds and the largest items."""
+def _union(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of ``spans``."""
+    total, reach = 0.0, None
+    for lo, hi in sorted(spans):
+        if reach is None or lo > reach:
+            total, reach = total + hi - lo, hi
+        elif hi > reach:
+            total, reach = total + hi - reach, hi
+    return total
+
+
+def breakdown(a: dict, b: dict) -> tuple[dict, dict]:
+    """Where phase A's extra time goes: the wall clock split by what ran (no overlap), and per
+    category summed seconds with the largest items (task-level sums overlap)."""
     obs = a["observed"]
     tis = [t for t in obs["task_instances"] if t["start_date"] and t["end_date"]]
     runs = {(r["dag_id"], r["dag_run_id"]): r for r in obs["runs"]}
@@ -545,6 +557,7 @@ def breakdown(a: dict, b: dict) -> dict:
     cats: dict[str, list[tuple[float, str]]] = defaultdict(list)
     waits = {("canary", "approval")}  # deferred to the triggerer until the demo's user answers
     callable_s, counts = defaultdict(float), defaultdict(int)
+    spans = {"task": [], "callable": []}
     for t in tis:
         key = f"{t['dag_id']}.{t['task_id']}"
         item = f"{key}[{t['map_index']}] {t['dag_run_id'][:40]}"
@@ -557,6 +570,9 @@ def breakdown(a: dict, b: dict) -> dict:
             cats["task finish (Post Execute -> TI end)"].append((end - post, item))
             callable_s[key] += post - pre_end
             counts[key] += 1
+            spans["callable"].append((pre_end, post))
+        if (t["dag_id"], t["task_id"]) not in waits:
+            spans["task"].append((start, end, item))
         else:
             cats["task instances without a readable log (whole duration)"].append((end - start, item))
         if queued is not None:
@@ -596,7 +612,27 @@ def breakdown(a: dict, b: dict) -> dict:
         ends = [_t(t["end_date"]) for t in by_run[k].values()]
         if r.get("end_date") and ends:
             cats["last task end -> run end"].append((_t(r["end_date"]) - max(ends), item))
-    return {
+    task_union, callable_union = _union([sp[:2] for sp in spans["task"]]), _union(spans["callable"])
+    gaps, reach, last = [], None, None  # stretches with no task running, and what came before and after
+    for lo, hi, item in sorted(spans["task"]):
+        if reach is not None and lo > reach:
+            gaps.append((lo - reach, f"after {last}, before {item}"))
+        if reach is None or hi > reach:
+            reach, last = hi, item
+    cats["gaps with no task running (between the first and last task)"] = gaps
+    b_calls = sum(sum(v) for v in calls.values())
+    wall = {
+        "airflow: some task callable running": round(callable_union, 1),
+        "airflow: task processes running, no callable (start-up, finish)": round(task_union - callable_union, 1),
+        "airflow: no task running (scheduling, run creation, driver and its waits, start-up)": round(
+            a["wall_seconds"] - task_union, 1
+        ),
+        "in-process: library calls": round(b_calls, 1),
+        "in-process: the rest (landing files, traffic and evidence waits, service start)": round(
+            b["wall_seconds"] - b_calls, 1
+        ),
+    }
+    return wall, {
         name: {
             "seconds": round(sum(s for s, _ in items), 1),
             "n": len(items),
@@ -618,10 +654,12 @@ def report(args) -> dict:
         "demo_problems": a["problems"],
         "load_average": {"airflow": a.get("load_average"), "inprocess": b.get("load_average")},
         "steps": [],
-        "breakdown": breakdown(a, b),
+        "wall_clock": None,
+        "breakdown": None,
         "inprocess_runs": b["runs"],
         "model_versions": {"airflow": a["summary"]["model_versions"], "inprocess": b["model_versions"]},
     }
+    result["wall_clock"], result["breakdown"] = breakdown(a, b)
     for phase in (a, b):  # step i lasts until step i+1 (the last one until the end of the loop)
         marks = [0.0, *(s for s, _ in phase["steps"]), phase["wall_seconds"]]
         phase["segments"] = [round(marks[i + 1] - marks[i], 1) for i in range(len(marks) - 1)]
@@ -638,12 +676,35 @@ def report(args) -> dict:
     print("\n  step                                                          A s     B s    A-B")
     for s in result["steps"]:
         print(f"  {s['step'][:60]:<60} {s['airflow_s']:6.1f}  {s['inprocess_s']:6.1f} {s['difference_s']:6.1f}")
+    print("\n  the wall clock, by what ran (no overlap)")
+    for name, seconds in result["wall_clock"].items():
+        print(f"  {name:<85} {seconds:7.1f} s")
     print("\n  where A's extra time goes (Airflow metadata; sums over task instances overlap in time)")
     for name, c in sorted(result["breakdown"].items(), key=lambda kv: -kv[1]["seconds"]):
         print(f"  {name:<55} {c['seconds']:8.1f} s  ({c['n']} items)")
         for line in c["top"][: 6 if "callables" in name else 3]:
             print(f"      {line}")
     return result
+
+
+def markdown(result: dict) -> str:
+    """The report as Markdown tables (for bench/README.md)."""
+    lines = [
+        "| phase | wall | load average (1 min) during: mean / max |",
+        "|---|---|---|",
+    ]
+    for p, key in zip(PHASES, ("wall_airflow_s", "wall_inprocess_s"), strict=True):
+        load = result["load_average"][p] or {}
+        lines.append(f"| {p} | {result[key]} s | {load.get('mean_1min_during')} / {load.get('max_1min_during')} |")
+    lines += ["", "| step | Airflow | in-process | difference |", "|---|---|---|---|"]
+    lines += [f"| {s['step']} | {s['airflow_s']} | {s['inprocess_s']} | {s['difference_s']} |" for s in result["steps"]]
+    lines += ["", "| wall clock, by what ran | seconds |", "|---|---|"]
+    lines += [f"| {name} | {seconds} |" for name, seconds in result["wall_clock"].items()]
+    lines += ["", "| where Airflow's extra time goes (sums overlap) | seconds | items | largest |", "|---|---|---|---|"]
+    for name, c in sorted(result["breakdown"].items(), key=lambda kv: -kv[1]["seconds"]):
+        top = "; ".join(t.strip() for t in c["top"][:2]).replace("|", "/")
+        lines.append(f"| {name} | {c['seconds']} | {c['n']} | {top} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -667,6 +728,7 @@ def main() -> None:
     if all((OUT / f"{p}.json").exists() for p in PHASES):
         result = report(args)
         (OUT / "report.json").write_text(json.dumps(result, indent=1))
+        (OUT / "report.md").write_text(markdown(result))
         print(f"\n(all figures: {OUT / 'report.json'})")
 
 
