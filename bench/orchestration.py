@@ -493,7 +493,7 @@ def child(phase: str, args) -> None:
     result["load_average"] = {
         "before": before,
         "mean_1min_during": round(sum(loads) / max(len(loads), 1), 2),
-        "max_1min_during": max(loads, default=None),
+        "max_1min_during": round(max(loads, default=0.0), 2),
         "after": os.getloadavg(),
     }
     (OUT / f"{phase}.json").write_text(json.dumps(result, indent=1, default=str))
