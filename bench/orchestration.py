@@ -562,6 +562,8 @@ def breakdown(a: dict, b: dict) -> tuple[dict, dict]:
         key = f"{t['dag_id']}.{t['task_id']}"
         item = f"{key}[{t['map_index']}] {t['dag_run_id'][:40]}"
         start, end, queued = _t(t["start_date"]), _t(t["end_date"]), _t(t["queued_when"])
+        if (t["dag_id"], t["task_id"]) not in waits:
+            spans["task"].append((start, end, item))
         if (t["dag_id"], t["task_id"]) in waits:
             cats["deferral waits (the rollout approval)"].append((end - start, item))
         elif marks := task_log_marks(t):
@@ -571,8 +573,6 @@ def breakdown(a: dict, b: dict) -> tuple[dict, dict]:
             callable_s[key] += post - pre_end
             counts[key] += 1
             spans["callable"].append((pre_end, post))
-        if (t["dag_id"], t["task_id"]) not in waits:
-            spans["task"].append((start, end, item))
         else:
             cats["task instances without a readable log (whole duration)"].append((end - start, item))
         if queued is not None:
