@@ -22,9 +22,11 @@ from lifecycle.platform import env  # noqa: E402  (must follow the state dir)
 env.apply()
 
 from hypothesis import settings as hypothesis_settings  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
-# hypothesis keeps its examples under .local, like every other generated file
+# hypothesis keeps its examples and its constants cache under .local, like every other generated file
+set_hypothesis_home_dir(ROOT / ".local" / "hypothesis")
 hypothesis_settings.register_profile(
     "lifecycle", database=DirectoryBasedExampleDatabase(ROOT / ".local" / "hypothesis")
 )
