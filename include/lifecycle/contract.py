@@ -197,6 +197,17 @@ def ratio(num, den):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def known_at(times, day: dt.date, rng, mean_hours: float, max_days: int):
+    """For a generator: when each event's label becomes known, an exponential delay of
+    ``mean_hours`` on average after its time, by the end of the ``max_days``-th day after ``day``
+    at the latest, in whole seconds (``rng``: the generator's numpy Generator, drawn once)."""
+    import pandas as pd
+
+    delay = pd.to_timedelta(rng.exponential(mean_hours, len(times)), unit="h")
+    latest = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=max_days) - pd.Timedelta(seconds=1)
+    return pd.Series(times + delay).clip(upper=latest).dt.floor("s")
+
+
 def column(columns: Mapping, name: str, n: int):
     """A column of ``columns`` as floats, NaN when it is absent."""
     return floats(columns.get(name) if name in columns else None, n)

@@ -15,6 +15,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from lifecycle.contract import known_at
 from loan_default import EMPLOYMENT, MAX_AMOUNT, MIN_AMOUNT, PURPOSES
 
 SCENARIOS = ("normal",)
@@ -80,13 +81,11 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
             "applied_at": applied,
         }
     )
-    delay = pd.to_timedelta(rng.exponential(LABEL_DELAY_HOURS, n), unit="h")
-    latest = start + pd.Timedelta(days=LABEL_MAX_DAYS) - pd.Timedelta(seconds=1)
     labels = pd.DataFrame(
         {
             "application_id": apps["application_id"],
             "defaulted": defaulted.astype(int),
-            "resolved_at": pd.Series(applied + delay).clip(upper=latest).dt.floor("s"),
+            "resolved_at": known_at(applied, day, rng, LABEL_DELAY_HOURS, LABEL_MAX_DAYS),
         }
     )
     return apps, labels

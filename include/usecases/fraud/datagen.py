@@ -19,6 +19,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from lifecycle.contract import known_at
 from usecases.fraud import CHANNELS, COUNTRIES, MERCHANT_CATEGORIES
 
 SCENARIOS = ("normal", "drifted", "concept", "corrupt")
@@ -125,13 +126,11 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
             "event_timestamp": ts,
         }
     )
-    delay = pd.to_timedelta(rng.exponential(LABEL_DELAY_HOURS, n), unit="h")
-    latest = start + pd.Timedelta(days=LABEL_MAX_DAYS) - pd.Timedelta(seconds=1)
     labels = pd.DataFrame(
         {
             "transaction_id": tx["transaction_id"],
             "is_fraud": fraud.astype(int),
-            "labeled_at": pd.Series(ts + delay).clip(upper=latest).dt.floor("s"),
+            "labeled_at": known_at(ts, day, rng, LABEL_DELAY_HOURS, LABEL_MAX_DAYS),
         }
     )
     if scenario == "corrupt":
