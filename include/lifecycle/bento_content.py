@@ -22,9 +22,9 @@ from pathlib import Path
 import lifecycle
 
 # What `bentoml serve` imports: the service module at start, the live model (lazily) on the first
-# request, the model classes registered versions unpickle to, and the online store (both imported
-# lazily too: a probe that only imports modules does not see them).
-SERVING_MODULES = ("lifecycle.serving", "lifecycle.live", "lifecycle.modeling", "lifecycle.feature_store")
+# request, and the model classes registered versions unpickle to (by name, when a version loads: a
+# probe that only imports modules does not see them).
+SERVING_MODULES = ("lifecycle.serving", "lifecycle.live", "lifecycle.modeling")
 
 # What the service uses at run time besides the modules it imports at start (those are added by
 # `imported_distributions`): requirement strings, extras included, whose closure the bento installs.

@@ -20,8 +20,7 @@ class LandingError(RuntimeError):
     """The landing file for a day is absent or unreadable."""
 
 
-def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
-    uc = contract.current()
+def read_landing(uc: contract.UseCase, dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
     src = lake.landing_file(dataset, day)
     if not src.exists():
         raise LandingError(
@@ -45,7 +44,8 @@ def read_landing(dataset: str, day: dt.date) -> tuple[pd.DataFrame, bytes, str]:
 
 def ingest_day(day: dt.date) -> dict:
     """Copy the day's events and labels into raw partitions; returns their manifests."""
-    landed = {ds: read_landing(ds, day) for ds in contract.current().datasets}  # read both before writing either
+    uc = contract.current()
+    landed = {ds: read_landing(uc, ds, day) for ds in uc.datasets}  # read both before writing either
     manifests = {}
     for dataset, (frame, source_bytes, source) in landed.items():
         data = lake.parquet_bytes(frame)

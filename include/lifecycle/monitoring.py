@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 
 from lifecycle import contract, lake, reports, tracking
@@ -34,8 +33,8 @@ def sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     has, and every row of the window is equally likely to be in it. The summary says both sizes."""
     if len(frame) <= max_rows:
         return frame.reset_index(drop=True)
-    rows = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_rows, replace=False))
-    return frame.take(rows).reset_index(drop=True)
+    # pandas' own seeded sample; sorted back by the (positional) index the readers give every frame
+    return frame.sample(n=max_rows, random_state=seed).sort_index().reset_index(drop=True)
 
 
 def read_columns(uc: contract.UseCase) -> list[str]:

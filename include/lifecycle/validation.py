@@ -174,16 +174,17 @@ def pending_days() -> list[dt.date]:
     return lake.pending(("raw", events), ("curated", events), "data_sha256")
 
 
-def waiting_for(day: dt.date, batch: list[dt.date], gated: set[dt.date], raw: set[dt.date]) -> list[dt.date]:
+def waiting_for(
+    day: dt.date, batch: list[dt.date], gated: set[dt.date], raw: set[dt.date], events: str
+) -> list[dt.date]:
     """Earlier days that must be gated before ``day``: its labels can name their events.
     Those are the days of the label window that landed (or are ``raw``) but are neither ``gated``
-    (curated or quarantined) nor earlier in ``batch``, the days this run gates in date order."""
+    (curated or quarantined) nor earlier in ``batch``, the days this run gates in date order
+    (``events``: the use case's events dataset)."""
     window = _settings.load().label_max_delay_days
     earlier = [day - dt.timedelta(days=i) for i in range(1, window + 1)]
     return sorted(
-        d
-        for d in earlier
-        if d not in gated and d not in batch and (d in raw or lake.landing_file(contract.current().events, d).exists())
+        d for d in earlier if d not in gated and d not in batch and (d in raw or lake.landing_file(events, d).exists())
     )
 
 
@@ -199,7 +200,7 @@ def gate_days(days: list[dt.date]) -> list[dict]:
     raw = set(lake.dates("raw", events))
     results = []
     for day in sorted(days):
-        if wait := waiting_for(day, days, gated, raw):
+        if wait := waiting_for(day, days, gated, raw, events):
             results.append(
                 {
                     "date": day.isoformat(),
@@ -219,11 +220,10 @@ def gate_days(days: list[dt.date]) -> list[dict]:
     return results
 
 
-def with_event_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def with_event_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.date, uc: contract.UseCase) -> pd.DataFrame:
     """``labels`` with the time of the curated event each one names (NaT when none does),
     looked up in the curated days a label can still arrive for, and in the day's own batch."""
     window = _settings.load().label_max_delay_days
-    uc = contract.current()
     cols = [uc.id, uc.time]
     frames = [
         lake.read_parquet(lake.partition("curated", uc.events, d))[cols]
@@ -257,7 +257,7 @@ def validate_day(day: dt.date) -> list[Outcome]:
             )
     data = {ds: (part / "data.parquet").read_bytes() for ds, part in raw.items()}  # read once: validate, then copy
     frames = {ds: pd.read_parquet(io.BytesIO(b)) for ds, b in data.items()}
-    frames[uc.labels] = with_event_time(frames[uc.labels], frames[uc.events], day)
+    frames[uc.labels] = with_event_time(frames[uc.labels], frames[uc.events], day, uc)
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         for ds, frame in frames.items():
