@@ -57,30 +57,18 @@ PHASES = ("airflow", "inprocess")
 # phase A: the demo through Airflow
 
 
-def _paged(server, path: str, key: str, page: int = 100) -> list[dict]:
-    """Every item of a list endpoint (the API caps ``limit`` at ``[api] maximum_page_limit``, 100)."""
-    items, offset = [], 0
-    sep = "&" if "?" in path else "?"
-    while True:
-        batch = server.get(f"{path}{sep}limit={page}&offset={offset}")[key]
-        items += batch
-        if len(batch) < page:
-            return items
-        offset += page
-
-
 def observe(server) -> dict:
     """What the metadata DB knows about the loop's timing, read while the deployment is up."""
     upstream = {}
-    for dag in sorted(d["dag_id"] for d in _paged(server, "/api/v2/dags", "dags")):
+    for dag in sorted(d["dag_id"] for d in server.paged("/api/v2/dags", "dags")):
         tasks = server.get(f"/api/v2/dags/{dag}/tasks")["tasks"]
         upstream[dag] = {
             t["task_id"]: sorted(u["task_id"] for u in tasks if t["task_id"] in u["downstream_task_ids"]) for t in tasks
         }
     return {
-        "runs": _paged(server, "/api/v2/dags/~/dagRuns?order_by=id", "dag_runs"),
-        "task_instances": _paged(server, "/api/v2/dags/~/dagRuns/~/taskInstances?order_by=id", "task_instances"),
-        "asset_events": _paged(server, "/api/v2/assets/events?order_by=timestamp", "asset_events"),
+        "runs": server.paged("/api/v2/dags/~/dagRuns?order_by=id", "dag_runs"),
+        "task_instances": server.paged("/api/v2/dags/~/dagRuns/~/taskInstances?order_by=id", "task_instances"),
+        "asset_events": server.paged("/api/v2/assets/events?order_by=timestamp", "asset_events"),
         "upstream": upstream,
     }
 

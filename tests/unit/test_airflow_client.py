@@ -51,3 +51,9 @@ def test_a_run_created_from_the_queue_while_the_check_ran_is_not_taken_for_idle(
     assert client.pending_work() == ["a run was created or changed while the queues were read"]
     assert client.asked.count("/api/v2/dags/~/dagRuns") == 2
     assert client.pending_work() == ["features run asset_triggered__2 queued"]
+
+
+def test_lists_read_every_page_the_api_caps_at_its_page_limit():
+    runs = [{"dag_id": "ingest", "dag_run_id": f"r{i}", "state": "success"} for i in range(130)]
+    client = Scripted({"/api/v2/dags/~/dagRuns": [{"dag_runs": runs[:100]}, {"dag_runs": runs[100:]}]})
+    assert client.runs() == runs and client.asked == ["/api/v2/dags/~/dagRuns"] * 2

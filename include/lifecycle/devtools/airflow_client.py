@@ -20,6 +20,7 @@ from lifecycle.platform import env
 from lifecycle.platform.cluster import Supervisor
 
 ACTIVE = ("queued", "running")
+PAGE = 100  # items a list request asks for: [api] maximum_page_limit, which caps any larger limit
 
 
 def _states(runs: list[dict]) -> set[tuple[str, str, str]]:
@@ -94,26 +95,30 @@ class AirflowClient:
     def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
         return self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
 
+    def paged(self, path: str, key: str) -> list[dict]:
+        """Every item of a list endpoint, page by page: the API lowers any ``limit`` to ``[api]
+        maximum_page_limit`` (100), so one request with a larger limit returns the first 100 only."""
+        items, sep = [], "&" if "?" in path else "?"
+        while True:
+            batch = self.get(f"{path}{sep}limit={PAGE}&offset={len(items)}")[key]
+            items += batch
+            if len(batch) < PAGE:
+                return items
+
     def runs(self, dag_id: str = "~") -> list[dict]:
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=1000&order_by=run_after")["dag_runs"]
+        return self.paged(f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after", "dag_runs")
 
     def task_instances(self, dag_id: str = "~", run_id: str = "~", **query: str) -> list[dict]:
-        qs = urllib.parse.urlencode({"limit": 1000, **query})
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}/taskInstances?{qs}")[
-            "task_instances"
-        ]
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}/taskInstances"
+        return self.paged(f"{path}?{urllib.parse.urlencode(query)}" if query else path, "task_instances")
 
     def asset_events(self, source_dag_id: str) -> list[dict]:
         """Asset events a DAG emitted, oldest first (name, extra, timestamp, the runs they created)."""
-        return self.get(f"/api/v2/assets/events?source_dag_id={source_dag_id}&limit=1000&order_by=timestamp")[
-            "asset_events"
-        ]
+        return self.paged(f"/api/v2/assets/events?source_dag_id={source_dag_id}&order_by=timestamp", "asset_events")
 
     def approvals(self, dag_id: str = "~") -> list[dict]:
         """Human-in-the-loop requests waiting for an answer (the UI's Browse → Required Actions)."""
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails?response_received=false&limit=100")[
-            "hitl_details"
-        ]
+        return self.paged(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails?response_received=false", "hitl_details")
 
     def respond(self, request: dict, option: str) -> dict:
         """Answer a human-in-the-loop request with ``option`` (e.g. Approve or Reject) as the logged-in user."""
