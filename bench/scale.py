@@ -154,7 +154,7 @@ def prepare(rows: int, state: Path) -> dict:
     served = dt.datetime.combine(AS_OF, dt.time(23), dt.UTC)
     for i, n in enumerate(split(rows, PERFORMANCE_DAYS)):
         day = FIRST + dt.timedelta(days=i)
-        frame = events(n, day, SEED + 100 + i, features=True).to_pandas(types_mapper={pa.string(): pd_string()}.get)
+        frame = events(n, day, SEED + 100 + i, features=True).to_pandas(types_mapper=prediction_log.arrow_strings)
         p = rng.beta(0.6, 12.0, n)
         label = (rng.random(n) < p).astype("int64")
         chunks = [
@@ -183,13 +183,6 @@ def prepare(rows: int, state: Path) -> dict:
         )
         publish("curated", uc.labels, day, labels)
     return {"log_files": PERFORMANCE_DAYS, "monitor_days": MONITOR_DAYS}
-
-
-def pd_string():
-    import pandas as pd
-    import pyarrow as pa
-
-    return pd.ArrowDtype(pa.string())
 
 
 # --- the figures, each run in its own process ------------------------------------------------
@@ -275,9 +268,9 @@ def figure_scoring(rows: int, state: Path) -> dict:
     cfg = settings.load()
     uc = contract.current(cfg)
     model = pickle.loads((state / "model.pkl").read_bytes()).single_threaded().all_cores()  # as score_day has it
-    strings = {pd_string().pyarrow_dtype: pd_string()}.get
     batches = pq.ParquetFile(state / "score_frame.parquet").iter_batches(batch_size=scoring.CHUNK_ROWS)
-    frames = (batch.to_pandas(types_mapper=strings) for batch in batches)  # read as scored: never whole
+    # read as scored: never whole
+    frames = (batch.to_pandas(types_mapper=prediction_log.arrow_strings) for batch in batches)
     before_mb = status_mb("VmRSS")  # imports and inputs: in the peak too
     start = time.perf_counter()
     chunks = scoring.score_chunks(uc, frames, model, "1", CHAMPION)
@@ -294,8 +287,6 @@ def figure_scoring(rows: int, state: Path) -> dict:
 
 
 def child(name: str, rows: int, state: Path) -> None:
-    os.environ["LIFECYCLE_STATE_DIR"] = str(state)
-    sys.path.insert(0, str(ROOT / "include"))
     from lifecycle.platform import env
 
     env.apply()

@@ -1,4 +1,7 @@
-"""Reading what a dag.test() run left in the metadata database: task states and return values."""
+"""Running DAGs with dag.test() and reading what a run left in the metadata database: task states
+and return values."""
+
+import datetime as dt
 
 from airflow.models import TaskInstance
 from airflow.utils.session import create_session
@@ -25,3 +28,9 @@ def xcom(dag_run, task_id):
             )
         ).one()
         return ti.xcom_pull(task_ids=task_id, session=session)
+
+
+def ingest_run(dags, day: dt.date):
+    """The ingest DAG's run for ``day``: a manual run ingests the last complete interval, the day
+    before its logical date, 01:00 UTC."""
+    return dags["ingest"].test(logical_date=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(1), tzinfo=dt.UTC))

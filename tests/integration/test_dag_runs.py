@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from dagruns import states, xcom
+from dagruns import ingest_run, states, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, prediction_log, settings, tracking
@@ -38,8 +38,7 @@ def dags():
 
 def ingest(dags, day: dt.date, scenario: str = "normal"):
     datagen.land(day, scenario)
-    # a manual run ingests the last complete interval: the day before its logical date, 01:00 UTC
-    return dags["ingest"].test(logical_date=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(1), tzinfo=dt.UTC))
+    return ingest_run(dags, day)
 
 
 def test_ingest_lands_each_day(dags):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from dagruns import states, xcom
+from dagruns import ingest_run, states, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, prediction_log, tracking
@@ -68,13 +68,10 @@ def test_the_use_case_is_loan_default(uc):
     assert uc.numerics == ("loan_amount", "term_months", "hour") and uc.categoricals == ("purpose", "employment")
 
 
-def test_ingest_lands_each_day(dags, uc):
+def test_ingest_lands_each_day(dags):
     for day in DAYS:
         datagen.land(day)
-        # a manual run ingests the last complete interval: the day before its logical date, 01:00 UTC
-        run = dags["ingest"].test(
-            logical_date=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(1), tzinfo=dt.UTC)
-        )
+        run = ingest_run(dags, day)
         assert run.state == "success", states(run)
     assert lake.dates("raw", "applications") == lake.dates("raw", "labels") == DAYS
     assert lake.landing_file("applications", DAYS[0]).exists()
@@ -110,7 +107,7 @@ def test_features_builds_customer_stats_and_fills_the_online_store(dags, uc):
         assert got[col][20] is None, col  # an unknown customer: no stored features
 
 
-def test_train_registers_a_challenger(dags, uc):
+def test_train_registers_a_challenger(dags):
     run = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 7, "reason": "loan test"})
     assert run.state == "success", states(run)
     assert states(run) == {
@@ -135,7 +132,7 @@ def test_promote_approves_the_first_model(dags):
     assert tracking.version_by_alias(CHAMPION) is None  # not live before its bento passed the smoke test
 
 
-def test_package_ships_the_use_case_and_answers_the_golden_requests(dags, uc):
+def test_package_ships_the_use_case_and_answers_the_golden_requests(dags):
     import bentoml
 
     run = dags["package"].test(run_conf={"version": "1"})
@@ -159,7 +156,7 @@ def test_package_ships_the_use_case_and_answers_the_golden_requests(dags, uc):
     assert tracking.version_by_alias(CHAMPION).version == 1
 
 
-def test_score_logs_default_probabilities_by_application(dags, uc):
+def test_score_logs_default_probabilities_by_application(dags):
     day = DAYS[-1]
     run = dags["score"].test(run_conf={"dates": [day.isoformat()]})
     assert run.state == "success", states(run)
