@@ -26,7 +26,7 @@ test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() run
 	$(PY) -m pytest --ignore=tests/services
 
 test-services: install  ## the scale-out profile against real PostgreSQL, Redis, an S3 server, Celery workers
-	$(PY) -m pytest tests/services
+	$(PY) -m pytest tests/services --state-name services
 
 airflow: install  ## the profile's processes on the same state, UI at http://localhost:8080 (user admin)
 	$(PY) -m lifecycle.platform.setup && $(PY) -m lifecycle.platform.cluster up

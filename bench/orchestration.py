@@ -9,13 +9,13 @@ Phase A (``airflow``) is ``lifecycle.devtools.demo.run`` itself: Airflow's proce
 ``demo.check``'s problems) is kept, and while the deployment is still up the task instances, runs,
 asset events and DAG structure are read through the REST client (``observe``).
 
-Phase B (``inprocess``) does the same work in one Python process: the DAG tasks' library calls in
-the order the asset graph runs them. A small dispatcher stands in for the scheduler: a task that
-emits an asset queues the consumer DAGs (their events batched until they run, as Airflow does), and
-the queue is drained where the demo waits for Airflow to go idle. Same days, scenarios, seeds and
-settings; the live service (``bentoml serve``, started as the cluster starts it) and the replayed
-traffic, the canary decisions, rollbacks and alias moves are the demo's own functions where the
-demo calls them directly.
+Phase B (``inprocess``) runs the demo's own steps (``lifecycle.devtools.demo.loop``, as phase A does)
+with the DAG tasks' library calls in one Python process in place of Airflow: a small dispatcher
+stands in for the deployment (``backfill``, ``trigger``, ``wait_idle``). A task that emits an asset
+queues the consumer DAGs (their events batched until they run, as Airflow does), and ``wait_idle``
+drains the queue. Same days, scenarios, seeds and settings; the live service (``bentoml serve``,
+started as the cluster starts it), the replayed traffic, the canary decisions, rollbacks and alias
+moves are the demo's own functions.
 
 Each phase runs in its own Python process with its own state folder (``.local/bench/orchestration/``),
 one after the other, so modules, environment and caches never leak between them. The report:
@@ -130,6 +130,7 @@ class InProcess:
         self.calls: dict[str, list[float]] = defaultdict(list)  # "dag.task" -> seconds per call
         self.runs: dict[str, int] = defaultdict(int)
         self.answer_approvals = False
+        self.created: list[tuple[str, str, dict]] = []  # manual and backfill runs not yet run
 
     @contextmanager
     def task(self, dag: str, task: str):
@@ -154,6 +155,30 @@ class InProcess:
         self.runs[f"{dag}:{run_type}"] += 1
         getattr(self, dag)(events or {}, run_type, **params)
 
+    # --- what demo.loop asks of a deployment (AirflowServer's methods) ---
+
+    def backfill(self, dag_id: str, first: str, last: str) -> None:
+        day, last_day = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        while day <= last_day:
+            self.created.append((dag_id, "backfill", {"day": day}))
+            day += dt.timedelta(days=1)
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> None:
+        self.created.append((dag_id, "manual", conf or {}))
+
+    def wait_idle(self, answer=None) -> None:
+        """Runs the created runs in order, then drains the queued DAGs; a rollout approval is
+        answered at once when ``answer`` is given (the demo's user answers only while it waits
+        for a canary decision)."""
+        self.answer_approvals = answer is not None
+        try:
+            while self.created:
+                dag_id, run_type, params = self.created.pop(0)
+                self.run(dag_id, run_type, **params)
+            self.drain()
+        finally:
+            self.answer_approvals = False
+
     # --- the DAGs, task by task (dags/*.py) ---
 
     def ingest(self, events, run_type, day: dt.date) -> None:
@@ -173,9 +198,8 @@ class InProcess:
         from lifecycle.assets import CURATED, RAW
         from lifecycle.dag_defaults import days_to_process
 
-        with self.task("validate", "landed_days"):
-            days = days_to_process(validation.pending_days(), {"dates": []}, events, RAW)
         with self.task("validate", "quality_gate"):
+            days = days_to_process(validation.pending_days(), {"dates": []}, events, RAW)
             results = validation.gate_days([dt.date.fromisoformat(d) for d in days])
         with self.task("validate", "curated_days"):
             curated = [r["date"] for r in results if r["status"] == "curated"]
@@ -191,9 +215,8 @@ class InProcess:
         from lifecycle.assets import CURATED, FEATURES
         from lifecycle.dag_defaults import days_to_process
 
-        with self.task("features", "curated_days"):
-            days = days_to_process(features.pending_days(), {"dates": []}, events, CURATED)
         with self.task("features", "build_tables"):
+            days = days_to_process(features.pending_days(), {"dates": []}, events, CURATED)
             built = features.build_tables([dt.date.fromisoformat(d) for d in days])
         with self.task("features", "materialize"):
             loaded = [d.isoformat() for d in features.materialize(built)]
@@ -204,16 +227,14 @@ class InProcess:
         from lifecycle.assets import FEATURES, PREDICTIONS
         from lifecycle.dag_defaults import events_extra
 
-        with self.task("score", "days_to_score"):
-            days = sorted({d for ds in events_extra(events, FEATURES, "days") for d in ds} | set(dates))
-        for day in days:
-            with self.task("score", "score_day"):
-                try:
-                    result = scoring.score_day(dt.date.fromisoformat(day))
-                except scoring.ScoringError:
-                    continue
-            scored = [f"v{s['version']} {s['arm']}" for s in result["scored"]]
-            self.emit(PREDICTIONS, {"dates": [day], "scored": scored})
+        with self.task("score", "score_days"):
+            days = {d for ds in events_extra(events, FEATURES, "days") for d in ds} | set(dates)
+            try:
+                result = scoring.score_days([dt.date.fromisoformat(d) for d in days])
+            except scoring.ScoringError:
+                return
+        scored = sorted({f"v{s['version']} {s['arm']}" for d in result["days"] for s in d["scored"]})
+        self.emit(PREDICTIONS, {"dates": [d["date"] for d in result["days"]], "scored": scored})
 
     def performance(self, events, run_type) -> None:
         from lifecycle import contract, lake, performance
@@ -332,11 +353,10 @@ class InProcess:
 
 
 def phase_inprocess(args) -> dict:
-    """``demo.run``'s sequence with ``InProcess`` in place of the scheduler (same steps, same texts)."""
-    from lifecycle import contract, features, lake, tracking
+    """``demo.loop`` itself, with ``InProcess`` as the deployment (same steps, same texts)."""
+    from lifecycle import contract, lake, tracking
     from lifecycle import settings as _settings
-    from lifecycle.aliases import CHAMPION
-    from lifecycle.devtools import datagen, demo
+    from lifecycle.devtools import demo
     from lifecycle.platform import cluster, env
 
     steps = []
@@ -353,98 +373,18 @@ def phase_inprocess(args) -> dict:
     cfg = _settings.load()
     for sub in ("airflow", "mlflow", "feast", "bentoml"):  # setup.main's folders; no Airflow DB here
         (cfg.state_dir / sub).mkdir(parents=True, exist_ok=True)
-    normal = demo._days(demo.FIRST_DAY, args.normal_days)
-    drifted = demo._days(normal[-1] + dt.timedelta(days=1), args.drifted_days)
-    concept = demo._days(drifted[-1] + dt.timedelta(days=1), args.concept_days)
-    corrupt = concept[-1] + dt.timedelta(days=1)
+    tracking.experiment_id()  # MLflow's store, as setup.main makes it before the live service starts
     model = {"model": cluster.commands()["model"]}  # the live service, started as the cluster starts it
     service = cluster.Supervisor(cfg.airflow_home / "process-logs", programs=model, environment=deployment)
     flow = InProcess()
-    traffic = None
-
-    def land_and_drain(days: list[dt.date], scenario: str, landed: int = 0) -> None:
-        for day in days[landed:]:
-            datagen.land(day, scenario)
-        for day in days:  # the ingest backfill
-            flow.run("ingest", "backfill", day=day)
-        flow.drain()
-        gated = set(lake.dates("curated", contract.current().events)) | set(
-            lake.dates("quarantine", contract.current().events)
-        )
-        if missing := [d for d in days if d not in gated] + features.pending_days():
-            raise RuntimeError(f"days still pending: {missing}")
-
-    def decide_canary(version: str, tries: int = 6) -> None:
-        """demo.decide_canary with the canary DAG called here; approvals answered at once."""
-        canary_mv = tracking.client().get_model_version(cfg.model_name, version)
-        started = dt.datetime.fromisoformat(canary_mv.tags["canary_started_at"]).timestamp()
-
-        def decided() -> bool:
-            return "canary_outcome" in tracking.client().get_model_version(cfg.model_name, version).tags
-
-        paced, traffic.pause = traffic.pause, 0.0
-        flow.answer_approvals = True
-        try:
-            for _ in range(tries):
-                if decided():
-                    return
-                deadline = time.monotonic() + 120
-                while (
-                    sum(a.arm == "canary" and a.sent_at >= started for a in list(traffic.answers))
-                    < 2 * cfg.canary_min_requests
-                    and time.monotonic() < deadline
-                ):
-                    time.sleep(1)
-                time.sleep(cfg.prediction_flush_seconds + 1)
-                flow.run("canary")
-                flow.drain()
-        finally:
-            traffic.pause = paced
-            flow.answer_approvals = False
-        if not decided():
-            raise RuntimeError(f"no canary decision on v{version} in {tries} runs")
-
-    serving = None
+    held = {}
     try:
         service.start()
-        step(f"live service started; landing {len(normal)} normal days")
-        land_and_drain(normal, "normal")
-        step("first training run (manual)")
-        flow.run("train", "manual", reason="bootstrap: first model")
-        flow.drain()
-        first = tracking.version_by_alias(CHAMPION)
-        step(f"version {first and first.version} released; replaying; stable days: score, monitor, performance")
-        traffic = demo.start_traffic(normal)
-        flow.run("score", dates=[d.isoformat() for d in normal[-demo.STABLE_SCORED_DAYS :]])
-        flow.run("monitor")
-        flow.drain()
-        flow.run("performance")
-        flow.drain()
-        step(f"landing {len(drifted)} drifted days, then monitoring (drift → train → canary)")
-        land_and_drain(drifted, "drifted")
-        traffic.bodies = demo.replay_bodies(drifted)
-        flow.run("monitor")
-        flow.drain()
-        step("the canary DAG decides on the new version; the bench user approves the rollout")
-        decide_canary(demo.newest_version())
-        step("an operator tries the previous champion as canary (rollback DAG, as_canary)")
-        flow.run("rollback", as_canary=True)
-        flow.drain()
-        decide_canary(str(first.version))
-        step("rollback and roll-forward under load")
-        serving = demo.exercise_aliases(traffic, first.version if first else None)
-        step(f"landing {len(concept)} concept-drift days and a corrupt day ({corrupt})")
-        for day in concept:
-            datagen.land(day, "concept")
-        land_and_drain([*concept, corrupt], "corrupt", landed=len(concept))
-        traffic.bodies = demo.replay_bodies(concept)
-        step("monitor and the daily performance run on the concept days")
-        flow.run("monitor")
-        flow.run("performance")
-        flow.drain()
+        days = demo.loop_days(args.normal_days, args.drifted_days, args.concept_days)
+        done = demo.loop(flow, days, step, held, ready="live service started")
         wall = round(time.monotonic() - t0, 1)
     finally:
-        if traffic is not None:
+        if (traffic := held.get("traffic")) is not None:
             traffic.stop()
         service.stop()
     versions = tracking.client().search_model_versions(f"name='{cfg.model_name}'")
@@ -457,7 +397,7 @@ def phase_inprocess(args) -> dict:
             (int(v.version), v.tags.get("flavour"), v.tags.get("trigger", "")[:60]) for v in versions
         ),
         "quarantined_days": [d.isoformat() for d in lake.dates("quarantine", contract.current().events)],
-        "serving": {**(serving or {}), "requests": len(traffic.answers), "errors": len(traffic.errors())},
+        "serving": {**done["serving"], "requests": len(traffic.answers), "errors": len(traffic.errors())},
     }
 
 

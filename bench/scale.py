@@ -20,7 +20,7 @@ fraud use case's inputs). Then it measures each figure in its own Python process
               performance.by_version_and_arm (PR-AUC, ROC-AUC, ... on every joined row)
   scoring     scoring.score_chunks + prediction_log.write_batch: --rows rows with their features
               read from Parquet in batches of CHUNK_ROWS, scored by the model (on both cores, as
-              score_day has it) and written as one batch file of the log
+              score_days has it) and written as one batch file of the log
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def figure_scoring(rows: int, state: Path) -> dict:
 
     cfg = settings.load()
     uc = contract.current(cfg)
-    model = pickle.loads((state / "model.pkl").read_bytes()).single_threaded().all_cores()  # as score_day has it
+    model = pickle.loads((state / "model.pkl").read_bytes()).single_threaded().all_cores()  # as score_days has it
     batches = pq.ParquetFile(state / "score_frame.parquet").iter_batches(batch_size=scoring.CHUNK_ROWS)
     # read as scored: never whole
     frames = (batch.to_pandas(types_mapper=prediction_log.arrow_strings) for batch in batches)

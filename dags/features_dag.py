@@ -25,19 +25,13 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_
 )
 def features():
     @task
-    def curated_days(*, triggering_asset_events=None, params=None) -> list[str]:
-        """Curated days without an up-to-date snapshot, plus the days asked for."""
-        from lifecycle import features
-
-        return days_to_process(features.pending_days(), params, triggering_asset_events, CURATED)
-
-    @task
-    def build_tables(days: list[str]) -> list[str]:
-        """Rewrites the card and merchant snapshot tables whose 7-day window contains those days."""
+    def build_tables(*, triggering_asset_events=None, params=None) -> list[str]:
+        """Rewrites the snapshot tables whose 7-day window holds a day to (re)build: stale or asked for."""
         from datetime import date
 
         from lifecycle import features
 
+        days = days_to_process(features.pending_days(), params, triggering_asset_events, CURATED)
         return [d.isoformat() for d in features.build_tables([date.fromisoformat(d) for d in days])]
 
     @task(outlets=[FEATURES])
@@ -51,7 +45,7 @@ def features():
         outlet_events[FEATURES].extra = {"days": loaded}
         return loaded
 
-    materialize(build_tables(curated_days()))
+    materialize(build_tables())
 
 
 features()

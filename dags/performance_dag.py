@@ -55,21 +55,20 @@ def performance():
         print(summary["reason"])
         return summary
 
-    @task.short_circuit
-    def degraded(summary: dict) -> bool:
-        """Goes on only when the champion is degraded."""
-        return summary["degraded"]
-
     @task(outlets=[DEGRADED])
     def emit_degraded(summary: dict, *, outlet_events=None) -> None:
-        """Emits model_degraded with the evidence."""
+        """Emits model_degraded with the evidence; skipped (no event) when the champion is within bounds."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not summary["degraded"]:
+            raise AirflowSkipException("not degraded: " + summary["reason"])
         outlet_events[DEGRADED].extra = {
             k: summary[k]
             for k in ("metric", "value", "baseline", "labels", "window", "report_uri", "model_version", "reason")
         }
 
     summary = evaluate()
-    degraded(summary) >> emit_degraded(summary)
+    emit_degraded(summary)
 
 
 performance()

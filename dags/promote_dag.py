@@ -35,14 +35,13 @@ def promote():
         logging.getLogger(__name__).info("promotion decision: %s", decision)
         return decision
 
-    @task.short_circuit
-    def is_better(decision: dict) -> bool:
-        """Stop here unless the offline gate approved the challenger."""
-        return decision["promote"]
-
     @task(outlets=[PROMOTED])
     def approve(decision: dict, *, outlet_events=None) -> str:
-        """Hand the approved version to packaging."""
+        """Hands the approved version to packaging; skipped (no event) unless the offline gate approved it."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not decision["promote"]:
+            raise AirflowSkipException("not promoted: " + "; ".join(decision["reasons"]))
         outlet_events[PROMOTED].extra = {
             "version": decision["challenger_version"],
             decision["metric"]: decision["challenger"][decision["metric"]],
@@ -50,7 +49,7 @@ def promote():
         return decision["challenger_version"]
 
     decision = compare()
-    is_better(decision) >> approve(decision)
+    approve(decision)
 
 
 promote()

@@ -3,7 +3,8 @@
 Runs when **online_features** is emitted (the days it loaded: their point-in-time features exist),
 daily at 04:00 UTC for the day that ended, on backfills for their days, and manually for the
 `dates` given. Each day's curated transactions are scored by the `champion` (and the `challenger`
-with arm `shadow` when `LIFECYCLE_SHADOW` is on), one model call per arm, into
+with arm `shadow` when `LIFECYCLE_SHADOW` is on), one model call per arm, in one task for all
+the run's days (each version loaded once), into
 `predictions/<model>/date=<day>/batch-v<version>-<arm>.parquet`: a rerun for the same day and
 version replaces the file. A day that is not curated, or a run before any champion exists, is
 skipped, saying why.
@@ -27,35 +28,34 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, event
     params=dates_param("score"),
 )
 def score():
-    @task
-    def days_to_score(*, dag_run=None, data_interval_start=None, triggering_asset_events=None, params=None) -> list:
-        """The days this run scores: loaded features, the data interval's day, or the days asked for."""
-        loaded = [d for days in events_extra(triggering_asset_events, FEATURES, "days") for d in days]
-        if dag_run.run_type in ("scheduled", "backfill"):
-            loaded.append(data_interval_start.date().isoformat())
-        return sorted(set(loaded) | set(params["dates"]))
-
-    @task(multiple_outputs=False, outlets=[PREDICTIONS], map_index_template="{{ task.op_kwargs['day'] }}")
-    def score_day(day: str, *, outlet_events=None) -> dict:
-        """Scores one day with every configured arm into the prediction log."""
+    @task(multiple_outputs=False, outlets=[PREDICTIONS])
+    def score_days(
+        *, dag_run=None, data_interval_start=None, triggering_asset_events=None, params=None, outlet_events=None
+    ):
+        """Scores the run's days (features loaded, the interval's day, or asked for) into the prediction log."""
         from datetime import date
 
         from airflow.sdk.exceptions import AirflowSkipException
 
         from lifecycle import scoring
 
+        days = [d for loaded in events_extra(triggering_asset_events, FEATURES, "days") for d in loaded]
+        if dag_run.run_type in ("scheduled", "backfill"):
+            days.append(data_interval_start.date().isoformat())
+        days += params["dates"]
         try:
-            result = scoring.score_day(date.fromisoformat(day))
-        except scoring.ScoringError as reason:  # no champion yet, or the day is not curated
+            result = scoring.score_days([date.fromisoformat(d) for d in days])
+        except scoring.ScoringError as reason:  # no champion yet, or no day is curated
             raise AirflowSkipException(str(reason)) from reason
+        for day, reason in result["skipped"].items():
+            print(f"{day}: skipped: {reason}")
         outlet_events[PREDICTIONS].extra = {
-            "dates": [day],
-            "scored": [f"v{s['version']} {s['arm']}" for s in result["scored"]],
+            "dates": [d["date"] for d in result["days"]],
+            "scored": sorted({f"v{s['version']} {s['arm']}" for d in result["days"] for s in d["scored"]}),
         }
         return result
 
-    # a mapped task does not take its doc from the docstring: hand it over
-    score_day.override(doc_md=score_day.__doc__).expand(day=days_to_score())
+    score_days()
 
 
 score()

@@ -27,19 +27,13 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_
 )
 def validate():
     @task
-    def landed_days(*, triggering_asset_events=None, params=None) -> list[str]:
-        """Raw days not yet gated, plus the days asked for."""
-        from lifecycle import validation
-
-        return days_to_process(validation.pending_days(), params, triggering_asset_events, RAW)
-
-    @task
-    def quality_gate(days: list[str]) -> list[dict]:
-        """Gates each day, oldest first: curated, quarantined or waiting for an earlier day."""
+    def quality_gate(*, triggering_asset_events=None, params=None) -> list[dict]:
+        """Gates the raw days not yet gated, and those asked for, oldest first: curated, quarantined or waiting."""
         from datetime import date
 
         from lifecycle import validation
 
+        days = days_to_process(validation.pending_days(), params, triggering_asset_events, RAW)
         results = validation.gate_days([date.fromisoformat(d) for d in days])
         for r in results:
             print(f"{r['date']}: {r['status']}", r.get("detail", ""))
@@ -63,7 +57,7 @@ def validate():
         if failed := [r["detail"] for r in results if r["status"] == "quarantined"]:
             raise AirflowFailException(" || ".join(failed))  # bad data: retrying cannot help
 
-    results = quality_gate(landed_days())
+    results = quality_gate()
     curated_days(results)
     failed_days(results)
 

@@ -1,7 +1,9 @@
 """Test environment: all state under .local/tests/, set before Airflow is imported.
 
 Each unit test that touches the lake, MLflow or Feast gets its own state folder through the
-``state`` fixture (settings are read from the environment on every call).
+``state`` fixture (settings are read from the environment on every call). A run's session
+state is ``.local/tests/<--state-name>`` (default ``session``), wiped when the run starts: two
+suites run at once (``.ci/run``) with different names.
 """
 
 import os
@@ -11,26 +13,37 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SESSION_STATE = ROOT / ".local" / "tests" / "session"
-shutil.rmtree(SESSION_STATE, ignore_errors=True)
-os.environ["LIFECYCLE_STATE_DIR"] = str(SESSION_STATE)
-os.environ.setdefault("LIFECYCLE_AIRFLOW_PORT", "18080")
-os.environ.setdefault("LIFECYCLE_SERVING_PORT", "18090")
 
-from lifecycle.platform import env  # noqa: E402  (must follow the state dir)
 
-env.apply()
+def pytest_addoption(parser):
+    parser.addoption(
+        "--state-name",
+        default="session",
+        help="this run's state folder under .local/tests/ (wiped at start; concurrent runs need distinct names)",
+    )
 
-from hypothesis import settings as hypothesis_settings  # noqa: E402
-from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
-from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
-# hypothesis keeps its examples and its constants cache under .local, like every other generated file
-set_hypothesis_home_dir(ROOT / ".local" / "hypothesis")
-hypothesis_settings.register_profile(
-    "lifecycle", database=DirectoryBasedExampleDatabase(ROOT / ".local" / "hypothesis")
-)
-hypothesis_settings.load_profile("lifecycle")
+def pytest_configure(config):
+    """The run's state folder and the tools' environment, before any test module imports Airflow."""
+    session_state = ROOT / ".local" / "tests" / config.getoption("--state-name")
+    shutil.rmtree(session_state, ignore_errors=True)
+    os.environ["LIFECYCLE_STATE_DIR"] = str(session_state)
+    os.environ.setdefault("LIFECYCLE_AIRFLOW_PORT", "18080")
+    os.environ.setdefault("LIFECYCLE_SERVING_PORT", "18090")
+
+    from hypothesis import settings as hypothesis_settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    from lifecycle.platform import env
+
+    env.apply()
+    # hypothesis keeps its examples and its constants cache under .local, like every other generated file
+    set_hypothesis_home_dir(ROOT / ".local" / "hypothesis")
+    hypothesis_settings.register_profile(
+        "lifecycle", database=DirectoryBasedExampleDatabase(ROOT / ".local" / "hypothesis")
+    )
+    hypothesis_settings.load_profile("lifecycle")
 
 
 @pytest.fixture

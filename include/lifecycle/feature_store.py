@@ -24,6 +24,11 @@ provider: local
 registry:
 {registry}
   cache_ttl_seconds: 60
+  # a view being materialized (a later day loading) keeps serving what it holds: without this, a
+  # point-in-time join during another run's materialize fails (state MATERIALIZING; seen in the
+  # demo: score failed and waited for its retry). Feast warns it may have no effect on a file
+  # registry: the file registry reads it too.
+  serve_features_while_materializing: true
 online_store:
 {online}
 offline_store:

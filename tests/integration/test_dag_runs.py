@@ -84,7 +84,6 @@ def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
     run = dags["validate"].test()  # no dates given: every pending raw partition is gated
     assert run.state == "success"
     assert states(run) == {
-        "landed_days": "success",
         "quality_gate": "success",
         "curated_days": "success",
         "failed_days": "success",
@@ -95,7 +94,6 @@ def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
     bad = dags["validate"].test()
     assert bad.state == "failed"
     assert states(bad) == {
-        "landed_days": "success",
         "quality_gate": "success",
         "curated_days": "skipped",
         "failed_days": "failed",
@@ -175,7 +173,7 @@ def test_train_registers_a_challenger_from_the_labels_known_at_its_cutoff(dags):
 def test_promote_approves_the_first_model_without_moving_an_alias(dags):
     run = dags["promote"].test()
     assert run.state == "success"
-    assert states(run) == {"compare": "success", "is_better": "success", "approve": "success"}
+    assert states(run) == {"compare": "success", "approve": "success"}
     assert str(xcom(run, "approve")) == "1"  # XCom hands a numeric string back as a number
     assert tracking.version_by_alias(CHAMPION) is None  # not live before its bento passed the smoke test
 
@@ -239,13 +237,19 @@ def test_score_logs_each_day_once_per_version_with_source_batch(dags):
     assert len(prediction_log.read(days=days, source="batch")) == len(logged)
     assert sorted(p.name for d in days for p in prediction_log_folder(d).iterdir()) == files
     skipped = dags["score"].test(run_conf={"dates": [CORRUPT.isoformat()]})
-    assert states(skipped) == {"days_to_score": "success", "score_day[0]": "skipped"}  # quarantined: not scored
+    assert states(skipped) == {"score_days": "skipped"}  # quarantined: not scored
+    mixed = dags["score"].test(run_conf={"dates": [CORRUPT.isoformat(), days[-1].isoformat()]})
+    assert states(mixed) == {"score_days": "success"}  # the curated day is scored, the quarantined one named
+    result = xcom(mixed, "score_days")
+    assert [d["date"] for d in result["days"]] == [days[-1].isoformat()]
+    assert list(result["skipped"]) == [CORRUPT.isoformat()]
+    assert "no curated partition" in result["skipped"][CORRUPT.isoformat()]
 
 
 def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     run = dags["performance"].test(run_conf={"as_of": DAYS[-1].isoformat()})
     assert run.state == "success", states(run)
-    assert states(run) == {"evaluate": "success", "degraded": "success", "emit_degraded": "skipped"}
+    assert states(run) == {"evaluate": "success", "emit_degraded": "skipped"}
     summary = xcom(run, "evaluate")
     assert summary["model_version"] == "1" and summary["labels"] >= settings.load().min_labels
     assert summary["groups"]["1/champion"]["sources"] == {"batch": summary["labels"]}
@@ -283,7 +287,7 @@ def prediction_log_folder(day: dt.date):
 def test_monitor_reports_without_drift_on_normal_data(dags):
     run = dags["monitor"].test()
     assert run.state == "success"
-    assert states(run) == {"drift_report": "success", "drifted": "success", "emit_drift": "skipped"}
+    assert states(run) == {"drift_report": "success", "emit_drift": "skipped"}
     summary = xcom(run, "drift_report")
     assert summary["drift"] is False and summary["report_uri"].endswith("report.html")
 
@@ -292,7 +296,7 @@ def test_retraining_on_the_same_data_is_not_promoted(dags):
     again = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 11, "reason": "same data"})
     assert again.state == "success", states(again)
     run = dags["promote"].test()
-    assert states(run) == {"compare": "success", "is_better": "success", "approve": "skipped"}
+    assert states(run) == {"compare": "success", "approve": "skipped"}
     assert tracking.version_by_alias(CHAMPION).version == 1
     first, second = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CHALLENGER)
     assert second.version == 2 and second.tags["promotion_decision"].startswith("rejected")

@@ -34,8 +34,7 @@ def concept_world(tmp_path_factory):
         for day in concept:
             validation.validate_day(day)
         features.materialize(features.build_tables(concept))
-        for day in normal + concept:
-            scoring.score_day(day)
+        scoring.score_days(normal + concept)
         yield {"normal": normal, "concept": concept, "version": version}
 
 

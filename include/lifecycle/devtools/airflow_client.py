@@ -74,7 +74,7 @@ class AirflowClient:
         while time.monotonic() < deadline:
             if dag_ids <= (found := self.dag_ids()):
                 return
-            time.sleep(2)
+            time.sleep(0.5)
         raise TimeoutError(f"DAGs {sorted(dag_ids - found)} not parsed after {timeout}s")
 
     def backfill(self, dag_id: str, first: str, last: str) -> dict:
@@ -84,7 +84,7 @@ class AirflowClient:
                 "dag_id": dag_id,
                 "from_date": f"{first}T00:00:00Z",
                 "to_date": f"{last}T23:59:59Z",
-                "max_active_runs": 3,
+                "max_active_runs": 8,  # the ingest runs start together; parallelism bounds the tasks
                 "reprocess_behavior": "completed",
                 "run_backwards": False,
             },
@@ -154,7 +154,7 @@ class AirflowClient:
             busy.append("a run was created or changed while the queues were read")
         return busy
 
-    def wait_idle(self, timeout: float = 1800, poll: float = 2, answer=None) -> None:
+    def wait_idle(self, timeout: float = 1800, poll: float = 1, answer=None) -> None:
         """Until Airflow has no active run, no open backfill of ours and no queued asset event.
         A run waiting for a human stays active: ``answer(request)``, if given, names the option to
         respond with (None leaves the request waiting)."""
@@ -200,7 +200,7 @@ class AirflowServer(AirflowClient):
                     return
             except (OSError, ValueError):
                 pass
-            time.sleep(2)
+            time.sleep(0.5)
         raise TimeoutError(
             f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
             f"see {self.supervisor.log_dir}"

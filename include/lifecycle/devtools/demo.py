@@ -80,14 +80,10 @@ def run(
     log=functools.partial(print, flush=True),
     observe=None,
 ) -> dict:
-    """The loop; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
+    """The loop through Airflow; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
     reset_state()
     setup.main()
-    normal = _days(FIRST_DAY, normal_days)
-    drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
-    concept = _days(drifted[-1] + dt.timedelta(days=1), concept_days)
-    corrupt = concept[-1] + dt.timedelta(days=1)
     server = AirflowServer(
         environment={
             # the demo drives time itself (backfills, manual triggers): schedules start tomorrow
@@ -96,7 +92,7 @@ def run(
             "LIFECYCLE_REQUIRE_APPROVAL": "true",
         }
     )
-    traffic = serving = None
+    held = {}
 
     def step(text: str) -> None:
         log(f"[{time.monotonic() - t0:5.0f}s] {text}")
@@ -104,62 +100,79 @@ def run(
     try:
         server.start()
         server.wait_for_dags(DAG_IDS)
-        step(f"Airflow up at {server.base}; landing {len(normal)} normal days")
-        land_and_backfill(server, normal, "normal")
-        step("first training run (manual)")
-        server.trigger("train", {"reason": "bootstrap: first model"})
-        server.wait_idle()
-        first = tracking.version_by_alias(CHAMPION)
-        step(
-            f"version {first and first.version} released; replaying landed transactions through the live "
-            "service; on the stable days: batch scores, monitor and performance"
-        )
-        traffic = start_traffic(normal)
-        stable_check(server, normal)
-        stable_until = time.time()
-        step(f"landing {len(drifted)} drifted days, then monitoring (drift → train → canary)")
-        land_and_backfill(server, drifted, "drifted")
-        traffic.bodies = replay_bodies(drifted)
-        server.trigger("monitor")
-        server.wait_idle()
-        step("the canary DAG decides on the new version; the demo's user approves the rollout")
-        decide_canary(server, traffic, newest_version())
-        step("an operator tries the previous champion as canary (rollback DAG, as_canary)")
-        server.trigger("rollback", {"as_canary": True})
-        server.wait_idle()
-        decide_canary(server, traffic, str(first.version))
-        step("rollback and roll-forward under load")
-        serving = exercise_aliases(traffic, first.version if first else None)
-        step(
-            f"landing {len(concept)} concept-drift days (same inputs, new fraud pattern) and a corrupt day ({corrupt})"
-        )
-        for day in concept:
-            datagen.land(day, "concept")
-        land_and_backfill(server, [*concept, corrupt], "corrupt", landed=len(concept))
-        traffic.bodies = replay_bodies(concept)
-        step("monitor and the daily performance run on the concept days")
-        server.trigger("monitor")
-        server.trigger("performance")
-        server.wait_idle()
-        summary = summarize(server, corrupt, stable_until, concept)  # while the tracking server is up
+        days = loop_days(normal_days, drifted_days, concept_days)
+        done = loop(server, days, step, held, ready=f"Airflow up at {server.base}")
+        summary = summarize(server, days["corrupt"], done["stable_until"], days["concept"])  # tracking server up
         summary["wall_seconds"] = round(time.monotonic() - t0, 1)
         if observe:
             summary["observed"] = observe(server)
     finally:
-        if traffic is not None:
+        if (traffic := held.get("traffic")) is not None:
             traffic.stop()
         server.stop()  # SIGTERM: the live service flushes its prediction log
-    if serving is not None:
-        serving.update(
-            requests=len(traffic.answers),
-            errors=len(traffic.errors()),
-            versions_served=sorted({a.model_version for a in traffic.answers if a.model_version}),
-            logged_rows=logged_rows({a.request_id for a in traffic.answers}),
-            **traffic.percentiles(),
-        )
-        summary["serving"] = serving
+    traffic = held["traffic"]
+    summary["serving"] = {
+        **done["serving"],
+        "requests": len(traffic.answers),
+        "errors": len(traffic.errors()),
+        "versions_served": sorted({a.model_version for a in traffic.answers if a.model_version}),
+        "logged_rows": logged_rows({a.request_id for a in traffic.answers}),
+        **traffic.percentiles(),
+    }
     summary["airflow_peak_memory_mb"] = {"rss_sum": server.peak_rss // 2**20, "pss": server.peak_pss // 2**20}
     return summary
+
+
+def loop_days(normal_days: int, drifted_days: int, concept_days: int) -> dict:
+    normal = _days(FIRST_DAY, normal_days)
+    drifted = _days(normal[-1] + dt.timedelta(days=1), drifted_days)
+    concept = _days(drifted[-1] + dt.timedelta(days=1), concept_days)
+    return {"normal": normal, "drifted": drifted, "concept": concept, "corrupt": concept[-1] + dt.timedelta(days=1)}
+
+
+def loop(server, days: dict, step, held: dict, ready: str) -> dict:
+    """The loop's steps on a started deployment. ``server`` backfills, triggers and waits until
+    idle: an ``AirflowServer``, or the in-process stand-in of bench/orchestration.py, which runs
+    these same steps. The replayed traffic is put in ``held["traffic"]`` as it starts, for the
+    caller to stop. ``ready`` starts the first step's text. Returns the alias moves' timings and
+    when the stable days ended."""
+    normal, drifted, concept, corrupt = days["normal"], days["drifted"], days["concept"], days["corrupt"]
+    step(f"{ready}; landing {len(normal)} normal days")
+    land_and_backfill(server, normal, "normal")
+    step("first training run (manual)")
+    server.trigger("train", {"reason": "bootstrap: first model"})
+    server.wait_idle()
+    first = tracking.version_by_alias(CHAMPION)
+    step(
+        f"version {first and first.version} released; replaying landed transactions through the live "
+        "service; on the stable days: batch scores, monitor and performance"
+    )
+    traffic = held["traffic"] = start_traffic(normal)
+    stable_check(server, normal)
+    stable_until = time.time()
+    step(f"landing {len(drifted)} drifted days, then monitoring (drift → train → canary)")
+    land_and_backfill(server, drifted, "drifted")
+    traffic.bodies = replay_bodies(drifted)
+    server.trigger("monitor")
+    server.wait_idle()
+    step("the canary DAG decides on the new version; the demo's user approves the rollout")
+    decide_canary(server, traffic, newest_version())
+    step("an operator tries the previous champion as canary (rollback DAG, as_canary)")
+    server.trigger("rollback", {"as_canary": True})
+    server.wait_idle()
+    decide_canary(server, traffic, str(first.version))
+    step("rollback and roll-forward under load")
+    serving = exercise_aliases(traffic, first.version if first else None)
+    step(f"landing {len(concept)} concept-drift days (same inputs, new fraud pattern) and a corrupt day ({corrupt})")
+    for day in concept:
+        datagen.land(day, "concept")
+    land_and_backfill(server, [*concept, corrupt], "corrupt", landed=len(concept))
+    traffic.bodies = replay_bodies(concept)
+    step("monitor and the daily performance run on the concept days")
+    server.trigger("monitor")
+    server.trigger("performance")
+    server.wait_idle()
+    return {"serving": serving, "stable_until": stable_until}
 
 
 def replay_bodies(days: list[dt.date], sample: int = 3000) -> list[dict]:
@@ -226,12 +239,16 @@ def decide_canary(server: AirflowServer, traffic: loadgen.Load, version: str, tr
         raise RuntimeError(f"the canary DAG did not decide on v{version} in {tries} runs")
 
 
+REPLAY_PAUSE = 0.1  # seconds between a connection's requests: ~20 requests/s (at 0.02, ~90 took 2/3 of a core)
+
+
 def start_traffic(days: list[dt.date]) -> loadgen.Load:
-    """Replay landed transactions through the live service (2 paced connections) once it is ready."""
+    """Replay landed transactions through the live service (2 paced connections) once it is ready.
+    A canary's evidence is gathered unpaced (``decide_canary``)."""
     cfg = _settings.load()
     base = f"http://127.0.0.1:{cfg.serving_port}"
     packaging.wait_ready(base, 120)
-    return loadgen.Load(base, cfg.serving_api_key(), replay_bodies(days), connections=2, pause=0.02).__enter__()
+    return loadgen.Load(base, cfg.serving_api_key(), replay_bodies(days), connections=2, pause=REPLAY_PAUSE).__enter__()
 
 
 def exercise_aliases(traffic: loadgen.Load, first: str | None) -> dict:

@@ -82,6 +82,7 @@ def scaleout(
             "LIFECYCLE_S3_SECRET_KEY": s3.secret_key,
             "LIFECYCLE_MLFLOW_URL": f"http://127.0.0.1:{free_port()}",
             "LIFECYCLE_AIRFLOW_PORT": str(free_port(span=4)),
+            "LIFECYCLE_SERVING_PORT": str(free_port()),
         }
         os.environ.update(values)
         services.create_bucket()

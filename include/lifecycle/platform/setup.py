@@ -1,4 +1,5 @@
-"""One-time set-up of a deployment: services checked, Airflow metadata DB migrated, ``gpu`` pool.
+"""One-time set-up of a deployment: services checked, Airflow metadata DB migrated (and MLflow's
+store for the embedded profile), ``gpu`` pool.
 
 Scale-out: every service is checked first (a bad URL, password or missing bucket stops here with
 the setting named) and the deployment's PostgreSQL databases are created. The pool gets one slot
@@ -13,6 +14,7 @@ import subprocess
 import sys
 
 from lifecycle import settings as _settings
+from lifecycle import tracking
 from lifecycle.platform import env, services
 
 
@@ -43,6 +45,9 @@ def main() -> None:
     if not cfg.services:
         with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:  # readers no longer block the writer
             db.execute("PRAGMA journal_mode=WAL")
+        # MLflow's SQLite store and the experiment, made here once: the live service and the first
+        # task creating them at the same time race the store's migrations (seen: duplicate column)
+        tracking.experiment_id()
     slots = max(1, gpu_count())
     airflow("pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})")
     print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
