@@ -22,8 +22,9 @@ install: $(STAMP)
 demo: install  ## the main job on the embedded default, through a real Airflow scheduler
 	$(PY) -m lifecycle.devtools.demo
 
+# the end-to-end scheduler test last: .ci/run starts the scale-out suite's loop beside this suite
 test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() runs, end-to-end scheduler test
-	$(PY) -m pytest --ignore=tests/services
+	$(PY) -m pytest tests/unit tests/dags tests/integration tests/e2e
 
 test-services: install  ## the scale-out profile against real PostgreSQL, Redis, an S3 server, Celery workers
 	$(PY) -m pytest tests/services --state-name services
