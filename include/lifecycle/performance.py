@@ -56,8 +56,8 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
         raise NothingToEvaluate(f"no logged prediction for the event days {days[0]}..{days[-1]}")
     # a label arrives on its event's day or up to LABEL_MAX_DELAY_DAYS later
     last = as_of + dt.timedelta(days=cfg.label_max_delay_days)
-    labels = _label_table(uc, days[0], last)
-    if labels.num_rows == 0:
+    labels = lake.read_range_table("curated", uc.labels, days[0], last, [uc.id, uc.label])
+    if labels is None or labels.num_rows == 0:
         raise NothingToEvaluate(f"no label has arrived for the event days {days[0]}..{days[-1]}")
     label_ids, label = labels[uc.id].combine_chunks(), labels[uc.label].to_numpy().astype("int64")
     del labels
@@ -79,22 +79,6 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     joined = joined.to_pandas(types_mapper=prediction_log.arrow_strings)
     _release()
     return joined
-
-
-def _label_table(uc: contract.UseCase, first: dt.date, last: dt.date):
-    """The id and label of the curated labels of ``first``..``last`` as one Arrow table, read file
-    by file: no pandas frame and no concatenated copy (at 10M labels those put the join over 2 GB)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = []
-    for day in lake.dates("curated", uc.labels):
-        if first <= day <= last:
-            with (lake.partition("curated", uc.labels, day) / "data.parquet").open("rb") as f:
-                tables.append(pq.read_table(f, columns=[uc.id, uc.label]))
-    if not tables:
-        return pa.table({uc.id: pa.array([], pa.string()), uc.label: pa.array([], pa.int64())})
-    return pa.concat_tables(tables)  # chunks side by side: no copy
 
 
 JOIN_BUCKETS = 16
