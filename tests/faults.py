@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import signal
 import subprocess
@@ -13,26 +14,89 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from lifecycle.devtools.airflow_client import AirflowClient
 
-BUSY_LOOP = "while True: pass"
+# The competing processes are shared by every loop that runs at once on this checkout (.ci/run
+# runs both suites' loops together): one per core in all, as one suite alone has them. Each loop
+# registers its process under users/; a competing process spins and exits once no registered loop
+# is alive, so a killed test run leaves none behind.
+BUSY_DIR = Path(__file__).resolve().parents[1] / ".local" / "busy"
+SPIN = """
+import os, sys, time
+users = sys.argv[1]
+def alive(pid):
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+checked = time.monotonic()
+while True:
+    if time.monotonic() - checked > 1:
+        checked = time.monotonic()
+        if not any(alive(p) for p in os.listdir(users)):
+            break
+"""
+
+
+@contextlib.contextmanager
+def _locked():
+    (BUSY_DIR / "users").mkdir(parents=True, exist_ok=True)
+    with open(BUSY_DIR / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _live(kind: str) -> list[int]:
+    """The live processes registered under ``kind`` (spinners or users); ended ones are forgotten."""
+    live = []
+    for f in (BUSY_DIR / kind).glob("*"):
+        if _running(int(f.name)):
+            live.append(int(f.name))
+        else:
+            f.unlink()
+    return live
 
 
 @contextlib.contextmanager
 def busy_cores(n: int | None = None):
-    """One CPU-bound process per core (normal priority) for the duration of the block."""
-    procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n or os.cpu_count() or 2)]
+    """One CPU-bound process per core (normal priority) for the duration of the block, shared with
+    any other loop running at once; yields their pids."""
+    n = n or os.cpu_count() or 2
+    me = BUSY_DIR / "users" / str(os.getpid())
+    with _locked():
+        _live("users")
+        me.touch()
+        (BUSY_DIR / "spinners").mkdir(exist_ok=True)
+        for _ in range(n - len(_live("spinners"))):
+            proc = subprocess.Popen([sys.executable, "-c", SPIN, str(BUSY_DIR / "users")], start_new_session=True)
+            (BUSY_DIR / "spinners" / str(proc.pid)).touch()
+        pids = _live("spinners")
     try:
-        yield procs
+        yield pids
     finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+        with _locked():
+            me.unlink()
+            if not _live("users"):
+                for pid in _live("spinners"):
+                    os.kill(pid, signal.SIGKILL)
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
+                    (BUSY_DIR / "spinners" / str(pid)).unlink()
 
 
-def still_busy(procs) -> bool:
-    """Whether every busy process lived until now (the load was kept up for the whole run)."""
-    return all(p.poll() is None for p in procs)
+def still_busy(pids: list[int]) -> bool:
+    """Whether every competing process lived until now (the load was kept up for the whole run)."""
+    return all(_running(pid) for pid in pids)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 STATE = ROOT / ".local" / "tests" / "e2e"
-PORT = "18180"
+PORT, SERVING_PORT = "18180", "18184"  # beside the other tests' deployments (make test runs them at once)
 # seconds into the task: mid-work (the task libraries are imported before the fork, so a task
 # starts working at once; the logistic candidate fits longest, ~8 s on a busy 2-core machine)
 KILLED = [("validate", "quality_gate", 4), ("train", "train_sklearn_logistic", 3)]
@@ -32,7 +32,12 @@ KILLED = [("validate", "quality_gate", 4), ("train", "train_sklearn_logistic", 3
 
 @pytest.fixture(scope="module")
 def loop():
-    env = {**os.environ, "LIFECYCLE_STATE_DIR": str(STATE), "LIFECYCLE_AIRFLOW_PORT": PORT}
+    env = {
+        **os.environ,
+        "LIFECYCLE_STATE_DIR": str(STATE),
+        "LIFECYCLE_AIRFLOW_PORT": PORT,
+        "LIFECYCLE_SERVING_PORT": SERVING_PORT,
+    }
     env.pop("AIRFLOW_HOME", None)
     out = ROOT / ".local" / "tests" / "e2e-summary.json"
     out.unlink(missing_ok=True)
