@@ -37,7 +37,7 @@ RETRY_SECONDS = 30  # before loading again a version whose download or load fail
 
 
 class NotReady(RuntimeError):
-    """No champion is loaded yet (nothing registered, or its first load failed)."""
+    """No champion is loaded yet (nothing registered, or its first load failed), or no online features yet."""
 
 
 def bucket(key: str) -> float:
@@ -244,17 +244,33 @@ class LiveModel:
         self.cfg = cfg or _settings.load()
         self.uc = contract.current(self.cfg)
         self.store = store or feature_store.get_store()
-        self.feature_service = self.store.get_feature_service(self.uc.feature_service)
-        self.online = OnlineFeatures(self.store, self.feature_service)
+        self.online: OnlineFeatures | None = None  # once the feature service is in Feast's registry
+        self.online_error: str | None = None
         self.follower = follower or RegistryFollower(self.cfg)
         self.log = log or prediction_log.PredictionLog(self.cfg)
 
     def start(self) -> LiveModel:
         self.follower.start()
         self.log.start()
-        self.online.read(dict.fromkeys(self.uc.entities, [""]))  # opens the store's connection: not on a request
+        self.open_online()
         gc.freeze()  # what start-up loaded is never collected: full collections stay short on the request path
         return self
+
+    def open_online(self) -> bool:
+        """Open the use case's online features, unless open already: False (the reason in
+        ``online_error``) while Feast's registry lacks them. A service starts with its deployment,
+        before the first features run applies the definitions; it waits unready instead of failing
+        its start-up (a worker that exits is restarted, each import costing seconds of CPU)."""
+        if self.online is None:
+            try:
+                service = self.store.get_feature_service(self.uc.feature_service, allow_cache=False)
+                online = OnlineFeatures(self.store, service)
+                online.read(dict.fromkeys(self.uc.entities, [""]))  # opens the store's connection: not on a request
+            except Exception as err:  # not applied or not materialized yet, or the store unreachable
+                self.online_error = f"feature service {self.uc.feature_service!r}: {type(err).__name__}: {err}"[:500]
+                return False
+            self.online, self.online_error = online, None
+        return True
 
     def close(self) -> None:
         self.follower.stop()
@@ -262,10 +278,12 @@ class LiveModel:
 
     @property
     def ready(self) -> bool:
-        return self.follower.routing.champion is not None
+        return self.follower.routing.champion is not None and self.open_online()
 
     def features(self, columns: dict[str, list]) -> dict[str, list]:
         """Stored features for each row's entities, merged with the request's own fields."""
+        if not self.open_online():
+            raise NotReady(f"no online features yet: {self.online_error}")
         return {**self.online.read(columns), **columns}
 
     def predict(self, columns: dict[str, list]) -> list[dict]:
@@ -364,5 +382,6 @@ class LiveModel:
             "canary_share": self.cfg.canary_share,
             "shadow": self.cfg.shadow,
             **self.follower.status(),
+            "online_features_error": self.online_error,
             "prediction_log": self.log.status(),
         }

@@ -277,7 +277,7 @@ def openapi_document() -> dict:
                 responses["415"] = ref("Error", "Content type is not application/json")
             if path in ("/predict", "/predict_batch"):
                 responses["503"] = ref("Error", "No model serves yet")
-    doc["paths"]["/readyz"]["get"]["responses"]["503"] = {"description": "No champion loaded yet"}
+    doc["paths"]["/readyz"]["get"]["responses"]["503"] = {"description": "No champion or no online features yet"}
     return doc
 
 
