@@ -55,3 +55,18 @@ def test_settings_reach_the_processes_as_their_environment_and_the_caller_keeps_
     assert "approval=true" in (tmp_path / "p.log").read_text()
     assert "LIFECYCLE_REQUIRE_APPROVAL" not in os.environ
     assert settings.load().require_approval is False
+
+
+def test_memory_is_sampled_only_when_asked(tmp_path):
+    """The demo reports its deployment's peak memory (every 2 s); ``make airflow`` samples nothing."""
+    holds = "x = bytes(range(256)) * 2**18; import time; time.sleep(600)"  # 64 MB written: resident
+    peaks = {}
+    for every in (None, 0.2):
+        supervisor = cluster.Supervisor(
+            tmp_path / str(every), {"p": ([sys.executable, "-c", holds], {})}, memory_every=every
+        )
+        supervisor.start()
+        time.sleep(2)
+        supervisor.stop()
+        peaks[every] = supervisor.peak_pss
+    assert peaks[None] == 0 and peaks[0.2] >= 64 * 2**20

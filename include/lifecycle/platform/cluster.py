@@ -86,17 +86,21 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
 class Supervisor:
     """Starts ``programs`` (default: the profile's ``commands()``), each in its own session logging
     unbuffered to ``<log_dir>/<name>.log`` with this process's environment plus ``environment``;
-    samples their memory, stops them and their children."""
+    samples their memory every ``memory_every`` seconds if given, stops them and their children.
+    A sample reads every process's proportional set size, which the kernel computes by walking its
+    page tables: at 1 s that took ~9% of a core on an idle embedded deployment."""
 
     def __init__(
         self,
         log_dir: Path,
         programs: dict[str, tuple[list[str], dict[str, str]]] | None = None,
         environment: dict[str, str] | None = None,
+        memory_every: float | None = None,
     ) -> None:
         self.log_dir = log_dir
         self.programs = programs
         self.environment = environment or {}
+        self.memory_every = memory_every
         self.procs: dict[str, subprocess.Popen] = {}
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
@@ -112,7 +116,8 @@ class Supervisor:
                     start_new_session=True,
                     env={**os.environ, **self.environment, "PYTHONUNBUFFERED": "1", **extra},
                 )
-        threading.Thread(target=self._sample_memory, daemon=True).start()
+        if self.memory_every:
+            threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -139,7 +144,7 @@ class Supervisor:
                 except psutil.Error:
                     continue
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
-            time.sleep(1)
+            self._stop.wait(self.memory_every)
 
     def stop(self) -> None:
         """Terminate every process group (workers and servers may start children of their own)."""
