@@ -22,16 +22,22 @@ install: $(STAMP)
 demo: install  ## the main job on the embedded default, through a real Airflow scheduler
 	$(PY) -m lifecycle.devtools.demo
 
-# The end-to-end scheduler loop (own state folder and ports) runs beside the other tests: much of it
-# waits on Airflow's scheduling, and its competing processes are shared with any loop running at
-# once (.ci/run's scale-out suite). Its output follows theirs.
-test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() runs, end-to-end scheduler test
+# make test runs three pytest processes at once, each with its own state folder and ports: the
+# end-to-end scheduler loop, the tests that start live services or a scheduler (SERVED), and the
+# rest (a new test file joins the rest). Much of the first two waits on schedulers and servers, and
+# the loop's competing processes are shared with any loop running at once (.ci/run's scale-out
+# suite). Their output follows the rest's.
+SERVED := tests/integration/test_canary.py tests/integration/test_live_service.py \
+	tests/integration/test_performance.py tests/integration/test_second_use_case.py
+test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() runs, live services, end-to-end scheduler test
 	@mkdir -p .local/ci
 	@$(PY) -m pytest tests/e2e --state-name e2e-run -p no:cacheprovider > .local/ci/test-e2e.log 2>&1 & e2e=$$!; \
-	$(PY) -m pytest tests/unit tests/dags tests/integration; status=$$?; \
-	wait $$e2e; e2e_status=$$?; \
+	$(PY) -m pytest $(SERVED) --state-name served -p no:cacheprovider > .local/ci/test-served.log 2>&1 & served=$$!; \
+	$(PY) -m pytest tests/unit tests/dags tests/integration $(SERVED:%=--ignore=%); status=$$?; \
+	wait $$served; served_status=$$?; wait $$e2e; e2e_status=$$?; \
+	echo "==== $(SERVED): exit $$served_status (.local/ci/test-served.log) ===="; cat .local/ci/test-served.log; \
 	echo "==== tests/e2e: exit $$e2e_status (.local/ci/test-e2e.log) ===="; cat .local/ci/test-e2e.log; \
-	exit $$((status || e2e_status))
+	exit $$((status || served_status || e2e_status))
 
 test-services: install  ## the scale-out profile against real PostgreSQL, Redis, an S3 server, Celery workers
 	$(PY) -m pytest tests/services --state-name services
