@@ -63,6 +63,7 @@ def loop():
             timeout=2400,
         )
         loaded = faults.still_busy(load)
+    STATE.with_name("e2e-loop.log").write_text(done.stdout)  # the loop's timeline, kept for reading after CI
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return SimpleNamespace(
         summary=json.loads(out.read_text()),

@@ -288,12 +288,17 @@ def test_alias_moves_reach_the_service_under_load_without_a_failed_request(servi
         time.sleep(2)
         rolled = set_alias(CHAMPION, v1)
         rollback = loadgen.wait_for_version(load, v1, rolled)
-        time.sleep(1)
-    assert load.errors() == [] and len(load.answers) > 500
+        time.sleep(2)
+    assert load.errors() == [], load.errors()[:3]
     assert switch < 5 and rollback < 5, (switch, rollback)
-    # once switched, only the new version answered: requests sent 1 s after the move never saw the old one
+    # the load ran through every phase; once switched, only the new version answered: requests sent
+    # 1 s after a move never saw the old one (how many requests fit depends on the machine's load)
+    before = [a for a in load.answers if a.sent_at < released]
     late = [a for a in load.answers if released + switch + 1 < a.sent_at < rolled]
+    back = [a for a in load.answers if a.sent_at > rolled + rollback + 1]
+    assert before and {a.model_version for a in before} == {v1}
     assert late and {a.model_version for a in late} == {v2}
+    assert back and {a.model_version for a in back} == {v1}
     print(f"switch {switch:.2f}s rollback {rollback:.2f}s over {len(load.answers)} requests, {load.percentiles()}")
 
 

@@ -107,7 +107,8 @@ def loop():
     with sandbox.scaleout(STATE) as values:
         killer = faults.TaskKiller(f"http://localhost:{values['LIFECYCLE_AIRFLOW_PORT']}", STATE / "airflow", KILLED)
         with faults.busy_cores() as load, killer:
-            summary = demo.run(8, 3, 4, observe=observe)
+            with open(STATE.with_name("scaleout-loop.log"), "w") as steps:  # the timeline, read after CI
+                summary = demo.run(8, 3, 4, log=lambda text: print(text, file=steps, flush=True), observe=observe)
             summary["loaded"] = faults.still_busy(load)
     summary["kills"] = {k.task_id: k for k in killer.kills}
     summary["killer_errors"] = killer.errors
