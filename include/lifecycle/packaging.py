@@ -176,7 +176,13 @@ def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
     cfg = _settings.load()
     key = cfg.serving_api_key()
     uc = contract.current(cfg)
-    pinned = {"LIFECYCLE_SERVING_PIN_VERSION": str(mlflow_version), "LIFECYCLE_SERVING_SOURCE": "smoke_test"}
+    pinned = {
+        "LIFECYCLE_SERVING_PIN_VERSION": str(mlflow_version),
+        "LIFECYCLE_SERVING_SOURCE": "smoke_test",
+        # the golden requests need one worker: a second one loads the same libraries and model for
+        # nothing (8.3 s of CPU a smoke test on this 2-core machine kind: 18.9 s with two, 10.6 s with one)
+        "LIFECYCLE_SERVING_WORKERS": "1",
+    }
     with serving(bento_tag, pinned) as base:
         results, latencies = [], []
         for body, with_key, expected in golden(uc):

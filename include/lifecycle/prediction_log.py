@@ -365,24 +365,39 @@ def first_rows(keys: list, prefer=None):
     import numpy as np
     import pyarrow.compute as pc
 
-    codes = None
+    codes = None  # one int64 code per row, built in place (10 million rows: 80 MB an array)
     for key in keys:
         if isinstance(key, np.ndarray):
-            code, size = key.astype(np.int64), int(key.max(initial=0)) + 1
+            code, size = key, int(key.max(initial=0)) + 1
         else:
             encoded = (
                 pc.dictionary_encode(key).combine_chunks() if hasattr(key, "chunks") else pc.dictionary_encode(key)
             )
             code = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64) + 1  # null: its own code
             size = len(encoded.dictionary) + 1
-        codes = code if codes is None else codes * size + code
+        if codes is None:
+            codes = np.array(code, np.int64)  # a copy: the caller's array stays as it was
+        else:
+            codes *= size
+            codes += code
+        del code
     if codes is None or not len(codes):
         return np.arange(0)
-    order = np.lexsort((~np.asarray(prefer, bool), codes)) if prefer is not None else np.argsort(codes, kind="stable")
+    if prefer is not None:  # a preferred row sorts first within its combination
+        codes *= 2
+        codes += ~np.asarray(prefer, bool)
+    order = np.argsort(codes, kind="stable")  # one sort (lexsort on two keys held ~2x the memory)
     ranked = codes[order]
+    del codes
+    if prefer is not None:
+        ranked >>= 1
     first = np.ones(len(order), bool)
     first[1:] = ranked[1:] != ranked[:-1]
-    return np.sort(order[first])
+    del ranked
+    out = order[first]
+    del order
+    out.sort()
+    return out
 
 
 def equals(column, value: str):

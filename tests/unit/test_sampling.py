@@ -92,6 +92,27 @@ def test_ranking_metrics_equal_scikit_learns_with_ties():
         assert performance.metrics(y, p, 0.02)["brier"] == pytest.approx(brier_score_loss(y, p), rel=1e-12)
 
 
+def test_the_curve_sums_do_not_depend_on_the_chunk_size(monkeypatch):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(6)
+    p = np.round(rng.random(3_001), 3)  # ties spread over chunk boundaries
+    y = (rng.random(len(p)) < p).astype(int)
+    for chunk in (1, 7, 1000, 1 << 20):
+        monkeypatch.setattr(performance, "CURVE_CHUNK", chunk)
+        got = performance.ranking_metrics(y, p)
+        assert got["pr_auc"] == pytest.approx(average_precision_score(y, p), rel=1e-12), chunk
+        assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12), chunk
+
+
+def test_calibration_error_is_the_row_weighted_gap_per_score_bin():
+    y = np.array([0, 1, 1, 0, 0, 1])
+    p = np.array([0.05, 0.15, 0.95, 1.0, 0.12, 0.55])
+    # bins: 0 -> {0.05: y 0}; 1 -> {0.15: 1, 0.12: 0}; 5 -> {0.55: 1}; 9 -> {0.95: 1, 1.0: 0}
+    expected = (1 * 0.05 + 2 * abs(0.5 - 0.135) + 1 * 0.45 + 2 * abs(0.5 - 0.975)) / 6
+    assert performance.expected_calibration_error(y, p) == pytest.approx(expected, rel=1e-12)
+
+
 def test_the_bucketed_lookup_finds_what_index_in_finds():
     import pyarrow as pa
     import pyarrow.compute as pc
