@@ -42,9 +42,14 @@ def package():
     @task(multiple_outputs=False, outlets=[PACKAGED])
     def smoke_test(bento: str, version: str, *, outlet_events=None) -> dict:
         """Serve the bento pinned to the version; golden requests must answer as expected."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from lifecycle import packaging
 
-        result = packaging.smoke_test(bento, version)
+        try:
+            result = packaging.smoke_test(bento, version)
+        except packaging.GoldenRequestsFailed as wrong:
+            raise AirflowFailException(str(wrong)) from wrong  # wrong answers: retrying cannot help
         outlet_events[PACKAGED].extra = {"bento": bento, "mlflow_version": version}
         return result
 

@@ -17,6 +17,15 @@ def states(dag_run) -> dict[str, str]:
         return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
 
 
+def tries(dag_run) -> dict[str, int]:
+    """Task id -> how many times it ran (unmapped tasks)."""
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+        )
+        return {ti.task_id: ti.try_number for ti in tis}
+
+
 def xcom(dag_run, task_id):
     """What the task returned."""
     with create_session() as session:

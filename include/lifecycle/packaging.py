@@ -56,6 +56,11 @@ class SmokeTestError(RuntimeError):
     """The built service did not start or answered a golden request wrongly."""
 
 
+class GoldenRequestsFailed(SmokeTestError):
+    """The service started and answered a golden request wrongly: the same bento and version answer
+    the same way again, so a retry cannot help."""
+
+
 def locked_packages(names: set[str] | None = None) -> list[str]:
     """The lock's ``name==version`` lines; with ``names`` (canonical distribution names), only those."""
     lock = _settings.PROJECT_ROOT / "requirements.lock"
@@ -207,7 +212,9 @@ def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
             )
     bad = [r for r in results if not r["ok"]]
     if bad:
-        raise SmokeTestError(f"golden requests failed against {bento_tag} serving version {mlflow_version}: {bad}")
+        raise GoldenRequestsFailed(
+            f"golden requests failed against {bento_tag} serving version {mlflow_version}: {bad}"
+        )
     return {
         "bento": bento_tag,
         "version": str(mlflow_version),

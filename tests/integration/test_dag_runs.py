@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from dagruns import ingest_run, states, xcom
+from dagruns import ingest_run, states, tries, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, prediction_log, settings, tracking
@@ -218,6 +218,7 @@ def test_a_failing_smoke_test_releases_nothing(dags, monkeypatch):
     run = dags["package"].test(run_conf={"version": "1"})
     assert run.state == "failed"
     assert states(run)["smoke_test"] == "failed" and states(run)["release"] == "upstream_failed"
+    assert tries(run)["smoke_test"] == 1  # wrong answers are not retried
 
 
 def test_score_logs_each_day_once_per_version_with_source_batch(dags):
