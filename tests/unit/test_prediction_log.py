@@ -4,8 +4,10 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pandas as pd
+from hypothesis import strategies as st
 
 from lifecycle import contract, prediction_log, settings
 
@@ -221,3 +223,25 @@ def test_the_lean_join_keeps_what_a_pandas_merge_keeps(state):
         want[columns].astype(object).sort_values(order, ignore_index=True),
     )
     assert len(got) == 7 and got.loc[got[uc.id].isin(live["transaction_id"][:3]), "source"].eq("live").all()
+
+
+@hypothesis.settings(deadline=None)  # no timing: CI is shared
+@hypothesis.given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(["a", "b", None, "ab"]), st.booleans()),
+        max_size=60,
+    )
+)
+def test_first_rows_is_a_drop_duplicates_that_keeps_a_preferred_row(rows):
+    """``first_rows`` against pandas: per distinct (code, string) the first preferred row, else the first row."""
+    import pyarrow as pa
+
+    codes = np.array([r[0] for r in rows], np.int64)
+    strings = pa.array([r[1] for r in rows], pa.string())
+    prefer = np.array([r[2] for r in rows], bool)
+    got = prediction_log.first_rows([codes, strings], prefer=prefer)
+    frame = pd.DataFrame({"code": codes, "text": [r[1] for r in rows], "later": ~prefer})
+    frame["text"] = frame["text"].fillna("\0null")
+    expected = frame.sort_values(["later"], kind="stable").drop_duplicates(["code", "text"]).index
+    assert got.tolist() == sorted(expected)
+    assert prediction_log.first_rows([codes, strings]).tolist() == sorted(frame.drop_duplicates(["code", "text"]).index)
