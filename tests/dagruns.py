@@ -8,22 +8,23 @@ from airflow.utils.session import create_session
 from sqlalchemy import select
 
 
+def _instances(session, dag_run):
+    return session.scalars(
+        select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+    )
+
+
 def states(dag_run) -> dict[str, str]:
     """Task id (``[map index]`` for mapped ones) -> state."""
     with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
-        )
+        tis = _instances(session, dag_run)
         return {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti.state for ti in tis}
 
 
 def tries(dag_run) -> dict[str, int]:
     """Task id -> how many times it ran (unmapped tasks)."""
     with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
-        )
-        return {ti.task_id: ti.try_number for ti in tis}
+        return {ti.task_id: ti.try_number for ti in _instances(session, dag_run)}
 
 
 def xcom(dag_run, task_id):

@@ -25,6 +25,7 @@ from lifecycle.aliases import CHAMPION
 
 LABEL, PROBA = "label", "probability"
 CALIBRATION_BINS = 10
+CURVE_CHUNK = 1 << 20  # points of the precision-recall and ROC curves summed at a time
 
 
 class NothingToEvaluate(RuntimeError):
@@ -76,8 +77,8 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     del rows
     # column by column, each dropped from the log as it is copied: one column's copy at a time
     joined = {}
-    for name, column in zip(columns, [uc.id, PROBA, "model_version", "arm", "source"], strict=True):
-        joined[column] = preds[name].take(keep)
+    for name in columns:
+        joined[PROBA if name == uc.score else name] = preds[name].take(keep)
         preds = preds.drop_columns([name])
         _release()
     joined = pa.table(joined)
@@ -105,8 +106,7 @@ def lookup(keys, values) -> np.ndarray:
     for part in range(JOIN_BUCKETS):
         these, among = np.flatnonzero(key_part == part), np.flatnonzero(value_part == part)
         if len(these) and len(among):
-            value_set = values.take(among)  # a sixteenth of the values, as one array
-            value_set = value_set.combine_chunks() if hasattr(value_set, "chunks") else value_set
+            value_set = values.take(among)  # a sixteenth of the values
             found = pc.fill_null(pc.index_in(keys.take(these), value_set=value_set), -1).to_numpy()
             hit = found >= 0
             at[these[hit]] = among[found[hit]]
@@ -203,9 +203,6 @@ def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict:
         roc += float(np.sum(np.diff(fp, prepend=fp_before) * (tp + np.r_[tp_before, tp[:-1]]))) / 2  # trapezoids
         tp_before, fp_before = tp[-1], fp[-1]
     return {"pr_auc": pr / positives, "roc_auc": roc / (positives * negatives)}
-
-
-CURVE_CHUNK = 1 << 20
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
