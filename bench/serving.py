@@ -201,6 +201,7 @@ def main() -> None:
     print(
         f"\nserving model version {status['serving']['champion']}; prediction log: {sent:,} rows written by this "
         f"run (the service reported {status['prediction_log']['logged_rows']:,} logged + "
+        f"{status['prediction_log']['writing_rows']:,} being written + "
         f"{status['prediction_log']['buffered_rows']:,} buffered before its final flush); "
         f"{overrides.get('LIFECYCLE_SERVING_WORKERS', cfg.serving_workers)} service worker(s), "
         f"{os.cpu_count()} cores, python {sys.version.split()[0]}"

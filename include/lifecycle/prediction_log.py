@@ -215,6 +215,7 @@ class PredictionLog:
         self.max_buffered_rows = max_buffered_rows
         self._columns: dict[str, list] = {}  # the buffer, column-wise: a flush hands it to Arrow as is
         self._buffered = 0
+        self._writing = 0  # rows taken from the buffer by a flush that has not finished
         self._lock = threading.Lock()  # held for list operations only, never during I/O
         self._flushing = threading.Lock()
         self._seq = itertools.count()
@@ -249,6 +250,7 @@ class PredictionLog:
         with self._flushing:
             with self._lock:
                 columns, rows, self._columns, self._buffered = self._columns, self._buffered, {}, 0
+                self._writing = rows
             if not rows:
                 return 0
             try:
@@ -257,11 +259,14 @@ class PredictionLog:
                 with self._lock:
                     newer, self._columns = self._columns, columns
                     self._buffered = _extend(self._columns, rows, newer)
+                    self._writing = 0
                 self.failed_flushes += 1
                 self.last_error = f"{type(err).__name__}: {err}"
                 LOG.warning("prediction log flush failed (rows kept for the next flush): %s", self.last_error)
                 return 0
-            self.logged_rows += rows
+            with self._lock:
+                self.logged_rows += rows
+                self._writing = 0
             self.last_error = None
             return rows
 
@@ -289,10 +294,14 @@ class PredictionLog:
                 time.sleep(0.5)
 
     def status(self) -> dict:
+        """Counters read together, so every accepted row is in exactly one of logged, writing, buffered."""
+        with self._lock:
+            logged, writing, buffered = self.logged_rows, self._writing, self._buffered
         return {
             "writer": self.writer,
-            "logged_rows": self.logged_rows,
-            "buffered_rows": self._buffered,
+            "logged_rows": logged,
+            "writing_rows": writing,
+            "buffered_rows": buffered,
             "dropped_rows": self.dropped_rows,
             "failed_flushes": self.failed_flushes,
             "last_error": self.last_error,

@@ -152,7 +152,7 @@ def test_bad_requests_answer_4xx_never_5xx(service, key):
 def logged_rows(service: str, key: str) -> int:
     """Rows the (one-worker) service has put in the prediction log, flushed or still buffered."""
     counts = status(service, key)["prediction_log"]
-    return counts["logged_rows"] + counts["buffered_rows"]
+    return counts["logged_rows"] + counts["writing_rows"] + counts["buffered_rows"]
 
 
 def problems(answer: bytes) -> list[tuple[tuple, str, str]]:
@@ -393,7 +393,7 @@ def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatc
     assert load.errors() == [] and len(load.answers) == 600
     logged = prediction_log.read(source="sigterm-test")
     assert len(logged) == 600 and set(logged["request_id"]) == {a.request_id for a in load.answers}
-    assert counts["logged_rows"] + counts["buffered_rows"] == 600
+    assert counts["logged_rows"] + counts["writing_rows"] + counts["buffered_rows"] == 600
     assert set(logged["event_timestamp"].dt.date) == {world["parity_day"]}
     assert logged["latency_ms"].gt(0).all() and logged["model_version"].eq("1").all()
     assert (Path(prediction_log.folder(settings.load())) / f"date={world['parity_day']}").is_dir()

@@ -137,6 +137,33 @@ def _frame(n: int) -> pd.DataFrame:
     )
 
 
+def test_status_counts_rows_a_flush_is_writing(state, monkeypatch):
+    """A row is in exactly one of buffered, writing, logged, also while a flush's write is under way."""
+    import threading
+
+    log = prediction_log.PredictionLog(settings.load())
+    entered, release = threading.Event(), threading.Event()
+    write = log._write
+
+    def held_write(columns, rows):
+        entered.set()
+        release.wait(10)
+        write(columns, rows)
+
+    monkeypatch.setattr(log, "_write", held_write)
+    log.append(_chunk(5))
+    flusher = threading.Thread(target=log.flush)
+    flusher.start()
+    assert entered.wait(10)
+    log.append(_chunk(2))
+    during = log.status()
+    release.set()
+    flusher.join(10)
+    after = log.status()
+    assert (during["buffered_rows"], during["writing_rows"], during["logged_rows"]) == (2, 5, 0)
+    assert (after["buffered_rows"], after["writing_rows"], after["logged_rows"]) == (2, 0, 5)
+
+
 def test_the_batch_array_path_writes_the_same_file_as_the_list_path(state):
     """Batch scoring keeps arrays end to end (chunked); the file holds what the list rows give."""
     import pyarrow.parquet as pq
