@@ -94,8 +94,8 @@ class TorchMLP:
     """A small PyTorch MLP with the scikit-learn fit/predict_proba surface.
 
     ``fit`` is deterministic for a seed on CPU: the generator seeds the weights and the batch order,
-    and the fit runs on ``threads`` intra-op threads whatever the machine's default (CPU gradients
-    summed over 8 threads differ from 1 or 2 in the last bits, and the model trained on them too;
+    and the fit runs on ``threads`` intra-op threads whatever the machine's default (on some CPUs,
+    gradients summed over 8 threads differ from 1 or 2 in the last bits, and the model trained on them too;
     tests/unit/test_reproducibility.py)."""
 
     def __init__(
