@@ -216,7 +216,7 @@ class PredictionLog:
         self._columns: dict[str, list] = {}  # the buffer, column-wise: a flush hands it to Arrow as is
         self._buffered = 0
         self._writing = 0  # rows taken from the buffer by a flush that has not finished
-        self._lock = threading.Lock()  # held for list operations only, never during I/O
+        self._lock = threading.Lock()  # held for buffer and counter updates only, never during I/O
         self._flushing = threading.Lock()
         self._seq = itertools.count()
         self._stop = threading.Event()
@@ -260,14 +260,14 @@ class PredictionLog:
                     newer, self._columns = self._columns, columns
                     self._buffered = _extend(self._columns, rows, newer)
                     self._writing = 0
-                self.failed_flushes += 1
-                self.last_error = f"{type(err).__name__}: {err}"
+                    self.failed_flushes += 1
+                    self.last_error = f"{type(err).__name__}: {err}"
                 LOG.warning("prediction log flush failed (rows kept for the next flush): %s", self.last_error)
                 return 0
             with self._lock:
                 self.logged_rows += rows
                 self._writing = 0
-            self.last_error = None
+                self.last_error = None
             return rows
 
     def _write(self, columns: dict[str, list], rows: int) -> None:
@@ -294,19 +294,19 @@ class PredictionLog:
                 time.sleep(0.5)
 
     def status(self) -> dict:
-        """Counters read together, so every accepted row is in exactly one of logged, writing, buffered."""
+        """The counters as of one instant: every accepted row is in exactly one of logged, writing,
+        buffered (or dropped)."""
         with self._lock:
-            logged, writing, buffered = self.logged_rows, self._writing, self._buffered
-        return {
-            "writer": self.writer,
-            "logged_rows": logged,
-            "writing_rows": writing,
-            "buffered_rows": buffered,
-            "dropped_rows": self.dropped_rows,
-            "failed_flushes": self.failed_flushes,
-            "last_error": self.last_error,
-            "flush_seconds": self.cfg.prediction_flush_seconds,
-        }
+            return {
+                "writer": self.writer,
+                "logged_rows": self.logged_rows,
+                "writing_rows": self._writing,
+                "buffered_rows": self._buffered,
+                "dropped_rows": self.dropped_rows,
+                "failed_flushes": self.failed_flushes,
+                "last_error": self.last_error,
+                "flush_seconds": self.cfg.prediction_flush_seconds,
+            }
 
 
 FEW_VALUES = ("model_version", "arm", "source")  # read as Arrow dictionaries, pandas categoricals

@@ -1,6 +1,7 @@
 """The prediction log on local files: flushes add files, a compacting read merges them and loses nothing."""
 
 import datetime as dt
+import threading
 import uuid
 from pathlib import Path
 
@@ -139,8 +140,6 @@ def _frame(n: int) -> pd.DataFrame:
 
 def test_status_counts_rows_a_flush_is_writing(state, monkeypatch):
     """A row is in exactly one of buffered, writing, logged, also while a flush's write is under way."""
-    import threading
-
     log = prediction_log.PredictionLog(settings.load())
     entered, release = threading.Event(), threading.Event()
     write = log._write
