@@ -9,6 +9,7 @@ development support (``lifecycle.devtools``) and no Airflow.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -70,19 +71,60 @@ print(json.dumps({
 """
 
 
-def probe(roots: Iterable[str], paths: Iterable[str] = ()) -> dict:
+_PROBED: dict[str, dict] = {}  # this process's probes, by key (see ``probe``)
+
+
+def probe(roots: Iterable[str], paths: Iterable[str] = (), cache_dir: Path | None = None) -> dict:
     """Import ``roots`` in a fresh interpreter on this package root (and ``paths``); the
-    ``lifecycle`` modules that ended up imported (name -> file) and the files of every imported module."""
+    ``lifecycle`` modules that ended up imported (name -> file) and the files of every imported module.
+
+    A fresh interpreter importing torch, Feast, MLflow and BentoML costs ~7 s of CPU on this machine
+    kind, and every bento build asks the same question. The answer is kept (in this process, and as
+    a file in ``cache_dir`` for later processes) with the size and modification time of every file
+    it names: imports are decided by those files' contents, so an answer is reused only while each
+    of them is unchanged (a new import lives in a changed file)."""
+    roots, paths = list(roots), list(paths)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root()), *paths, os.environ.get("PYTHONPATH")])),
     }
+    key = hashlib.sha256(json.dumps([sys.executable, env["PYTHONPATH"], roots]).encode()).hexdigest()[:24]
+    kept = _PROBED.get(key) or _read_kept(cache_dir / f"{key}.json" if cache_dir else None)
+    if kept and kept["stamp"] == _stamp(kept["found"]["files"]):
+        _PROBED[key] = kept
+        return kept["found"]
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, *roots], env=env, capture_output=True, text=True, check=False, timeout=600
     )
     if out.returncode != 0:
-        raise RuntimeError(f"importing {list(roots)} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"importing {roots} failed:\n{out.stderr[-3000:]}")
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    kept = _PROBED[key] = {"found": found, "stamp": _stamp(found["files"])}
+    if cache_dir:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_dir / f".{key}.{os.getpid()}.json"
+        partial.write_text(json.dumps(kept))
+        partial.replace(cache_dir / f"{key}.json")  # atomic: a concurrent reader sees the old file or this one
+    return found
+
+
+def _stamp(files: list[str]) -> str:
+    """Size and modification time of every file, hashed; a missing file changes it too."""
+    digest = hashlib.sha256()
+    for f in files:
+        try:
+            st = os.stat(f)
+            digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{f}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def _read_kept(path: Path | None) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path else None
+    except (OSError, ValueError):
+        return None
 
 
 def serving_roots(extra_packages: Iterable[Path] = ()) -> tuple[str, ...]:
@@ -96,13 +138,13 @@ def source_files(modules: dict[str, str | None]) -> list[Path]:
     return sorted({Path(f).resolve().relative_to(root) for f in modules.values() if f})
 
 
-def build_context(dest: Path, extra_packages: Iterable[Path] = ()) -> dict:
+def build_context(dest: Path, extra_packages: Iterable[Path] = (), cache_dir: Path | None = None) -> dict:
     """Lay out in ``dest`` the bento's source tree: the ``lifecycle`` modules that importing the
     service (and ``extra_packages``, top-level package folders the service loads by setting, such
     as the use case's) pulls in, and each extra package folder whole, at the top of the tree.
-    Returns the probe's answer (see ``probe``)."""
+    Returns the probe's answer (see ``probe``, which keeps it in ``cache_dir``)."""
     extra_packages = [Path(p).resolve() for p in extra_packages]
-    found = probe(serving_roots(extra_packages), [str(p.parent) for p in extra_packages])
+    found = probe(serving_roots(extra_packages), [str(p.parent) for p in extra_packages], cache_dir)
     root = package_root()
     for rel in source_files(found["lifecycle"]):
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)

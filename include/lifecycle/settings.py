@@ -236,6 +236,11 @@ class Settings:
     def bentoml_home(self) -> Path:
         return self.state_dir / "bentoml"
 
+    @property
+    def cache_dir(self) -> Path:
+        """Answers kept while their inputs are unchanged (the bento probe's)."""
+        return self.state_dir / "cache"
+
     def serving_api_key(self) -> str:
         """The live service's bearer token: LIFECYCLE_SERVING_API_KEY, else the key file's content
         (generated, readable by the owner only, the first time anything asks for it)."""

@@ -8,6 +8,7 @@ databases, Redis keys and bucket must be gone afterwards.
 """
 
 import datetime as dt
+import json
 import re
 import shutil
 from pathlib import Path
@@ -110,6 +111,8 @@ def loop():
             with open(STATE.with_name("scaleout-loop.log"), "w") as steps:  # the timeline, read after CI
                 summary = demo.run(8, 3, 4, log=lambda text: print(text, file=steps, flush=True), observe=observe)
             summary["loaded"] = faults.still_busy(load)
+    # the runs' timings and the outcomes, kept for reading after CI as the embedded loop's are
+    STATE.with_name("scaleout-summary.json").write_text(json.dumps(summary, indent=2, default=str))
     summary["kills"] = {k.task_id: k for k in killer.kills}
     summary["killer_errors"] = killer.errors
     import psycopg2

@@ -63,3 +63,29 @@ def test_distribution_closure_follows_extras_and_markers():
 def test_locked_subset_matches_canonical_names():
     lines = ["PyYAML==6.0.3", "typing_extensions==4.16.0", "torch==2.13.0+cpu", "apache-airflow==3.2.2"]
     assert bento_content.locked_subset(lines, {"pyyaml", "typing-extensions", "torch"}) == lines[:3]
+
+
+def test_the_probe_is_reused_until_a_file_it_imported_changes(tmp_path, monkeypatch):
+    """A later build (in this process or another, through the cache folder) gets the kept answer
+    without a new interpreter; a changed source file (here: a new import) is probed again."""
+    pkg = tmp_path / "src" / "probe_case"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from lifecycle import aliases  # noqa: F401\n")
+    runs = []
+    real_run = bento_content.subprocess.run
+    monkeypatch.setattr(bento_content.subprocess, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
+    monkeypatch.setattr(bento_content, "_PROBED", {})
+    cache = tmp_path / "cache"
+
+    def probe():
+        return bento_content.probe(["probe_case"], [str(pkg.parent)], cache)
+
+    first = probe()
+    assert len(runs) == 1 and "lifecycle.aliases" in first["lifecycle"]
+    assert probe() == first and len(runs) == 1  # this process
+    monkeypatch.setattr(bento_content, "_PROBED", {})
+    assert probe() == first and len(runs) == 1  # another process: the cache folder
+    (pkg / "__init__.py").write_text("from lifecycle import aliases, contract  # noqa: F401\n")
+    changed = probe()
+    assert len(runs) == 2 and "lifecycle.contract" in changed["lifecycle"]
+    assert probe() == changed and len(runs) == 2
