@@ -161,13 +161,15 @@ def imported_distributions(files: Iterable[str]) -> set[str]:
     """The installed distributions that hold these module files (the standard library and this
     project left out). By file, not by top-level name: a namespace such as ``opentelemetry`` or
     ``google`` is shared by many distributions, of which only some are imported."""
-    wanted = {str(Path(f).resolve()) for f in files}
+    wanted = {os.path.realpath(f) for f in files}
     found = set()
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
         if canonical(name) == PROJECT_DISTRIBUTION or name in found:
             continue
-        if any(str(Path(dist.locate_file(f)).resolve()) in wanted for f in dist.files or () if f.suffix in SOURCES):
+        # the folder resolved once (a venv's lib64 links to lib), not each of its files: 3.0 → 0.7 s
+        base = os.path.realpath(dist.locate_file(""))
+        if any(os.path.normpath(os.path.join(base, f)) in wanted for f in dist.files or () if f.suffix in SOURCES):
             found.add(name)
     return found
 
