@@ -9,6 +9,7 @@ development support (``lifecycle.devtools``) and no Airflow.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -17,6 +18,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -81,43 +84,53 @@ def probe(roots: Iterable[str], paths: Iterable[str] = (), cache_dir: Path | Non
     A fresh interpreter importing torch, Feast, MLflow and BentoML costs ~7 s of CPU on this machine
     kind, and every bento build asks the same question. The answer is kept (in this process, and as
     a file in ``cache_dir`` for later processes) with the size and modification time of every file
-    it names: imports are decided by those files' contents, so an answer is reused only while each
-    of them is unchanged (a new import lives in a changed file)."""
+    it names and of their folders, and reused only while none of them changed: an import that
+    changes is in a changed file, and a module or ``.pth`` file added beside an imported one changes
+    its folder. A package installed into a folder that no imported module lives in is not seen."""
     roots, paths = list(roots), list(paths)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root()), *paths, os.environ.get("PYTHONPATH")])),
     }
-    key = hashlib.sha256(json.dumps([sys.executable, env["PYTHONPATH"], roots]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([_PROBE, sys.executable, os.getcwd(), env["PYTHONPATH"], roots]).encode())
+    key = key.hexdigest()[:24]
     kept = _PROBED.get(key) or _read_kept(cache_dir / f"{key}.json" if cache_dir else None)
-    if kept and kept["stamp"] == _stamp(kept["found"]["files"]):
+    if kept and kept.get("stamp") == _stamp(kept["found"]["files"])[0]:
         _PROBED[key] = kept
         return kept["found"]
+    started = time.time_ns()
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, *roots], env=env, capture_output=True, text=True, check=False, timeout=600
     )
     if out.returncode != 0:
         raise RuntimeError(f"importing {roots} failed:\n{out.stderr[-3000:]}")
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    kept = _PROBED[key] = {"found": found, "stamp": _stamp(found["files"])}
+    stamp, newest = _stamp(found["files"])
+    if newest >= started:  # a file changed while the probe ran: the answer may predate it
+        return found
+    kept = _PROBED[key] = {"found": found, "stamp": stamp}
     if cache_dir:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cache_dir / f".{key}.{os.getpid()}.json"
-        partial.write_text(json.dumps(kept))
-        partial.replace(cache_dir / f"{key}.json")  # atomic: a concurrent reader sees the old file or this one
+        with contextlib.suppress(OSError):  # a cache that cannot be written is a cache miss next time
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            fd, partial = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(kept, f)
+            os.replace(partial, cache_dir / f"{key}.json")  # atomic: readers see the old file or this one
     return found
 
 
-def _stamp(files: list[str]) -> str:
-    """Size and modification time of every file, hashed; a missing file changes it too."""
-    digest = hashlib.sha256()
-    for f in files:
+def _stamp(files: list[str]) -> tuple[str, int]:
+    """Size and modification time of every file and of every folder holding one, hashed (a missing
+    one changes it too), and the newest modification time among them."""
+    digest, newest = hashlib.sha256(), 0
+    for f in sorted({*files, *(os.path.dirname(f) for f in files)}):
         try:
             st = os.stat(f)
             digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            newest = max(newest, st.st_mtime_ns)
         except OSError:
             digest.update(f"{f}\0missing\n".encode())
-    return digest.hexdigest()
+    return digest.hexdigest(), newest
 
 
 def _read_kept(path: Path | None) -> dict | None:
@@ -127,9 +140,11 @@ def _read_kept(path: Path | None) -> dict | None:
         return None
 
 
-def serving_roots(extra_packages: Iterable[Path] = ()) -> tuple[str, ...]:
-    """What the probe imports: the service, the modules its config names, the extra top-level packages."""
-    return (*SERVING_MODULES, *config_modules(), *(Path(p).name for p in extra_packages))
+def serving_roots(extra_packages: Iterable[Path] = (), modules: Iterable[str] = ()) -> tuple[str, ...]:
+    """What the probe imports: the service, the modules its config names, the extra top-level
+    packages and ``modules`` (the use case the service loads by setting: named, so that a probe for
+    another use case of the same package is another question)."""
+    return (*SERVING_MODULES, *config_modules(), *(Path(p).name for p in extra_packages), *modules)
 
 
 def source_files(modules: dict[str, str | None]) -> list[Path]:
@@ -138,13 +153,15 @@ def source_files(modules: dict[str, str | None]) -> list[Path]:
     return sorted({Path(f).resolve().relative_to(root) for f in modules.values() if f})
 
 
-def build_context(dest: Path, extra_packages: Iterable[Path] = (), cache_dir: Path | None = None) -> dict:
+def build_context(
+    dest: Path, extra_packages: Iterable[Path] = (), cache_dir: Path | None = None, modules: Iterable[str] = ()
+) -> dict:
     """Lay out in ``dest`` the bento's source tree: the ``lifecycle`` modules that importing the
     service (and ``extra_packages``, top-level package folders the service loads by setting, such
     as the use case's) pulls in, and each extra package folder whole, at the top of the tree.
     Returns the probe's answer (see ``probe``, which keeps it in ``cache_dir``)."""
     extra_packages = [Path(p).resolve() for p in extra_packages]
-    found = probe(serving_roots(extra_packages), [str(p.parent) for p in extra_packages], cache_dir)
+    found = probe(serving_roots(extra_packages, modules), [str(p.parent) for p in extra_packages], cache_dir)
     root = package_root()
     for rel in source_files(found["lifecycle"]):
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)

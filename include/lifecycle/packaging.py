@@ -80,7 +80,9 @@ def build(mlflow_version: str) -> str:
 
     cfg = _settings.load()
     with tempfile.TemporaryDirectory(prefix="bento-ctx-") as ctx:
-        found = bento_content.build_context(Path(ctx), [contract.package_dir(cfg)], cfg.cache_dir / "bento-probe")
+        found = bento_content.build_context(
+            Path(ctx), [contract.package_dir(cfg)], cfg.cache_dir / "bento-probe", modules=[cfg.use_case]
+        )
         bentofile = {
             "service": SERVICE,
             "name": cfg.bento_name,

@@ -1,5 +1,7 @@
 """The bento's content: the modules the live service imports, the locked packages it needs, no Airflow."""
 
+import os
+
 import pytest
 
 from lifecycle import bento_content, packaging
@@ -75,6 +77,8 @@ def test_the_probe_is_reused_until_a_file_it_imported_changes(tmp_path, monkeypa
     real_run = bento_content.subprocess.run
     monkeypatch.setattr(bento_content.subprocess, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
     monkeypatch.setattr(bento_content, "_PROBED", {})
+    # no bytecode folder appears beside the module: a folder changed during a probe is never kept
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     cache = tmp_path / "cache"
 
     def probe():
@@ -89,3 +93,7 @@ def test_the_probe_is_reused_until_a_file_it_imported_changes(tmp_path, monkeypa
     changed = probe()
     assert len(runs) == 2 and "lifecycle.contract" in changed["lifecycle"]
     assert probe() == changed and len(runs) == 2
+    os.utime(pkg / "__init__.py", ns=(1, 1))  # the same text, another modification time
+    assert probe() == changed and len(runs) == 3
+    (pkg / "later.py").write_text("")  # a module added beside an imported one: its folder changed
+    assert probe() == changed and len(runs) == 4
