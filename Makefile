@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: this project needs Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	@# the lock is complete (make lock freezes setuptools too), so pip resolves nothing (--no-deps) and
-	@# two pips unpack alternate families of it at once (one pip: ~80 s, two: ~35 s here). A family
+	@# two pips unpack alternate families of it at once (one pip: ~80 s, two: ~40 s here). A family
 	@# (the lines whose names start alike: mlflow, mlflow-skinny, mlflow-tracing) goes to one pip, as
 	@# its distributions install some of the same files. pip check fails the install if the lock ever
 	@# lacks a dependency.
