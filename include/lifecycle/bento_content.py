@@ -92,9 +92,9 @@ def probe(roots: Iterable[str], paths: Iterable[str] = (), cache_dir: Path | Non
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root()), *paths, os.environ.get("PYTHONPATH")])),
     }
-    key = hashlib.sha256(json.dumps([_PROBE, sys.executable, os.getcwd(), env["PYTHONPATH"], roots]).encode())
-    key = key.hexdigest()[:24]
-    kept = _PROBED.get(key) or _read_kept(cache_dir / f"{key}.json" if cache_dir else None)
+    question = json.dumps([_PROBE, sys.executable, os.getcwd(), env["PYTHONPATH"], roots])
+    key = hashlib.sha256(question.encode()).hexdigest()[:24]
+    kept = _PROBED.get(key) or (cache_dir and _read_kept(cache_dir / f"{key}.json"))
     if kept and kept.get("stamp") == _stamp(kept["found"]["files"])[0]:
         _PROBED[key] = kept
         return kept["found"]
@@ -133,9 +133,9 @@ def _stamp(files: list[str]) -> tuple[str, int]:
     return digest.hexdigest(), newest
 
 
-def _read_kept(path: Path | None) -> dict | None:
+def _read_kept(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text()) if path else None
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
