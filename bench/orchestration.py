@@ -374,7 +374,7 @@ def phase_inprocess(args) -> dict:
     for sub in ("airflow", "mlflow", "feast", "bentoml"):  # setup.main's folders; no Airflow DB here
         (cfg.state_dir / sub).mkdir(parents=True, exist_ok=True)
     tracking.experiment_id()  # MLflow's store, as setup.main makes it before the live service starts
-    model = {"model": cluster.commands()["model"]}  # the live service, started as the cluster starts it
+    model = {cluster.LIVE: cluster.commands()[cluster.LIVE]}  # the live service, started as the cluster starts it
     service = cluster.Supervisor(cfg.airflow_home / "process-logs", programs=model, environment=deployment)
     flow = InProcess()
     held = {}

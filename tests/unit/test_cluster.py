@@ -31,8 +31,8 @@ def test_output_printed_before_stop_is_in_the_log(tmp_path, monkeypatch):
 def test_both_profiles_run_airflow_as_separate_logged_processes(monkeypatch):
     monkeypatch.setenv("LIFECYCLE_PROFILE", "embedded")
     embedded = cluster.commands()
-    assert list(embedded) == ["api-server", "scheduler", "dag-processor", "triggerer", "model"]
-    assert embedded["model"][0][-6:] == [
+    assert list(embedded) == ["api-server", "scheduler", "dag-processor", "triggerer", cluster.LIVE]
+    assert embedded[cluster.LIVE][0][-6:] == [
         "serve",
         cluster.SERVICE,
         "--host",
@@ -70,3 +70,18 @@ def test_memory_is_sampled_only_when_asked(tmp_path):
         supervisor.stop()
         peaks[every] = supervisor.peak_pss
     assert peaks[None] == 0 and peaks[0.2] >= 64 * 2**20
+
+
+def test_programs_start_in_groups_each_once(tmp_path):
+    """The demo starts Airflow's processes first and the live service once the scheduler is healthy."""
+    idle = [sys.executable, "-c", "import time; time.sleep(600)"]
+    supervisor = cluster.Supervisor(tmp_path, {"a": (idle, {}), "b": (idle, {}), "c": (idle, {})})
+    try:
+        supervisor.start(["a", "b"])
+        assert sorted(supervisor.procs) == ["a", "b"]
+        first = supervisor.procs["a"].pid
+        supervisor.start()
+        assert sorted(supervisor.procs) == ["a", "b", "c"] and supervisor.procs["a"].pid == first
+    finally:
+        supervisor.stop()
+    assert not any(psutil.pid_exists(p.pid) for p in supervisor.procs.values())

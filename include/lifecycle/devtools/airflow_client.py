@@ -17,14 +17,10 @@ from pathlib import Path
 
 from lifecycle import settings as _settings
 from lifecycle.platform import env
-from lifecycle.platform.cluster import Supervisor
+from lifecycle.platform.cluster import LIVE, Supervisor, commands
 
 ACTIVE = ("queued", "running")
 PAGE = 100  # items a list request asks for: [api] maximum_page_limit, which caps any larger limit
-
-
-def _states(runs: list[dict]) -> set[tuple[str, str, str]]:
-    return {(r["dag_id"], r["dag_run_id"], r["state"]) for r in runs}
 
 
 class AirflowClient:
@@ -77,7 +73,15 @@ class AirflowClient:
             time.sleep(0.5)
         raise TimeoutError(f"DAGs {sorted(dag_ids - found)} not parsed after {timeout}s")
 
-    def backfill(self, dag_id: str, first: str, last: str) -> dict:
+    def backfill(self, dag_id: str, first: str, last: str, timeout: float = 120) -> dict:
+        """Backfill ``dag_id`` over [first, last]. Airflow refuses a second backfill of a DAG until
+        the scheduler marks the first complete (a check it runs every 30 s), so an earlier one of
+        ours whose runs have all ended is waited for here, not in ``wait_idle``."""
+        deadline = time.monotonic() + timeout
+        while earlier := [b for b, d in list(self.backfill_ids.items()) if d == dag_id and not self._completed(b)]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} backfill {earlier[0]} not marked complete after {timeout}s")
+            time.sleep(0.5)
         created = self.post(
             "/api/v2/backfills",
             {
@@ -91,6 +95,12 @@ class AirflowClient:
         )
         self.backfill_ids[created["id"]] = dag_id
         return created
+
+    def _completed(self, backfill_id: int) -> bool:
+        if self.get(f"/api/v2/backfills/{backfill_id}")["completed_at"] is None:
+            return False
+        del self.backfill_ids[backfill_id]
+        return True
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
         return self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
@@ -129,32 +139,40 @@ class AirflowClient:
         )
         return self._request("PATCH", path, {"chosen_options": [option], "params_input": {}})
 
+    def active_runs(self) -> list[dict]:
+        states = "&".join(f"state={state}" for state in ACTIVE)
+        return self.paged(f"/api/v2/dags/~/dagRuns?{states}&order_by=id", "dag_runs")
+
+    def run_count(self) -> int:
+        return self.get("/api/v2/dags/~/dagRuns?limit=1")["total_entries"]
+
     def pending_work(self) -> list[str]:
         """What Airflow still has to do, from its own state; empty when it is idle.
 
         A finishing task records its outlet events and queues the consumer DAGs in the same
         transaction that ends it, while its run is still active; the scheduler turns a queue entry
-        into a run and deletes it in one transaction; a backfill is open until the scheduler marks
-        it complete. So at any one instant, remaining work shows as one of these. The checks are
-        requests at successive instants, though: a queue entry that became a run after the run
-        list was read and before the queues were read is in neither answer. So the run list is
-        read again last: idle only if no run appeared or changed meanwhile.
+        into a run and deletes it in one transaction; a backfill's runs are all created by the
+        request that creates it. So at any one instant, remaining work shows as an active run or a
+        queued asset event. The checks are requests at successive instants, though: a queue entry
+        that became a run after the runs were read and before the queues were read is in neither
+        answer. So the runs are read again last: idle only if none is active and none was created
+        meanwhile (runs are never deleted here). The first request asks for active runs only, so a
+        busy deployment answers with a few rows.
         """
-        runs = self.runs()
-        busy = [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in runs if r["state"] in ACTIVE]
-        if busy:
+        if busy := self._active():
             return busy
-        for backfill_id, dag_id in self.backfill_ids.items():
-            if self.get(f"/api/v2/backfills/{backfill_id}")["completed_at"] is None:
-                busy.append(f"{dag_id} backfill {backfill_id} not completed")
+        created = self.run_count()
         for dag_id in sorted(self.dag_ids()):
             queued = self.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")["queued_events"]
             busy += [f"{dag_id} queued asset event (asset {q['asset_id']})" for q in queued]
-        if not busy and _states(self.runs()) != _states(runs):
+        if not busy and (self._active() or self.run_count() != created):
             busy.append("a run was created or changed while the queues were read")
         return busy
 
-    def wait_idle(self, timeout: float = 1800, poll: float = 1, answer=None) -> None:
+    def _active(self) -> list[str]:
+        return [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in self.active_runs()]
+
+    def wait_idle(self, timeout: float = 1800, poll: float = 0.3, answer=None) -> None:
         """Until Airflow has no active run, no open backfill of ours and no queued asset event.
         A run waiting for a human stays active: ``answer(request)``, if given, names the option to
         respond with (None leaves the request waiting)."""
@@ -187,7 +205,10 @@ class AirflowServer(AirflowClient):
         return self.supervisor.peak_pss
 
     def start(self, timeout: float = 240) -> None:
-        self.supervisor.start()
+        """Airflow's processes (and the MLflow server), then once the scheduler is healthy the live
+        service: its workers import torch, Feast and MLflow, which on two cores slowed the
+        scheduler's own start (it imports the task libraries before it reports healthy)."""
+        self.supervisor.start([name for name in commands() if name != LIVE])
         tracking = _settings.load().mlflow_tracking_uri
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -198,6 +219,7 @@ class AirflowServer(AirflowClient):
                 if tracking.startswith("http"):
                     urllib.request.urlopen(f"{tracking}/health", timeout=3).close()
                 if health.get("scheduler", {}).get("status") == "healthy" and self.login():
+                    self.supervisor.start()
                     return
             except (OSError, ValueError):
                 pass

@@ -25,6 +25,7 @@ from lifecycle import settings as _settings
 from lifecycle.platform import env
 
 SERVICE = "lifecycle.serving:ModelService"  # the live BentoML service, as `bentoml serve` names it
+LIVE = "model"  # its process
 
 
 def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -38,7 +39,7 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
         "dag-processor": ([*airflow, "dag-processor"], {}),
         "triggerer": ([*airflow, "triggerer"], {}),
         # the live service: follows the registry's aliases, so it starts before any model exists
-        "model": (
+        LIVE: (
             [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "0.0.0.0", "--port", str(cfg.serving_port)],
             {},
         ),
@@ -104,10 +105,14 @@ class Supervisor:
         self.procs: dict[str, subprocess.Popen] = {}
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
+        self._sampling = False
 
-    def start(self) -> None:
+    def start(self, names: list[str] | None = None) -> None:
+        """Starts the programs in ``names`` (default: all) that are not running yet."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name, (argv, extra) in (self.programs or commands()).items():
+            if name in self.procs or (names is not None and name not in names):
+                continue
             with open(self.log_dir / f"{name}.log", "ab") as log:
                 self.procs[name] = subprocess.Popen(
                     argv,
@@ -116,7 +121,8 @@ class Supervisor:
                     start_new_session=True,
                     env={**os.environ, **self.environment, "PYTHONUNBUFFERED": "1", **extra},
                 )
-        if self.memory_every:
+        if self.memory_every and not self._sampling:
+            self._sampling = True
             threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def check_alive(self) -> None:

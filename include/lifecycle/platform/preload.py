@@ -5,8 +5,9 @@ without exec on Linux): a LocalExecutor worker, itself forked from the scheduler
 pool process, forked from the Celery worker. A module imported before those forks is in every
 task at no cost. Without this each task pays its own imports again: feast ~5 s
 with a bytecode cache, great_expectations, evidently, mlflow and scikit-learn 1.5-3 s each, on this
-2-core machine kind. Importing is all that happens here: no thread pool, connection or file is
-opened, so the forks stay safe (checked with XGBoost and PyTorch training in forked grandchildren).
+2-core machine kind. Importing, and two caches filled from files on disk (``warm``), is all that
+happens here: no thread pool, connection or file is left open, so the forks stay safe (checked with
+XGBoost and PyTorch training in forked grandchildren).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PRELOAD = (
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
     "alembic.command",
+    "git",  # MLflow's start_run looks for a git commit to tag the run with
     "feast",
     # what opening the Feast store imports (registry, online store, dask): ~0.3 s a task
     "feast.infra.registry.file",
@@ -59,19 +61,33 @@ PRELOAD = (
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> float:
-    """Import ``modules``; returns the seconds it took."""
+    """Import ``modules`` and ``warm``; returns the seconds it took."""
     started = time.monotonic()
     for name in modules:
         importlib.import_module(name)
+    warm()
     return time.monotonic() - started
 
 
-class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
-    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported."""
+def warm() -> None:
+    """Per-process caches a task would otherwise fill on first use: MLflow's map of the installed
+    distributions (read on every model load: 0.25-0.65 s a task) and Airflow's plugins (loaded by
+    the lineage collector at a task's first object-storage read: ~0.2 s)."""
+    from airflow.sdk import plugins_manager
+    from mlflow.utils import requirements_utils
 
-    def start(self) -> None:
-        self.log.info("imported the task libraries in %.1f s before forking the workers", preload())
-        super().start()
+    requirements_utils._init_packages_to_modules_map()
+    plugins_manager.get_hook_lineage_readers_plugins()
+
+
+class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
+    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported. The scheduler
+    makes its executor before it records its job, so it reports healthy once tasks can start."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        seconds = preload()
+        super().__init__(*args, **kwargs)
+        self.log.info("imported the task libraries in %.1f s before forking the workers", seconds)
 
 
 CELERY_CONFIG = DEFAULT_CELERY_CONFIG  # the scale-out profile's Celery app, with this module's hook

@@ -8,6 +8,7 @@ per GPU found (at least one), so training tasks never oversubscribe.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -25,12 +26,25 @@ def gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")) if out.returncode == 0 else 0
 
 
-def airflow(*args: str) -> str:
-    cmd = [sys.executable, "-m", "airflow", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"`airflow {' '.join(args)}` failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
+# Airflow's CLI, one command after another in one interpreter: an `airflow` process spends ~2 s
+# importing Airflow before it does anything
+_CLI = "import json, sys\nfrom airflow.__main__ import main\nfor sys.argv in json.loads(sys.argv[1]): main()"
+
+
+def airflow(*commands: list[str]) -> subprocess.Popen:
+    """Starts ``airflow <command>`` for each of ``commands`` in order, in one process; ``wait`` it."""
+    argv = [["airflow", *c] for c in commands]
+    return subprocess.Popen(
+        [sys.executable, "-c", _CLI, json.dumps(argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        ran = "; ".join(" ".join(argv) for argv in json.loads(proc.args[-1]))
+        raise RuntimeError(f"`{ran}` failed ({proc.returncode}): {err[-2000:]}")
+    return out
 
 
 def main() -> None:
@@ -41,15 +55,19 @@ def main() -> None:
     if cfg.services:
         services.check()
         services.create_databases()
-    airflow("db", "migrate")
-    if not cfg.services:
-        with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:  # readers no longer block the writer
+    else:  # a journal mode the file keeps: readers no longer block the writer
+        with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:
             db.execute("PRAGMA journal_mode=WAL")
-        # MLflow's SQLite store and the experiment, made here once: the live service and the first
-        # task creating them at the same time race the store's migrations (seen: duplicate column)
-        tracking.experiment_id()
     slots = max(1, gpu_count())
-    airflow("pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})")
+    migrating = airflow(
+        ["db", "migrate"], ["pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})"]
+    )
+    if not cfg.services:
+        # MLflow's SQLite store and the experiment, made here once (while Airflow migrates its own):
+        # the live service and the first task creating them at the same time race the store's
+        # migrations (seen: duplicate column)
+        tracking.experiment_id()
+    wait(migrating)
     print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
 
 
