@@ -52,12 +52,16 @@ def test_a_busy_deployment_is_answered_from_one_request():
 
 def test_a_run_created_from_the_queue_while_the_check_ran_is_not_taken_for_idle():
     race = ["a run was created or changed while the queues were read"]
-    # the queue entry becomes a run after the first read of the runs, before the queues are read
-    client = _client([[], [NEW]])
+    # the queue entry becomes a run after the active runs were read, before the queues are read
+    client = _client([[], [], [NEW]])
     assert client.pending_work() == race
     assert client.pending_work() == ["features run asset_triggered__2 queued"]
     # ... and that run ended before the runs were read again: only the count shows it
     assert _client([[]], counts=[5, 6]).pending_work() == race
+    # a run created between the first read and the count is active at the read after the count
+    client = _client([[], [NEW]], counts=[6])
+    assert client.pending_work() == ["features run asset_triggered__2 queued"]
+    assert client.asked == [ACTIVE_RUNS, RUN_COUNT, ACTIVE_RUNS]
 
 
 def test_a_second_backfill_of_a_dag_waits_until_airflow_marks_the_first_complete():

@@ -23,3 +23,20 @@ print("warm")
 def test_warm_fills_mlflows_distribution_map_and_airflows_plugins():
     done = subprocess.run([sys.executable, "-c", WARMED], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("warm"), done.stderr[-3000:]
+
+
+def test_only_the_scheduler_preloads_when_it_makes_its_executor(monkeypatch):
+    """The scheduler makes its executor before it records its job (healthy means tasks can start);
+    the api-server makes one to read a running task's log and must not import the task libraries."""
+    from lifecycle.platform import preload
+
+    calls = []
+    monkeypatch.setattr(preload, "preload", lambda: calls.append(1) or 0.0)
+    monkeypatch.setattr(sys, "argv", ["airflow", "api-server"])
+    preload.PreloadingLocalExecutor()
+    assert calls == []
+    monkeypatch.setattr(sys, "argv", ["airflow", "scheduler"])
+    executor = preload.PreloadingLocalExecutor()
+    assert calls == [1]
+    executor._preload()  # what start() does first: already done
+    assert calls == [1]

@@ -153,15 +153,17 @@ class AirflowClient:
         transaction that ends it, while its run is still active; the scheduler turns a queue entry
         into a run and deletes it in one transaction; a backfill's runs are all created by the
         request that creates it. So at any one instant, remaining work shows as an active run or a
-        queued asset event. The checks are requests at successive instants, though: a queue entry
-        that became a run after the runs were read and before the queues were read is in neither
-        answer. So the runs are read again last: idle only if none is active and none was created
-        meanwhile (runs are never deleted here). The first request asks for active runs only, so a
-        busy deployment answers with a few rows.
+        queued asset event. The checks are requests at successive instants, though, so the runs are
+        counted first and the active runs read after the count: a run is then either active at that
+        read (busy), or ended before it (its outlet events were queued before the queues are read),
+        or created after the count (the count read last differs). Runs are never deleted here. The
+        first request asks for active runs only, so a busy deployment answers with a few rows.
         """
         if busy := self._active():
             return busy
         created = self.run_count()
+        if busy := self._active():
+            return busy
         for dag_id in sorted(self.dag_ids()):
             queued = self.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")["queued_events"]
             busy += [f"{dag_id} queued asset event (asset {q['asset_id']})" for q in queued]
@@ -173,7 +175,7 @@ class AirflowClient:
         return [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in self.active_runs()]
 
     def wait_idle(self, timeout: float = 1800, poll: float = 0.3, answer=None) -> None:
-        """Until Airflow has no active run, no open backfill of ours and no queued asset event.
+        """Until Airflow has no active run and no queued asset event (``pending_work``).
         A run waiting for a human stays active: ``answer(request)``, if given, names the option to
         respond with (None leaves the request waiting)."""
         deadline = time.monotonic() + timeout
@@ -219,15 +221,16 @@ class AirflowServer(AirflowClient):
                 if tracking.startswith("http"):
                     urllib.request.urlopen(f"{tracking}/health", timeout=3).close()
                 if health.get("scheduler", {}).get("status") == "healthy" and self.login():
-                    self.supervisor.start()
-                    return
+                    break
             except (OSError, ValueError):
                 pass
             time.sleep(0.5)
-        raise TimeoutError(
-            f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
-            f"see {self.supervisor.log_dir}"
-        )
+        else:
+            raise TimeoutError(
+                f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
+                f"see {self.supervisor.log_dir}"
+            )
+        self.supervisor.start()
 
     def stop(self) -> None:
         self.supervisor.stop()

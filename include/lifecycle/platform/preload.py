@@ -13,6 +13,7 @@ XGBoost and PyTorch training in forked grandchildren).
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 
 from airflow.executors.local_executor import LocalExecutor
@@ -81,13 +82,26 @@ def warm() -> None:
 
 
 class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
-    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported. The scheduler
-    makes its executor before it records its job, so it reports healthy once tasks can start."""
+    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported.
+
+    In ``airflow scheduler`` the preload runs when the executor is made, which is before the
+    scheduler records its job: it reports healthy once tasks can start. Other processes make an
+    executor too (the api-server, to read a running task's log) and must not import the task
+    libraries, so elsewhere only ``start`` preloads."""
 
     def __init__(self, *args, **kwargs) -> None:
-        seconds = preload()
+        if sys.argv[1:2] == ["scheduler"]:
+            self._preload()
         super().__init__(*args, **kwargs)
-        self.log.info("imported the task libraries in %.1f s before forking the workers", seconds)
+
+    def start(self) -> None:
+        self._preload()
+        super().start()
+
+    def _preload(self) -> None:
+        if not getattr(self, "_preloaded", False):
+            seconds, self._preloaded = preload(), True
+            self.log.info("imported the task libraries in %.1f s before forking the workers", seconds)
 
 
 CELERY_CONFIG = DEFAULT_CELERY_CONFIG  # the scale-out profile's Celery app, with this module's hook

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 
@@ -55,18 +54,20 @@ def main() -> None:
     if cfg.services:
         services.check()
         services.create_databases()
-    else:  # a journal mode the file keeps: readers no longer block the writer
-        with sqlite3.connect(cfg.airflow_home / "airflow.db") as db:
-            db.execute("PRAGMA journal_mode=WAL")
     slots = max(1, gpu_count())
     migrating = airflow(
         ["db", "migrate"], ["pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})"]
     )
-    if not cfg.services:
-        # MLflow's SQLite store and the experiment, made here once (while Airflow migrates its own):
-        # the live service and the first task creating them at the same time race the store's
-        # migrations (seen: duplicate column)
-        tracking.experiment_id()
+    try:
+        if not cfg.services:
+            # MLflow's SQLite store and the experiment, made here once (while Airflow migrates its
+            # own): the live service and the first task creating them at the same time race the
+            # store's migrations (seen: duplicate column)
+            tracking.experiment_id()
+    except BaseException:
+        migrating.kill()
+        migrating.wait()
+        raise
     wait(migrating)
     print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
 
