@@ -503,7 +503,8 @@ def breakdown(a: dict, b: dict) -> tuple[dict, dict]:
             spans["callable"].append((pre_end, post))
         else:
             cats["task instances without a readable log (whole duration)"].append((end - start, item))
-        if queued is not None:
+        # a resumed deferral is queued again, so a deferred task's queued time is its re-queue
+        if queued is not None and (t["dag_id"], t["task_id"]) not in waits:
             cats["queue wait (start_date - queued_dttm)"].append((start - queued, item))
             ups = obs["upstream"].get(t["dag_id"], {}).get(t["task_id"], [])
             siblings = by_run[(t["dag_id"], t["dag_run_id"])]
