@@ -78,10 +78,12 @@ class AirflowClient:
         the scheduler marks the first complete (a check it runs every 30 s), so an earlier one of
         ours whose runs have all ended is waited for here, not in ``wait_idle``."""
         deadline = time.monotonic() + timeout
-        while earlier := [b for b, d in list(self.backfill_ids.items()) if d == dag_id and not self._completed(b)]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} backfill {earlier[0]} not marked complete after {timeout}s")
-            time.sleep(0.5)
+        for earlier in [b for b, d in self.backfill_ids.items() if d == dag_id]:
+            while self.get(f"/api/v2/backfills/{earlier}")["completed_at"] is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{dag_id} backfill {earlier} not marked complete after {timeout}s")
+                time.sleep(0.5)
+            del self.backfill_ids[earlier]
         created = self.post(
             "/api/v2/backfills",
             {
@@ -95,12 +97,6 @@ class AirflowClient:
         )
         self.backfill_ids[created["id"]] = dag_id
         return created
-
-    def _completed(self, backfill_id: int) -> bool:
-        if self.get(f"/api/v2/backfills/{backfill_id}")["completed_at"] is None:
-            return False
-        del self.backfill_ids[backfill_id]
-        return True
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
         return self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
@@ -139,10 +135,6 @@ class AirflowClient:
         )
         return self._request("PATCH", path, {"chosen_options": [option], "params_input": {}})
 
-    def active_runs(self) -> list[dict]:
-        states = "&".join(f"state={state}" for state in ACTIVE)
-        return self.paged(f"/api/v2/dags/~/dagRuns?{states}&order_by=id", "dag_runs")
-
     def run_count(self) -> int:
         return self.get("/api/v2/dags/~/dagRuns?limit=1")["total_entries"]
 
@@ -172,7 +164,9 @@ class AirflowClient:
         return busy
 
     def _active(self) -> list[str]:
-        return [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in self.active_runs()]
+        states = "&".join(f"state={state}" for state in ACTIVE)
+        runs = self.paged(f"/api/v2/dags/~/dagRuns?{states}&order_by=id", "dag_runs")
+        return [f"{r['dag_id']} run {r['dag_run_id']} {r['state']}" for r in runs]
 
     def wait_idle(self, timeout: float = 1800, poll: float = 0.3, answer=None) -> None:
         """Until Airflow has no active run and no queued asset event (``pending_work``).

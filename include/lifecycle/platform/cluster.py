@@ -105,11 +105,11 @@ class Supervisor:
         self.procs: dict[str, subprocess.Popen] = {}
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
-        self._sampling = False
 
     def start(self, names: list[str] | None = None) -> None:
         """Starts the programs in ``names`` (default: all) that are not running yet."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        first = not self.procs
         for name, (argv, extra) in (self.programs or commands()).items():
             if name in self.procs or (names is not None and name not in names):
                 continue
@@ -121,8 +121,7 @@ class Supervisor:
                     start_new_session=True,
                     env={**os.environ, **self.environment, "PYTHONUNBUFFERED": "1", **extra},
                 )
-        if self.memory_every and not self._sampling:
-            self._sampling = True
+        if self.memory_every and first:
             threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def check_alive(self) -> None:

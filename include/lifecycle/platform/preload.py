@@ -89,6 +89,8 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
     executor too (the api-server, to read a running task's log) and must not import the task
     libraries, so elsewhere only ``start`` preloads."""
 
+    _preloaded = False
+
     def __init__(self, *args, **kwargs) -> None:
         if sys.argv[1:2] == ["scheduler"]:
             self._preload()
@@ -99,7 +101,7 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
         super().start()
 
     def _preload(self) -> None:
-        if not getattr(self, "_preloaded", False):
+        if not self._preloaded:
             seconds, self._preloaded = preload(), True
             self.log.info("imported the task libraries in %.1f s before forking the workers", seconds)
 

@@ -38,12 +38,11 @@ def airflow(*commands: list[str]) -> subprocess.Popen:
     )
 
 
-def wait(proc: subprocess.Popen) -> str:
-    out, err = proc.communicate()
+def wait(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate()
     if proc.returncode != 0:
         ran = "; ".join(" ".join(argv) for argv in json.loads(proc.args[-1]))
         raise RuntimeError(f"`{ran}` failed ({proc.returncode}): {err[-2000:]}")
-    return out
 
 
 def main() -> None:
