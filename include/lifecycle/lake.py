@@ -61,17 +61,25 @@ def sha256(data: bytes) -> str:
 
 
 def publish(dest: ObjectStoragePath, files: dict[str, bytes], manifest: dict) -> None:
-    """Replace partition ``dest`` with ``files`` and ``manifest``, all or nothing."""
+    """Replace partition ``dest`` with ``files`` and ``manifest``, all or nothing.
+
+    The old manifest goes first (the partition counts as incomplete from then on), each file then
+    replaces its old version by a rename (atomic on a POSIX file system, one PUT on S3), and the new
+    manifest comes last. A reader listing the partition meanwhile (Feast's point-in-time join on
+    dask, a score run beside a features run) finds the old or the new bytes, never a missing file."""
     staging = dest.parent / f"_staging-{dest.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
         for name, data in files.items():
             (staging / name).write_bytes(data)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        remove(dest)
+        remove(dest / MANIFEST)
         dest.mkdir(parents=True, exist_ok=True)
         for name in [*files, MANIFEST]:  # manifest last: it marks the partition complete
             (staging / name).rename(dest / name)
+        for child in dest.iterdir():
+            if child.name not in files and child.name != MANIFEST:
+                remove(child)
     finally:
         remove(staging)
 

@@ -55,3 +55,23 @@ def test_publish_replaces_a_complete_partition(state):
     lake.publish(dest, {"data.parquet": b"v2"}, {"v": 2})
     assert (dest / "data.parquet").read_bytes() == b"v2"
     assert json.loads((dest / "_manifest.json").read_text()) == {"v": 2}
+
+
+def test_publish_keeps_every_file_readable_while_it_replaces_them(state, monkeypatch):
+    """A reader listing the partition between two steps of a publish (a score run's point-in-time
+    join beside a features run) finds the old or the new bytes of each file, never a missing one;
+    a file the new version does not have is gone at the end, and the manifest comes last."""
+    dest = lake.partition("features", "card_stats", DAY)
+    lake.publish(dest, {"data.parquet": b"v1", "old.parquet": b"x"}, {"v": 1})
+    seen = []
+    rename = type(dest).rename
+
+    def observed(self, target):
+        seen.append({p.name: p.read_bytes() for p in dest.iterdir()})
+        return rename(self, target)
+
+    monkeypatch.setattr(type(dest), "rename", observed)
+    lake.publish(dest, {"data.parquet": b"v2"}, {"v": 2})
+    assert seen == [{"data.parquet": b"v1", "old.parquet": b"x"}, {"data.parquet": b"v2", "old.parquet": b"x"}]
+    assert sorted(p.name for p in dest.iterdir()) == ["_manifest.json", "data.parquet"]
+    assert lake.manifest(dest) == {"v": 2}
