@@ -3,6 +3,7 @@ for a concurrent writer instead of failing with "database is locked" (the backfi
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -68,3 +69,26 @@ def test_plain_transactions_are_unchanged(tmp_path):
     assert db.in_transaction
     db.rollback()
     assert db.execute("SELECT count(*) FROM dag_run").fetchone() == (1,)
+
+
+def test_now_has_the_stored_timestamps_microsecond_format(tmp_path):
+    """A run created a moment ago (its ``run_after`` stored as text with microseconds) is due at
+    once: ``run_after <= now()`` holds within the same second, which SQLite's CURRENT_TIMESTAMP
+    (whole seconds) made false until the next second began."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from airflow.utils.sqlalchemy import UtcDateTime
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'airflow.db'}", connect_args=sqlite_metadata.CONNECT_ARGS)
+    runs = sa.Table("dag_run", sa.MetaData(), sa.Column("run_after", UtcDateTime))
+    runs.metadata.create_all(engine)
+    with engine.begin() as db:
+        for _ in range(20):  # 20 tries, 30 ms apart: some within the same second as their check
+            created = dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=2)
+            db.execute(runs.delete())
+            db.execute(runs.insert().values(run_after=created))
+            assert db.execute(sa.select(runs.c.run_after <= sa.func.now())).scalar() == 1
+            stamp = db.execute(sa.select(sa.func.now())).scalar()  # read back as SQLAlchemy's DateTime
+            assert abs(stamp.replace(tzinfo=dt.UTC) - created).total_seconds() < 1
+            time.sleep(0.03)
