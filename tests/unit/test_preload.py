@@ -40,3 +40,52 @@ def test_only_the_scheduler_preloads_when_it_makes_its_executor(monkeypatch):
     assert calls == [1]
     executor._preload()  # what start() does first: already done
     assert calls == [1]
+
+
+def _executor(monkeypatch, wait_seconds):
+    """The embedded profile's executor with its result queue, no workers forked."""
+    import multiprocessing
+
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from lifecycle.platform import preload
+
+    monkeypatch.setattr(preload, "RESULT_WAIT_SECONDS", wait_seconds)
+    monkeypatch.setattr(sys, "argv", ["airflow", "api-server"])
+    executor = preload.PreloadingLocalExecutor()
+    executor.result_queue, executor.activity_queue = multiprocessing.SimpleQueue(), multiprocessing.SimpleQueue()
+    executor.workers, executor._unread_messages = {}, multiprocessing.Value("I", 0)
+    key = TaskInstanceKey("ingest", "land", "manual__1", 1, -1)
+    executor.running.add(key)
+    return executor, key
+
+
+def test_after_a_loop_that_started_nothing_the_executor_returns_when_a_task_ends(monkeypatch):
+    """The pause between scheduler loops ends with a task's end, so its downstream is scheduled
+    at once; without an end the pause lasts RESULT_WAIT_SECONDS."""
+    import threading
+    import time
+
+    from airflow.utils.state import TaskInstanceState
+
+    executor, key = _executor(monkeypatch, wait_seconds=60)
+    threading.Timer(0.2, executor.result_queue.put, [(key, TaskInstanceState.SUCCESS, None)]).start()
+    started = time.monotonic()
+    executor.sync()
+    assert time.monotonic() - started < 30  # woken by the result, not the 60 s timeout
+    assert executor.get_event_buffer() == {key: (TaskInstanceState.SUCCESS, None)}
+
+    executor, key = _executor(monkeypatch, wait_seconds=0.2)
+    started = time.monotonic()
+    executor.sync()
+    assert time.monotonic() - started >= 0.2 and executor.get_event_buffer() == {}
+
+
+def test_a_loop_that_started_a_task_does_not_wait(monkeypatch):
+    import time
+
+    executor, _ = _executor(monkeypatch, wait_seconds=60)
+    executor._sent = 1  # what trigger_tasks records when this heartbeat handed a task to the workers
+    started = time.monotonic()
+    executor.sync()
+    assert time.monotonic() - started < 30 and executor.get_event_buffer() == {}

@@ -34,6 +34,9 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
         return {
             # LocalExecutor, with the task libraries imported before its workers fork
             "AIRFLOW__CORE__EXECUTOR": "lifecycle.platform.preload.PreloadingLocalExecutor",
+            # the scheduler sleeps this long after a loop that queued nothing (default 1 s); the
+            # executor's wait for a task's end (preload.RESULT_WAIT_SECONDS) is the pause instead
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.05",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             # api-server, scheduler, dag-processor and tasks write concurrently: they wait, never fail
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "lifecycle.platform.sqlite_metadata.CONNECT_ARGS",
@@ -49,6 +52,9 @@ def _backends(cfg: _settings.Settings) -> dict[str, str]:
     }
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        # the scheduler sleeps this long after a loop that queued nothing (default 1 s): each hop
+        # between dependent tasks and runs waits on it
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": svc.database_url("airflow"),
         "AIRFLOW__CELERY__BROKER_URL": svc.redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + svc.database_url("airflow", "postgresql"),
@@ -90,9 +96,6 @@ def environment() -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        # the scheduler sleeps this long after a loop that queued nothing (default 1 s): each hop
-        # between dependent tasks and runs waits on it
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         # a task supervisor notices its task process has exited only at its next wake-up, up to
         # this many seconds (default 5) after the task closed its sockets; a skipped task's state
         # is sent only then, and the executor slot stays taken (bench/orchestration.py)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from multiprocessing import connection
 
 from airflow.executors.local_executor import LocalExecutor
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
@@ -81,6 +82,9 @@ def warm() -> None:
     plugins_manager.get_hook_lineage_readers_plugins()
 
 
+RESULT_WAIT_SECONDS = 0.5
+
+
 class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
     """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported.
 
@@ -90,6 +94,7 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
     libraries, so elsewhere only ``start`` preloads."""
 
     _preloaded = False
+    _sent = 0  # tasks the last heartbeat handed to the workers
 
     def __init__(self, *args, **kwargs) -> None:
         if sys.argv[1:2] == ["scheduler"]:
@@ -99,6 +104,21 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
     def start(self) -> None:
         self._preload()
         super().start()
+
+    def trigger_tasks(self, open_slots: int) -> None:
+        waiting = len(self.queued_tasks)
+        super().trigger_tasks(open_slots)
+        self._sent = waiting - len(self.queued_tasks)
+
+    def sync(self) -> None:
+        """Reads the workers' results; after a loop that started no task, first waits up to
+        ``RESULT_WAIT_SECONDS`` for one. The scheduler's own idle sleep is short in this profile
+        (``env``): this wait is the pause between its loops, and a task's end ends it, so the next
+        loop schedules the dependent task or asset-triggered run at once instead of up to an idle
+        sleep later."""
+        if not self._sent and self.result_queue.empty():
+            connection.wait([self.result_queue._reader], timeout=RESULT_WAIT_SECONDS)
+        super().sync()
 
     def _preload(self) -> None:
         if not self._preloaded:
