@@ -33,17 +33,16 @@ from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
     doc_md=__doc__,
 )
 def canary():
-    @task(multiple_outputs=False)
-    def decide() -> dict:
-        """Applies the operational, distribution and quality gates to the canary's evidence."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
+    @task.short_circuit(multiple_outputs=False)
+    def decide() -> dict | None:
+        """Applies the operational, distribution and quality gates; without a canary the run ends here."""
         from lifecycle import canary
 
         try:
             decision = canary.decide()
         except canary.NoCanary as reason:
-            raise AirflowSkipException(str(reason)) from reason
+            print(f"nothing to decide: {reason}")
+            return None  # every task after this one is skipped
         print(f"v{decision['canary']} vs champion v{decision['champion']}: {decision['decision']}")
         print("\n".join(decision["reasons"]))
         return decision
