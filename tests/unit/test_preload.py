@@ -42,9 +42,10 @@ def test_only_the_scheduler_preloads_when_it_makes_its_executor(monkeypatch):
     assert calls == [1]
 
 
-def _executor(monkeypatch, wait_seconds):
-    """The embedded profile's executor with its result queue, no workers forked."""
+def _executor(monkeypatch, wait_seconds, metadata=":memory:"):
+    """The embedded profile's executor with its result queue and metadata DB, no workers forked."""
     import multiprocessing
+    import sqlite3
 
     from airflow.models.taskinstancekey import TaskInstanceKey
 
@@ -55,6 +56,7 @@ def _executor(monkeypatch, wait_seconds):
     executor = preload.PreloadingLocalExecutor()
     executor.result_queue, executor.activity_queue = multiprocessing.SimpleQueue(), multiprocessing.SimpleQueue()
     executor.workers, executor._unread_messages = {}, multiprocessing.Value("I", 0)
+    executor._metadata = sqlite3.connect(metadata, check_same_thread=False)
     key = TaskInstanceKey("ingest", "land", "manual__1", 1, -1)
     executor.running.add(key)
     return executor, key
@@ -62,7 +64,7 @@ def _executor(monkeypatch, wait_seconds):
 
 def test_after_a_loop_that_started_nothing_the_executor_returns_when_a_task_ends(monkeypatch):
     """The pause between scheduler loops ends with a task's end, so its downstream is scheduled
-    at once; without an end the pause lasts RESULT_WAIT_SECONDS."""
+    at once; without an end or a commit the pause lasts RESULT_WAIT_SECONDS."""
     import threading
     import time
 
@@ -86,6 +88,28 @@ def test_a_loop_that_started_a_task_does_not_wait(monkeypatch):
 
     executor, _ = _executor(monkeypatch, wait_seconds=60)
     executor._sent = 1  # what trigger_tasks records when this heartbeat handed a task to the workers
+    started = time.monotonic()
+    executor.sync()
+    assert time.monotonic() - started < 30 and executor.get_event_buffer() == {}
+
+
+def test_another_process_committing_to_the_metadata_db_ends_the_wait(monkeypatch, tmp_path):
+    """A run triggered through the REST API, or a task's success written by the api-server before
+    its process has exited, is scheduled at the next loop, not after the wait."""
+    import sqlite3
+    import threading
+    import time
+
+    path = tmp_path / "airflow.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE dag_run (state TEXT)")
+    executor, _ = _executor(monkeypatch, wait_seconds=60, metadata=path)
+
+    def api_server_commits():
+        with sqlite3.connect(path) as db:
+            db.execute("INSERT INTO dag_run VALUES ('queued')")
+
+    threading.Timer(0.2, api_server_commits).start()
     started = time.monotonic()
     executor.sync()
     assert time.monotonic() - started < 30 and executor.get_event_buffer() == {}
