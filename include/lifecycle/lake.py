@@ -2,7 +2,7 @@
 
 A partition is ``<zone>/<dataset>/date=YYYY-MM-DD/`` holding data files and ``_manifest.json``,
 written last: readers only see partitions whose manifest exists, and a failed write leaves no
-partial partition behind (files are staged, then moved in).
+partial partition with a manifest behind (files are staged, then moved in, the manifest last).
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ def sha256(data: bytes) -> str:
 def publish(dest: ObjectStoragePath, files: dict[str, bytes], manifest: dict) -> None:
     """Replace partition ``dest`` with ``files`` and ``manifest``, all or nothing.
 
-    The old manifest goes first (the partition counts as incomplete from then on), each file then
-    replaces its old version by a rename (atomic on a POSIX file system, one PUT on S3), and the new
-    manifest comes last. A reader listing the partition meanwhile (Feast's point-in-time join on
-    dask, a score run beside a features run) finds the old or the new bytes, never a missing file."""
+    The old manifest goes first (the partition counts as incomplete from then on: ``dates`` and
+    ``read_range`` leave it out), each file then replaces its old version by a rename (atomic on a
+    POSIX file system; a copy to the same key on S3), files the new version does not have are
+    removed, and the new manifest comes last. A reader that lists the partition meanwhile (Feast's
+    point-in-time join on dask, a score run beside a features run) finds each file, old or new."""
     staging = dest.parent / f"_staging-{dest.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
@@ -75,11 +76,12 @@ def publish(dest: ObjectStoragePath, files: dict[str, bytes], manifest: dict) ->
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         remove(dest / MANIFEST)
         dest.mkdir(parents=True, exist_ok=True)
-        for name in [*files, MANIFEST]:  # manifest last: it marks the partition complete
+        for name in files:
             (staging / name).rename(dest / name)
         for child in dest.iterdir():
-            if child.name not in files and child.name != MANIFEST:
+            if child.name not in files:
                 remove(child)
+        (staging / MANIFEST).rename(dest / MANIFEST)  # last: it marks the partition complete
     finally:
         remove(staging)
 

@@ -42,8 +42,8 @@ def test_only_the_scheduler_preloads_when_it_makes_its_executor(monkeypatch):
     assert calls == [1]
 
 
-def _executor(monkeypatch, wait_seconds, metadata=":memory:"):
-    """The embedded profile's executor with its result queue and metadata DB, no workers forked."""
+def _executor(monkeypatch, tmp_path, wait_seconds):
+    """The embedded profile's executor with its result queue and a metadata DB, no workers forked."""
     import multiprocessing
     import sqlite3
 
@@ -51,18 +51,21 @@ def _executor(monkeypatch, wait_seconds, metadata=":memory:"):
 
     from lifecycle.platform import preload
 
+    path = tmp_path / "airflow.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS dag_run (state TEXT)")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{path}")
     monkeypatch.setattr(preload, "RESULT_WAIT_SECONDS", wait_seconds)
     monkeypatch.setattr(sys, "argv", ["airflow", "api-server"])
     executor = preload.PreloadingLocalExecutor()
     executor.result_queue, executor.activity_queue = multiprocessing.SimpleQueue(), multiprocessing.SimpleQueue()
     executor.workers, executor._unread_messages = {}, multiprocessing.Value("I", 0)
-    executor._metadata = sqlite3.connect(metadata, check_same_thread=False)
     key = TaskInstanceKey("ingest", "land", "manual__1", 1, -1)
     executor.running.add(key)
     return executor, key
 
 
-def test_after_a_loop_that_started_nothing_the_executor_returns_when_a_task_ends(monkeypatch):
+def test_after_a_heartbeat_that_started_nothing_the_executor_returns_when_a_task_ends(monkeypatch, tmp_path):
     """The pause between scheduler loops ends with a task's end, so its downstream is scheduled
     at once; without an end or a commit the pause lasts RESULT_WAIT_SECONDS."""
     import threading
@@ -70,27 +73,17 @@ def test_after_a_loop_that_started_nothing_the_executor_returns_when_a_task_ends
 
     from airflow.utils.state import TaskInstanceState
 
-    executor, key = _executor(monkeypatch, wait_seconds=60)
+    executor, key = _executor(monkeypatch, tmp_path, wait_seconds=60)
     threading.Timer(0.2, executor.result_queue.put, [(key, TaskInstanceState.SUCCESS, None)]).start()
     started = time.monotonic()
-    executor.sync()
-    assert time.monotonic() - started < 30  # woken by the result, not the 60 s timeout
+    executor.heartbeat()
+    assert 0.15 <= time.monotonic() - started < 30  # woken by the result, not the 60 s timeout
     assert executor.get_event_buffer() == {key: (TaskInstanceState.SUCCESS, None)}
 
-    executor, key = _executor(monkeypatch, wait_seconds=0.2)
+    executor, key = _executor(monkeypatch, tmp_path, wait_seconds=0.2)
     started = time.monotonic()
-    executor.sync()
+    executor.heartbeat()
     assert time.monotonic() - started >= 0.2 and executor.get_event_buffer() == {}
-
-
-def test_a_loop_that_started_a_task_does_not_wait(monkeypatch):
-    import time
-
-    executor, _ = _executor(monkeypatch, wait_seconds=60)
-    executor._sent = 1  # what trigger_tasks records when this heartbeat handed a task to the workers
-    started = time.monotonic()
-    executor.sync()
-    assert time.monotonic() - started < 30 and executor.get_event_buffer() == {}
 
 
 def test_another_process_committing_to_the_metadata_db_ends_the_wait(monkeypatch, tmp_path):
@@ -100,16 +93,28 @@ def test_another_process_committing_to_the_metadata_db_ends_the_wait(monkeypatch
     import threading
     import time
 
-    path = tmp_path / "airflow.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE dag_run (state TEXT)")
-    executor, _ = _executor(monkeypatch, wait_seconds=60, metadata=path)
+    executor, _ = _executor(monkeypatch, tmp_path, wait_seconds=60)
 
     def api_server_commits():
-        with sqlite3.connect(path) as db:
+        with sqlite3.connect(tmp_path / "airflow.db") as db:
             db.execute("INSERT INTO dag_run VALUES ('queued')")
 
     threading.Timer(0.2, api_server_commits).start()
     started = time.monotonic()
-    executor.sync()
-    assert time.monotonic() - started < 30 and executor.get_event_buffer() == {}
+    executor.heartbeat()
+    assert 0.15 <= time.monotonic() - started < 30 and executor.get_event_buffer() == {}
+
+
+def test_a_heartbeat_that_starts_a_task_does_not_wait(monkeypatch, tmp_path):
+    import time
+
+    from airflow.executors.local_executor import LocalExecutor
+
+    handed = []
+    monkeypatch.setattr(LocalExecutor, "_process_workloads", lambda self, workloads: handed.extend(workloads))
+    executor, _ = _executor(monkeypatch, tmp_path, wait_seconds=60)
+    workload = object()
+    monkeypatch.setattr(executor, "_get_workloads_to_schedule", lambda open_slots: [("key", workload)])
+    started = time.monotonic()
+    executor.heartbeat()
+    assert time.monotonic() - started < 30 and handed == [workload] and executor._sent == 1

@@ -7,7 +7,8 @@ task at no cost. Without this each task pays its own imports again: feast ~5 s
 with a bytecode cache, great_expectations, evidently, mlflow and scikit-learn 1.5-3 s each, on this
 2-core machine kind. Importing, and two caches filled from files on disk (``warm``), is all that
 happens here: no thread pool, connection or file is left open, so the forks stay safe (checked with
-XGBoost and PyTorch training in forked grandchildren).
+XGBoost and PyTorch training in forked grandchildren). The embedded executor's wait for a change in
+the metadata DB holds its SQLite connection only while it waits.
 """
 
 from __future__ import annotations
@@ -98,8 +99,7 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
     libraries, so elsewhere only ``start`` preloads."""
 
     _preloaded = False
-    _sent = 0  # tasks the last heartbeat handed to the workers
-    _metadata: sqlite3.Connection | None = None
+    _sent = 0  # workloads (tasks, callbacks) the current heartbeat handed to the workers
 
     def __init__(self, *args, **kwargs) -> None:
         if sys.argv[1:2] == ["scheduler"]:
@@ -110,40 +110,48 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
         self._preload()
         super().start()
 
-    def trigger_tasks(self, open_slots: int) -> None:
-        waiting = len(self.queued_tasks)
-        super().trigger_tasks(open_slots)
-        self._sent = waiting - len(self.queued_tasks)
+    def heartbeat(self) -> None:
+        self._sent = 0
+        super().heartbeat()
+
+    def _process_workloads(self, workload_list) -> None:
+        self._sent += len(workload_list)
+        super()._process_workloads(workload_list)
 
     def sync(self) -> None:
-        """Reads the workers' results; after a loop that started no task, first waits up to
+        """Reads the workers' results; after a heartbeat that started nothing, first waits up to
         ``RESULT_WAIT_SECONDS`` for a task's end or for another process's commit to the metadata DB
         (a task's state or asset event through the api-server, a run triggered through the REST
         API, a fired trigger). The scheduler's own idle sleep is short in this profile (``env``):
-        this wait is the pause between its loops, so the next loop schedules what changed at once
-        instead of up to an idle sleep later."""
+        this wait is the pause between its loops, so the next loop usually schedules what changed
+        within ``POLL_SECONDS`` instead of up to an idle sleep later (a commit made during the
+        loop itself, before the wait began, still waits for the next change or the timeout)."""
         if not self._sent and self.result_queue.empty():
             self._wait_for_a_change()
         super().sync()
 
     def _wait_for_a_change(self) -> None:
-        if self._metadata is None:
-            url = make_url(conf.get("database", "sql_alchemy_conn"))
-            self._metadata = sqlite3.connect(url.database, check_same_thread=False)
-        seen = self._data_version()
-        deadline = time.monotonic() + RESULT_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            if connection.wait([self.result_queue._reader], timeout=POLL_SECONDS) or self._data_version() != seen:
-                return
-
-    def _data_version(self) -> int:
-        """SQLite's count of commits made by other connections to the database file."""
-        return self._metadata.execute("PRAGMA data_version").fetchone()[0]
+        # connected for the wait only: a worker forked later (one replacing a worker that died)
+        # must not inherit an open SQLite connection
+        db = sqlite3.connect(make_url(conf.get("database", "sql_alchemy_conn")).database)
+        try:
+            seen = _data_version(db)
+            deadline = time.monotonic() + RESULT_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                if connection.wait([self.result_queue._reader], timeout=POLL_SECONDS) or _data_version(db) != seen:
+                    return
+        finally:
+            db.close()
 
     def _preload(self) -> None:
         if not self._preloaded:
             seconds, self._preloaded = preload(), True
             self.log.info("imported the task libraries in %.1f s before forking the workers", seconds)
+
+
+def _data_version(db: sqlite3.Connection) -> int:
+    """SQLite's count of commits made by other connections to the database file."""
+    return db.execute("PRAGMA data_version").fetchone()[0]
 
 
 CELERY_CONFIG = DEFAULT_CELERY_CONFIG  # the scale-out profile's Celery app, with this module's hook
