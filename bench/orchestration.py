@@ -199,8 +199,8 @@ class InProcess:
         from lifecycle.dag_defaults import days_to_process
 
         with self.task("validate", "quality_gate"):
-            days = days_to_process(validation.pending_days(), {"dates": []}, events, RAW)
-            results = validation.gate_days([dt.date.fromisoformat(d) for d in days])
+            days = days_to_process(validation.pending_days(), {"dates": []}, events, RAW, validation.not_regated)
+            results = validation.gate_until_drained([dt.date.fromisoformat(d) for d in days])
         with self.task("validate", "curated_days"):
             curated = [r["date"] for r in results if r["status"] == "curated"]
         if curated:

@@ -1,9 +1,10 @@
 """
 ### validate: raw → curated (or quarantine)
-Runs on **raw_events**. Every raw partition not yet gated (whatever events woke the run)
-gets Great Expectations suites, oldest day first: transactions (schema, types, nulls, ranges,
-allowed sets, unique ids, no future timestamps, row count) and labels (each names a curated
-transaction, is known after it and on the file's day). Pass: curated partitions and a
+Runs on **raw_events**. Every raw partition not yet gated (whatever events woke the run, and
+those landed while it gates; a day an earlier run gated is not gated again) gets Great
+Expectations suites, oldest day first: transactions (schema, types, nulls, ranges, allowed sets,
+unique ids, no future timestamps, row count) and labels (each names a curated transaction, is
+known after it and on the file's day). Pass: curated partitions and a
 **curated_events** event naming the days. Fail: the day moves to `quarantine/`, Data Docs
 are written under `reports/data_quality/`, and `failed_days` fails naming each failed
 expectation; the other days go on. Manual runs take `dates` to re-check.
@@ -28,13 +29,14 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS, dates_param, days_
 def validate():
     @task
     def quality_gate(*, triggering_asset_events=None, params=None) -> list[dict]:
-        """Gates the raw days not yet gated, and those asked for, oldest first: curated, quarantined or waiting."""
+        """Gates the raw days not yet gated (those landed meanwhile too) and those asked for, oldest first."""
         from datetime import date
 
         from lifecycle import validation
 
-        days = days_to_process(validation.pending_days(), params, triggering_asset_events, RAW)
-        results = validation.gate_days([date.fromisoformat(d) for d in days])
+        pending = validation.pending_days()
+        days = days_to_process(pending, params, triggering_asset_events, RAW, validation.not_regated)
+        results = validation.gate_until_drained([date.fromisoformat(d) for d in days])
         for r in results:
             print(f"{r['date']}: {r['status']}", r.get("detail", ""))
         return results

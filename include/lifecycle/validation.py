@@ -220,6 +220,30 @@ def gate_days(days: list[dt.date]) -> list[dict]:
     return results
 
 
+def gate_until_drained(days: list[dt.date]) -> list[dict]:
+    """``gate_days``, then the raw days that changed meanwhile, until that stops: a backfill's runs
+    land their days side by side, and the first raw_events event starts a validate run while the
+    others are still landing. Gated here, they are named by this run's one curated_events event,
+    and the runs their own events start find nothing new (``not_regated``) instead of building
+    features, scoring and evaluating a second time. One result per day, its last; it stops once a
+    pass leaves the same days pending (days waiting for an earlier one)."""
+    results = {r["date"]: r for r in gate_days(days)}
+    pending = None
+    while (more := pending_days()) and more != pending:
+        pending = more
+        results |= {r["date"]: r for r in gate_days(more)}
+    return sorted(results.values(), key=lambda r: r["date"])
+
+
+def not_regated(named: list[str]) -> list[str]:
+    """The days of ``named`` (ISO dates a run's raw_events events name) still to gate: all but
+    those whose curated partition already holds the raw bytes (an earlier run gated them). A
+    quarantined day has no raw partition: it stays, so the run it woke fails naming it."""
+    events = contract.current().events
+    gated = set(lake.dates("raw", events)) - set(pending_days())
+    return [d for d in named if dt.date.fromisoformat(d) not in gated]
+
+
 def with_event_time(labels: pd.DataFrame, batch: pd.DataFrame, day: dt.date, uc: contract.UseCase) -> pd.DataFrame:
     """``labels`` with the time of the curated event each one names (NaT when none does),
     looked up in the curated days a label can still arrive for, and in the day's own batch."""

@@ -143,3 +143,49 @@ def test_days_are_gated_oldest_first_and_a_day_waits_for_an_earlier_landed_one(s
     assert validation.pending_days() == [later[1]]  # left pending for the run that gates both
     ingest.ingest_day(later[0])
     assert [r["status"] for r in validation.gate_days(validation.pending_days())] == ["curated", "curated"]
+
+
+def test_days_landed_while_a_run_gates_are_gated_by_that_run(state, monkeypatch):
+    """A backfill's other runs land their days while the first day's validate run gates: that run
+    gates them too, so one curated_events event names them all and the next run finds nothing."""
+    first, second = land_days(DAY, 1)[0], DAY + dt.timedelta(days=1)
+    datagen.land(second)
+    validate_day = validation.validate_day
+
+    def another_run_lands_meanwhile(day):
+        if day == first:
+            ingest.ingest_day(second)
+        return validate_day(day)
+
+    monkeypatch.setattr(validation, "validate_day", another_run_lands_meanwhile)
+    assert [(r["date"], r["status"]) for r in validation.gate_until_drained([first])] == [
+        (first.isoformat(), "curated"),
+        (second.isoformat(), "curated"),
+    ]
+    assert validation.pending_days() == [] and validation.gate_until_drained([]) == []
+    later = [second + dt.timedelta(days=i) for i in (1, 2)]
+    datagen.land(later[0])  # landed, not ingested: the day after it waits, and the run ends
+    land_days(later[1], 1)
+    assert [(r["date"], r["status"]) for r in validation.gate_until_drained([later[1]])] == [
+        (later[1].isoformat(), "waiting")
+    ]
+
+
+def test_a_day_an_earlier_run_gated_is_not_gated_again_unless_it_was_quarantined(state):
+    """The next run's raw_events events name days the first run already gated: only a day that
+    is not gated as landed stays (a quarantined one, so the run it woke fails naming it)."""
+    from lifecycle.dag_defaults import days_to_process
+
+    good, bad = land_days(DAY, 1)[0], land_days(DAY + dt.timedelta(days=1), 1, "corrupt")[0]
+    validation.gate_days([good, bad])
+    named = [good.isoformat(), bad.isoformat()]
+    assert validation.not_regated(named) == [bad.isoformat()]
+
+    class Event:
+        extra, timestamp = {"dates": named}, 0
+
+    events = {"raw_events": [Event()]}
+    asked = {"dates": [good.isoformat()]}  # a manual run's dates are gated again
+    assert days_to_process([], {"dates": []}, events, "raw_events", validation.not_regated) == [bad.isoformat()]
+    assert days_to_process([], asked, events, "raw_events", validation.not_regated) == named
+    assert days_to_process([], {"dates": []}, events, "raw_events") == named
