@@ -34,8 +34,7 @@ def validate():
 
         from lifecycle import validation
 
-        pending = validation.pending_days()
-        days = days_to_process(pending, params, triggering_asset_events, RAW, validation.not_regated)
+        days = days_to_process(validation.pending_days(), params, triggering_asset_events, RAW, validation.not_regated)
         results = validation.gate_until_drained([date.fromisoformat(d) for d in days])
         for r in results:
             print(f"{r['date']}: {r['status']}", r.get("detail", ""))

@@ -23,14 +23,15 @@ def dates_param(purpose: str):
 
 def days_to_process(pending, params, triggering_asset_events, asset, still_to_do=None) -> list[str]:
     """Pending days (the lake's word), requested days and the days named by triggering events,
-    those ``still_to_do`` keeps when given (a run's event can name a day an earlier run did).
+    those ``still_to_do(named, pending)`` keeps when given (a run's event can name a day an
+    earlier run did).
 
     Events only wake the DAG: one can fall outside every run's event window when producers run
     concurrently, so what is pending in the lake decides the work.
     """
     named = sorted({d for days in events_extra(triggering_asset_events, asset, "dates") for d in days})
     if still_to_do:
-        named = still_to_do(named)
+        named = still_to_do(named, pending)
     return sorted({d.isoformat() for d in pending} | set(params["dates"]) | set(named))
 
 

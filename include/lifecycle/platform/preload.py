@@ -13,6 +13,7 @@ the metadata DB holds its SQLite connection only while it waits.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sqlite3
 import sys
@@ -130,10 +131,14 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
             self._wait_for_a_change()
         super().sync()
 
+    @functools.cached_property
+    def _metadata_db(self) -> str:
+        return make_url(conf.get("database", "sql_alchemy_conn")).database
+
     def _wait_for_a_change(self) -> None:
         # connected for the wait only: a worker forked later (one replacing a worker that died)
         # must not inherit an open SQLite connection
-        db = sqlite3.connect(make_url(conf.get("database", "sql_alchemy_conn")).database)
+        db = sqlite3.connect(self._metadata_db)
         try:
             seen = _data_version(db)
             deadline = time.monotonic() + RESULT_WAIT_SECONDS
