@@ -30,7 +30,8 @@ Task-level sums add up time that overlapped (up to three tasks run at once): the
 difference, they are not slices of it.
 
 Not compared (no library-call equivalent): Airflow's metadata DB migration and pool (``setup.main``)
-and the start of its four processes are phase A's start-up; the demo user's approval delay
+and the start of its four processes are phase A's start-up (the normal days land meanwhile; phase B
+lands them at its start too); the demo user's approval delay
 (``APPROVAL_AFTER_SECONDS``: phase B approves at once) shows as a deferral wait. The manual
 rollout approval in phase B is recorded with the same ``approved by`` reason.
 """
@@ -381,6 +382,7 @@ def phase_inprocess(args) -> dict:
     try:
         service.start()
         days = demo.loop_days(args.normal_days, args.drifted_days, args.concept_days)
+        demo.land_first(days)  # phase A lands them while Airflow starts
         done = demo.loop(flow, days, step, held, ready="live service started")
         wall = round(time.monotonic() - t0, 1)
     finally:
@@ -401,6 +403,16 @@ def phase_inprocess(args) -> dict:
     }
 
 
+def cpu_reference(n: int = 10_000_000) -> float:
+    """Seconds one core takes for a fixed pure-Python loop: this machine kind's cores differ in speed
+    from one machine to the next (2.4x between two of them), which moves both walls, not their ratio."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i
+    return round(time.perf_counter() - started, 2)
+
+
 def child(phase: str, args) -> None:
     import threading
 
@@ -416,9 +428,11 @@ def child(phase: str, args) -> None:
 
     threading.Thread(target=sample, daemon=True).start()
     before = os.getloadavg()
+    speed = cpu_reference()
     result = (phase_airflow if phase == "airflow" else phase_inprocess)(args)
     done.set()
     result["load_average"] = {
+        "cpu_reference_s": speed,
         "before": before,
         "mean_1min_during": round(sum(loads) / max(len(loads), 1), 2),
         "max_1min_during": round(max(loads, default=0.0), 2),
@@ -592,7 +606,7 @@ def report(args) -> dict:
     for phase in (a, b):  # step i lasts until step i+1 (the last one until the end of the loop)
         marks = [0.0, *(s for s, _ in phase["steps"]), phase["wall_seconds"]]
         phase["segments"] = [round(marks[i + 1] - marks[i], 1) for i in range(len(marks) - 1)]
-    names = ["start-up (reset, set-up, processes)", *(t[:60] for _, t in b["steps"])]
+    names = ["start-up (reset, set-up, processes; normal days landed)", *(t[:60] for _, t in b["steps"])]
     for name, sa, sb in zip(names, a["segments"], b["segments"], strict=False):
         result["steps"].append({"step": name, "airflow_s": sa, "inprocess_s": sb, "difference_s": round(sa - sb, 1)})
     print(f"\nOrchestration overhead, {result['date']} (load average now {os.getloadavg()[0]:.2f})")
@@ -600,7 +614,10 @@ def report(args) -> dict:
     print(f"  wall B (in-process)            {b['wall_seconds']:8.1f} s")
     for p, phase in zip(PHASES, (a, b), strict=True):
         if load := phase.get("load_average"):
-            print(f"  load average during {p:<10} mean {load['mean_1min_during']}, max {load['max_1min_during']}")
+            print(
+                f"  load average during {p:<10} mean {load['mean_1min_during']}, max {load['max_1min_during']}"
+                f"; CPU reference at its start {load.get('cpu_reference_s')} s"
+            )
     print(f"  ratio A/B                      {result['ratio']:8.2f}      difference {result['difference_s']:.1f} s")
     print("\n  step                                                          A s     B s    A-B")
     for s in result["steps"]:
@@ -619,12 +636,15 @@ def report(args) -> dict:
 def markdown(result: dict) -> str:
     """The report as Markdown tables (for bench/README.md)."""
     lines = [
-        "| phase | wall | load average (1 min) during: mean / max |",
-        "|---|---|---|",
+        "| phase | wall | load average (1 min) during: mean / max | CPU reference at its start |",
+        "|---|---|---|---|",
     ]
     for p, key in zip(PHASES, ("wall_airflow_s", "wall_inprocess_s"), strict=True):
         load = result["load_average"][p] or {}
-        lines.append(f"| {p} | {result[key]} s | {load.get('mean_1min_during')} / {load.get('max_1min_during')} |")
+        lines.append(
+            f"| {p} | {result[key]} s | {load.get('mean_1min_during')} / {load.get('max_1min_during')} "
+            f"| {load.get('cpu_reference_s')} s |"
+        )
     lines += ["", "| step | Airflow | in-process | difference |", "|---|---|---|---|"]
     lines += [f"| {s['step']} | {s['airflow_s']} | {s['inprocess_s']} | {s['difference_s']} |" for s in result["steps"]]
     lines += ["", "| wall clock, by what ran | seconds |", "|---|---|"]

@@ -84,3 +84,28 @@ def test_labels_land_on_the_day_they_become_known(state):
     assert (later["is_fraud"] == later["is_fraud_truth"]).all()
     assert (later["labeled_at"].dt.date > days[0]).mean() > 0.5  # most arrive on a later day
     assert not every["transaction_id"].str.startswith(f"t{days[1]:%Y%m%d}").any()  # a corrupt extract is never labeled
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "lifecycle.devtools.datagen", "--start", DAY.isoformat()],
+        ["-c", "import lifecycle.devtools.demo"],  # make demo's module, imported as it starts
+    ],
+    ids=["datagen", "demo"],
+)
+def test_entry_points_keep_airflow_home_in_the_state(tmp_path, argv):
+    """Airflow reads AIRFLOW_HOME once, at its import (through lifecycle.lake); unset, it makes ~/airflow."""
+    import os
+    import subprocess
+    import sys
+
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    environ.update(HOME=str(home), LIFECYCLE_STATE_DIR=str(state))
+    out = subprocess.run([sys.executable, *argv], env=environ, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert list(home.iterdir()) == []
+    if argv[0] == "-m":
+        assert (state / "lake" / "landing" / "transactions" / f"{DAY.isoformat()}.csv").is_file()

@@ -201,30 +201,45 @@ class AirflowServer(AirflowClient):
         return self.supervisor.peak_pss
 
     def start(self, timeout: float = 240) -> None:
-        """Airflow's processes (and the MLflow server), then once the scheduler is healthy the live
-        service: its workers import torch, Feast and MLflow, which on two cores slowed the
-        scheduler's own start (it imports the task libraries before it reports healthy)."""
+        """``launch``, then ``wait_ready``."""
+        self.launch(timeout)
+        self.wait_ready(timeout)
+
+    def launch(self, timeout: float = 240) -> None:
+        """Starts Airflow's processes (and the MLflow server); returns once the api-server answers
+        and the four processes have imported Airflow. The scheduler then spends 10-20 s importing
+        the task libraries (``preload``) on one core, and the other core is free (the demo lands its
+        first days meanwhile: landed during the imports before, they slowed them as much)."""
         self.supervisor.start([name for name in commands() if name != LIVE])
+        self._wait_for(lambda health: self.login(), timeout, "the api-server")
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Once the scheduler is healthy (and MLflow's server answers), starts the live service:
+        its workers import torch, Feast and MLflow, which on two cores slowed the scheduler's own
+        start (it imports the task libraries before it reports healthy)."""
         tracking = _settings.load().mlflow_tracking_uri
+
+        def ready(health: dict) -> bool:
+            if tracking.startswith("http"):
+                urllib.request.urlopen(f"{tracking}/health", timeout=3).close()
+            return health.get("scheduler", {}).get("status") == "healthy" and self.login()
+
+        self._wait_for(ready, timeout, f"the scheduler (or MLflow at {tracking})")
+        self.supervisor.start()
+
+    def _wait_for(self, ready, timeout: float, what: str) -> None:
+        """Until ``ready(health)`` is true for the api-server's health answer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.supervisor.check_alive()
             try:
                 with urllib.request.urlopen(f"{self.base}/api/v2/monitor/health", timeout=3) as r:
-                    health = json.loads(r.read())
-                if tracking.startswith("http"):
-                    urllib.request.urlopen(f"{tracking}/health", timeout=3).close()
-                if health.get("scheduler", {}).get("status") == "healthy" and self.login():
-                    break
+                    if ready(json.loads(r.read())):
+                        return
             except (OSError, ValueError):
                 pass
             time.sleep(0.5)
-        else:
-            raise TimeoutError(
-                f"Airflow not healthy at {self.base} (or MLflow at {tracking}) after {timeout}s; "
-                f"see {self.supervisor.log_dir}"
-            )
-        self.supervisor.start()
+        raise TimeoutError(f"{what} not ready at {self.base} after {timeout}s; see {self.supervisor.log_dir}")
 
     def stop(self) -> None:
         self.supervisor.stop()

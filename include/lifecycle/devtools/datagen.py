@@ -15,6 +15,7 @@ import json
 import pandas as pd
 
 from lifecycle import contract
+from lifecycle.platform import env
 
 
 class ScenarioError(ValueError):
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+    env.apply()  # before land() imports Airflow (lifecycle.lake), which reads AIRFLOW_HOME once
     for i in range(args.days):
         for path in land(args.start + dt.timedelta(days=i), args.scenario, args.seed):
             print(path)

@@ -21,12 +21,17 @@ import shutil
 import time
 from collections import Counter
 
-from lifecycle import contract, features, lake, packaging, prediction_log, promotion, tracking
-from lifecycle import settings as _settings
-from lifecycle.aliases import CANARY, CHAMPION, SHADOW
-from lifecycle.devtools import datagen, loadgen
-from lifecycle.devtools.airflow_client import AirflowServer
-from lifecycle.platform import services, setup
+from lifecycle.platform import env
+
+# Airflow, which lifecycle.lake imports, reads AIRFLOW_HOME once at its import; unset, it makes ~/airflow
+env.apply()
+
+from lifecycle import contract, features, lake, packaging, prediction_log, promotion, tracking  # noqa: E402
+from lifecycle import settings as _settings  # noqa: E402
+from lifecycle.aliases import CANARY, CHAMPION, SHADOW  # noqa: E402
+from lifecycle.devtools import datagen, loadgen  # noqa: E402
+from lifecycle.devtools.airflow_client import AirflowServer  # noqa: E402
+from lifecycle.platform import services, setup  # noqa: E402
 
 DAG_IDS = {
     "ingest",
@@ -99,9 +104,11 @@ def run(
         log(f"[{time.monotonic() - t0:5.0f}s] {text}")
 
     try:
-        server.start()
-        server.wait_for_dags(DAG_IDS)
+        server.launch()
         days = loop_days(normal_days, drifted_days, concept_days)
+        land_first(days)  # on the core the scheduler's start leaves idle
+        server.wait_ready()
+        server.wait_for_dags(DAG_IDS)
         done = loop(server, days, step, held, ready=f"Airflow up at {server.base}")
         summary = summarize(server, days["corrupt"], done["stable_until"], days["concept"])  # tracking server up
         summary["wall_seconds"] = round(time.monotonic() - t0, 1)
@@ -131,15 +138,22 @@ def loop_days(normal_days: int, drifted_days: int, concept_days: int) -> dict:
     return {"normal": normal, "drifted": drifted, "concept": concept, "corrupt": concept[-1] + dt.timedelta(days=1)}
 
 
+def land_first(days: dict) -> None:
+    """The normal days, landed before the loop starts (as a feed lands files whether or not the
+    scheduler is up yet)."""
+    for day in days["normal"]:
+        datagen.land(day, "normal")
+
+
 def loop(server, days: dict, step, held: dict, ready: str) -> dict:
-    """The loop's steps on a started deployment. ``server`` backfills, triggers and waits until
-    idle: an ``AirflowServer``, or the in-process stand-in of bench/orchestration.py, which runs
-    these same steps. The replayed traffic is put in ``held["traffic"]`` as it starts, for the
-    caller to stop. ``ready`` starts the first step's text. Returns the alias moves' timings and
-    when the stable days ended."""
+    """The loop's steps on a started deployment, the normal days landed (``land_first``).
+    ``server`` backfills, triggers and waits until idle: an ``AirflowServer``, or the in-process
+    stand-in of bench/orchestration.py, which runs these same steps. The replayed traffic is put in
+    ``held["traffic"]`` as it starts, for the caller to stop. ``ready`` starts the first step's
+    text. Returns the alias moves' timings and when the stable days ended."""
     normal, drifted, concept, corrupt = days["normal"], days["drifted"], days["concept"], days["corrupt"]
-    step(f"{ready}; landing {len(normal)} normal days")
-    land_and_backfill(server, normal, "normal")
+    step(f"{ready}; {len(normal)} normal days landed: backfill ingest")
+    land_and_backfill(server, normal, "normal", landed=len(normal))
     step("first training run (manual)")
     server.trigger("train", {"reason": "bootstrap: first model"})
     server.wait_idle()
