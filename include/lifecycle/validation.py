@@ -235,13 +235,13 @@ def gate_until_drained(days: list[dt.date]) -> list[dict]:
     return sorted(results.values(), key=lambda r: r["date"])
 
 
-def not_regated(named: list[str], pending: list[dt.date] | None = None) -> list[str]:
+def not_regated(named: list[str], pending: list[dt.date]) -> list[str]:
     """The days of ``named`` (ISO dates a run's raw_events events name) still to gate: all but
     those whose curated partition already holds the raw bytes (an earlier run gated them). A
     quarantined day has no raw partition: it stays, so the run it woke fails naming it.
-    ``pending``: ``pending_days()`` when the caller has listed it already."""
+    ``pending``: the caller's ``pending_days()``."""
     events = contract.current().events
-    gated = set(lake.dates("raw", events)) - set(pending_days() if pending is None else pending)
+    gated = set(lake.dates("raw", events)) - set(pending)
     return [d for d in named if dt.date.fromisoformat(d) not in gated]
 
 

@@ -1,4 +1,7 @@
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -96,10 +99,6 @@ def test_labels_land_on_the_day_they_become_known(state):
 )
 def test_entry_points_keep_airflow_home_in_the_state(tmp_path, argv):
     """Airflow reads AIRFLOW_HOME once, at its import (through lifecycle.lake); unset, it makes ~/airflow."""
-    import os
-    import subprocess
-    import sys
-
     home, state = tmp_path / "home", tmp_path / "state"
     home.mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}

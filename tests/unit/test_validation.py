@@ -179,7 +179,7 @@ def test_a_day_an_earlier_run_gated_is_not_gated_again_unless_it_was_quarantined
     good, bad = land_days(DAY, 1)[0], land_days(DAY + dt.timedelta(days=1), 1, "corrupt")[0]
     validation.gate_days([good, bad])
     named = [good.isoformat(), bad.isoformat()]
-    assert validation.not_regated(named) == [bad.isoformat()]
+    assert validation.not_regated(named, validation.pending_days()) == [bad.isoformat()]
 
     class Event:
         extra, timestamp = {"dates": named}, 0

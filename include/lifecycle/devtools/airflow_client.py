@@ -209,7 +209,7 @@ class AirflowServer(AirflowClient):
         """Starts Airflow's processes (and the MLflow server); returns once the api-server answers
         and the four processes have imported Airflow. The scheduler then spends 10-20 s importing
         the task libraries (``preload``) on one core, and the other core is free (the demo lands its
-        first days meanwhile: landed during the imports before, they slowed them as much)."""
+        first days meanwhile)."""
         self.supervisor.start([name for name in commands() if name != LIVE])
         self._wait_for(lambda health: self.login(), timeout, "the api-server")
 
