@@ -7,11 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import featurized_days
+from conftest import world_from
 from lifecycle import canary, lake, live, promotion, scoring, settings, tracking, training
 from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
-
-FIRST = dt.date(2026, 10, 1)
 
 
 def register(flavour: str, key: str, seed: int, shuffle: bool = False) -> str:
@@ -46,7 +44,7 @@ def replay(days: list[dt.date]) -> None:
 
 
 @pytest.fixture(scope="module")
-def canary_world(tmp_path_factory):
+def canary_world(tmp_path_factory, featurized_template):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(tmp_path_factory.mktemp("canary")))
         for name, value in {
@@ -57,7 +55,7 @@ def canary_world(tmp_path_factory):
             "SERVING_POLL_SECONDS": "60",
         }.items():
             mp.setenv(f"LIFECYCLE_{name}", value)
-        days = featurized_days(FIRST, 8)
+        days = world_from(featurized_template, 8)
         first = register("xgboost", "canary__v1", seed=7)
         promotion.release(first, force=True)
         yield {"days": days, "first": first, "mp": mp}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import featurized_days, land_days
+from conftest import land_days, world_from
 from lifecycle import (
     contract,
     lake,
@@ -33,19 +33,18 @@ from lifecycle import (
 from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
 from lifecycle.devtools import loadgen
 
-FIRST = dt.date(2026, 10, 1)
 POLL = "0.5"
 
 GOOD = contract.current().example  # the use case's valid request
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, featurized_template):
     state = tmp_path_factory.mktemp("live")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(state))
-        featurized_days(FIRST, 6)
-        parity_day = land_days(FIRST + dt.timedelta(days=6), 1)[0]
+        days = world_from(featurized_template, 6)
+        parity_day = land_days(days[-1] + dt.timedelta(days=1), 1)[0]
         validation.validate_day(parity_day)  # curated, labeled, not featurized: served from the day-6 snapshot
         info = training.build_training_set("live__1", pd.Timestamp.now(tz="UTC"))
         versions = []

@@ -9,22 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import land_days
+from conftest import land_days, world_from
 from lifecycle import features, lake, monitoring, performance, promotion, scoring, settings, training, validation
 
-FIRST = dt.date(2026, 10, 1)
 NORMAL, CONCEPT = 8, 6
 
 
 @pytest.fixture(scope="module")
-def concept_world(tmp_path_factory):
+def concept_world(tmp_path_factory, featurized_template):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(tmp_path_factory.mktemp("concept")))
         mp.setenv("LIFECYCLE_MIN_LABELS", "500")
-        normal = land_days(FIRST, NORMAL)
-        for day in normal:
-            validation.validate_day(day)
-        features.materialize(features.build_tables(normal))
+        normal = world_from(featurized_template, NORMAL)
         info = training.build_training_set("concept__v1", pd.Timestamp.now(tz="UTC"))
         parent = training.start_parent_run("concept__v1", info, "test")
         result = training.train_candidate("xgboost", info, parent, seed=7)
