@@ -106,8 +106,8 @@ def featurized_days(first, n):
 
 @pytest.fixture(scope="session")
 def featurized_template(tmp_path_factory):
-    """Six curated normal days from ``WORLD_START`` with features in Feast, built once per run for
-    the module worlds that start from them (``world_from``)."""
+    """Six curated normal days from ``WORLD_START`` with their feature snapshots in the lake, built
+    once per run for the module worlds that start from them (``world_from``: only the lake is read)."""
     path = tmp_path_factory.mktemp("featurized")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LIFECYCLE_STATE_DIR", str(path))
