@@ -6,29 +6,29 @@ VENV := .local/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(VENV)/bin/pip install -q --disable-pip-version-check --no-compile
-# every other family of requirements.lock ($(1): 1 the odd ones, 0 the even ones)
-LOCK_HALF = awk '!/^\#/ && NF { f = tolower($$0); sub(/[-_.=[].*/, "", f); if (f != last) { n++; last = f } if (n % 2 == $(1)) print }' requirements.lock
 # A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-services airflow serve bench lint lock clean compose-tool bench-tools
+.PHONY: install demo test test-services airflow serve bench lint lock bytecode-lock clean compose-tool bench-tools
 
-$(STAMP): requirements.lock pyproject.toml
+# uv reads no pip configuration, so it is handed the find-links and indexes pip is configured with
+# (this machine kind keeps the lock's CPU build of torch in a find-links folder)
+PIP_SOURCES = $$($(VENV)/bin/pip config list | sed -n -E "s/^[^.]*\.(find-links|extra-index-url|index-url)='(.*)'$$/\1 \2/p" \
+	| while read -r option urls; do for url in $$urls; do echo "--$$option $$url"; done; done)
+UV_PIP := UV_LINK_MODE=copy $(VENV)/bin/uv pip
+
+$(STAMP): requirements.lock pyproject.toml bytecode.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: this project needs Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	@# the lock is complete (make lock freezes setuptools too), so pip resolves nothing (--no-deps) and
-	@# two pips unpack alternate families of it at once (one pip: ~80 s, two: ~40 s here). A family
-	@# (the lines whose names start alike: mlflow, mlflow-skinny, mlflow-tracing) goes to one pip, as
-	@# its distributions install some of the same files. pip check fails the install if the lock ever
-	@# lacks a dependency.
-	$(PIP_INSTALL) --no-deps -r <($(call LOCK_HALF,1)) & odd=$$!; \
-	$(PIP_INSTALL) --no-deps -r <($(call LOCK_HALF,0)); even=$$?; \
-	wait $$odd && [ $$even -eq 0 ]
-	$(VENV)/bin/pip check
-	@# the bytecode on every core (pip compiles one file at a time: ~75 s, here ~45 s on 2 cores); a file
-	@# that does not compile is skipped as pip skips it (torch ships one in Python 3.12 syntax)
-	$(PY) -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0)'
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	@# the lock is complete (make lock freezes setuptools too), so nothing is resolved (--no-deps).
+	@# uv, at the lock's own version (BentoML needs it too), unpacks it in ~12 s, two pips in ~60 s;
+	@# like pip it takes a version from whichever index has it. uv pip check fails the install if the
+	@# lock ever lacks a dependency.
+	$(PIP_INSTALL) --no-deps $$(grep '^uv==' requirements.lock)
+	$(UV_PIP) install -q --python $(PY) --no-deps --index-strategy unsafe-best-match $(PIP_SOURCES) -r requirements.lock
+	$(UV_PIP) check -q --python $(PY)
+	$(UV_PIP) install -q --python $(PY) --no-deps --no-build-isolation -e .
+	$(PY) -m lifecycle.devtools.bytecode compile
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -78,6 +78,12 @@ lock:  ## re-resolve requirements.in into requirements.lock (deliberate upgrades
 	set -o pipefail; { echo "# Locked, tested set for Python 3.11 (make lock regenerates it from requirements.in)."; \
 	  .local/lockenv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.lock
 	rm -rf .local/lockenv
+	@echo "requirements.lock rewritten: run make bytecode-lock to record bytecode.lock anew"
+
+bytecode-lock: install  ## record bytecode.lock anew: the folders a demo imports from, in a site-packages without bytecode
+	find $(VENV) -name __pycache__ -type d -prune -exec rm -rf {} +
+	$(PY) -m lifecycle.devtools.demo
+	$(PY) -m lifecycle.devtools.bytecode record
 
 clean:
 	rm -rf .local/state
