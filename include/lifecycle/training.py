@@ -139,7 +139,8 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
+def estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
+    """The unfitted candidate of ``flavour`` on device ``dev``, its class weight from the labels ``y``."""
     if flavour == "xgboost":
         from xgboost import XGBClassifier
 
@@ -256,7 +257,7 @@ def fit(
     prep = preprocessor(numeric, list(uc.categoricals))
     X = prep.fit_transform(model_frame(uc, train, numeric))
     y = train[uc.label].to_numpy()
-    est = _estimator(flavour, seed, dev, y)
+    est = estimator(flavour, seed, dev, y)
     t = time.perf_counter()
     est.fit(X, y)
     fit_s = time.perf_counter() - t
