@@ -12,10 +12,13 @@ unexport PYTHONDONTWRITEBYTECODE
 .PHONY: install demo test test-services airflow serve bench lint lock bytecode-lock clean compose-tool bench-tools
 
 # uv reads no pip configuration, so it is handed the find-links and indexes pip is configured with
-# (this machine kind keeps the lock's CPU build of torch in a find-links folder)
+# (this machine kind keeps the lock's CPU build of torch in a find-links folder): `pip config list`
+# prints each setting's sources, the environment's first, with Python's repr (a value written over
+# several lines holds \n); one index-url, the first. uv trusts the system's certificates, as pip here.
 PIP_SOURCES = $$($(VENV)/bin/pip config list | sed -n -E "s/^[^.]*\.(find-links|extra-index-url|index-url)='(.*)'$$/\1 \2/p" \
-	| while read -r option urls; do for url in $$urls; do echo "--$$option $$url"; done; done)
-UV_PIP := UV_LINK_MODE=copy $(VENV)/bin/uv pip
+	| sed 's/\\n/ /g' | while read -r option urls; do for url in $$urls; do echo "$$option $$url"; done; done \
+	| awk '!seen[$$1 == "index-url" ? $$1 : $$0]++ { print "--" $$1, $$2 }')
+UV_PIP := UV_LINK_MODE=copy UV_NATIVE_TLS=1 $(VENV)/bin/uv pip
 
 $(STAMP): requirements.lock pyproject.toml bytecode.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: this project needs Python 3.11"; exit 1; }
@@ -84,6 +87,7 @@ bytecode-lock: install  ## record bytecode.lock anew: the folders a demo imports
 	find $(VENV) -name __pycache__ -type d -prune -exec rm -rf {} +
 	$(PY) -m lifecycle.devtools.demo
 	$(PY) -m lifecycle.devtools.bytecode record
+	touch $(STAMP)  # the environment is the one just recorded: no reinstall for the new lock
 
 clean:
 	rm -rf .local/state

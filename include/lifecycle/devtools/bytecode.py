@@ -7,7 +7,7 @@ folders a demo imported modules from; compiling the modules in those ~1,300 fold
 folder missing from the list costs speed, never correctness: Python compiles a module that has
 no bytecode when it is imported.
 
-``python -m lifecycle.devtools.bytecode compile`` compiles the listed folders on every core;
+``python -m lifecycle.devtools.bytecode compile`` compiles the listed folders on every usable core;
 ``record`` rewrites the list from the bytecode present in site-packages (``make bytecode-lock``
 runs a demo in a site-packages without bytecode, then records).
 """
@@ -42,12 +42,13 @@ def folders(lock: Path = LOCK) -> list[str]:
 
 
 def compile_folders(names: list[str], site: Path) -> int:
-    """Compile the modules directly in each folder on every core; return how many compiled.
+    """Compile the modules directly in each folder on every core this process may use; return how
+    many have bytecode now (compiled, or already up to date).
 
     A folder that is gone is skipped, and so is a module that does not compile (torch ships one in
     a newer Python's syntax), as pip's own compile step skips it."""
     files = sorted(str(path) for name in names if (site / name).is_dir() for path in (site / name).glob("*.py"))
-    with ProcessPoolExecutor(os.cpu_count()) as pool:
+    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         done = pool.map(functools.partial(compileall.compile_file, quiet=2), files, chunksize=64)
         return sum(map(bool, done))
 
@@ -68,7 +69,7 @@ def main(argv: list[str]) -> int:
     site = site_packages()
     if argv == ["compile"]:
         names = folders()
-        print(f"bytecode: {compile_folders(names, site)} modules in {len(names)} folders compiled")
+        print(f"bytecode: {compile_folders(names, site)} modules in {len(names)} folders have it")
         return 0
     if argv == ["record"]:
         print(f"bytecode: {record(site)} folders recorded in {LOCK.name}")
