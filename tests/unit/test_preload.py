@@ -25,21 +25,52 @@ def test_warm_fills_mlflows_distribution_map_and_airflows_plugins():
     assert done.returncode == 0 and done.stdout.strip().endswith("warm"), done.stderr[-3000:]
 
 
-def test_only_the_scheduler_preloads_when_it_makes_its_executor(monkeypatch):
-    """The scheduler makes its executor before it records its job (healthy means tasks can start);
-    the api-server makes one to read a running task's log and must not import the task libraries."""
+def test_the_executor_imports_at_start_unless_the_scheduler_did(monkeypatch):
+    """``python -m lifecycle.platform.preload`` imports before Airflow's CLI starts, and
+    ``airflow scheduler`` started directly imports when its executor starts. The api-server makes
+    an executor to read a running task's log and never starts it, so never imports."""
+    from airflow.executors.local_executor import LocalExecutor
+
     from lifecycle.platform import preload
 
     calls = []
     monkeypatch.setattr(preload, "preload", lambda: calls.append(1) or 0.0)
-    monkeypatch.setattr(sys, "argv", ["airflow", "api-server"])
-    preload.PreloadingLocalExecutor()
-    assert calls == []
-    monkeypatch.setattr(sys, "argv", ["airflow", "scheduler"])
+    monkeypatch.setattr(LocalExecutor, "start", lambda self: None)
     executor = preload.PreloadingLocalExecutor()
+    assert calls == []
+    monkeypatch.setattr(preload, "_preloaded", True)
+    executor.start()
+    assert calls == []
+    monkeypatch.setattr(preload, "_preloaded", False)
+    executor.start()
     assert calls == [1]
-    executor._preload()  # what start() does first: already done
-    assert calls == [1]
+
+
+UNMIGRATED = """
+from lifecycle.platform import preload
+preload.preload = lambda: 0.0
+preload.MIGRATION_WAIT_SECONDS = 2
+preload.scheduler([])
+"""
+
+
+def test_the_scheduler_waits_for_the_migration_then_names_it(tmp_path):
+    """Started beside set-up, the scheduler waits for the metadata DB's migration; one that never
+    comes stops it with Airflow's message instead of starting the CLI on an empty DB."""
+    import os
+
+    db = tmp_path / "airflow.db"
+    environment = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", UNMIGRATED], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "There are still unapplied migrations after 2 seconds" in done.stderr, done.stderr[-3000:]
+    assert "Starting the scheduler" not in done.stdout + done.stderr
 
 
 def _executor(monkeypatch, tmp_path, wait_seconds):

@@ -205,6 +205,23 @@ class AirflowServer(AirflowClient):
         self.launch(timeout)
         self.wait_ready(timeout)
 
+    def launch_scheduler(self) -> None:
+        """Embedded profile: starts the scheduler before set-up migrates the metadata DB; it imports
+        the task libraries first (``preload.scheduler``, 10-20 s) and then waits for the migration.
+        Airflow's config file is written here first: a process that finds none writes its own with
+        fresh secret keys (JWT, Fernet), and two at once (the scheduler, set-up's) would disagree."""
+        if _settings.load().services is not None:
+            return
+        from airflow import configuration
+
+        if Path(configuration.AIRFLOW_CONFIG) != self.home / "airflow.cfg":
+            raise RuntimeError(
+                f"Airflow was imported with the config {configuration.AIRFLOW_CONFIG}, not this deployment's "
+                f"{self.home / 'airflow.cfg'}: apply lifecycle.platform.env before importing Airflow"
+            )
+        configuration.write_default_airflow_configuration_if_needed()
+        self.supervisor.start(["scheduler"])
+
     def launch(self, timeout: float = 240) -> None:
         """Starts Airflow's processes (and the MLflow server); returns once the api-server answers
         and the four processes have imported Airflow. The scheduler then spends 10-20 s importing

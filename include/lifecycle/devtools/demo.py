@@ -89,7 +89,6 @@ def run(
     """The loop through Airflow; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
     reset_state()
-    setup.main()
     server = AirflowServer(
         environment={
             # the demo drives time itself (backfills, manual triggers): schedules start tomorrow
@@ -104,6 +103,8 @@ def run(
         log(f"[{time.monotonic() - t0:5.0f}s] {text}")
 
     try:
+        server.launch_scheduler()  # its import of the task libraries overlaps set-up
+        setup.main()
         server.launch()
         days = loop_days(normal_days, drifted_days, concept_days)
         land_first(days)  # on the core the scheduler's start leaves idle

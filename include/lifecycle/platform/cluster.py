@@ -33,9 +33,14 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     cfg = _settings.load()
     airflow = [sys.executable, "-m", "airflow"]
     port = cfg.airflow_port
+    svc = cfg.services
     components = {
         "api-server": ([*airflow, "api-server", "--port", str(port)], {}),
-        "scheduler": ([*airflow, "scheduler"], {}),
+        # embedded: the task libraries imported first, for the LocalExecutor's workers to inherit
+        "scheduler": (
+            [sys.executable, "-m", "lifecycle.platform.preload"] if svc is None else [*airflow, "scheduler"],
+            {},
+        ),
         "dag-processor": ([*airflow, "dag-processor"], {}),
         "triggerer": ([*airflow, "triggerer"], {}),
         # the live service: follows the registry's aliases, so it starts before any model exists
@@ -44,7 +49,6 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
             {},
         ),
     }
-    svc = cfg.services
     if svc is None:
         return components
     mlflow = urlsplit(svc.mlflow_url)

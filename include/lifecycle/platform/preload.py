@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import sqlite3
 import sys
 import time
@@ -23,8 +24,11 @@ from multiprocessing import connection
 from airflow.configuration import conf
 from airflow.executors.local_executor import LocalExecutor
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+from airflow.utils import db as airflow_db
 from celery.signals import worker_init
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 # What the stage modules import inside their functions; the stage modules themselves are light.
 PRELOAD = (
@@ -67,12 +71,17 @@ PRELOAD = (
 )
 
 
+_preloaded = False
+
+
 def preload(modules: tuple[str, ...] = PRELOAD) -> float:
     """Import ``modules`` and ``warm``; returns the seconds it took."""
+    global _preloaded
     started = time.monotonic()
     for name in modules:
         importlib.import_module(name)
     warm()
+    _preloaded = True
     return time.monotonic() - started
 
 
@@ -87,28 +96,21 @@ def warm() -> None:
     plugins_manager.get_hook_lineage_readers_plugins()
 
 
+MIGRATION_WAIT_SECONDS = 120
 RESULT_WAIT_SECONDS = 0.5
 POLL_SECONDS = 0.02  # PRAGMA data_version costs ~3 µs of CPU here
 
 
 class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
-    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported.
+    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported: by
+    ``scheduler`` before Airflow's CLI starts, else when the executor starts. Other processes make
+    an executor too (the api-server, to read a running task's log) and never start it."""
 
-    In ``airflow scheduler`` the preload runs when the executor is made, which is before the
-    scheduler records its job: it reports healthy once tasks can start. Other processes make an
-    executor too (the api-server, to read a running task's log) and must not import the task
-    libraries, so elsewhere only ``start`` preloads."""
-
-    _preloaded = False
     _sent = 0  # workloads (tasks, callbacks) the current heartbeat handed to the workers
 
-    def __init__(self, *args, **kwargs) -> None:
-        if sys.argv[1:2] == ["scheduler"]:
-            self._preload()
-        super().__init__(*args, **kwargs)
-
     def start(self) -> None:
-        self._preload()
+        if not _preloaded:  # `airflow scheduler` started directly, not through ``scheduler``
+            self.log.info("imported the task libraries in %.1f s before forking the workers", preload())
         super().start()
 
     def heartbeat(self) -> None:
@@ -148,11 +150,6 @@ class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
         finally:
             db.close()
 
-    def _preload(self) -> None:
-        if not self._preloaded:
-            seconds, self._preloaded = preload(), True
-            self.log.info("imported the task libraries in %.1f s before forking the workers", seconds)
-
 
 def _data_version(db: sqlite3.Connection) -> int:
     """SQLite's count of commits made by other connections to the database file."""
@@ -166,3 +163,24 @@ CELERY_CONFIG = DEFAULT_CELERY_CONFIG  # the scale-out profile's Celery app, wit
 def _preload_in_celery_worker(**_) -> None:
     """A Celery worker imports the task libraries before it forks its pool processes."""
     preload()
+
+
+def scheduler(argv: list[str]) -> None:
+    """``airflow scheduler <argv>`` of the embedded profile, ``PRELOAD`` imported first. The import
+    needs no metadata DB, so a scheduler started beside set-up's migration (the demo's) imports while
+    set-up migrates; it then waits for the migration, which Airflow's CLI checks before it starts.
+    The scheduler reports healthy once tasks can start."""
+    seconds = preload()
+    airflow_db.check_migrations(MIGRATION_WAIT_SECONDS)
+    log.info("imported the task libraries in %.1f s before starting the scheduler", seconds)
+    from airflow.__main__ import main
+
+    sys.argv = ["airflow", "scheduler", *argv]
+    main()
+
+
+if __name__ == "__main__":
+    # through the imported module: the executor reads its ``_preloaded``, not ``__main__``'s
+    from lifecycle.platform import preload as _module
+
+    _module.scheduler(sys.argv[1:])
