@@ -56,6 +56,7 @@ PRELOAD = (
     "evidently.presets",
     "xgboost",
     "torch",
+    "torch._dynamo",  # what a torch optimizer imports at its first step (torch._disable_dynamo): ~1.3 s a fit
     "s3fs",
     "lifecycle.features",
     "lifecycle.training",
