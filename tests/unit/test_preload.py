@@ -149,3 +149,30 @@ def test_a_heartbeat_that_starts_a_task_does_not_wait(monkeypatch, tmp_path):
     started = time.monotonic()
     executor.heartbeat()
     assert time.monotonic() - started < 30 and handed == [workload] and executor._sent == 1
+
+
+def test_a_supervisor_whose_task_closed_its_sockets_waits_for_its_exit_not_the_heartbeat_interval():
+    """The task process closes its sockets just before it exits: with none left, the supervisor
+    returns the exit code when the process exits, not after a select() with nothing to wake it."""
+    import socket
+    import time
+    import uuid
+
+    import psutil
+    import structlog
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    from lifecycle.platform import preload  # noqa: F401 (installs task_exit)
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    ours, _theirs = socket.socketpair()
+    watched = WatchedSubprocess(
+        id=uuid.uuid4(),
+        pid=child.pid,
+        stdin=ours,
+        process=psutil.Process(child.pid),
+        process_log=structlog.get_logger(),
+    )
+    started = time.monotonic()
+    assert watched._service_subprocess(max_wait_time=60) == 0
+    assert time.monotonic() - started < 30  # ended by the exit, not the 60 s wait

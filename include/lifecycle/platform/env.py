@@ -96,9 +96,10 @@ def environment() -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        # a task supervisor notices its task process has exited only at its next wake-up, up to
-        # this many seconds (default 5) after the task closed its sockets; a skipped task's state
-        # is sent only then, and the executor slot stays taken (bench/orchestration.py)
+        # a running task's supervisor wakes and heartbeats this often (default 5 s); it notices the
+        # task's exit at once (platform.task_exit). With the default, each of the demo's two canary
+        # steps took 3-5 s longer in two runs against two (bench/orchestration.py), the live service
+        # answering slower (p50 4.5 against 2.6 ms, one run each): a cause not isolated
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # an unchanged DAG file is parsed again after this long (default 30 s: ~4% of a core on an

@@ -28,7 +28,10 @@ from airflow.utils import db as airflow_db
 from celery.signals import worker_init
 from sqlalchemy.engine import make_url
 
+from lifecycle.platform import task_exit
+
 log = logging.getLogger(__name__)
+task_exit.install()  # this module is the executor (embedded) and the Celery app's config (scale-out)
 
 # What the stage modules import inside their functions; the stage modules themselves are light.
 PRELOAD = (
