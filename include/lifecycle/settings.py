@@ -4,7 +4,8 @@ One module owns names, paths and thresholds so DAGs, tests and the BentoML servi
 Each value is an environment variable ``LIFECYCLE_<NAME>`` with the documented default; a value
 that does not parse or breaks its rule raises ``SettingError`` naming the variable and the rule.
 ``load()`` reads the environment each time it is called and caches nothing: a DAG file reads it
-when the DAG processor parses it (``dag_defaults.CFG``), the live service when it starts
+when it is parsed (``dag_defaults.CFG``; a task's process inherits the module its scheduler or
+Celery worker imported, from the same environment), the live service when it starts
 (``serving.CFG``), a task, a CLI or a test when it calls a library function that needs settings.
 A process that starts others hands settings over as their environment, never by changing its own.
 

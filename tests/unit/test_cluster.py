@@ -41,6 +41,12 @@ def test_both_profiles_run_airflow_as_separate_logged_processes(monkeypatch):
         str(cluster._settings.load().serving_port),
     ]
     assert embedded["api-server"][0][-3:] == ["api-server", "--port", str(settings.load().airflow_port)]
+    # embedded: the task libraries imported before Airflow's CLI; scale-out: Celery's workers import them
+    assert embedded["scheduler"][0][1:] == ["-m", "lifecycle.platform.scheduler"]
+    monkeypatch.setenv("LIFECYCLE_PROFILE", "scaleout")
+    monkeypatch.setenv("LIFECYCLE_S3_ACCESS_KEY", "key")
+    monkeypatch.setenv("LIFECYCLE_S3_SECRET_KEY", "secret")
+    assert cluster.commands()["scheduler"][0][1:] == ["-m", "airflow", "scheduler"]
 
 
 def test_settings_reach_the_processes_as_their_environment_and_the_caller_keeps_its_own(tmp_path, monkeypatch):

@@ -25,32 +25,30 @@ def test_warm_fills_mlflows_distribution_map_and_airflows_plugins():
     assert done.returncode == 0 and done.stdout.strip().endswith("warm"), done.stderr[-3000:]
 
 
-def test_the_executor_imports_at_start_unless_the_scheduler_did(monkeypatch):
-    """``python -m lifecycle.platform.preload`` imports before Airflow's CLI starts, and
-    ``airflow scheduler`` started directly imports when its executor starts. The api-server makes
-    an executor to read a running task's log and never starts it, so never imports."""
-    from airflow.executors.local_executor import LocalExecutor
-
+def test_only_the_scheduler_imports_when_it_makes_its_executor_and_only_once(monkeypatch):
+    """``airflow scheduler`` makes its executor before it records its job (healthy means tasks can
+    start), and ``python -m lifecycle.platform.scheduler`` has imported before; the api-server makes
+    one to read a running task's log and must not import the task libraries."""
     from lifecycle.platform import preload
 
     calls = []
     monkeypatch.setattr(preload, "preload", lambda: calls.append(1) or 0.0)
-    monkeypatch.setattr(LocalExecutor, "start", lambda self: None)
-    executor = preload.PreloadingLocalExecutor()
+    monkeypatch.setattr(sys, "argv", ["airflow", "api-server"])
+    preload.PreloadingLocalExecutor()
     assert calls == []
-    monkeypatch.setattr(preload, "_preloaded", True)
-    executor.start()
-    assert calls == []
-    monkeypatch.setattr(preload, "_preloaded", False)
-    executor.start()
+    monkeypatch.setattr(sys, "argv", ["airflow", "scheduler"])
+    preload.PreloadingLocalExecutor()
+    assert calls == [1]
+    monkeypatch.setattr(preload, "_preloaded", True)  # what preload() sets
+    preload.PreloadingLocalExecutor()._preload()  # and what start() does first
     assert calls == [1]
 
 
 UNMIGRATED = """
-from lifecycle.platform import preload
+from lifecycle.platform import preload, scheduler
 preload.preload = lambda: 0.0
-preload.MIGRATION_WAIT_SECONDS = 2
-preload.scheduler([])
+scheduler.MIGRATION_WAIT_SECONDS = 2
+scheduler.main([])
 """
 
 
@@ -165,14 +163,15 @@ def test_a_supervisor_whose_task_closed_its_sockets_waits_for_its_exit_not_the_h
     from lifecycle.platform import preload  # noqa: F401 (installs task_exit)
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
-    ours, _theirs = socket.socketpair()
-    watched = WatchedSubprocess(
-        id=uuid.uuid4(),
-        pid=child.pid,
-        stdin=ours,
-        process=psutil.Process(child.pid),
-        process_log=structlog.get_logger(),
-    )
-    started = time.monotonic()
-    assert watched._service_subprocess(max_wait_time=60) == 0
-    assert time.monotonic() - started < 30  # ended by the exit, not the 60 s wait
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        watched = WatchedSubprocess(
+            id=uuid.uuid4(),
+            pid=child.pid,
+            stdin=ours,
+            process=psutil.Process(child.pid),
+            process_log=structlog.get_logger(),
+        )
+        started = time.monotonic()
+        assert watched._service_subprocess(max_wait_time=60) == 0
+        assert time.monotonic() - started < 30  # ended by the exit, not the 60 s wait

@@ -207,7 +207,7 @@ class AirflowServer(AirflowClient):
 
     def launch_scheduler(self) -> None:
         """Embedded profile: starts the scheduler before set-up migrates the metadata DB; it imports
-        the task libraries first (``preload.scheduler``, 10-20 s) and then waits for the migration.
+        the task libraries first (``platform.scheduler``, 10-20 s) and then waits for the migration.
         Airflow's config file is written here first: a process that finds none writes its own with
         fresh secret keys (JWT, Fernet), and two at once (the scheduler, set-up's) would disagree."""
         if _settings.load().services is not None:
@@ -223,10 +223,9 @@ class AirflowServer(AirflowClient):
         self.supervisor.start(["scheduler"])
 
     def launch(self, timeout: float = 240) -> None:
-        """Starts Airflow's processes (and the MLflow server); returns once the api-server answers
-        and the four processes have imported Airflow. The scheduler then spends 10-20 s importing
-        the task libraries (``preload``) on one core, and the other core is free (the demo lands its
-        first days meanwhile)."""
+        """Starts Airflow's processes not started yet (and the MLflow server); returns once the
+        api-server answers. The embedded scheduler may still be importing the task libraries
+        (``platform.scheduler``, 10-20 s); the demo lands its first days meanwhile."""
         self.supervisor.start([name for name in commands() if name != LIVE])
         self._wait_for(lambda health: self.login(), timeout, "the api-server")
 

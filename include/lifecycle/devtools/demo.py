@@ -212,9 +212,9 @@ def answer_approval(request: dict) -> str | None:
     """The demo's user approves a canary rollout, as a person would: not within the first seconds.
     (Seen with Airflow 3.2: a response that fires the trigger before the scheduler has handled the
     deferring process's exit makes it mark the task up for retry, and the approval is asked again.
-    A task's supervisor notices the exit up to 1 s after it, and the embedded scheduler handles it
-    within ~0.1 s of that (``preload.PreloadingLocalExecutor.sync``); a Celery worker's result is
-    read at the scheduler's next loop, up to its 0.5 s idle sleep later.)"""
+    A task's supervisor notices the exit at once (``platform.task_exit``), and the embedded
+    scheduler handles it within ~0.1 s (``preload.PreloadingLocalExecutor.sync``); a Celery worker's
+    result is read at the scheduler's next loop, up to its 0.5 s idle sleep later.)"""
     after = APPROVAL_AFTER_SECONDS[_settings.load().profile]
     old_enough = (dt.datetime.now(dt.UTC) - _instant(request["created_at"])).total_seconds() >= after
     return USER_ANSWER if request["task_instance"]["dag_id"] == "canary" and old_enough else None

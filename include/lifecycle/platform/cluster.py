@@ -38,7 +38,7 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
         "api-server": ([*airflow, "api-server", "--port", str(port)], {}),
         # embedded: the task libraries imported first, for the LocalExecutor's workers to inherit
         "scheduler": (
-            [sys.executable, "-m", "lifecycle.platform.preload"] if svc is None else [*airflow, "scheduler"],
+            [sys.executable, "-m", "lifecycle.platform.scheduler"] if svc is None else [*airflow, "scheduler"],
             {},
         ),
         "dag-processor": ([*airflow, "dag-processor"], {}),

@@ -5,17 +5,17 @@ without exec on Linux): a LocalExecutor worker, itself forked from the scheduler
 pool process, forked from the Celery worker. A module imported before those forks is in every
 task at no cost. Without this each task pays its own imports again: feast ~5 s
 with a bytecode cache, great_expectations, evidently, mlflow and scikit-learn 1.5-3 s each, on this
-2-core machine kind. Importing, and two caches filled from files on disk (``warm``), is all that
+2-core machine kind. Importing, and caches filled from files on disk (``warm``), is all that
 happens here: no thread pool, connection or file is left open, so the forks stay safe (checked with
 XGBoost and PyTorch training in forked grandchildren). The embedded executor's wait for a change in
-the metadata DB holds its SQLite connection only while it waits.
+the metadata DB holds its SQLite connection only while it waits. Loading this module also makes the
+task supervisors of this process and its forks notice a task's exit at once (``task_exit``).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import logging
 import sqlite3
 import sys
 import time
@@ -24,13 +24,11 @@ from multiprocessing import connection
 from airflow.configuration import conf
 from airflow.executors.local_executor import LocalExecutor
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
-from airflow.utils import db as airflow_db
 from celery.signals import worker_init
 from sqlalchemy.engine import make_url
 
 from lifecycle.platform import task_exit
 
-log = logging.getLogger(__name__)
 task_exit.install()  # this module is the executor (embedded) and the Celery app's config (scale-out)
 
 # What the stage modules import inside their functions; the stage modules themselves are light.
@@ -114,22 +112,33 @@ def warm() -> None:
     plugins_manager.get_hook_lineage_readers_plugins()
 
 
-MIGRATION_WAIT_SECONDS = 120
 RESULT_WAIT_SECONDS = 0.5
 POLL_SECONDS = 0.02  # PRAGMA data_version costs ~3 µs of CPU here
 
 
 class PreloadingLocalExecutor(LocalExecutor):  # the embedded profile's executor
-    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported: by
-    ``scheduler`` before Airflow's CLI starts, else when the executor starts. Other processes make
-    an executor too (the api-server, to read a running task's log) and never start it."""
+    """LocalExecutor whose workers (and so every task) start with ``PRELOAD`` imported.
+
+    The deployment's scheduler imports them before Airflow's CLI starts (``platform.scheduler``);
+    ``airflow scheduler`` started directly imports them when it makes its executor, which is before
+    it records its job: either way it reports healthy once tasks can start. Other processes make an
+    executor too (the api-server, to read a running task's log) and must not import the task
+    libraries, so elsewhere only ``start`` imports them."""
 
     _sent = 0  # workloads (tasks, callbacks) the current heartbeat handed to the workers
 
+    def __init__(self, *args, **kwargs) -> None:
+        if sys.argv[1:2] == ["scheduler"]:
+            self._preload()
+        super().__init__(*args, **kwargs)
+
     def start(self) -> None:
-        if not _preloaded:  # `airflow scheduler` started directly, not through ``scheduler``
-            self.log.info("imported the task libraries in %.1f s before forking the workers", preload())
+        self._preload()
         super().start()
+
+    def _preload(self) -> None:
+        if not _preloaded:
+            self.log.info("imported the task libraries in %.1f s before forking the workers", preload())
 
     def heartbeat(self) -> None:
         self._sent = 0
@@ -181,24 +190,3 @@ CELERY_CONFIG = DEFAULT_CELERY_CONFIG  # the scale-out profile's Celery app, wit
 def _preload_in_celery_worker(**_) -> None:
     """A Celery worker imports the task libraries before it forks its pool processes."""
     preload()
-
-
-def scheduler(argv: list[str]) -> None:
-    """``airflow scheduler <argv>`` of the embedded profile, ``PRELOAD`` imported first. The import
-    needs no metadata DB, so a scheduler started beside set-up's migration (the demo's) imports while
-    set-up migrates; it then waits for the migration, which Airflow's CLI checks before it starts.
-    The scheduler reports healthy once tasks can start."""
-    seconds = preload()
-    airflow_db.check_migrations(MIGRATION_WAIT_SECONDS)
-    log.info("imported the task libraries in %.1f s before starting the scheduler", seconds)
-    from airflow.__main__ import main
-
-    sys.argv = ["airflow", "scheduler", *argv]
-    main()
-
-
-if __name__ == "__main__":
-    # through the imported module: the executor reads its ``_preloaded``, not ``__main__``'s
-    from lifecycle.platform import preload as _module
-
-    _module.scheduler(sys.argv[1:])

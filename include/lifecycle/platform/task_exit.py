@@ -19,12 +19,13 @@ from airflow.sdk.execution_time.supervisor import WatchedSubprocess
 _service_subprocess = WatchedSubprocess._service_subprocess
 
 
-def _service_exiting_subprocess(self, max_wait_time: float, raise_on_timeout: bool = False, expect_signal=None):
+def _service_exiting_subprocess(self, max_wait_time: float, *args, **kwargs):
     if self._exit_code is None and not self._open_sockets:
+        # psutil keeps the exit code of a child it reaped here: the check below reads it
         with contextlib.suppress(psutil.TimeoutExpired):
             self._process.wait(timeout=max(0.0, max_wait_time))
         max_wait_time = 0.0  # the select below has nothing to wait for
-    return _service_subprocess(self, max_wait_time, raise_on_timeout=raise_on_timeout, expect_signal=expect_signal)
+    return _service_subprocess(self, max_wait_time, *args, **kwargs)
 
 
 def install() -> None:
