@@ -97,9 +97,9 @@ def environment() -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         # a running task's supervisor wakes and heartbeats this often (default 5 s); it notices the
-        # task's exit at once (platform.task_exit). With the default, each of the demo's two canary
-        # steps took 3-5 s longer in two runs against two (bench/orchestration.py), the live service
-        # answering slower (p50 4.5 against 2.6 ms, one run each): a cause not isolated
+        # task's exit at once (platform.task_exit). The default was tried: the demo's canary steps
+        # took 3-5 s longer in both runs, but a later run at 1 s did too (bench/README.md, runs 26-31),
+        # so no effect is shown either way and the setting stays as it was measured with
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # an unchanged DAG file is parsed again after this long (default 30 s: ~4% of a core on an
