@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, live, prediction_log, tracking
+from lifecycle import contract, lake, live, point_in_time, prediction_log, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, SHADOW
 
@@ -47,12 +47,10 @@ def arms(cfg: _settings.Settings) -> list[tuple[str, str]]:
 
 def day_features(day: dt.date) -> pd.DataFrame:
     """The day's curated events with their point-in-time features."""
-    from lifecycle import training
-
     part = lake.partition("curated", contract.current().events, day)
     if lake.manifest(part) is None:
         raise ScoringError(f"no curated partition for {day.isoformat()} ({part}): only gated days are scored")
-    return training.point_in_time_features(lake.read_parquet(part))
+    return point_in_time.features(lake.read_parquet(part))
 
 
 CHUNK_ROWS = (

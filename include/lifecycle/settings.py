@@ -183,6 +183,7 @@ class Settings:
     seed: int
     holdout_days: int
     max_train_days: int
+    max_fit_rows: int  # a candidate fits on a seeded sample of at most this many training rows
     primary_metric: str
     # promotion
     promotion_margin: float
@@ -322,6 +323,7 @@ def load() -> Settings:
         seed=_int("SEED", 42, 0, 2**31 - 1),
         holdout_days=_int("HOLDOUT_DAYS", 2, 1, 365),
         max_train_days=_int("MAX_TRAIN_DAYS", 60, 2, 3650),
+        max_fit_rows=_int("MAX_FIT_ROWS", 2_000_000, 1000, 10**10),
         primary_metric=metric,
         promotion_margin=_float("PROMOTION_MARGIN", 0.005, 0.0, 1.0),
         promotion_floor=_float("PROMOTION_FLOOR", 0.30, 0.0, 1.0),

@@ -23,10 +23,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, tracking
+from lifecycle import contract, lake, point_in_time, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHALLENGER
-from lifecycle.feature_store import get_store
 from lifecycle.modeling import LifecycleModel, model_frame, numeric_columns, preprocessor
 
 FLAVOURS = ("xgboost", "pytorch_mlp", "sklearn_logistic")  # what a use case can list as candidates
@@ -35,7 +34,7 @@ QUALITY = ("pr_auc", "roc_auc", "log_loss")  # the holdout metrics a retrain mus
 
 
 class TrainingDataError(RuntimeError):
-    """Not enough labeled, curated data to train on, or a lossy feature join."""
+    """Not enough labeled, curated data to train on."""
 
 
 class ReproductionError(RuntimeError):
@@ -64,28 +63,15 @@ def labeled_events(cutoff: pd.Timestamp) -> pd.DataFrame:
     out = events.merge(labels[[uc.id, uc.label]], on=uc.id, how="inner") if len(labels) else events.iloc[:0]
     if out.empty or out[uc.label].nunique() < 2:
         raise TrainingDataError(f"{len(out)} labeled rows up to {cutoff}: training needs both classes")
-    return out.sort_values(uc.time, ignore_index=True)
-
-
-def point_in_time_features(rows: pd.DataFrame) -> pd.DataFrame:
-    """Feast point-in-time join, merged back so every input row survives (asserted)."""
-    uc = contract.current()
-    store = get_store()
-    service = store.get_feature_service(uc.feature_service)
-    entity = rows[list(uc.keys)]  # Feast takes the one timestamp column as the point in time
-    got = store.get_historical_features(entity_df=entity, features=service).to_df()
-    got = got.drop(columns=[*uc.entities, uc.time]).drop_duplicates(uc.id)
-    out = rows.merge(got, on=uc.id, how="left", validate="one_to_one")
-    if len(out) != len(rows) or out[uc.id].isna().any():
-        raise TrainingDataError(f"feature join returned {len(out)} rows for {len(rows)} labeled rows")
-    return out
+    # a stable order whatever order the files were read in: the same days give the same training set
+    return out.sort_values([uc.time, uc.id], ignore_index=True, kind="stable")
 
 
 def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
     """Write train/holdout parquet for this run; returns their URIs, sizes and digest."""
     cfg = _settings.load()
     uc = contract.current(cfg)
-    rows = point_in_time_features(labeled_events(cutoff))
+    rows = point_in_time.features(labeled_events(cutoff))
     day = rows[uc.time].dt.floor("D")
     split = day.max() - pd.Timedelta(days=cfg.holdout_days - 1)
     parts = {"train": rows[day < split], "holdout": rows[day >= split]}
@@ -249,11 +235,23 @@ def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
     return found
 
 
+def fit_rows(train: pd.DataFrame, seed: int, limit: int) -> pd.DataFrame:
+    """The training rows a candidate fits on: all of them, or a seeded sample of ``limit`` (in their
+    time order) when there are more (``LIFECYCLE_MAX_FIT_ROWS``), so a fit's time and memory are
+    bounded whatever the window holds."""
+    if len(train) <= limit:
+        return train
+    keep = np.sort(np.random.default_rng(seed).choice(len(train), size=limit, replace=False))
+    return train.iloc[keep].reset_index(drop=True)
+
+
 def fit(
-    flavour: str, train: pd.DataFrame, numeric: list[str], seed: int, dev: str
+    flavour: str, train: pd.DataFrame, numeric: list[str], seed: int, dev: str, limit: int
 ) -> tuple[LifecycleModel, object, float]:
-    """Fit one candidate on the training part; returns the model, its estimator and the fit seconds."""
+    """Fit one candidate on the training part (``fit_rows`` of it); returns the model, its estimator
+    and the fit seconds."""
     uc = contract.current()
+    train = fit_rows(train, seed, limit)
     prep = preprocessor(numeric, list(uc.categoricals))
     X = prep.fit_transform(model_frame(uc, train, numeric))
     y = train[uc.label].to_numpy()
@@ -274,7 +272,9 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
         return done
     train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
     dev = device()
-    model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev)
+    sizes = {"train_rows": len(train), "fit_rows": min(len(train), _settings.load().max_fit_rows)}
+    model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev, sizes["fit_rows"])
+    del train
     metrics = {**evaluate(_Pyfunc(model), holdout), "fit_seconds": fit_s}
     with mlflow.start_run(
         experiment_id=tracking.experiment_id(), run_name=flavour, parent_run_id=parent_run_id, nested=True
@@ -284,7 +284,7 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
             if hasattr(est, "get_params")
             else {k: getattr(est, k) for k in ("hidden", "epochs", "lr", "threads")}
         )
-        mlflow.log_params({**params, "flavour": flavour, "device": dev, "seed": seed})
+        mlflow.log_params({**params, **sizes, "flavour": flavour, "device": dev, "seed": seed})
         mlflow.log_metrics(metrics)
         mlflow.set_tags(
             {
@@ -339,7 +339,9 @@ def reproduce(version: str) -> dict:
         raise ReproductionError(f"version {version} was trained on {dev}; this machine has none")
     seed = int(mv.tags.get("seed") or run.data.params["seed"])  # versions registered before the tag: the run's
     numeric = lake.manifest(ObjectStoragePath(uri))["numeric"]
-    model, _, _ = fit(mv.tags["flavour"], load_part(uri, "train"), numeric, seed, dev)
+    train = load_part(uri, "train")
+    limit = int(run.data.params.get("fit_rows", len(train)))  # the recorded sample size, whatever the setting now
+    model, _, _ = fit(mv.tags["flavour"], train, numeric, seed, dev, limit)
     return {
         "version": str(version),
         "flavour": mv.tags["flavour"],

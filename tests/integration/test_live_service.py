@@ -23,6 +23,7 @@ from lifecycle import (
     lake,
     live,
     packaging,
+    point_in_time,
     prediction_log,
     promotion,
     settings,
@@ -343,18 +344,24 @@ def test_a_tampered_version_is_refused_and_the_loaded_model_keeps_serving(servic
 
 
 def test_training_and_serving_agree_on_features_and_probability(service, key, world):
-    """For labeled transactions of the parity day: the point-in-time features and the probability
-    training computes equal what the live service read from the online store and answered."""
+    """For labeled transactions of the parity day, half of them sharing a card or a merchant and a
+    second with another transaction: the point-in-time features and the probability training
+    computes equal what the live service read from the online store and answered."""
     import mlflow
 
     labeled = training.labeled_events(pd.Timestamp.now(tz="UTC"))
     day = lake.read_parquet(lake.partition("curated", "transactions", world["parity_day"]))
-    rows = packaging.request_bodies(day[day["transaction_id"].isin(labeled["transaction_id"])].head(40))
+    day = day[day["transaction_id"].isin(labeled["transaction_id"])]
+    shared = day.duplicated(["card_id", "event_timestamp"], keep=False) | day.duplicated(
+        ["merchant_id", "event_timestamp"], keep=False
+    )
+    assert shared.sum() >= 20
+    rows = packaging.request_bodies(pd.concat([day[shared].head(20), day[~shared].head(20)]))
     assert len(rows) == 40  # labels of the day's transactions that arrived the same day
     code, answers = packaging.post(f"{service}/predict_batch", {"events": rows}, key)
     assert code == 200 and {a["model_version"] for a in answers} == {"1"}
     ids = [r["transaction_id"] for r in rows]
-    offline = training.point_in_time_features(labeled[labeled["transaction_id"].isin(ids)])
+    offline = point_in_time.features(labeled[labeled["transaction_id"].isin(ids)])
     offline = offline.set_index("transaction_id").loc[ids]
     assert offline["card_avg_amount_7d"].notna().sum() > 20  # most cards have a snapshot: a real comparison
     model = mlflow.pyfunc.load_model(f"models:/{settings.load().model_name}/1").unwrap_python_model()

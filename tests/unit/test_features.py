@@ -2,7 +2,7 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import contract, features, ingest, training
+from lifecycle import contract, features, ingest, point_in_time, training
 from lifecycle.devtools import datagen
 from lifecycle.feature_store import get_store
 
@@ -70,7 +70,7 @@ def test_pending_days_are_curated_days_without_an_up_to_date_snapshot(state):
 
 def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
     rows = training.labeled_events(pd.Timestamp.now(tz="UTC"))
-    joined = training.point_in_time_features(rows)
+    joined = point_in_time.features(rows)
     assert len(joined) == len(rows) and joined["transaction_id"].is_unique
     first_day = joined["event_timestamp"].dt.date == world[0]
     assert joined.loc[first_day, "card_avg_amount_7d"].isna().all()  # nothing was known before day 1
@@ -85,6 +85,24 @@ def test_point_in_time_join_keeps_every_labeled_row_and_never_leaks(world):
         UC,
     )["card_stats"].set_index("card_id")
     assert sample["card_avg_amount_7d"] == snap.loc[sample["card_id"], "card_avg_amount_7d"]
+
+
+def test_events_sharing_a_card_and_a_second_keep_their_features_and_a_rebuild_is_the_same_bytes(world):
+    """The generator's collisions (a card used twice in one second, batch-settling merchants) reach
+    the training set with their features; the same days and cutoff give the same training set."""
+    cutoff = pd.Timestamp(world[-1], tz="UTC") + pd.Timedelta(days=1)
+    one = training.build_training_set("test__same_days_a", cutoff)
+    two = training.build_training_set("test__same_days_b", cutoff)
+    assert one["digest"] == two["digest"] and one["uri"] != two["uri"]
+    rows = pd.concat([training.load_part(one["uri"], part) for part in training.PARTS], ignore_index=True)
+    after_first = rows["event_timestamp"].dt.date > world[0]
+    for key, feature in (("card_id", "card_avg_amount_7d"), ("merchant_id", "merchant_avg_amount_7d")):
+        shared = rows.duplicated([key, "event_timestamp"], keep=False) & after_first
+        assert shared.sum() > 20, key
+        # rows of one entity at one instant get one value: all present or all missing, never split
+        split = rows[shared].groupby([key, "event_timestamp"])[feature].agg(lambda v: v.notna().nunique())
+        assert (split == 1).all(), key
+    assert rows.loc[after_first, "merchant_avg_amount_7d"].notna().all()  # every merchant trades every day
 
 
 def test_online_store_serves_the_latest_snapshot_and_unknown_cards_as_missing(world):

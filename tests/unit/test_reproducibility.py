@@ -69,6 +69,34 @@ def test_a_version_records_the_inputs_it_was_trained_from(registry):
         assert mv.tags["git_commit"] == head and len(head) == 40
         # the stored training set is still the one recorded: its files hash to the recorded digest
         assert training.stored_digest(mv.tags["training_set_uri"]) == mv.tags["dataset_digest"]
+        params = recorded_run(version).data.params
+        assert params["train_rows"] == params["fit_rows"] == str(info["train_rows"])  # under MAX_FIT_ROWS: every row
+
+
+def test_a_fit_is_bounded_by_a_seeded_sample_in_time_order():
+    import numpy as np
+
+    frame = pd.DataFrame({"i": np.arange(5000)})
+    one = training.fit_rows(frame, 7, 1000)
+    assert len(one) == 1000 and one["i"].is_unique and one["i"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(one, training.fit_rows(frame, 7, 1000))  # the same seed, the same rows
+    assert not one.equals(training.fit_rows(frame, 8, 1000))
+    assert training.fit_rows(frame.head(800), 7, 1000).equals(frame.head(800))  # no more rows than the bound: all
+
+
+def test_a_version_fitted_on_a_sample_records_it_and_retrains_on_the_same_rows(_world_built, tmp_path, monkeypatch):
+    _private_mlflow(monkeypatch, tmp_path)
+    monkeypatch.setenv("LIFECYCLE_MAX_FIT_ROWS", "3000")
+    info = training.build_training_set("test__sampled", pd.Timestamp.now(tz="UTC"))
+    assert info["train_rows"] > 3000
+    parent = training.start_parent_run("test__sampled", info, "test")
+    result = training.train_candidate("sklearn_logistic", info, parent, seed=SEED)
+    version = str(training.register_best([result], info, "test__sampled", "test")["version"])
+    params = recorded_run(version).data.params
+    assert (params["train_rows"], params["fit_rows"]) == (str(info["train_rows"]), "3000")
+    monkeypatch.setenv("LIFECYCLE_MAX_FIT_ROWS", "100000")  # the setting changed since: the record decides
+    again = training.reproduce(version)
+    assert again["reproduced"] == again["recorded"]
 
 
 @pytest.mark.parametrize("flavour", CANDIDATES)
@@ -98,7 +126,7 @@ def test_the_recorded_seed_is_what_makes_the_metrics_equal(registry, flavour):
     """Another seed gives other metrics: the equality above is the record's doing, not a constant."""
     info, versions = registry
     train, holdout = training.load_part(info["uri"], "train"), training.load_part(info["uri"], "holdout")
-    model, _, _ = training.fit(flavour, train, info["numeric"], SEED + 1, "cpu")
+    model, _, _ = training.fit(flavour, train, info["numeric"], SEED + 1, "cpu", len(train))
     other = training.quality(training._Pyfunc(model), holdout)  # noqa: SLF001
     assert other != {k: recorded_run(versions[flavour]).data.metrics[k] for k in training.QUALITY}
 

@@ -51,7 +51,8 @@ PRELOAD = (
     "feast.infra.online_stores.sqlite",
     "feast.infra.online_stores.redis",
     "feast.repo_operations",
-    "lifecycle.lake_offline_store",
+    "lifecycle.lake_offline_store",  # Feast's DuckDB store: duckdb and ibis
+    "ibis.backends.duckdb",  # what the first point-in-time join loads (ibis's default backend)
     "great_expectations",
     "evidently",
     "evidently.presets",
@@ -60,6 +61,7 @@ PRELOAD = (
     "torch._dynamo",  # what a torch optimizer imports at its first step (torch._disable_dynamo): ~1.3 s a fit
     "s3fs",
     "lifecycle.features",
+    "lifecycle.point_in_time",
     "lifecycle.training",
     "lifecycle.validation",
     "lifecycle.monitoring",

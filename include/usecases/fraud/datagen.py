@@ -30,6 +30,9 @@ ROWS_PER_DAY = 3000
 FUTURE = pd.Timestamp("2099-12-31T00:00:00Z")
 LABEL_DELAY_HOURS = 36  # mean of an exponential delay
 LABEL_MAX_DAYS = 7  # every label is known before the end of the 7th day after its transaction's day
+BATCH_MERCHANT_SHARE = 0.1  # merchants whose transactions are stamped when their batch settles
+BATCH_SECONDS = 1800  # a batch settles every half hour
+SAME_SECOND_SHARE = 0.02  # transactions made within the same second as their card's previous one
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
@@ -57,7 +60,35 @@ def _population(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             ),
         }
     )
+    merchants["settles_in_batches"] = rng.random(N_MERCHANTS) < BATCH_MERCHANT_SHARE
     return cards, merchants
+
+
+def _collide(seconds: np.ndarray, card: pd.DataFrame, merchant: pd.DataFrame, rng: np.random.Generator):
+    """What real feeds hold and a point-in-time join must survive: events sharing an entity and a
+    timestamp. Batch-settling merchants stamp their transactions at the start of the half hour they
+    settle in; and some cards are used twice within one second (half of them at the same merchant:
+    a double charge). Returns the rows in time order."""
+    batch = merchant["settles_in_batches"].to_numpy()
+    seconds = np.where(batch, seconds - seconds % BATCH_SECONDS, seconds)  # the half hour keeps its hour
+    order = np.argsort(seconds, kind="stable")
+    seconds = seconds[order]
+    card, merchant = card.iloc[order].reset_index(drop=True), merchant.iloc[order].reset_index(drop=True)
+    again = np.flatnonzero(rng.random(len(seconds)) < SAME_SECOND_SHARE)
+    again = again[again > 0]
+    double = again[rng.random(len(again)) < 0.5]
+    seconds[again] = seconds[again - 1]  # still in order: the previous row is no later
+    return seconds, _copy_rows(card, again), _copy_rows(merchant, double)
+
+
+def _copy_rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``frame`` with each of ``rows`` a copy of the row before it (every column keeps its dtype)."""
+    out = {}
+    for name in frame.columns:
+        values = frame[name].to_numpy().copy()
+        values[rows] = values[rows - 1]
+        out[name] = values
+    return pd.DataFrame(out)
 
 
 def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -77,9 +108,12 @@ def generate_day(day: dt.date, scenario: str = "normal", seed: int = 42) -> tupl
         [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2, 3, 3.5, 4, 4.5, 5, 4.8, 4.5, 4.5, 4.7, 5, 5, 4.5, 4, 3, 2, 1.5]
     )
     hours = rng.choice(24, n, p=hour_p / hour_p.sum())
-    seconds = hours * 3600 + rng.integers(0, 3600, n)
+    seconds, card, merchant = _collide(
+        hours * 3600 + rng.integers(0, 3600, n), card, merchant, _rng(seed, "collisions", base, day.isoformat())
+    )
+    hours = seconds // 3600
     start = pd.Timestamp(day, tz="UTC")
-    ts = start + pd.to_timedelta(np.sort(seconds), unit="s")
+    ts = start + pd.to_timedelta(seconds, unit="s")
     channel = rng.choice(CHANNELS, n, p=[0.5, 0.35, 0.15])
     abroad = rng.random(n) < 0.08
     country = np.where(abroad, merchant["merchant_country"], card["home"])
