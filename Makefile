@@ -9,7 +9,7 @@ PIP_INSTALL := $(VENV)/bin/pip install -q --disable-pip-version-check --no-compi
 # A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-services airflow serve bench lint lock bytecode-lock clean compose-tool bench-tools
+.PHONY: install demo test test-services airflow serve bench bench-smoke lint lock bytecode-lock clean compose-tool bench-tools
 
 # uv reads no pip configuration, so it is handed the find-links and indexes pip is configured with
 # (this machine kind keeps the lock's CPU build of torch in a find-links folder): `pip config list`
@@ -67,6 +67,21 @@ serve: install  ## the live model service alone on the same state, http://localh
 
 bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
 	$(PY) bench/serving.py
+
+# make bench-smoke runs every bench at a small size, one after another, and stops at the first that
+# fails: a bench nothing runs breaks silently when the code it measures changes. Its figures measure
+# nothing. Each bench's output goes to .local/bench/smoke/<bench>.log; its last 30 lines are printed,
+# or the log's last 80 lines when it fails. .ci/run runs it after the suites.
+BENCH_SMOKE := "serving.py --smoke" "scoring.py --rows 20000" "scale.py --rows 20000" "training.py --rows 20000" \
+	"gpu.py --rows 20000" "scaleout.py --smoke" "orchestration.py --smoke"
+bench-smoke: install bench-tools  ## every bench in bench/ at a small size (~5-6 min), failing on the first that cannot run
+	@mkdir -p .local/bench/smoke; started=$$SECONDS; \
+	for bench in $(BENCH_SMOKE); do \
+	  log=.local/bench/smoke/$${bench%%.py*}.log; start=$$SECONDS; echo "==== bench/$$bench"; \
+	  $(PY) bench/$$bench > $$log 2>&1 || { status=$$?; tail -n 80 $$log; \
+	    echo "bench-smoke: bench/$$bench failed (exit $$status after $$((SECONDS - start)) s; its log: $$log)"; exit $$status; }; \
+	  tail -n 30 $$log; echo "(bench/$$bench: $$((SECONDS - start)) s; its log: $$log)"; \
+	done; echo "bench-smoke: every bench ran, $$((SECONDS - started)) s"
 
 LINTED := include dags tests plugins bench
 

@@ -1,6 +1,7 @@
 """Training on CUDA against the CPU: the project's XGBoost and PyTorch MLP candidates on --rows rows.
 
     .local/venv/bin/python bench/gpu.py [--rows 1000000] [--cpu-only]
+    .local/venv/bin/python bench/gpu.py --rows 20000     # a quick run (make bench-smoke)
 
 Each flavour is built by ``training.estimator`` (the parameters a training task uses) and fitted on
 the same seeded rows (20 numeric columns, ~5% positives), first on the CPU, then on CUDA when torch

@@ -3,6 +3,7 @@
     .local/venv/bin/python bench/orchestration.py [--normal-days 8 --drifted-days 3 --concept-days 4]
     .local/venv/bin/python bench/orchestration.py --only inprocess     # one phase (development)
     .local/venv/bin/python bench/orchestration.py --report-only        # the report from the last results
+    .local/venv/bin/python bench/orchestration.py --smoke              # CI's check that it still runs (~1 min)
 
 Phase A (``airflow``) is ``lifecycle.devtools.demo.run`` itself: Airflow's processes through
 ``lifecycle.platform.cluster``, the real scheduler, the demo's driver; its summary (``wall_seconds``,
@@ -29,6 +30,14 @@ at its first check in the demo, so it is a task like the others, its library cal
 Task-level sums add up time that overlapped (up to three tasks run at once): they explain the
 difference, they are not slices of it.
 
+``--smoke`` (``make bench-smoke``) measures nothing: it checks that both phases' code still fits the
+code it drives (``demo.run`` and ``demo.loop`` take what the phases pass them, the REST client has
+what ``observe`` reads, the stand-in has a method for every DAG and consumers for every asset) and
+runs phase B's first steps for real on ``SMOKE_NORMAL_DAYS`` days in its own state folder (the
+normal days backfilled through ingest, validate, features, score and performance with the demo's own
+``land_and_backfill``; the first training run, promote, package and release; a monitor run; no live
+service), then prints its calls. It fails (non-zero exit) wherever the bench could not run.
+
 Not compared (no library-call equivalent): Airflow's metadata DB migration and pool (``setup.main``)
 and the start of its four processes are phase A's start-up (the normal days land meanwhile; phase B
 lands them at its start too); the demo user's approval delay
@@ -52,6 +61,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".local" / "bench" / "orchestration"
 PHASES = ("airflow", "inprocess")
+SMOKE_NORMAL_DAYS = 4  # --smoke: enough labeled events for the first training run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +413,62 @@ def phase_inprocess(args) -> dict:
     }
 
 
+def phase_smoke(args) -> dict:
+    """``--smoke``: both phases' code checked against what it drives, and phase B's first steps run for
+    real (see the module docstring); raises where the bench could not run."""
+    import inspect
+
+    from lifecycle import assets, tracking
+    from lifecycle import settings as _settings
+    from lifecycle.aliases import CHAMPION
+    from lifecycle.devtools import demo
+    from lifecycle.devtools.airflow_client import AirflowServer
+    from lifecycle.platform import cluster, env
+
+    # phase A: demo.run and the REST reads of ``observe``; phase B: demo.loop, the live service's command
+    inspect.signature(demo.run).bind(args.normal_days, args.drifted_days, args.concept_days, log=print, observe=observe)
+    inspect.signature(demo.loop).bind(None, {}, print, {}, ready="")
+    cluster.commands()[cluster.LIVE]
+    flow = InProcess()
+    missing = [f"AirflowServer.{m}" for m in ("get", "paged") if not callable(getattr(AirflowServer, m, None))]
+    missing += [f"InProcess.{m}" for m in ("backfill", "trigger", "wait_idle") if not callable(getattr(flow, m, None))]
+    missing += [f"InProcess.{dag}" for dag in sorted(demo.DAG_IDS) if not callable(getattr(flow, dag, None))]
+    every = [a for a in vars(assets).values() if isinstance(a, type(assets.RAW))]
+    missing += [f"InProcess.consumers[{a.name}]" for a in every if a not in flow.consumers]
+    if missing:
+        raise RuntimeError(f"the bench no longer fits the code it drives: {', '.join(missing)} missing")
+    # phase B's first steps, as phase_inprocess starts them (no live service: nothing replays yet)
+    steps = []
+    t0 = time.monotonic()
+    os.environ["LIFECYCLE_REQUIRE_APPROVAL"] = "true"
+    demo.reset_state()
+    env.apply()
+    cfg = _settings.load()
+    for sub in ("airflow", "mlflow", "feast", "bentoml"):
+        (cfg.state_dir / sub).mkdir(parents=True, exist_ok=True)
+    tracking.experiment_id()
+    days = demo.loop_days(SMOKE_NORMAL_DAYS, 1, 1)
+    demo.land_first(days)
+    steps.append((round(time.monotonic() - t0, 2), f"{SMOKE_NORMAL_DAYS} normal days landed: backfill ingest"))
+    demo.land_and_backfill(flow, days["normal"], "normal", landed=len(days["normal"]))
+    steps.append((round(time.monotonic() - t0, 2), "first training run (manual)"))
+    flow.trigger("train", {"reason": "bootstrap: first model"})
+    flow.wait_idle()
+    steps.append((round(time.monotonic() - t0, 2), "monitor on the normal days"))
+    flow.trigger("monitor")
+    flow.wait_idle()
+    champion = tracking.version_by_alias(CHAMPION)
+    if champion is None:
+        raise RuntimeError("the first training run released no champion")
+    return {
+        "wall_seconds": round(time.monotonic() - t0, 1),
+        "steps": steps,
+        "calls": dict(flow.calls),
+        "runs": dict(flow.runs),
+        "champion": f"{champion.version} ({champion.tags.get('flavour')})",
+    }
+
+
 def cpu_reference(n: int = 10_000_000) -> float:
     """Seconds one core takes for a fixed pure-Python loop: this machine kind's cores differ in speed
     from one machine to the next (2.4x between two of them), which moves both walls, not their ratio."""
@@ -420,6 +486,8 @@ def child(phase: str, args) -> None:
     from lifecycle.platform import env
 
     env.apply()
+    if phase == "smoke":
+        return smoke_report(phase_smoke(args))
     loads, done = [], threading.Event()
 
     def sample() -> None:  # the 1-minute load average every 10 s while the phase runs
@@ -443,6 +511,19 @@ def child(phase: str, args) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the report
+
+
+def smoke_report(result: dict) -> None:
+    """``--smoke``'s table: phase B's library calls in its first steps."""
+    (OUT / "smoke.json").write_text(json.dumps(result, indent=1, default=str))
+    print(f"\norchestration smoke: phase B's first steps in {result['wall_seconds']} s, champion {result['champion']}")
+    for at, text in result["steps"]:
+        print(f"  [{at:5.1f} s] {text}")
+    print(f"  runs: {', '.join(f'{k} {v}' for k, v in sorted(result['runs'].items()))}")
+    print(f"\n  {'call (dag.task)':<36} {'calls':>5} {'seconds':>8}")
+    for key, seconds in result["calls"].items():
+        print(f"  {key:<36} {len(seconds):>5} {sum(seconds):>8.2f}")
+    print("\n(--smoke measures nothing: run the bench without it for the figures)")
 
 
 def _t(text: str | None) -> float | None:
@@ -663,11 +744,19 @@ def main() -> None:
     parser.add_argument("--concept-days", type=int, default=4)
     parser.add_argument("--only", choices=PHASES, help="run one phase (its result replaces the stored one)")
     parser.add_argument("--report-only", action="store_true", help="report the stored results of both phases")
-    parser.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI's check that the bench still runs: phase B's first steps in their own state (measures nothing)",
+    )
+    parser.add_argument("--child", choices=(*PHASES, "smoke"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.child:
         return child(args.child, args)
+    if args.smoke:
+        subprocess.run([sys.executable, __file__, "--child", "smoke"], check=True)
+        return
     if not args.report_only:
         days = ["--normal-days", str(args.normal_days), "--drifted-days", str(args.drifted_days)]
         days += ["--concept-days", str(args.concept_days)]

@@ -2,6 +2,7 @@
 
     .local/venv/bin/python bench/scale.py                  # 10,000,000 rows (~6 min with the set-up)
     .local/venv/bin/python bench/scale.py --rows 200000    # a quick run
+    .local/venv/bin/python bench/scale.py --rows 20000     # make bench-smoke's (~1 min)
     .local/venv/bin/python bench/scale.py --only drift join
 
 Builds seeded synthetic inputs of --rows rows in a temporary state folder (removed at the end
@@ -138,7 +139,7 @@ def prepare(rows: int, state: Path) -> dict:
     pq.write_table(events(60_000, FIRST - dt.timedelta(days=10), SEED - 1), state / "reference.parquet")
     # the model: XGBoost on the fraud inputs of 50,000 labeled events
     train = events(50_000, FIRST - dt.timedelta(days=20), SEED - 2, features=True).to_pandas()
-    numeric = modeling.numeric_columns(uc, train)
+    numeric = modeling.numeric_columns(uc, train.columns)
     X = modeling.model_frame(uc, train, numeric)
     logit = -5 + 0.8 * np.log(train["amount"]) - 1.5 * (train["channel"] == "online") + rng.normal(0, 1, len(train))
     y = (rng.random(len(train)) < 1 / (1 + np.exp(-logit))).astype(int)

@@ -7,6 +7,7 @@ process, so no environment or module state leaks between profiles; state lives u
 
     .local/venv/bin/python bench/scaleout.py --out .local/bench/scaleout.json
     .local/venv/bin/python bench/scaleout.py --only materialize online --entities 100000
+    .local/venv/bin/python bench/scaleout.py --smoke     # CI's check that it still runs (~30 s)
 
 loop         demo.run(normal, drifted) on the embedded profile (LocalExecutor, SQLite) and then on
              the scale-out profile (CeleryExecutor, PostgreSQL, Redis, S3): wall time, per-DAG run
@@ -15,6 +16,9 @@ materialize  one card_stats snapshot partition with N distinct cards published t
              FeatureStore.materialize of that day into Redis: seconds, entities/s, Redis keys, peak RSS.
 online       single-entity get_online_features from Redis: the feature service (with its on-demand
              view) and the plain stored views; p50/p90/p99/max ms.
+--smoke      (make bench-smoke) measures nothing: the loop's child checks that demo.run, demo.check and
+             the sandbox still take what it passes them (two whole demos are ~25 min), then materialize
+             and online run for real at SMOKE_ENTITIES cards and SMOKE_REQUESTS calls; exit 1 on a failure.
 The JSON result goes to stdout (progress and the children's logs to stderr) and, with --out, to a file.
 """
 
@@ -37,6 +41,7 @@ BENCH = ROOT / ".local" / "bench"
 STEPS = ("loop", "materialize", "online")
 DAY = dt.date(2026, 10, 1)  # the snapshot day of the materialize/online data
 N_MERCHANTS = 2000
+SMOKE_ENTITIES, SMOKE_REQUESTS, SMOKE_WARMUP = 5000, 200, 20  # --smoke's sizes
 # Settings that say where a deployment lives: a child starts without them (the sandbox or the
 # embedded defaults decide), so a shell with a scale-out environment exported cannot leak into it.
 LOCATION_KEYS = (
@@ -137,6 +142,19 @@ def child_loop(profile: str, normal_days: int, drifted_days: int) -> dict:
         "model_versions": len(summary["model_versions"]),
         "problems": demo.check(summary),
     }
+
+
+def child_loop_check(normal_days: int, drifted_days: int) -> dict:
+    """--smoke: what ``child_loop`` calls takes what it passes (the loop itself is not run)."""
+    import inspect
+
+    from lifecycle.devtools import demo, sandbox
+
+    inspect.signature(demo.run).bind(normal_days, drifted_days)
+    inspect.signature(sandbox.scaleout).bind(BENCH / "loop-scaleout")
+    inspect.signature(sandbox.free_port).bind(span=4)
+    inspect.signature(demo.check).bind({})
+    return {"checked": ["demo.run", "demo.check", "sandbox.scaleout", "sandbox.free_port"], "ran": False}
 
 
 def card_stats_frame(n: int, day: dt.date, seed: int = 7):
@@ -464,6 +482,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=2000, help="online: timed calls per variant (default 2000)")
     parser.add_argument("--warmup", type=int, default=100, help="online: untimed calls first (default 100)")
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI's check that the bench still runs: the loop's calls checked, materialize and online at "
+        f"{SMOKE_ENTITIES:,} cards and {SMOKE_REQUESTS} calls (measures nothing)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -473,8 +497,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.warmup < 0:
         parser.error("--warmup must not be negative")
 
+    if args.smoke:
+        args.only = list(STEPS)
+        args.entities, args.requests, args.warmup = SMOKE_ENTITIES, SMOKE_REQUESTS, SMOKE_WARMUP
     if args.child:
-        if args.child.startswith("loop-"):
+        if args.child == "loop-check":
+            result = child_loop_check(args.normal_days, args.drifted_days)
+        elif args.child.startswith("loop-"):
             result = child_loop(args.child.removeprefix("loop-"), args.normal_days, args.drifted_days)
         elif args.child == "features":
             result = child_features(args.only, args.entities, args.online_entities, args.requests, args.warmup)
@@ -487,7 +516,11 @@ def main(argv: list[str] | None = None) -> None:
     steps = [s for s in STEPS if s in args.only]
     out: dict = {"machine": machine()}
     env = child_env()
-    if "loop" in steps:
+    if "loop" in steps and args.smoke:
+        days = ["--normal-days", str(args.normal_days), "--drifted-days", str(args.drifted_days)]
+        log("--smoke: the loop's calls checked, not run")
+        out["loop"] = {"check": run_child("loop-check", days, env)}
+    elif "loop" in steps:
         days = ["--normal-days", str(args.normal_days), "--drifted-days", str(args.drifted_days)]
         loop = {}
         for profile in ("embedded", "scaleout"):  # sequential: they share the 2 cores
@@ -520,7 +553,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
     failed = [k for k, v in out.items() if isinstance(v, dict) and "error" in v]
-    failed += [f"loop.{p}" for p in ("embedded", "scaleout") if "error" in out.get("loop", {}).get(p, {})]
+    failed += [f"loop.{p}" for p in ("embedded", "scaleout", "check") if "error" in out.get("loop", {}).get(p, {})]
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")
 

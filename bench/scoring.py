@@ -1,6 +1,7 @@
 """Batch scoring's speed, side by side with its goal (>= 100,000 rows/s in-process).
 
     .local/venv/bin/python bench/scoring.py [--rows 1000000] [--reuse]
+    .local/venv/bin/python bench/scoring.py --rows 20000     # a quick run (make bench-smoke)
 
 Builds a small world of its own under .local/bench/scoring (six featurized days, one released
 XGBoost champion; --reuse keeps one built before). Then it measures:

@@ -1,6 +1,7 @@
 """The live service's speed, side by side with its limit and its goals.
 
     .local/venv/bin/python bench/serving.py [--seconds 10] [--reuse]
+    .local/venv/bin/python bench/serving.py --smoke    # CI's check that it still runs (~1 min)
 
 Builds a small world of its own under .local/bench/serving (six landed, validated, featurized
 days and one released XGBoost champion; --reuse keeps one built before), then measures:
@@ -11,6 +12,8 @@ days and one released XGBoost champion; --reuse keeps one built before), then me
   batch        POST /predict_batch with 1,000 transactions, one connection
 The load generator (wrk) shares the machine's cores with the service. Prints a table with the
 goals (single row p99 <= 5 ms and >= 500 req/s; batch >= 20,000 rows/s) and the ratio to in-process.
+--smoke (make bench-smoke) runs every step on the same world, but briefly (SMOKE: wrk 1 s after a 1 s
+warm-up, 300 in-process calls, 3 batch rounds): it proves the bench runs, its figures measure nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from lifecycle import lake, packaging, prediction_log, settings  # noqa: E402
 
 DAYS = 6
 GOAL_P99_MS, GOAL_RPS, GOAL_BATCH_RPS = 5.0, 500, 20_000
+SMOKE = {"seconds": 1, "warmup": 1, "requests": 300, "rounds": 3}  # --smoke
 
 WRK_SCRIPT = """
 local bodies = {%s}
@@ -79,10 +83,10 @@ def row(label: str, p50: float, p99: float, mx: float, rps: float, goal: str, li
 
 def in_process(bodies: list[dict], n: int) -> dict:
     from lifecycle.live import LiveModel
-    from lifecycle.serving import Transaction, _columns
+    from lifecycle.serving import Request, _columns
 
     model = LiveModel(settings.load()).start()
-    requests = [Transaction(**b).model_dump() for b in bodies]
+    requests = [Request(**b).model_dump() for b in bodies]
     for r in requests[:200]:
         model.predict(_columns([r]))
     timings = []
@@ -153,7 +157,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--reuse", action="store_true", help="keep the world a previous run built")
     parser.add_argument("--workers", type=int, help="LIFECYCLE_SERVING_WORKERS for the served service")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds before each measurement")
+    parser.add_argument("--requests", type=int, default=3000, help="timed in-process calls")
+    parser.add_argument("--rounds", type=int, default=20, help="timed batch requests")
+    parser.add_argument("--smoke", action="store_true", help="CI's check that the bench runs: every step, briefly")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
     if shutil.which("wrk") is None:
         raise SystemExit(
             "bench/serving.py drives the service with wrk, which is not installed: "
@@ -164,7 +174,7 @@ def main() -> None:
     cfg = settings.load()
     key = cfg.serving_api_key()
     bodies = sample(1000)
-    table = [in_process(bodies, 3000)]
+    table = [in_process(bodies, args.requests)]
     limit = table[0]["p50_ms"]
     overrides = {
         "LIFECYCLE_SERVING_SOURCE": "bench",
@@ -173,7 +183,7 @@ def main() -> None:
     with packaging.serving(packaging.SERVICE, overrides) as base:
         before = len(prediction_log.read(source="bench"))
         for connections in (1, 8):
-            wrk(base, key, bodies, connections, 2)  # warm-up
+            wrk(base, key, bodies, connections, args.warmup)  # warm-up
             got = wrk(base, key, bodies, connections, args.seconds)
             if got["errors"]:
                 raise SystemExit(f"wrk saw {got['errors']} failed requests with {connections} connections")
@@ -188,7 +198,7 @@ def main() -> None:
                     limit,
                 )
             )
-        table.append(batch(base, key, bodies, 20))
+        table.append(batch(base, key, bodies, args.rounds))
         status = packaging.post(f"{base}/status", {}, key)[1]
     sent = len(prediction_log.read(source="bench")) - before
     print(f"{'measurement':<42} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'per s':>10}  {'x in-proc':>9}  goal")
@@ -206,6 +216,8 @@ def main() -> None:
         f"{overrides.get('LIFECYCLE_SERVING_WORKERS', cfg.serving_workers)} service worker(s), "
         f"{os.cpu_count()} cores, python {sys.version.split()[0]}"
     )
+    if args.smoke:
+        print("(--smoke: every step ran briefly; run the bench without it for the figures)")
 
 
 if __name__ == "__main__":

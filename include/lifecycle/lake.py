@@ -50,9 +50,15 @@ def partition(zone_name: str, dataset: str, day: dt.date) -> ObjectStoragePath:
     return zone(zone_name) / dataset / f"date={day.isoformat()}"
 
 
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
+def parquet_bytes(data) -> bytes:
+    """A pandas frame (without its index) or an Arrow table as Parquet file bytes."""
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    if isinstance(data, pd.DataFrame):
+        data.to_parquet(buf, index=False)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(data, buf)
     return buf.getvalue()
 
 
@@ -67,7 +73,7 @@ def publish(dest: ObjectStoragePath, files: dict[str, bytes], manifest: dict) ->
     ``read_range`` leave it out), each file then replaces its old version by a rename (atomic on a
     POSIX file system; a copy to the same key on S3), files the new version does not have are
     removed, and the new manifest comes last. A reader that lists the partition meanwhile (Feast's
-    point-in-time join on dask, a score run beside a features run) finds each file, old or new."""
+    point-in-time join, a score run beside a features run) finds each file, old or new."""
     staging = dest.parent / f"_staging-{dest.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:

@@ -36,10 +36,11 @@ def model_frame(uc: UseCase, frame: pd.DataFrame, numeric: list[str]) -> pd.Data
     return pd.DataFrame(model_inputs(uc, frame, numeric, list(uc.categoricals)), index=frame.index)
 
 
-def numeric_columns(uc: UseCase, frame: pd.DataFrame) -> list[str]:
-    """The request's numerics, the derived numbers, and the stored feature columns Feast returned."""
+def numeric_columns(uc: UseCase, columns) -> list[str]:
+    """The request's numerics, the derived numbers, and the stored feature columns Feast returned
+    (among ``columns``, a training set's column names)."""
     skip = {*uc.event_columns, uc.label, uc.labeled_at, *uc.numerics, *uc.feature_derived}
-    return [*uc.numerics, *uc.feature_derived, *sorted(c for c in frame.columns if c not in skip)]
+    return [*uc.numerics, *uc.feature_derived, *sorted(c for c in columns if c not in skip)]
 
 
 def preprocessor(numeric: list[str], categorical: list[str]):

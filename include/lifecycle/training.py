@@ -46,52 +46,79 @@ class EvidenceAnswered(RuntimeError):
 
 
 def labeled_events(cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Curated events joined with the labels known at ``cutoff``, over the training window.
+    """``labeled_table`` as a pandas frame."""
+    return labeled_table(cutoff).to_pandas()
+
+
+def labeled_table(cutoff: pd.Timestamp):
+    """Curated events joined with the labels known at ``cutoff``, over the training window, as an
+    Arrow table in (time, id) order: the same days give the same rows in the same order, whatever
+    order the files were read in.
 
     Labels are partitioned by the day they became known, so only partitions up to the cutoff's day
     are read, and within it only labels with ``labeled_at <= cutoff`` count, whatever the time of
     the event they describe."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     cfg = _settings.load()
     uc = contract.current(cfg)
     days = [d for d in lake.dates("curated", uc.events) if d <= cutoff.date()]
     if not days:
         raise TrainingDataError(f"no curated {uc.events} partitions up to {cutoff}: run ingest and validate first")
     first = max(days[0], days[-1] - dt.timedelta(days=cfg.max_train_days - 1))
-    events = lake.read_range("curated", uc.events, first, days[-1])
-    labels = lake.read_range("curated", uc.labels, first, cutoff.date())
-    labels = labels[labels[uc.labeled_at] <= cutoff] if len(labels) else labels
-    out = events.merge(labels[[uc.id, uc.label]], on=uc.id, how="inner") if len(labels) else events.iloc[:0]
-    if out.empty or out[uc.label].nunique() < 2:
-        raise TrainingDataError(f"{len(out)} labeled rows up to {cutoff}: training needs both classes")
-    # a stable order whatever order the files were read in: the same days give the same training set
-    return out.sort_values([uc.time, uc.id], ignore_index=True, kind="stable")
+    events = lake.read_range_table("curated", uc.events, first, days[-1], list(uc.event_columns))
+    labels = lake.read_range_table("curated", uc.labels, first, cutoff.date(), list(uc.label_columns))
+    if labels is None:
+        raise TrainingDataError(f"no labels up to {cutoff}: training needs both classes")
+    labels = labels.filter(pc.less_equal(labels[uc.labeled_at], cutoff))
+    # the events in (time, id) order, each with the first label read for it (the earliest day's):
+    # one sort, one lookup and one take, never a second copy of the events (10M rows: ~2.5 GB)
+    found = pc.index_in(events[uc.id], value_set=labels[uc.id])
+    order = pc.sort_indices(events, [(uc.time, "ascending"), (uc.id, "ascending")])
+    order = order.filter(pc.is_valid(found.take(order)))
+    out = events.take(order).append_column(uc.label, labels[uc.label].take(found.take(order)))
+    del events, labels, found, order
+    pa.default_memory_pool().release_unused()  # what the inputs held goes back to the system before the join
+    if out.num_rows == 0 or pc.count_distinct(out[uc.label]).as_py() < 2:
+        raise TrainingDataError(f"{out.num_rows} labeled rows up to {cutoff}: training needs both classes")
+    return out
 
 
 def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
-    """Write train/holdout parquet for this run; returns their URIs, sizes and digest."""
+    """Write train/holdout parquet for this run; returns their URIs, sizes and digest.
+
+    Built as Arrow tables, never a pandas frame: 10M labeled rows in ~2 GB (bench/training.py)."""
+    import pyarrow.compute as pc
+
     cfg = _settings.load()
     uc = contract.current(cfg)
-    rows = point_in_time.features(labeled_events(cutoff))
-    day = rows[uc.time].dt.floor("D")
-    split = day.max() - pd.Timedelta(days=cfg.holdout_days - 1)
-    parts = {"train": rows[day < split], "holdout": rows[day >= split]}
-    if parts["train"][uc.label].nunique() < 2 or parts["holdout"][uc.label].nunique() < 2:
+    rows = labeled_table(cutoff).replace_schema_metadata(None)  # the curated files' pandas metadata is not ours
+    stored = point_in_time.feature_table(rows)
+    for name in stored.column_names:
+        rows = rows.append_column(name, stored[name])
+    day = pc.floor_temporal(rows[uc.time], unit="day")
+    last = pc.max(day).as_py()
+    split = last - dt.timedelta(days=cfg.holdout_days - 1)
+    first_holdout = pc.sum(pc.less(day, split)).as_py()  # rows are in time order: the parts are slices
+    parts = {"train": rows.slice(0, first_holdout), "holdout": rows.slice(first_holdout)}
+    if any(pc.count_distinct(part[uc.label]).as_py() < 2 for part in parts.values()):
         raise TrainingDataError(
             f"time split at {split.date()} leaves a part with one class: land more days or lower LIFECYCLE_HOLDOUT_DAYS"
         )
     folder = lake.zone("training") / run_key.replace(":", "_").replace("+", "_")
-    files = {f"{name}.parquet": lake.parquet_bytes(frame) for name, frame in parts.items()}
+    files = {f"{name}.parquet": lake.parquet_bytes(part) for name, part in parts.items()}
     info = {
         "uri": str(folder),
-        "train_rows": len(parts["train"]),
-        "holdout_rows": len(parts["holdout"]),
-        "no_feature_rows": int(rows[uc.known_if].isna().sum()),
-        "positive_rate": round(float(rows[uc.label].mean()), 5),
-        "first_day": str(day.min().date()),
+        "train_rows": parts["train"].num_rows,
+        "holdout_rows": parts["holdout"].num_rows,
+        "no_feature_rows": rows[uc.known_if].null_count,
+        "positive_rate": round(pc.mean(rows[uc.label]).as_py(), 5),
+        "first_day": str(pc.min(day).as_py().date()),
         "split_day": str(split.date()),
-        "last_day": str(day.max().date()),
+        "last_day": str(last.date()),
         "digest": dataset_digest(files),
-        "numeric": numeric_columns(uc, rows),
+        "numeric": numeric_columns(uc, rows.column_names),
     }
     lake.publish(folder, files, info)  # the manifest is the training set's description
     return info
@@ -112,11 +139,15 @@ def stored_digest(uri: str) -> str:
     )
 
 
-def load_part(uri: str, part: str) -> pd.DataFrame:
+def load_part(uri: str, part: str, limit: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """A training set's part as a frame; with ``limit``, its ``fit_rows`` only, sampled while the rows
+    are Arrow (10M rows as a pandas frame hold ~5 GB of Python strings: bench/training.py)."""
+    import pyarrow.parquet as pq
     from airflow.sdk import ObjectStoragePath
 
     with (ObjectStoragePath(uri) / f"{part}.parquet").open("rb") as f:
-        return pd.read_parquet(io.BytesIO(f.read()))
+        table = pq.read_table(io.BytesIO(f.read()))
+    return (table if limit is None else fit_rows(table, seed, limit)).to_pandas()
 
 
 def device() -> str:
@@ -236,13 +267,13 @@ def _earlier_attempt(parent_run_id: str, flavour: str) -> dict | None:
 
 
 def fit_rows(train: pd.DataFrame, seed: int, limit: int) -> pd.DataFrame:
-    """The training rows a candidate fits on: all of them, or a seeded sample of ``limit`` (in their
-    time order) when there are more (``LIFECYCLE_MAX_FIT_ROWS``), so a fit's time and memory are
-    bounded whatever the window holds."""
+    """The training rows (a frame or an Arrow table) a candidate fits on: all of them, or a seeded
+    sample of ``limit`` (in their time order) when there are more (``LIFECYCLE_MAX_FIT_ROWS``), so a
+    fit's time and memory are bounded whatever the window holds."""
     if len(train) <= limit:
         return train
     keep = np.sort(np.random.default_rng(seed).choice(len(train), size=limit, replace=False))
-    return train.iloc[keep].reset_index(drop=True)
+    return train.iloc[keep].reset_index(drop=True) if isinstance(train, pd.DataFrame) else train.take(keep)
 
 
 def fit(
@@ -270,10 +301,11 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
 
     if (done := _earlier_attempt(parent_run_id, flavour)) is not None:  # also points MLflow at the store
         return done
-    train, holdout = load_part(training_set["uri"], "train"), load_part(training_set["uri"], "holdout")
+    train = load_part(training_set["uri"], "train", _settings.load().max_fit_rows, seed)
+    holdout = load_part(training_set["uri"], "holdout")
     dev = device()
-    sizes = {"train_rows": len(train), "fit_rows": min(len(train), _settings.load().max_fit_rows)}
-    model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev, sizes["fit_rows"])
+    sizes = {"train_rows": training_set["train_rows"], "fit_rows": len(train)}
+    model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev, len(train))
     del train
     metrics = {**evaluate(_Pyfunc(model), holdout), "fit_seconds": fit_s}
     with mlflow.start_run(

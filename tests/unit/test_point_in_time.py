@@ -61,7 +61,6 @@ def one_snapshot(spec, value_int=3, value_float=2.0):
 
 
 def test_a_join_that_loses_rows_or_features_fails_naming_the_view(applied, monkeypatch):
-    from feast.infra.offline_stores import ibis as feast_ibis
     from feast.infra.offline_stores.dask import DaskOfflineStore, DaskOfflineStoreConfig
 
     from lifecycle import lake_offline_store
@@ -82,16 +81,21 @@ def test_a_join_that_loses_rows_or_features_fails_naming_the_view(applied, monke
         with pytest.raises(point_in_time.FeatureJoinError, match="returned 1 rows for 3 input rows"):
             point_in_time.features(rows)
 
-    join = feast_ibis.point_in_time_join
+    run = lake_offline_store.AsofRetrievalJob._to_arrow_internal
     card = [name for name, _ in applied["card_stats"][2]]
 
-    def blank_one(*args, **kwargs):
+    def blank_one(job, timeout=None):
         """Every row returned, but the second row's card features lost."""
-        out = join(*args, **kwargs)
-        lost = out[point_in_time.ROW] == 1
-        return out.mutate(**{c: lost.ifelse(None, out[c]) for c in card})
+        import pyarrow as pa
 
-    monkeypatch.setattr(feast_ibis, "point_in_time_join", blank_one)
+        out = run(job, timeout)
+        for name in card:
+            values = out[name].to_pylist()
+            values[1] = None
+            out = out.set_column(out.column_names.index(name), name, pa.array(values, out[name].type))
+        return out
+
+    monkeypatch.setattr(lake_offline_store.AsofRetrievalJob, "_to_arrow_internal", blank_one)
     with pytest.raises(point_in_time.FeatureJoinError) as failed:
         point_in_time.features(rows)
     message = str(failed.value)

@@ -45,7 +45,7 @@ PRELOAD = (
     "alembic.command",
     "git",  # MLflow's start_run looks for a git commit to tag the run with
     "feast",
-    # what opening the Feast store imports (registry, online store, dask): ~0.3 s a task
+    # what opening the Feast store imports (registry, online store, offline store): ~0.3 s a task
     "feast.infra.registry.file",
     "feast.infra.registry.sql",
     "feast.infra.online_stores.sqlite",
