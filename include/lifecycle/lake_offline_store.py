@@ -10,8 +10,8 @@ on 10M labeled rows (2 cores), its join alone took 64-82 s and 4-5 GB, where the
 must take at most 120 s and 6 GB (its whole build took 84.7 s and 7.9 GB). So
 ``get_historical_features`` here is one DuckDB ``ASOF LEFT JOIN`` per view: each entity row,
 carried by its position, gets the newest snapshot of its keys stamped at or before its time, kept
-only within the view's TTL (what Feast's joins do), and comes back exactly once, in input order (10M rows: 19 s, the training set
-65 s and 5.3 GB; both implementations gave byte-identical training sets). Everything else
+only within the view's TTL (what Feast's joins do), and comes back exactly once, in input order
+(10M rows: 19 s, the training set 65 s and 5.3 GB; both gave byte-identical training sets). Everything else
 (materialization's ``pull_latest``, the registry, the CLI) is Feast's DuckDB store.
 ``lifecycle.point_in_time`` checks every join against an independent computation.
 
@@ -287,15 +287,7 @@ class LakeOfflineStore(DuckDBOfflineStore):
     def pull_latest_from_table_or_query(config, data_source, *args, **kwargs):
         from feast.infra.offline_stores.ibis import pull_latest_from_table_or_query_ibis
 
-        names = (
-            "join_key_columns",
-            "feature_name_columns",
-            "timestamp_field",
-            "created_timestamp_column",
-            "start_date",
-            "end_date",
-        )
-        call = {**dict(zip(names, args, strict=False)), **kwargs}
+        call = _pull_arguments(args, kwargs)
         return pull_latest_from_table_or_query_ibis(
             config=config,
             data_source=located(config, data_source),
@@ -308,20 +300,12 @@ class LakeOfflineStore(DuckDBOfflineStore):
     def pull_all_from_table_or_query(config, data_source, *args, **kwargs):
         from feast.infra.offline_stores.ibis import pull_all_from_table_or_query_ibis
 
-        names = (
-            "join_key_columns",
-            "feature_name_columns",
-            "timestamp_field",
-            "created_timestamp_column",
-            "start_date",
-            "end_date",
-        )
         return pull_all_from_table_or_query_ibis(
             config=config,
             data_source=located(config, data_source),
             data_source_reader=_reader(),
             data_source_writer=_no_writes,
-            **{**dict(zip(names, args, strict=False)), **kwargs},
+            **_pull_arguments(args, kwargs),
         )
 
     @staticmethod
@@ -338,6 +322,19 @@ class LakeOfflineStore(DuckDBOfflineStore):
         if not files:
             raise FileNotFoundError(f"feature table {data_source.path} has no partition yet")
         return [(f.name, str(f.type)) for f in pq.read_schema(files[-1], filesystem=filesystem)]
+
+
+def _pull_arguments(args, kwargs) -> dict:
+    """The arguments after the source of Feast's ``pull_*_from_table_or_query``, by name."""
+    names = (
+        "join_key_columns",
+        "feature_name_columns",
+        "timestamp_field",
+        "created_timestamp_column",
+        "start_date",
+        "end_date",
+    )
+    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def _no_writes(*args, **kwargs):
