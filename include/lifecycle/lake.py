@@ -168,4 +168,4 @@ def read_range_table(zone_name: str, dataset: str, first: dt.date, last: dt.date
     for part in partitions(zone_name, dataset, first, last):
         with (part / "data.parquet").open("rb") as f:
             tables.append(pq.read_table(f, columns=columns))
-    return pa.concat_tables(tables) if tables else None
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None  # e.g. an all-null day

@@ -139,7 +139,7 @@ def read_table(source: FileSource, first: dt.date | None = None, last: dt.date |
     return table
 
 
-def join_range(entity_df, feature_views) -> tuple[dt.date, dt.date]:
+def join_range(entity_df, feature_views) -> tuple[dt.date | None, dt.date]:
     """The partition days a point-in-time join of ``entity_df`` can take rows from.
 
     Partition ``date=D`` holds rows stamped within day D or at its end (``features.snapshot`` stamps
@@ -149,7 +149,9 @@ def join_range(entity_df, feature_views) -> tuple[dt.date, dt.date]:
 
     column = infer_event_timestamp_from_entity_df(dict(zip(entity_df.columns, entity_df.dtypes, strict=True)))
     times = pd.to_datetime(entity_df[column], utc=True)
-    ttl = max((v.ttl for v in feature_views if v.ttl), default=dt.timedelta(0))
+    if not all(v.ttl for v in feature_views):  # a view without a TTL takes its snapshots from any day
+        return None, times.max().date()
+    ttl = max(v.ttl for v in feature_views)
     return (times.min() - ttl).date() - dt.timedelta(days=1), times.max().date()
 
 
@@ -181,6 +183,11 @@ def asof_queries(entity_df, feature_views, feature_refs, full_feature_names: boo
         names = [r.split(":", 1)[1] for r in feature_refs if r.split(":", 1)[0] == view.projection.name_to_use()]
         source = view.batch_source
         keys = {k: view.projection.join_key_map.get(k, k) for k in (e.name for e in view.entity_columns)}
+        if not keys or source.field_mapping or source.created_timestamp_column:
+            raise ValueError(
+                f"feature view {view.name!r}: the lake's offline store joins views with entities, and sources "
+                "without field_mapping or created_timestamp_column (a snapshot is one row per key and stamp)"
+            )
         stamp = source.timestamp_field
         table = read_table(source, first, last).select([*keys, stamp, *names])
         snapshots = table.set_column(len(keys), stamp, pc.cast(table[stamp], pa.timestamp("us", tz="UTC"), safe=False))
@@ -194,7 +201,8 @@ def asof_queries(entity_df, feature_views, feature_refs, full_feature_names: boo
                 ttl = int(view.ttl.total_seconds() * 1_000_000)
                 value = f'CASE WHEN v."{stamp}" >= e.t - to_microseconds({ttl}) THEN {value} END'
             columns.append(f'{value} AS "{prefix}{name}"')
-        query = f'SELECT {", ".join(columns)} FROM e ASOF LEFT JOIN v ON {on} AND e.t >= v."{stamp}" ORDER BY e.{ROW}'
+        select = ", ".join([f"e.{ROW}", *columns])
+        query = f'SELECT {select} FROM e ASOF LEFT JOIN v ON {on} AND e.t >= v."{stamp}" ORDER BY e.{ROW}'
         queries.append((query, {"e": rows, "v": snapshots}))
     return entity, queries
 
@@ -202,20 +210,27 @@ def asof_queries(entity_df, feature_views, feature_refs, full_feature_names: boo
 MEMORY_LIMIT = "3GB"  # DuckDB's working memory for a join (it spills to a temporary folder beyond it)
 
 
+@contextlib.contextmanager
 def connect():
     """A DuckDB connection for a join: UTC timestamps whatever the machine's zone, bounded memory
-    (unbounded, an ASOF join of 10M rows held 4.8 GB more; bench/training.py), rows in no order
-    but the query's ``ORDER BY``."""
+    (unbounded, an ASOF join of 10M rows held 4.8 GB more; bench/training.py) spilling into a
+    folder of its own (DuckDB names its spill files by number and removes them all on close: a
+    shared folder would mix two processes' files), rows in no order but the query's ``ORDER BY``."""
+    import shutil
     import tempfile
 
     import duckdb
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/lifecycle-duckdb'")
-    con.execute("SET preserve_insertion_order = false")
-    return con
+    spill = tempfile.mkdtemp(prefix="lifecycle-duckdb-")
+    try:
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute("SET preserve_insertion_order = false")
+            yield con
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 class AsofRetrievalJob(RetrievalJob):
@@ -228,6 +243,7 @@ class AsofRetrievalJob(RetrievalJob):
 
     def _to_arrow_internal(self, timeout=None):
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         out = self.entity
         with connect() as con:
@@ -236,7 +252,9 @@ class AsofRetrievalJob(RetrievalJob):
                     con.register(name, table)
                 # streamed out of DuckDB batch by batch: its result is never held twice
                 got = pa.Table.from_batches(con.sql(query).to_arrow_reader(1_000_000))
-                for name in got.column_names:
+                if got.num_rows != out.num_rows or not pc.equal(got[ROW], tables["e"][ROW]).to_numpy().all():
+                    raise RuntimeError(f"an ASOF join returned {got.num_rows} rows for {out.num_rows}, or out of order")
+                for name in got.column_names[1:]:
                     out = out.append_column(name, got[name].combine_chunks())
                 del got
         return out

@@ -7,6 +7,9 @@ entity and an instant. Then every view is joined again another way, a sort-and-s
 the same snapshot tables (pinned for the call), and every feature of every row must be equal: a
 join that lost or invented features fails naming the view, the count and example keys and times,
 so a training set or a batch score never silently differs from what the online store serves.
+The check is independent of the join's logic (ASOF, TTL, keys), not of its reading: both take the
+same partitions of each table through ``lake_offline_store`` (the unit and services tests compare
+both with a reference that publishes and reads its own snapshots).
 """
 
 from __future__ import annotations

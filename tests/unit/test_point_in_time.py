@@ -101,3 +101,23 @@ def test_a_join_that_loses_rows_or_features_fails_naming_the_view(applied, monke
     message = str(failed.value)
     assert "feature view 'card_stats': 1 of 3 rows" in message and "1 came back without features" in message
     assert "'card_id': 'c1'" in message and "merchant_stats" not in message
+
+
+def test_features_a_snapshot_past_its_ttl_would_give_fail_the_check(applied, monkeypatch):
+    """A join that ignores the TTL invents features: the check names the view and the rows."""
+    from lifecycle import lake_offline_store
+
+    pit_reference.publish(one_snapshot(applied))
+    # an hour past the 2-day TTL: the snapshot's partition is still read (the day before the TTL's start)
+    late = pit_reference.end_of(pit_reference.FIRST) + pd.Timedelta(days=2, hours=1)
+    rows = pd.DataFrame({UC.id: ["a", "b"], "card_id": "c1", "merchant_id": "m1", UC.time: [late] * 2})
+    assert point_in_time.features(rows)["card_avg_amount_7d"].isna().all()
+    build = lake_offline_store.asof_queries
+
+    def no_ttl(*args, **kwargs):
+        entity, queries = build(*args, **kwargs)
+        return entity, [(q.replace("CASE WHEN", "CASE WHEN TRUE OR"), tables) for q, tables in queries]
+
+    monkeypatch.setattr(lake_offline_store, "asof_queries", no_ttl)
+    with pytest.raises(point_in_time.FeatureJoinError, match=r"feature view '\w+_stats': 2 of 2 rows disagree"):
+        point_in_time.features(rows)

@@ -52,7 +52,7 @@ PRELOAD = (
     "feast.infra.online_stores.redis",
     "feast.repo_operations",
     "lifecycle.lake_offline_store",  # Feast's DuckDB store: duckdb and ibis
-    "ibis.backends.duckdb",  # what the first point-in-time join loads (ibis's default backend)
+    "ibis.backends.duckdb",  # what the first materialization loads (Feast's DuckDB store reads through ibis)
     "great_expectations",
     "evidently",
     "evidently.presets",
