@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake_offline_store
+from lifecycle import contract
 from lifecycle.feature_store import get_store
 
 ROW = "lifecycle_row"  # each input row's position, carried through the join
@@ -45,6 +45,8 @@ def feature_table(keys):
     Arrow end to end: the rows reach Feast as a frame of Arrow-backed strings and come back as Arrow,
     never one Python string per id (10M rows: bench/training.py)."""
     import pyarrow.compute as pc
+
+    from lifecycle import lake_offline_store  # imports Feast: not at parse time
 
     uc = contract.current()
     store = get_store()
@@ -126,6 +128,8 @@ def check_view(store, projection, view, keys, got, all_views) -> None:
     sweep finds: the newest snapshot of its keys at or before its time, empty past the TTL."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from lifecycle import lake_offline_store
 
     uc = contract.current()
     source = lake_offline_store.located(store.config, view.batch_source)

@@ -4,6 +4,7 @@
 import hypothesis
 import pit_reference
 import pytest
+from airflow.sdk.io import store
 from hypothesis import strategies as st
 
 from lifecycle import features, lake
@@ -22,6 +23,9 @@ def on_s3(tmp_path_factory):
         assert str(lake.zone("features")).startswith("s3://")
         features.apply_definitions(get_store())
         yield pit_reference.views()
+        # Airflow keeps one file system per connection id for the process: this module's S3 server
+        # is gone once it ends, and a later module's lake (same connection id) must not reach it
+        store._STORE_CACHE.clear()  # noqa: SLF001
 
 
 @hypothesis.settings(deadline=None, max_examples=15)
