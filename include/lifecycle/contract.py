@@ -3,8 +3,8 @@
 A use case is a module (``LIFECYCLE_USE_CASE``, default ``usecases.fraud``) whose
 ``use_case(cfg)`` returns a ``UseCase``: the event columns with their types, keys, allowed values
 and ranges; the label and the time it becomes known; the request fields and the answer's name;
-the Feast repo and the aggregates it serves; the candidates; an example request; the generator
-and its scenarios. The generic stages derive from it: the Great Expectations suites, the live
+the Feast repo and the aggregates it serves; the candidates; an example request; optionally a
+generator of demo data and its scenarios. The generic stages derive from it: the Great Expectations suites, the live
 service's request and response models (so its OpenAPI document), the model inputs, the Evidently
 column mapping, the golden requests of the smoke test. Nothing in ``lifecycle`` names a column.
 
@@ -66,9 +66,10 @@ class UseCase:
     candidates: tuple[str, ...]  # model flavours to train (``lifecycle.training.FLAVOURS``)
     example: dict  # one valid request for a known entity: the smoke test's first golden request
     unknown: dict  # fields that make ``example`` an entity never seen (it must still score)
-    generator: str  # module: SCENARIOS, UNLABELED, LABEL_MAX_DAYS, generate_day(day, scenario, seed)
     request_name: str = "Request"  # the request model's name in the OpenAPI document
     labels: str = "labels"  # the dataset of labels a day lands
+    # optional, for demos and tests: SCENARIOS, UNLABELED, LABEL_MAX_DAYS, generate_day(day, scenario, seed)
+    generator: str = ""
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -130,6 +131,10 @@ class UseCase:
 
     def generate(self):
         """The generator module (imported on use: it needs numpy and pandas)."""
+        if not self.generator:
+            raise ContractError(
+                f"use case {self.name!r} declares no generator: land its files with python -m lifecycle.land"
+            )
         return importlib.import_module(self.generator)
 
     def column(self, name: str) -> Column:

@@ -23,11 +23,13 @@ class LandingTimeout(AirflowSensorTimeout):
 
 
 def missing(day: dt.date) -> list[str]:
-    """The day's landing files that are not there yet."""
-    from lifecycle import contract, lake
+    """The day's feeds that have not landed yet (``ingest.landed``), named by where they are expected."""
+    from lifecycle import contract, ingest, lake
 
     return [
-        str(lake.landing_file(ds, day)) for ds in contract.current().datasets if not lake.landing_file(ds, day).exists()
+        f"{lake.zone('landing') / ds / day.isoformat()}{{.csv,.parquet,/{ingest.READY}}}"
+        for ds in contract.current().datasets
+        if not ingest.landed(ds, day)
     ]
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lifecycle import contract, lake, reports
+from lifecycle import contract, ingest, lake, reports
 from lifecycle import settings as _settings
 
 DOCS_SITE = "lifecycle_data_docs"
@@ -183,9 +183,7 @@ def waiting_for(
     (``events``: the use case's events dataset)."""
     window = _settings.load().label_max_delay_days
     earlier = [day - dt.timedelta(days=i) for i in range(1, window + 1)]
-    return sorted(
-        d for d in earlier if d not in gated and d not in batch and (d in raw or lake.landing_file(events, d).exists())
-    )
+    return sorted(d for d in earlier if d not in gated and d not in batch and (d in raw or ingest.landed(events, d)))
 
 
 def gate_days(days: list[dt.date]) -> list[dict]:
