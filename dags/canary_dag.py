@@ -36,10 +36,10 @@ def canary():
     @task.short_circuit(multiple_outputs=False)
     def decide() -> dict | None:
         """Applies the operational, distribution and quality gates; without a canary the run ends here."""
-        from lifecycle import canary
+        from lifecycle import canary, thresholds
 
         try:
-            decision = canary.decide()
+            decision = canary.decide(limits=thresholds.from_airflow())
         except canary.NoCanary as reason:
             print(f"nothing to decide: {reason}")
             return None  # every task after this one is skipped

@@ -1,7 +1,8 @@
 """
 ### monitor: drift report → feature_drift
 Daily (02:00 UTC) or manual. Evidently's data-drift report between the champion's training
-snapshot and the latest curated days, saved as HTML and JSON under `reports/drift/<date>/` and
+snapshot and the latest curated days, each column's threshold calibrated on the training period's
+own window-to-window variation, saved as HTML and JSON under `reports/drift/<date>/` and
 linked from `reports/index.html`. Emits **feature_drift** (extra: drift_share, drifted_columns,
 report_uri, as_of, the judged days' window and the judged champion's model_version) only when the drifted-column share
 reaches the configured threshold.
@@ -28,10 +29,12 @@ def monitor():
         """Evidently's data drift between the champion's training data and the latest curated days."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import monitoring
+        from lifecycle import monitoring, thresholds
 
         try:
-            return monitoring.drift_report((dag_run.logical_date or dag_run.run_after).date())
+            return monitoring.drift_report(
+                (dag_run.logical_date or dag_run.run_after).date(), thresholds.from_airflow()
+            )
         except monitoring.NothingToMonitor as reason:
             raise AirflowSkipException(str(reason)) from reason
 

@@ -7,8 +7,9 @@ with the labels that have arrived, per model version and arm; publishes an Evide
 classification report with prediction drift under `reports/performance/<as_of>/`, and logs the
 live metrics to MLflow against each version. Emits **model_degraded** (extra: metric, value,
 baseline, labels, window, report_uri) when the champion's live metric, over at least
-`LIFECYCLE_MIN_LABELS` labels, is below `LIFECYCLE_DEGRADED_THRESHOLD` or below its holdout value
-minus `LIFECYCLE_DEGRADED_MARGIN`.
+`LIFECYCLE_MIN_LABELS` labels, is below `degraded_min_lift` times chance on those labels (their
+positive rate for PR-AUC) or more than `degraded_drop` below its holdout value (thresholds read
+when the task runs: Admin → Variables, `lifecycle_*`).
 """
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
@@ -42,14 +43,14 @@ def performance():
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import contract, lake, performance
+        from lifecycle import contract, lake, performance, thresholds
 
         days = lake.dates("curated", contract.current().events)
         as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else (days[-1] if days else None)
         if as_of is None:
             raise AirflowSkipException("no curated day yet: nothing to evaluate")
         try:
-            summary = performance.evaluate(as_of)
+            summary = performance.evaluate(as_of, limits=thresholds.from_airflow())
         except performance.NothingToEvaluate as reason:
             raise AirflowSkipException(str(reason)) from reason
         print(summary["reason"])

@@ -1,8 +1,10 @@
 """
 ### promote: is the challenger better than the champion?
 Runs on **model_challenger**. Scores challenger and current champion on the challenger's
-holdout; approves only past the configured margin and guard rails (the first model must pass
-an absolute floor). The decision and its numbers are logged to MLflow, to the version's
+holdout; approves only past the configured margin and guard rails, and above the floor:
+`promotion_min_lift` times what chance reaches on that holdout (its positive rate for PR-AUC).
+Thresholds are read when the task runs (Admin → Variables, `lifecycle_*`). The decision, its
+numbers and the thresholds it used are logged to MLflow, to the version's
 `promotion_decision` tag and to this task's log. Emits **model_promoted** only on approval;
 no alias moves here: `package` releases the version once its bento passed the smoke test.
 """
@@ -28,10 +30,10 @@ def promote():
         """Challenger vs champion on the same holdout; the decision with its reasons."""
         import logging
 
-        from lifecycle import promotion
+        from lifecycle import promotion, thresholds
 
         versions = events_extra(triggering_asset_events, CANDIDATE, "version")
-        decision = promotion.compare(versions[-1] if versions else None).as_dict()
+        decision = promotion.compare(versions[-1] if versions else None, thresholds.from_airflow()).as_dict()
         logging.getLogger(__name__).info("promotion decision: %s", decision)
         return decision
 

@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, prediction_log, tracking
+from lifecycle import contract, lake, prediction_log, thresholds, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
 from lifecycle.performance import LABEL, PROBA, metrics
@@ -143,9 +143,11 @@ def quality_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
     }
 
 
-def decide(cfg: _settings.Settings | None = None) -> dict:
-    """The three gates and the outcome (rollout, abort or wait) for the current canary."""
-    cfg = cfg or _settings.load()
+def decide(cfg: _settings.Settings | None = None, limits: thresholds.Thresholds | None = None) -> dict:
+    """The three gates and the outcome (rollout, abort or wait) for the current canary, with
+    ``limits`` (default ``thresholds.in_force()``; the canary DAG passes the Airflow Variables' too)."""
+    limits = limits or thresholds.in_force(cfg)
+    cfg = limits.apply(cfg or _settings.load())
     canary, champion = tracking.version_by_alias(CANARY), tracking.version_by_alias(CHAMPION)
     if canary is None or champion is None:
         raise NoCanary(f"model {cfg.model_name!r} has no {CANARY} alias (or no {CHAMPION}): nothing to decide")
@@ -170,6 +172,7 @@ def decide(cfg: _settings.Settings | None = None) -> dict:
         "since": since.isoformat(),
         "gates": gates,
         "reasons": reasons,
+        "thresholds": limits.record(),
     }
 
 
@@ -207,6 +210,7 @@ def record(decision: dict, outcome: str, reason: str) -> None:
                 if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
             }
         )
+        mlflow.log_params({f"threshold_{k}": v["value"] for k, v in decision.get("thresholds", {}).items()})
     c = tracking.client()
     c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_outcome", outcome)
     c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_reason", reason[:5000])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KEY, CATEGORY, NUMBER, TIMESTAMP = "key", "category", "number", "timestamp"
@@ -37,6 +37,17 @@ class Column:
     min: float | None = None
     max: float | None = None
     max_length: int = 64  # of a KEY
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """How the drift monitor treats one monitored column: left out, or compared with another
+    Evidently test (a stattest name: "psi", "ks", "jensenshannon"...) or threshold than the
+    defaults (Wasserstein distance for numbers, Jensen-Shannon for categories, 0.1)."""
+
+    exclude: bool = False
+    test: str = ""
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,10 @@ class UseCase:
     labels: str = "labels"  # the dataset of labels a day lands
     # optional, for demos and tests: SCENARIOS, UNLABELED, LABEL_MAX_DAYS, generate_day(day, scenario, seed)
     generator: str = ""
+    # this use case's own defaults for thresholds (names: ``settings.THRESHOLDS``), over the deployment's
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    # per monitored column (``numerics`` and ``categoricals``): how the drift monitor treats it
+    monitor: Mapping[str, Monitor] = field(default_factory=dict)
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -90,6 +105,11 @@ class UseCase:
         kinds = {c.name: c.kind for c in self.columns}
         if kinds[self.time] != TIMESTAMP or any(kinds[k] != KEY for k in (self.id, *self.entities)):
             raise ContractError(f"use case {self.name!r}: id and entities must be keys, time a timestamp")
+        if unknown := sorted(set(self.monitor) - {*self.numerics, *self.categoricals}):
+            raise ContractError(
+                f"use case {self.name!r}: monitor options for {unknown}, which are not monitored columns "
+                f"(numbers, request-derived numbers and categories: {[*self.numerics, *self.categoricals]})"
+            )
         if set(self.example) != set(names):
             raise ContractError(f"use case {self.name!r}: the example request must have exactly the columns {names}")
 

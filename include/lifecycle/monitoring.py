@@ -1,9 +1,12 @@
 """Drift monitoring: Evidently's DataDriftPreset between what the champion learned from and
 what arrives now, over the request's inputs as the use case declares them (its numbers and what
-derives from them alone, and its categories). Reports (HTML for analysts, JSON for machines) land
-in the reports zone. Both sides are bounded, seeded samples (``REFERENCE_MAX_ROWS`` training rows,
-``MONITOR_MAX_ROWS`` rows of the window; ``sample`` says why that keeps the scores honest), so a
-window of 10 million rows costs what 200,000 do once read; the summary gives rows read and compared."""
+derives from them alone, and its categories; ``UseCase.monitor`` excludes a column or sets its test
+and threshold). Each column's threshold is calibrated on the reference's own variation
+(``calibrate``), so seasonality the champion was trained through does not count as drift.
+Reports (HTML for analysts, JSON for machines) land in the reports zone. Both sides are bounded,
+seeded samples (``REFERENCE_MAX_ROWS`` training rows, ``MONITOR_MAX_ROWS`` rows of the window;
+``sample`` says why that keeps the scores honest), so a window of 10 million rows costs what
+200,000 do once read; the summary gives rows read and compared."""
 
 from __future__ import annotations
 
@@ -11,10 +14,14 @@ import datetime as dt
 
 import pandas as pd
 
-from lifecycle import contract, lake, reports, tracking
+from lifecycle import contract, lake, reports, thresholds, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 from lifecycle.training import load_part
+
+DEFAULT_TESTS = {"num": "wasserstein", "cat": "jensenshannon"}  # distances: the monitor calibrates them
+DEFAULT_THRESHOLD = 0.1  # Evidently's own for both tests
+HEADROOM = 1.25  # a window this much farther than any the champion was trained through drifts
 
 
 class NothingToMonitor(RuntimeError):
@@ -43,13 +50,82 @@ def read_columns(uc: contract.UseCase) -> list[str]:
     return [c.name for c in uc.columns if c.kind != contract.KEY]
 
 
+def monitored(uc: contract.UseCase) -> dict[str, tuple[str, str, float]]:
+    """{column: (Evidently column type, test, base threshold)} of the columns the monitor compares:
+    the request's numbers, what derives from the request alone and its categories, less those the
+    contract excludes; each with the contract's test and threshold or the defaults."""
+    out = {}
+    for name in (*uc.numerics, *uc.categoricals):
+        opts = uc.monitor.get(name, contract.Monitor())
+        if opts.exclude:
+            continue
+        kind = "num" if name in uc.numerics else "cat"
+        out[name] = (
+            kind,
+            opts.test or DEFAULT_TESTS[kind],
+            DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
+        )
+    return out
+
+
 def _inputs(frame: pd.DataFrame, uc: contract.UseCase) -> pd.DataFrame:
-    """The monitored columns: request numbers, what derives from the request alone, categories."""
-    out = frame[[*uc.of(contract.NUMBER), *uc.categoricals]].copy()
+    """The monitored columns (``monitored``) of ``frame``, derived ones computed."""
+    out = frame[[c for c in (*uc.of(contract.NUMBER), *uc.categoricals) if c in frame]].copy()
     derived = uc.derive(frame, len(frame))
     for name in uc.request_derived:
         out[name] = derived[name]
-    return out[[*uc.numerics, *uc.categoricals]]
+    return out[list(monitored(uc))]
+
+
+def _stattest(kind: str, test: str):
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    column_type = ColumnType.Numerical if kind == "num" else ColumnType.Categorical
+    return get_registered_stattest(test, column_type), column_type
+
+
+def calibrate(reference: pd.DataFrame, uc: contract.UseCase, cfg: _settings.Settings) -> dict[str, dict]:
+    """Each monitored column's threshold, from the reference's own variation.
+
+    Every run of ``MONITOR_WINDOW_DAYS`` consecutive days of the reference period (one a day) is
+    compared, as a monitored window is, with the rest of the reference, by the column's test (both
+    sides sampled as ``compare`` samples them). A distance test's threshold is then the larger of
+    its base threshold and ``HEADROOM`` times the farthest of those windows: variation the champion
+    was trained through (a daily or weekly cycle, a cold week) does not fire. A p-value test keeps
+    its base threshold (p-values shrink with sample size, not with the data's variation), as does
+    every column when the reference spans fewer than two windows. Returns per column the test,
+    base and calibrated threshold, and the in-reference scores' maximum and count."""
+    columns = monitored(uc)
+    days = pd.to_datetime(reference[uc.time], utc=True).dt.floor("D") if uc.time in reference else None
+    distinct = sorted(days.unique()) if days is not None else []
+    width = cfg.monitor_window_days
+    windows = [distinct[i : i + width] for i in range(len(distinct) - width + 1)]
+    inputs = _inputs(reference, uc) if len(windows) >= 2 else None
+    scores: dict[str, list[float]] = {name: [] for name in columns}
+    for window in windows if inputs is not None else []:
+        inside = days.isin(window).to_numpy()
+        if inside.all():
+            continue
+        current = sample(inputs[inside], cfg.monitor_max_rows, cfg.seed)
+        rest = sample(inputs[~inside], cfg.reference_max_rows, cfg.seed)
+        for name, (kind, test, base) in columns.items():
+            stattest, column_type = _stattest(kind, test)
+            ref_col, cur_col = rest[name].dropna(), current[name].dropna()
+            if len(ref_col) and len(cur_col):
+                scores[name].append(float(stattest(ref_col, cur_col, column_type, base).drift_score))
+    out = {}
+    for name, (kind, test, base) in columns.items():
+        seen = scores[name]
+        threshold = max(base, HEADROOM * max(seen)) if not _is_p_value(kind, test) and len(seen) >= 2 else base
+        out[name] = {
+            "test": test,
+            "base_threshold": base,
+            "threshold": threshold,
+            "reference_windows": len(seen),
+            "reference_max": max(seen) if seen else None,
+        }
+    return out
 
 
 def reference(cfg: _settings.Settings) -> tuple[pd.DataFrame, str]:
@@ -77,17 +153,29 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, cfg: _settings.Setti
     from evidently.presets import DataDriftPreset
 
     uc = contract.current(cfg)
+    columns = monitored(uc)
+    calibration = calibrate(reference, uc, cfg)
     ref = _inputs(sample(reference, cfg.reference_max_rows, cfg.seed), uc)
     cur = _inputs(sample(current, cfg.monitor_max_rows, cfg.seed), uc)
-    definition = DataDefinition(numerical_columns=list(uc.numerics), categorical_columns=list(uc.categoricals))
-    snapshot = Report([DataDriftPreset(drift_share=cfg.drift_share_threshold)]).run(
+    definition = DataDefinition(
+        numerical_columns=[c for c, (kind, _, _) in columns.items() if kind == "num"],
+        categorical_columns=[c for c, (kind, _, _) in columns.items() if kind == "cat"],
+    )
+    preset = DataDriftPreset(
+        drift_share=cfg.drift_share_threshold,
+        per_column_method={c: v["test"] for c, v in calibration.items()},
+        per_column_threshold={c: v["threshold"] for c, v in calibration.items()},
+    )
+    snapshot = Report([preset]).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
     )
     metrics = snapshot.dict()["metrics"]
     count = next(m for m in metrics if m["config"]["type"].endswith(":DriftedColumnsCount"))
     drifted = sorted(
-        m["config"]["column"] for m in metrics if m["config"]["type"].endswith(":ValueDrift") and _drifted(m)
+        m["config"]["column"]
+        for m in metrics
+        if m["config"]["type"].endswith(":ValueDrift") and _drifted(m, columns[m["config"]["column"]][0])
     )
     summary = {
         "reference_rows": len(reference),
@@ -98,14 +186,17 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, cfg: _settings.Setti
         "drift_share": float(count["value"]["share"]),
         "drifted_columns": drifted,
         "threshold": cfg.drift_share_threshold,
+        "calibration": calibration,
     }
     summary["drift"] = summary["drift_share"] >= cfg.drift_share_threshold
     return snapshot, metrics, summary
 
 
-def drift_report(as_of: dt.date) -> dict:
-    """Run the report, publish HTML + JSON, and summarise it for the drift decision."""
-    cfg = _settings.load()
+def drift_report(as_of: dt.date, limits: thresholds.Thresholds | None = None) -> dict:
+    """Run the report, publish HTML + JSON, and summarise it for the drift decision (made with
+    ``limits``, default ``thresholds.in_force()``; the monitor DAG passes the Airflow Variables' too)."""
+    limits = limits or thresholds.in_force()
+    cfg = limits.apply(_settings.load())
     ref, version = reference(cfg)
     cur, days = current_window(as_of, cfg)
     snapshot, metrics, compared = compare(ref, cur, cfg)
@@ -115,13 +206,18 @@ def drift_report(as_of: dt.date) -> dict:
         "window": f"{days[0]}..{days[-1]}",
         "as_of": as_of.isoformat(),
         **compared,
+        "thresholds": limits.record(),
     }
     # named for the data's last day
     summary["report_uri"] = reports.publish_evidently(snapshot, dict(summary), metrics, f"drift/{days[-1]}")
     return summary
 
 
-def _drifted(metric: dict) -> bool:
+def _drifted(metric: dict, kind: str) -> bool:
     """Distances drift at or above the threshold; p-value tests below it (Evidently's convention)."""
     value, threshold = metric["value"], metric["config"]["threshold"]
-    return value < threshold if "p_value" in metric["config"]["method"].lower() else value >= threshold
+    return value < threshold if _is_p_value(kind, metric["config"]["method"]) else value >= threshold
+
+
+def _is_p_value(kind: str, test: str) -> bool:
+    return "p_value" in _stattest(kind, test)[0].display_name.lower()

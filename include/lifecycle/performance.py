@@ -8,8 +8,8 @@ rate, Brier score and expected calibration error); the champion's rows get an Ev
 classification report with prediction drift against the scores the same version gave its offline
 holdout. Reports land in ``reports/performance/<as_of>/``, metrics in MLflow against the version.
 The champion is degraded when, over at least ``LIFECYCLE_MIN_LABELS`` labels, its live primary
-metric is below ``LIFECYCLE_DEGRADED_THRESHOLD`` or below its holdout value minus
-``LIFECYCLE_DEGRADED_MARGIN``.
+metric is below ``degraded_min_lift`` times what chance reaches on the same labels, or more than
+``degraded_drop`` (a share) below its holdout value (``lifecycle.thresholds``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, prediction_log, reports, tracking
+from lifecycle import contract, lake, prediction_log, reports, thresholds, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 
@@ -229,18 +229,29 @@ def by_version_and_arm(joined: pd.DataFrame, alert_rate: float) -> dict[str, dic
 
 
 def decide(champion: dict | None, baseline: float | None, cfg: _settings.Settings) -> tuple[bool, str]:
-    """(degraded, why) for the champion's live metrics against the threshold and its holdout value."""
+    """(degraded, why) for the champion's live metrics: below ``degraded_min_lift`` times what
+    chance reaches on the same live labels, or ``degraded_drop`` (a share) below its holdout value."""
     metric = cfg.primary_metric
     if champion is None or champion.get(metric) is None:
         return False, f"no live {metric} for the champion yet (labels with both classes are needed)"
     value, labels = champion[metric], champion["labels"]
     if labels < cfg.min_labels:
         return False, f"{labels} labels, fewer than LIFECYCLE_MIN_LABELS={cfg.min_labels}: no decision"
-    if value < cfg.degraded_threshold:
-        return True, f"live {metric} {value:.4f} is below the threshold {cfg.degraded_threshold}"
-    if baseline is not None and value < baseline - cfg.degraded_margin:
-        return True, f"live {metric} {value:.4f} is below the holdout {baseline:.4f} minus {cfg.degraded_margin}"
-    return False, f"live {metric} {value:.4f} over {labels} labels is within bounds (holdout {baseline})"
+    chance = thresholds.chance(metric, champion["positive_rate"])
+    floor = thresholds.floor(metric, champion["positive_rate"], cfg.degraded_min_lift)
+    if value < floor:
+        return True, (
+            f"live {metric} {value:.4f} is below {floor:.4f} ({cfg.degraded_min_lift:g} x chance {chance:.4f} "
+            f"on these {labels} labels)"
+        )
+    if baseline is not None and value < baseline * (1 - cfg.degraded_drop):
+        return True, (
+            f"live {metric} {value:.4f} is more than {cfg.degraded_drop:.0%} below the holdout {baseline:.4f} "
+            f"(limit {baseline * (1 - cfg.degraded_drop):.4f})"
+        )
+    return False, (
+        f"live {metric} {value:.4f} over {labels} labels is within bounds (holdout {baseline}, chance {chance:.4f})"
+    )
 
 
 def holdout_scores(version: str, cfg: _settings.Settings) -> pd.DataFrame:
@@ -254,9 +265,13 @@ def holdout_scores(version: str, cfg: _settings.Settings) -> pd.DataFrame:
     return pd.DataFrame({LABEL: holdout[label].to_numpy(int), PROBA: model.predict_proba(holdout)})
 
 
-def evaluate(as_of: dt.date, cfg: _settings.Settings | None = None) -> dict:
-    """Join, measure, report, log to MLflow and decide; returns the summary (``degraded`` included)."""
-    cfg = cfg or _settings.load()
+def evaluate(
+    as_of: dt.date, cfg: _settings.Settings | None = None, limits: thresholds.Thresholds | None = None
+) -> dict:
+    """Join, measure, report, log to MLflow and decide with ``limits`` (default
+    ``thresholds.in_force()``); returns the summary (``degraded`` and the thresholds included)."""
+    limits = limits or thresholds.in_force(cfg)
+    cfg = limits.apply(cfg or _settings.load())
     champion = tracking.version_by_alias(CHAMPION)
     if champion is None:
         raise NothingToEvaluate(f"model {cfg.model_name!r} has no champion yet")
@@ -285,6 +300,7 @@ def evaluate(as_of: dt.date, cfg: _settings.Settings | None = None) -> dict:
         "groups": groups,
         "degraded": degraded,
         "reason": reason,
+        "thresholds": limits.record(),
     }
     summary["report_uri"] = publish(summary, live_rows, holdout_scores(version, cfg), cfg)
     log_to_mlflow(summary, cfg)

@@ -5,10 +5,11 @@ holdout and records the decision. ``release`` moves the aliases once the package
 its smoke test (a version reaches a live alias only then), keeping the old champion as
 ``previous_champion``; ``rollback`` swaps them back.
 
-A challenger is compared with the first model's floor only when the registry says there is no
-champion; a registry that cannot be read fails the comparison (the Airflow task is retried). A
-metric the rule reads that is not a finite number (NaN, None, missing, infinite), in either model's
-set, rejects the challenger with a reason naming it.
+Every challenger must reach the floor, which is relative to its holdout: ``promotion_min_lift``
+times what a ranking by chance reaches on it (``thresholds.floor``). It is judged as a first model
+only when the registry says there is no champion; a registry that cannot be read fails the
+comparison (the Airflow task is retried). A metric the rule reads that is not a finite number
+(NaN, None, missing, infinite), in either model's set, rejects the challenger with a reason naming it.
 
 The latency guard reads single-row scoring latency as CPU time (p50 over 100 rows), the challenger
 and the champion taking turns on the same rows (``training.scoring_latency``): on a busy machine a
@@ -24,7 +25,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 
 from lifecycle import settings as _settings
-from lifecycle import tracking
+from lifecycle import thresholds, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 from lifecycle.training import LATENCY_ROWS, load_part, quality, scoring_latency
 
@@ -38,6 +39,7 @@ class Decision:
     challenger: dict
     champion: dict | None
     reasons: list[str] = field(default_factory=list)
+    thresholds: dict = field(default_factory=dict)  # what the rule used, each with its source
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +72,7 @@ def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | No
     that is not a finite number, in either set, rejects the challenger and is named."""
     cfg = cfg or _settings.load()
     m = cfg.primary_metric
-    names = dict.fromkeys((m, "roc_auc", "latency_ms_p50"))
+    names = dict.fromkeys((m, "roc_auc", "latency_ms_p50", "positive_rate"))
     reasons = unreadable("challenger", challenger, names)
     if champion is not None:
         reasons += unreadable("champion", champion, names)
@@ -81,9 +83,13 @@ def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | No
     if challenger["latency_ms_p50"] > limit:
         ok = False
         reasons.append(f"latency p50 {challenger['latency_ms_p50']:.2f} ms exceeds {limit:.2f} ms")
-    if not challenger[m] >= cfg.promotion_floor:
+    floor = thresholds.floor(m, challenger["positive_rate"], cfg.promotion_min_lift)
+    if not challenger[m] >= floor:
         ok = False
-        reasons.append(f"{m} {challenger[m]:.4f} is below the floor {cfg.promotion_floor}")
+        reasons.append(
+            f"{m} {challenger[m]:.4f} is below the floor {floor:.4f} ({cfg.promotion_min_lift:g} x chance "
+            f"{thresholds.chance(m, challenger['positive_rate']):.4f} on this holdout)"
+        )
     if champion is not None:
         gain = challenger[m] - champion[m]
         if gain < cfg.promotion_margin:
@@ -93,15 +99,21 @@ def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | No
             ok = False
             reasons.append(f"roc_auc {challenger['roc_auc']:.4f} regresses from {champion['roc_auc']:.4f}")
     if ok:
-        reasons.append("first model, above the floor" if champion is None else f"{m} beats champion by the margin")
+        reasons.append(
+            f"first model, {m} {challenger[m]:.4f} above the floor {floor:.4f}"
+            if champion is None
+            else f"{m} beats champion by the margin"
+        )
     return ok, reasons
 
 
-def compare(challenger_version: str | None = None) -> Decision:
-    """Score challenger and champion on the challenger's holdout and apply the rule."""
+def compare(challenger_version: str | None = None, limits: thresholds.Thresholds | None = None) -> Decision:
+    """Score challenger and champion on the challenger's holdout and apply the rule with ``limits``
+    (default: ``thresholds.in_force()``; the promote DAG passes the Airflow Variables' too)."""
     import mlflow
 
-    cfg = _settings.load()
+    limits = limits or thresholds.in_force()
+    cfg = limits.apply(_settings.load())
     c = tracking.client()
     challenger = (
         c.get_model_version(cfg.model_name, challenger_version)
@@ -130,6 +142,7 @@ def compare(challenger_version: str | None = None) -> Decision:
         scores["challenger"],
         scores.get("champion"),
         reasons,
+        limits.record(),
     )
     with mlflow.start_run(
         experiment_id=tracking.experiment_id(f"{cfg.experiment}-promotion"),
@@ -138,6 +151,7 @@ def compare(challenger_version: str | None = None) -> Decision:
         mlflow.log_metrics({f"challenger_{k}": v for k, v in scores["challenger"].items()})
         if champion is not None:
             mlflow.log_metrics({f"champion_{k}": v for k, v in scores["champion"].items()})
+        mlflow.log_params({f"threshold_{k}": v["value"] for k, v in decision.thresholds.items()})
         mlflow.set_tags(
             {
                 "decision": "promote" if promote else "reject",

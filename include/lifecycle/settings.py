@@ -36,6 +36,49 @@ class SettingError(ValueError):
     """A malformed LIFECYCLE_* setting."""
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """A threshold a data engineer tunes: its setting (the deployment's default), bounds and meaning."""
+
+    setting: str
+    default: float
+    lo: float
+    hi: float
+    meaning: str
+
+
+# Defaults fit data of any base rate: floors are multiples of the level a chance ranking reaches
+# on the same labels (PR-AUC: the positive rate; ROC-AUC: 0.5), drops are relative. A use case
+# may declare its own (``UseCase.thresholds``); ``lifecycle.thresholds`` adds the Airflow Variables.
+THRESHOLDS = {
+    "promotion_min_lift": Threshold(
+        "PROMOTION_MIN_LIFT", 1.2, 1.0, 100.0, "a challenger's primary metric must reach this multiple of chance"
+    ),
+    "promotion_margin": Threshold(
+        "PROMOTION_MARGIN", 0.005, 0.0, 1.0, "gain in the primary metric a challenger needs over the champion"
+    ),
+    "max_latency_ms": Threshold("MAX_LATENCY_MS", 50.0, 0.001, 10_000.0, "single-row scoring CPU time limit (ms)"),
+    "max_latency_ratio": Threshold(
+        "MAX_LATENCY_RATIO", 2.0, 1.0, 100.0, "with a champion, the latency limit is at least this times its latency"
+    ),
+    "degraded_drop": Threshold(
+        "DEGRADED_DROP", 0.3, 0.0, 1.0, "degraded when the live metric is this share below the holdout value"
+    ),
+    "degraded_min_lift": Threshold(
+        "DEGRADED_MIN_LIFT", 1.1, 0.0, 100.0, "degraded when the live metric is below this multiple of chance"
+    ),
+    "drift_share_threshold": Threshold(
+        "DRIFT_SHARE_THRESHOLD", 0.3, 0.0, 1.0, "share of monitored columns drifting that emits feature_drift"
+    ),
+    "canary_margin": Threshold(
+        "CANARY_MARGIN", 0.0, 0.0, 1.0, "a canary's live metric may be this far below the champion's"
+    ),
+    "canary_max_psi": Threshold(
+        "CANARY_MAX_PSI", 0.25, 0.001, 10.0, "PSI of the canary's scores vs the champion's beyond which it aborts"
+    ),
+}
+
+
 def _raw(name: str, default: str) -> tuple[str, str]:
     var = f"LIFECYCLE_{name}"
     return var, os.environ.get(var, default)
@@ -187,9 +230,9 @@ class Settings:
     primary_metric: str
     # promotion
     promotion_margin: float
-    promotion_floor: float
+    promotion_min_lift: float  # THRESHOLDS says what each threshold means
     max_latency_ms: float
-    max_latency_ratio: float  # with a champion, the latency limit is at least this times its latency
+    max_latency_ratio: float
     # monitoring
     drift_share_threshold: float
     monitor_window_days: int
@@ -199,8 +242,8 @@ class Settings:
     performance_window_days: int
     alert_rate: float
     min_labels: int
-    degraded_threshold: float
-    degraded_margin: float
+    degraded_drop: float
+    degraded_min_lift: float
     # serving
     bento_name: str
     serving_port: int
@@ -283,8 +326,18 @@ def _api_key() -> str:
     return raw
 
 
+RETIRED = {
+    "PROMOTION_FLOOR": "PROMOTION_MIN_LIFT (a multiple of the holdout's chance level)",
+    "DEGRADED_THRESHOLD": "DEGRADED_MIN_LIFT (a multiple of the live labels' chance level)",
+    "DEGRADED_MARGIN": "DEGRADED_DROP (a share of the holdout value)",
+}
+
+
 def load() -> Settings:
     """Read and validate all settings from the environment."""
+    for name, successor in RETIRED.items():
+        if f"LIFECYCLE_{name}" in os.environ:
+            raise SettingError(f"LIFECYCLE_{name} is retired: absolute thresholds did not fit data; use {successor}")
     state = Path(_str("STATE_DIR", str(PROJECT_ROOT / ".local" / "state"))).resolve()
     profile = _str("PROFILE", "embedded")
     if profile not in PROFILES:
@@ -325,19 +378,12 @@ def load() -> Settings:
         max_train_days=_int("MAX_TRAIN_DAYS", 60, 2, 3650),
         max_fit_rows=_int("MAX_FIT_ROWS", 2_000_000, 1000, 10**10),
         primary_metric=metric,
-        promotion_margin=_float("PROMOTION_MARGIN", 0.005, 0.0, 1.0),
-        promotion_floor=_float("PROMOTION_FLOOR", 0.30, 0.0, 1.0),
-        max_latency_ms=_float("MAX_LATENCY_MS", 50.0, 0.001, 10_000.0),
-        max_latency_ratio=_float("MAX_LATENCY_RATIO", 2.0, 1.0, 100.0),
-        drift_share_threshold=_float("DRIFT_SHARE_THRESHOLD", 0.3, 0.0, 1.0),
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
         monitor_max_rows=_int("MONITOR_MAX_ROWS", 200_000, 1000, 10**8),
         performance_window_days=_int("PERFORMANCE_WINDOW_DAYS", 7, 1, 365),
         alert_rate=_float("ALERT_RATE", 0.02, 0.0001, 0.5),
         min_labels=_int("MIN_LABELS", 1000, 10, 10**9),
-        degraded_threshold=_float("DEGRADED_THRESHOLD", 0.2, 0.0, 1.0),
-        degraded_margin=_float("DEGRADED_MARGIN", 0.2, 0.0, 1.0),
         bento_name=_str("BENTO_NAME", "fraud_service"),
         serving_port=_int("SERVING_PORT", 3000, 1024, 65535),
         serving_workers=_int("SERVING_WORKERS", min(os.cpu_count() or 1, 4), 1, 64),  # one per core
@@ -352,8 +398,6 @@ def load() -> Settings:
         canary_min_requests=_int("CANARY_MIN_REQUESTS", 200, 1, 10**9),
         canary_max_error_rate=_float("CANARY_MAX_ERROR_RATE", 0.01, 0.0, 1.0),
         canary_max_latency_ratio=_float("CANARY_MAX_LATENCY_RATIO", 2.0, 1.0, 100.0),
-        canary_max_psi=_float("CANARY_MAX_PSI", 0.25, 0.001, 10.0),
-        canary_margin=_float("CANARY_MARGIN", 0.0, 0.0, 1.0),
         require_approval=_bool("REQUIRE_APPROVAL", False),
         approval_timeout_hours=_float("APPROVAL_TIMEOUT_HOURS", 24.0, 0.001, 24 * 30.0),
         prediction_flush_seconds=_float("PREDICTION_FLUSH_SECONDS", 2.0, 0.1, 5.0),
@@ -365,4 +409,5 @@ def load() -> Settings:
         airflow_port=_int("AIRFLOW_PORT", 8080, 1024, 65533),
         airflow_host=_str("AIRFLOW_HOST", "localhost"),
         git_commit=_commit(),
+        **{name: _float(t.setting, t.default, t.lo, t.hi) for name, t in THRESHOLDS.items()},
     )

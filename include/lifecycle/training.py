@@ -217,7 +217,8 @@ def scoring_latency(models: dict, sample: pd.DataFrame, clock=time.process_time)
 
 
 def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
-    """Holdout metrics (``QUALITY``: ranking and calibration) of a pyfunc-like model's scores."""
+    """Holdout metrics (``QUALITY``: ranking and calibration) of a pyfunc-like model's scores, and
+    the holdout's positive rate (what the promotion floor is relative to)."""
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
     y = holdout[contract.current().label].to_numpy()
@@ -226,6 +227,7 @@ def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, p)),
         "roc_auc": float(roc_auc_score(y, p)),
         "log_loss": float(log_loss(y, p)),
+        "positive_rate": float(y.mean()),
     }
 
 

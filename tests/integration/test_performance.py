@@ -51,18 +51,19 @@ def test_metrics_match_scikit_learn_and_read_precision_at_the_alert_rate():
     assert 0 <= got["ece"] <= 1 and "pr_auc" not in performance.metrics(np.zeros(10, int), p[:10], 0.1)
 
 
-def test_decide_needs_enough_labels_and_compares_threshold_and_holdout():
+def test_decide_needs_enough_labels_and_compares_chance_and_holdout():
     import dataclasses
 
-    cfg = dataclasses.replace(settings.load(), min_labels=1000, degraded_threshold=0.2, degraded_margin=0.2)
-    assert performance.decide({"pr_auc": 0.05, "labels": 999}, 0.6, cfg)[0] is False
-    assert performance.decide({"pr_auc": 0.15, "labels": 1000}, 0.6, cfg) == (
+    cfg = dataclasses.replace(settings.load(), min_labels=1000, degraded_min_lift=1.1, degraded_drop=0.3)
+    assert performance.decide({"pr_auc": 0.05, "labels": 999, "positive_rate": 0.02}, 0.6, cfg)[0] is False
+    # a random model on labels with a 20% positive rate: PR-AUC 0.21, degraded whatever its holdout said
+    assert performance.decide({"pr_auc": 0.21, "labels": 1000, "positive_rate": 0.2}, 0.3, cfg) == (
         True,
-        "live pr_auc 0.1500 is below the threshold 0.2",
+        "live pr_auc 0.2100 is below 0.2200 (1.1 x chance 0.2000 on these 1000 labels)",
     )
-    degraded, why = performance.decide({"pr_auc": 0.35, "labels": 5000}, 0.6, cfg)
-    assert degraded and "below the holdout 0.6000 minus 0.2" in why
-    assert performance.decide({"pr_auc": 0.45, "labels": 5000}, 0.6, cfg)[0] is False
+    degraded, why = performance.decide({"pr_auc": 0.41, "labels": 5000, "positive_rate": 0.02}, 0.6, cfg)
+    assert degraded and why == "live pr_auc 0.4100 is more than 30% below the holdout 0.6000 (limit 0.4200)"
+    assert performance.decide({"pr_auc": 0.43, "labels": 5000, "positive_rate": 0.02}, 0.6, cfg)[0] is False
     assert performance.decide(None, 0.6, cfg)[0] is False
 
 

@@ -93,8 +93,14 @@ def assert_report_says(summary: dict, champion_version: str) -> None:
     assert (shown["drift"], shown["threshold"]) == (summary["drift"], summary["threshold"])
     assert (shown["columns"], shown["drifted"]) == (len(MONITORED), len(summary["drifted_columns"]))
     assert shown["share"] == round(summary["drift_share"], 3)
+    shown_as = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
     assert shown["per_column"] == {
-        c: (m["config"]["method"], c in summary["drifted_columns"], round(m["value"], 6)) for c, m in drift.items()
+        c: (shown_as[m["config"]["method"]], c in summary["drifted_columns"], round(m["value"], 6))
+        for c, m in drift.items()
+    }
+    # each column's threshold in the report is the calibrated one the decision used
+    assert {c: m["config"]["threshold"] for c, m in drift.items()} == {
+        c: v["threshold"] for c, v in summary["calibration"].items()
     }
     # the reports index lists it with the same numbers
     days = summary["current_days"]

@@ -18,23 +18,29 @@ BASE = settings.load()
 PROPERTIES = hypothesis.settings(deadline=None, database=None, max_examples=300)  # no timing: CI is shared
 
 configs = st.builds(
-    lambda margin, floor, latency, ratio, metric: dataclasses.replace(
+    lambda margin, lift, latency, ratio, metric: dataclasses.replace(
         BASE,
         promotion_margin=margin,
-        promotion_floor=floor,
+        promotion_min_lift=lift,
         max_latency_ms=latency,
         max_latency_ratio=ratio,
         primary_metric=metric,
     ),
     st.floats(0, 0.2),
-    st.floats(0, 0.9),
+    st.floats(1, 10),
     st.floats(0.1, 100),
     st.floats(1, 10),
     st.sampled_from(["pr_auc", "roc_auc"]),
 )
 unit = st.floats(0, 1)
 metric_sets = st.fixed_dictionaries(
-    {"pr_auc": unit, "roc_auc": unit, "log_loss": st.floats(0, 10), "latency_ms_p50": st.floats(0, 200)}
+    {
+        "pr_auc": unit,
+        "roc_auc": unit,
+        "log_loss": st.floats(0, 10),
+        "latency_ms_p50": st.floats(0, 200),
+        "positive_rate": st.floats(0.0001, 0.9999),
+    }
 )
 NOT_FINITE = [math.nan, None, math.inf, -math.inf]
 
@@ -46,10 +52,17 @@ def latency_limit(champion: dict | None, cfg) -> float:
     return max(cfg.max_latency_ms, cfg.max_latency_ratio * champion["latency_ms_p50"])
 
 
+def floor(challenger: dict, cfg) -> float:
+    """PROMOTION_MIN_LIFT times what chance reaches on the holdout (PR-AUC: its positive rate,
+    ROC-AUC: 0.5), at most halfway from chance to 1."""
+    chance = challenger["positive_rate"] if cfg.primary_metric == "pr_auc" else 0.5
+    return min(cfg.promotion_min_lift * chance, chance + (1 - chance) / 2)
+
+
 def documented(challenger: dict, champion: dict | None, cfg) -> bool:
     """The rule as the module docstring and the README state it, on finite metrics."""
     m = cfg.primary_metric
-    if challenger["latency_ms_p50"] > latency_limit(champion, cfg) or challenger[m] < cfg.promotion_floor:
+    if challenger["latency_ms_p50"] > latency_limit(champion, cfg) or challenger[m] < floor(challenger, cfg):
         return False
     if champion is None:
         return True
@@ -71,7 +84,7 @@ def promotable(draw):
         champion[m] = draw(st.floats(0, 0.5))
         if m != "roc_auc":
             challenger["roc_auc"] = draw(st.floats(max(0.0, champion["roc_auc"] - cfg.promotion_margin), 1))
-    low = max(cfg.promotion_floor, champion[m] + cfg.promotion_margin if champion else 0.0)
+    low = max(floor(challenger, cfg), champion[m] + cfg.promotion_margin if champion else 0.0)
     challenger[m] = draw(st.floats(low, 1))
     hypothesis.assume(documented(challenger, champion, cfg))  # float rounding at a bound
     return challenger, champion, cfg
@@ -84,8 +97,11 @@ def test_the_decision_is_the_documented_rule_with_its_reasons(cfg, challenger, c
     assert promote == documented(challenger, champion, cfg)
     assert reasons
     if promote:
+        m = cfg.primary_metric
         assert reasons == [
-            "first model, above the floor" if champion is None else f"{cfg.primary_metric} beats champion by the margin"
+            f"first model, {m} {challenger[m]:.4f} above the floor {floor(challenger, cfg):.4f}"
+            if champion is None
+            else f"{m} beats champion by the margin"
         ]
 
 
@@ -113,11 +129,23 @@ def test_a_challenger_worse_on_the_primary_metric_beyond_the_margin_is_never_pro
 @hypothesis.given(st.data(), configs, metric_sets, st.none() | metric_sets)
 def test_a_challenger_below_the_floor_is_never_promoted(data, cfg, challenger, champion):
     m = cfg.primary_metric
-    hypothesis.assume(cfg.promotion_floor > 0)
-    challenger[m] = data.draw(st.floats(0, cfg.promotion_floor, exclude_max=True))
+    challenger[m] = data.draw(st.floats(0, floor(challenger, cfg), exclude_max=True))
     promote, reasons = promotion.decide(challenger, champion, cfg)
     assert not promote
-    assert f"{m} {challenger[m]:.4f} is below the floor {cfg.promotion_floor}" in reasons
+    assert any(
+        r.startswith(f"{m} {challenger[m]:.4f} is below the floor {floor(challenger, cfg):.4f}") for r in reasons
+    )
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), configs, metric_sets, st.none() | metric_sets)
+def test_a_model_no_better_than_chance_is_never_promoted(data, cfg, challenger, champion):
+    """PR-AUC at the holdout's positive rate (or ROC-AUC at 0.5) is what a random ranking gets,
+    whatever the base rate: it never clears a floor of at least 1x chance plus anything."""
+    m = cfg.primary_metric
+    hypothesis.assume(cfg.promotion_min_lift > 1.0001)
+    challenger[m] = challenger["positive_rate"] if m == "pr_auc" else 0.5
+    assert promotion.decide(challenger, champion, cfg)[0] is False
 
 
 @PROPERTIES
@@ -142,7 +170,7 @@ def test_a_challenger_slower_than_the_limit_is_never_promoted(data, cfg, challen
 
 
 def rule_metrics(role: str, cfg) -> list[str]:
-    return list(dict.fromkeys([cfg.primary_metric, "roc_auc", "latency_ms_p50"]))
+    return list(dict.fromkeys([cfg.primary_metric, "roc_auc", "latency_ms_p50", "positive_rate"]))
 
 
 @PROPERTIES
@@ -167,9 +195,9 @@ maybe_finite = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 @PROPERTIES
 @hypothesis.given(
     configs,
-    st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite, "latency_ms_p50": maybe_finite}),
+    st.fixed_dictionaries({k: maybe_finite for k in ("pr_auc", "roc_auc", "latency_ms_p50", "positive_rate")}),
     st.none()
-    | st.fixed_dictionaries({"pr_auc": maybe_finite, "roc_auc": maybe_finite, "latency_ms_p50": maybe_finite}),
+    | st.fixed_dictionaries({k: maybe_finite for k in ("pr_auc", "roc_auc", "latency_ms_p50", "positive_rate")}),
 )
 def test_metrics_that_are_not_finite_numbers_are_never_promoted_and_each_is_named(cfg, challenger, champion):
     bad = [
@@ -186,10 +214,11 @@ def test_metrics_that_are_not_finite_numbers_are_never_promoted_and_each_is_name
         assert promote == documented(challenger, champion, cfg)
 
 
-@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "latency_ms_p50"])
+@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "latency_ms_p50", "positive_rate"])
 def test_a_nan_first_model_is_not_promoted_on_the_floor(metric):
     cfg = dataclasses.replace(BASE, primary_metric="pr_auc")
-    challenger = {"pr_auc": 0.9, "roc_auc": 0.95, "log_loss": 0.1, "latency_ms_p50": 1.0, metric: math.nan}
+    challenger = {"pr_auc": 0.9, "roc_auc": 0.95, "log_loss": 0.1, "latency_ms_p50": 1.0, "positive_rate": 0.1}
+    challenger[metric] = math.nan
     assert promotion.decide(challenger, None, cfg) == (False, [f"challenger {metric} is nan, not a finite number"])
 
 
@@ -219,8 +248,8 @@ class Machine:
 
 
 ROWS = pd.DataFrame({"x": range(100)})
-CLEAR = {"pr_auc": 0.7, "roc_auc": 0.9, "log_loss": 0.1}  # beats CHAMPION_METRICS by every margin
-CHAMPION_METRICS = {"pr_auc": 0.6, "roc_auc": 0.9, "log_loss": 0.1}
+CLEAR = {"pr_auc": 0.7, "roc_auc": 0.9, "log_loss": 0.1, "positive_rate": 0.05}  # beats CHAMPION_METRICS
+CHAMPION_METRICS = {"pr_auc": 0.6, "roc_auc": 0.9, "log_loss": 0.1, "positive_rate": 0.05}
 
 
 def decision(latency: dict[str, float], cfg):

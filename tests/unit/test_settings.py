@@ -12,7 +12,7 @@ def test_defaults_are_valid_and_state_is_under_one_folder(monkeypatch):
     assert cfg.state_dir == settings.PROJECT_ROOT / ".local" / "state"
     assert cfg.lake_root == f"file://{cfg.state_dir}/lake"
     assert cfg.mlflow_tracking_uri.endswith(f"{cfg.state_dir}/mlflow/mlflow.db")
-    assert 0 < cfg.drift_share_threshold < 1 and cfg.promotion_floor > 0
+    assert 0 < cfg.drift_share_threshold < 1 and cfg.promotion_min_lift > 1
 
 
 @pytest.mark.parametrize(

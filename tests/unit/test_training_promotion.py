@@ -11,14 +11,18 @@ from lifecycle import contract, promotion, settings, tracking, training
 from lifecycle.aliases import CHALLENGER, CHAMPION, PREVIOUS
 from lifecycle.training import FLAVOURS as CANDIDATES
 
-METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0}
+METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0, "positive_rate": 0.05}
 
 
-def test_first_model_needs_the_floor():
-    cfg = settings.load()
-    assert promotion.decide(METRICS, None, cfg) == (True, ["first model, above the floor"])
-    ok, reasons = promotion.decide({**METRICS, "pr_auc": cfg.promotion_floor - 0.01}, None, cfg)
-    assert not ok and "below the floor" in reasons[0]
+def test_first_model_needs_the_floor_relative_to_its_holdout():
+    cfg = dataclasses.replace(settings.load(), promotion_min_lift=1.2)
+    assert promotion.decide(METRICS, None, cfg) == (True, ["first model, pr_auc 0.6000 above the floor 0.0600"])
+    # a real data set's case: positive rate 0.20, the best model 0.28 (an absolute 0.30 rejected it)
+    assert promotion.decide({**METRICS, "pr_auc": 0.28, "positive_rate": 0.2}, None, cfg)[0]
+    ok, reasons = promotion.decide({**METRICS, "pr_auc": 0.22, "positive_rate": 0.2}, None, cfg)
+    assert (ok, reasons) == (False, ["pr_auc 0.2200 is below the floor 0.2400 (1.2 x chance 0.2000 on this holdout)"])
+    roc = dataclasses.replace(cfg, primary_metric="roc_auc")
+    assert not promotion.decide({**METRICS, "roc_auc": 0.58}, None, roc)[0]  # 1.2 x 0.5
 
 
 def test_challenger_must_beat_champion_by_the_margin_without_regressing():
@@ -131,7 +135,7 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     promotion.compare()
     assert aliases() == {CHALLENGER: first_version}  # deciding moves no alias: release does
     tags = client.get_model_version(cfg.model_name, first_version).tags
-    assert tags["promotion_decision"] == "promoted: first model, above the floor"
+    assert tags["promotion_decision"].startswith("promoted: first model, pr_auc ")
     run = promotion_run(first_version)
     assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == (
         f"v{first_version} vs none",
@@ -139,7 +143,9 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
         "None",
     )
     assert run.data.metrics["challenger_pr_auc"] == pytest.approx(best["metrics"]["pr_auc"], abs=1e-9)
-    assert run.data.metrics["challenger_pr_auc"] >= cfg.promotion_floor
+    floor = cfg.promotion_min_lift * run.data.metrics["challenger_positive_rate"]
+    assert run.data.metrics["challenger_pr_auc"] >= floor
+    assert run.data.params["threshold_promotion_min_lift"] == str(cfg.promotion_min_lift)
     assert not [k for k in run.data.metrics if k.startswith("champion_")]
 
     released = promotion.release(first_version)
@@ -174,9 +180,13 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     assert metrics["challenger_pr_auc"] < metrics["champion_pr_auc"] - cfg.promotion_margin
     # every rule it broke is named with the numbers logged for this decision
     gain = metrics["challenger_pr_auc"] - metrics["champion_pr_auc"]
+    rate = metrics["challenger_positive_rate"]
+    floor = cfg.promotion_min_lift * rate  # shuffled labels: a ranking by chance, PR-AUC near the positive rate
+    assert metrics["challenger_pr_auc"] < floor
     reasons = "; ".join(
         [
-            f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {cfg.promotion_floor}",
+            f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {floor:.4f} "
+            f"({cfg.promotion_min_lift:g} x chance {rate:.4f} on this holdout)",
             f"pr_auc gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}",
             f"roc_auc {metrics['challenger_roc_auc']:.4f} regresses from {metrics['champion_roc_auc']:.4f}",
         ]
@@ -310,12 +320,11 @@ def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(registry, mon
     )
     assert wall["challenger"] >= stall * 1000 > cfg.max_latency_ms
     first = promotion.compare(challenger)  # no champion: the absolute limit alone
-    assert (first.promote, first.reasons) == (True, ["first model, above the floor"])
+    first_model = "first model, pr_auc 1.0000 above the floor 0.6000"  # 1.2 x its positive rate 0.5
+    assert (first.promote, first.reasons) == (True, [first_model])
+    assert first.thresholds["max_latency_ms"] == {"value": 5.0, "source": "LIFECYCLE_MAX_LATENCY_MS"}
     assert first.challenger["latency_ms_p50"] < cfg.max_latency_ms
-    assert (
-        client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"]
-        == "promoted: first model, above the floor"
-    )
+    assert client.get_model_version(cfg.model_name, challenger).tags["promotion_decision"] == f"promoted: {first_model}"
     # with a champion, the waits land on the challenger's turns only
     client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
     second = promotion.compare(challenger)

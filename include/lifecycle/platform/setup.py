@@ -1,5 +1,5 @@
 """One-time set-up of a deployment: services checked, Airflow metadata DB migrated (and MLflow's
-store for the embedded profile), ``gpu`` pool.
+store for the embedded profile), ``gpu`` pool, and the thresholds' Airflow Variables.
 
 Scale-out: every service is checked first (a bad URL, password or missing bucket stops here with
 the setting named) and the deployment's PostgreSQL databases are created. The pool gets one slot
@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from lifecycle import settings as _settings
-from lifecycle import tracking
+from lifecycle import thresholds, tracking
 from lifecycle.platform import env, services
 
 
@@ -54,8 +54,13 @@ def main() -> None:
         services.check()
         services.create_databases()
     slots = max(1, gpu_count())
+    tunables = cfg.airflow_home / "threshold-variables.json"
+    tunables.write_text(json.dumps(thresholds.as_variables(cfg), indent=2))
     migrating = airflow(
-        ["db", "migrate"], ["pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})"]
+        ["db", "migrate"],
+        ["pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})"],
+        # the thresholds in force, listed under Admin → Variables; a value tuned there is kept
+        ["variables", "import", str(tunables), "--action-on-existing-key", "skip"],
     )
     try:
         if not cfg.services:
