@@ -3,7 +3,9 @@
 Daily, for the day that just ended (the run's data interval), and backfillable. A day lands two
 feeds: its transactions, and the labels that became known that day (for that day's or earlier
 transactions). `wait_for_files` defers to the triggerer until both files are there (no worker
-slot held), failing with the missing paths after `LIFECYCLE_LANDING_TIMEOUT_MINUTES`. `land`
+slot held), failing with the missing paths after `LIFECYCLE_LANDING_TIMEOUT_MINUTES`; a scheduled
+run skips, saying why, when nothing has landed yet or nothing in the
+`LIFECYCLE_LANDING_SILENCE_DAYS` before its day (a finished history). `land`
 copies them into `raw/<dataset>/date=YYYY-MM-DD/` with a manifest (rows, schema, sha256, source);
 a rerun rewrites an identical partition. Emits **raw_events**.
 """

@@ -2,7 +2,7 @@
 ### monitor: drift report → feature_drift
 Daily (02:00 UTC) or manual. Evidently's data-drift report between the champion's training
 snapshot and the latest curated days, each column's threshold calibrated on the training period's
-own window-to-window variation, saved as HTML and JSON under `reports/drift/<date>/` and
+own window-to-window variation, saved as HTML and JSON under `reports/drift/<date>/<run>/` and
 linked from `reports/index.html`. Emits **feature_drift** (extra: drift_share, drifted_columns,
 report_uri, as_of, the judged days' window and the judged champion's model_version) only when the drifted-column share
 reaches the configured threshold.

@@ -4,7 +4,7 @@ Daily (05:00 UTC), when labels land (**curated_events**: a curated day brings th
 known that day), and manually (`as_of`). Batch scores of a day are joined by the next run. Joins
 the prediction log (live and batch) of the last `LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days
 with the labels that have arrived, per model version and arm; publishes an Evidently
-classification report with prediction drift under `reports/performance/<as_of>/`, and logs the
+classification report with prediction drift under `reports/performance/<as_of>/<run>/`, and logs the
 live metrics to MLflow against each version. Emits **model_degraded** (extra: metric, value,
 baseline, labels, window, report_uri) when the champion's live metric, over at least
 `LIFECYCLE_MIN_LABELS` labels, is below `degraded_min_lift` times chance on those labels (their

@@ -2,11 +2,13 @@
 ### train: features → challenger
 Runs when **feature_drift** or **model_degraded** is emitted, weekly (Monday 03:00 UTC), or
 manually with params; the reason (drift share, or the degraded metric with its report) is
-recorded on the MLflow runs and the registered version. An asset-triggered run whose evidence is
-already answered is skipped, saying why: both detectors judge the champion and may fire on the same
-days, and keep firing while the answer is in canary (the judged version is no longer the champion,
-or a newer version was registered after the event, serves as canary, or was already trained on the
-judged days and rejected: the next attempt waits for evidence from a new day).
+recorded on the MLflow runs and the registered version. A run with nothing new to learn is
+skipped, saying why: no curated day yet (a manual run fails), a training set identical to one a
+registered version was trained on with the same seed, or an asset-triggered run whose evidence is
+already answered: both detectors judge the champion and may fire on the same days, and keep firing
+while the answer is in canary (the judged version is no longer the champion, or a newer version
+was registered after the event, serves as canary, or was already trained on the judged days and
+rejected: the next attempt waits for evidence from a new day).
 Builds a point-in-time training set from Feast's offline store joined with the labels known at
 run time (every labeled row is asserted to come back), splits by time (last days = holdout),
 trains the use case's candidates (XGBoost, a PyTorch MLP, a scikit-learn logistic baseline for
@@ -37,20 +39,23 @@ from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 def train():
     @task(multiple_outputs=False)
     def training_set(*, run_id=None, dag_run=None, triggering_asset_events=None, params=None) -> dict:
-        """Point-in-time training set with the labels known now; skipped when its evidence is answered."""
+        """Point-in-time training set with the labels known now; skipped, saying why, when nothing is new."""
         import pandas as pd
         from airflow.sdk.exceptions import AirflowSkipException
 
         from lifecycle import training
 
         try:
-            reason = training.trigger(dag_run.run_type, triggering_asset_events, params["reason"])
-        except training.EvidenceAnswered as answered:
-            raise AirflowSkipException(str(answered)) from answered
-        info = training.build_training_set(run_id, cutoff=pd.Timestamp(dag_run.run_after))
-        info["reason"] = reason
-        info["parent_run_id"] = training.start_parent_run(run_id, info, reason)
-        return info
+            return training.prepare(
+                run_id,
+                dag_run.run_type,
+                triggering_asset_events,
+                params["reason"],
+                pd.Timestamp(dag_run.run_after),
+                params["seed"],
+            )
+        except training.NothingToTrain as nothing:
+            raise AirflowSkipException(str(nothing)) from nothing
 
     @task(multiple_outputs=False, pool=CFG.gpu_pool, queue=CFG.gpu_queue)
     def fit(flavour: str, info: dict, *, params=None) -> dict:

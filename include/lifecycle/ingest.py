@@ -45,6 +45,21 @@ def landed(dataset: str, day: dt.date) -> list:
     return [p for p in children if p.suffix in FORMATS and not p.name.startswith(("_", "."))]
 
 
+def landed_days(dataset: str) -> list[dt.date]:
+    """The days ``dataset`` has landed (a folder only once it holds ``READY``), oldest first."""
+    base = lake.zone("landing") / dataset
+    days = set()
+    for child in base.iterdir() if base.exists() else []:
+        stem = child.name.removesuffix(child.suffix) if child.suffix in FORMATS else child.name
+        try:
+            day = dt.date.fromisoformat(stem)
+        except ValueError:
+            continue
+        if child.suffix in FORMATS or (child / READY).exists():
+            days.add(day)
+    return sorted(days)
+
+
 def _read(src, data: bytes, keys: tuple[str, ...]) -> pd.DataFrame:
     """One landing file; key columns as strings (a CSV's ``00123`` stays ``00123``)."""
     try:

@@ -1,5 +1,8 @@
 """Waiting for a day's landing files the Airflow way: a deferrable sensor and its trigger.
 
+A scheduled run skips, saying why, when its feed is silent (``silent``): nothing landed yet, or
+nothing for days (a finished history); a backfilled or manual run always waits.
+
 While the files are absent the ingest task holds no worker slot: it defers to the triggerer,
 which checks the lake (file or S3) every ``LIFECYCLE_LANDING_POKE_SECONDS`` until the files are
 there or the deadline (``LIFECYCLE_LANDING_TIMEOUT_MINUTES`` after the first check) passes, then
@@ -14,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
@@ -31,6 +34,30 @@ def missing(day: dt.date) -> list[str]:
         for ds in contract.current().datasets
         if not ingest.landed(ds, day)
     ]
+
+
+def silent(day: dt.date) -> str | None:
+    """Why a scheduled ingest of ``day`` has nothing to wait for, or None: its events feed never
+    landed anything, or landed nothing in the ``LIFECYCLE_LANDING_SILENCE_DAYS`` before it (a
+    history landed once and finished, or a feed that stopped: waiting hours for it helps no one)."""
+    from lifecycle import contract, ingest, lake
+    from lifecycle import settings as _settings
+
+    cfg = _settings.load()
+    events = contract.current(cfg).events
+    days = [d for d in ingest.landed_days(events) if d <= day]
+    where = lake.zone("landing") / events
+    if day in days:
+        return None
+    if not days:
+        return f"nothing has landed under {where} up to {day}: land files, then backfill ingest for their days"
+    if (day - days[-1]).days > cfg.landing_silence_days:
+        return (
+            f"the latest day landed under {where} is {days[-1]}, {(day - days[-1]).days} days before {day} "
+            f"(more than LIFECYCLE_LANDING_SILENCE_DAYS={cfg.landing_silence_days}): the feed looks finished or "
+            "stopped; backfill ingest once it delivers again"
+        )
+    return None
 
 
 class LandingTrigger(BaseTrigger):
@@ -70,6 +97,8 @@ class LandingSensor(BaseSensorOperator):
         day = context["data_interval_start"].date()
         if not (absent := missing(day)):
             return
+        if context["dag_run"].run_type == "scheduled" and (why := silent(day)):
+            raise AirflowSkipException(f"scheduled run for {day} skipped: {why}")
         deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=self.timeout_minutes)
         self.log.info("waiting for %s until %s (deferred: no worker slot is held)", absent, deadline)
         self.defer(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import tempfile
+import uuid
 from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
@@ -26,15 +28,30 @@ def publish_dir(local: Path, relative: str) -> ObjectStoragePath:
     return dest / INDEX
 
 
-def publish_evidently(snapshot, summary: dict, metrics: list, relative: str) -> str:
-    """An Evidently snapshot as ``reports/<relative>/report.html`` plus ``report.json`` (the summary
-    the index reads, and the metrics); rebuilds the index; returns the HTML page's URI."""
+def run_key() -> str:
+    """A folder for one run's report: when it was made (UTC, sortable) and a random part."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def publish_evidently(snapshot, summary: dict, metrics: list, day_folder: str) -> str:
+    """An Evidently snapshot as ``reports/<day_folder>/<run_key>/report.html`` plus ``report.json``
+    (the summary the index reads, and the metrics); rebuilds the index; returns the HTML page's URI.
+    Each run gets its own folder: a rerun for the same day never replaces the page an earlier
+    decision (an asset event, an MLflow tag) points to."""
+    relative = f"{day_folder}/{run_key()}"
     with tempfile.TemporaryDirectory() as tmp:
         snapshot.save_html(str(Path(tmp) / "report.html"))
         (Path(tmp) / "report.json").write_text(json.dumps({"summary": summary, "metrics": metrics}, default=str))
         page = publish_dir(Path(tmp), relative)
     rebuild_index()
     return str(page.parent / "report.html")
+
+
+def latest(day_folder: str) -> ObjectStoragePath | None:
+    """The newest run's ``report.json`` under ``reports/<day_folder>/``, None when there is none."""
+    folder = lake.zone("reports") / day_folder
+    runs = sorted(p.name for p in folder.iterdir() if (p / "report.json").exists()) if folder.exists() else []
+    return folder / runs[-1] / "report.json" if runs else None
 
 
 def rebuild_index() -> ObjectStoragePath:

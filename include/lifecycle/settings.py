@@ -218,6 +218,7 @@ class Settings:
     # landing
     landing_timeout_minutes: float
     landing_poke_seconds: float
+    landing_silence_days: int  # a scheduled ingest skips a day when nothing landed in this many days before it
     # quality gate
     min_rows_per_day: int
     max_amount: float
@@ -370,6 +371,7 @@ def load() -> Settings:
         use_case=_str("USE_CASE", "usecases.fraud"),
         landing_timeout_minutes=_float("LANDING_TIMEOUT_MINUTES", 720.0, 0.1, 7 * 24 * 60.0),
         landing_poke_seconds=_float("LANDING_POKE_SECONDS", 30.0, 0.5, 3600.0),
+        landing_silence_days=_int("LANDING_SILENCE_DAYS", 7, 1, 3650),
         min_rows_per_day=_int("MIN_ROWS_PER_DAY", 500, 1, 10**9),
         max_amount=_float("MAX_AMOUNT", 50_000.0, 1.0, 1e9),
         label_max_delay_days=_int("LABEL_MAX_DELAY_DAYS", 14, 1, 365),

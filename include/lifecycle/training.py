@@ -41,7 +41,11 @@ class ReproductionError(RuntimeError):
     """A registered version cannot be retrained from its record (training set changed or gone, device missing)."""
 
 
-class EvidenceAnswered(RuntimeError):
+class NothingToTrain(RuntimeError):
+    """A run with nothing new to learn from (the message says why): the train DAG skips it."""
+
+
+class EvidenceAnswered(NothingToTrain):
     """The drift or degradation evidence that triggered this run is already answered: nothing to train."""
 
 
@@ -490,6 +494,39 @@ def trigger(run_type: str, triggering_asset_events, manual_reason: str) -> str:
     if run_type == "asset_triggered" and (why := trigger_answered(triggering_asset_events)):
         raise EvidenceAnswered(f"the evidence that triggered this run is already answered: {why}")
     return trigger_reason(triggering_asset_events, run_type, manual_reason)
+
+
+def prepare(run_key: str, run_type: str, triggering_asset_events, manual_reason: str, cutoff, seed: int) -> dict:
+    """The training set of a train run, with why it runs and its MLflow parent run; raises
+    ``NothingToTrain`` when there is nothing new: evidence already answered, no curated day yet
+    (a manual run fails instead: someone asked), or a training set identical (same digest) to one
+    a registered version was trained on with the same seed (its folder is removed again)."""
+    reason = trigger(run_type, triggering_asset_events, manual_reason)
+    try:
+        info = build_training_set(run_key, cutoff)
+    except TrainingDataError as err:
+        if run_type == "manual":
+            raise
+        raise NothingToTrain(f"{err} (nothing to train yet)") from err
+    if same := registered_on(info["digest"], seed):
+        from airflow.sdk import ObjectStoragePath
+
+        lake.remove(ObjectStoragePath(info["uri"]))
+        raise NothingToTrain(
+            f"the training set (digest {info['digest']}, {info['first_day']}..{info['last_day']}) is the one version "
+            f"{same} was trained on with seed {seed}: nothing new to learn (land new days, or use another seed)"
+        )
+    info["reason"] = reason
+    info["parent_run_id"] = start_parent_run(run_key, info, reason)
+    return info
+
+
+def registered_on(digest: str, seed: int) -> str | None:
+    """The registered version trained on the training set with this digest and seed, if any."""
+    cfg = _settings.load()
+    found = tracking.client().search_model_versions(f"name = '{cfg.model_name}' and tags.dataset_digest = '{digest}'")
+    same = sorted(int(v.version) for v in found if v.tags.get("seed", str(seed)) == str(seed))
+    return str(same[0]) if same else None
 
 
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:

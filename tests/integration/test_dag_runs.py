@@ -15,7 +15,7 @@ from airflow.dag_processing.dagbag import DagBag
 from dagruns import ingest_run, states, tries, xcom
 
 from conftest import ROOT
-from lifecycle import contract, lake, prediction_log, settings, tracking
+from lifecycle import contract, lake, prediction_log, reports, settings, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
 from lifecycle.platform import setup
@@ -260,7 +260,7 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     labeled = set(lake.read_range("curated", "labels", DAYS[0], CORRUPT)["transaction_id"])
     assert summary["labels"] == len(scored & labeled)  # every batch-scored transaction with a label, once
     assert not summary["degraded"] and "within bounds" in summary["reason"]
-    report = lake.zone("reports") / "performance" / DAYS[-1].isoformat()
+    report = reports.latest(f"performance/{DAYS[-1].isoformat()}").parent
     assert summary["report_uri"] == str(report / "report.html")
     assert json.loads((report / "report.json").read_text())["summary"] == {
         k: v for k, v in summary.items() if k != "report_uri"
@@ -293,20 +293,39 @@ def test_monitor_reports_without_drift_on_normal_data(dags):
     assert summary["drift"] is False and summary["report_uri"].endswith("report.html")
 
 
-def test_retraining_on_the_same_data_is_not_promoted(dags):
+def test_retraining_on_the_same_data_with_the_same_seed_registers_nothing(dags):
     again = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 11, "reason": "same data"})
     assert again.state == "success", states(again)
-    run = dags["promote"].test()
+    assert states(again) == {
+        "training_set": "skipped",
+        "train_sklearn_logistic": "skipped",
+        "train_xgboost": "skipped",
+        "train_pytorch_mlp": "skipped",
+        "register_challenger": "skipped",
+    }
+    model = settings.load().model_name
+    assert [v.version for v in tracking.client().search_model_versions(f"name='{model}'")] == ["1"]
+    assert not list((lake.zone("training")).glob(f"*{again.run_id.replace(':', '_').replace('+', '_')}*"))
+
+
+def test_a_threshold_set_as_an_airflow_variable_decides_the_next_run(dags):
+    """What Admin → Variables writes (the metadata DB) is read by the next promote run: no restart."""
+    from airflow.models import Variable  # the metadata DB's model, which the UI writes (not a task's SDK client)
+
+    other = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 12, "reason": "other seed"})
+    assert other.state == "success" and tracking.version_by_alias(CHALLENGER).version == 2
+    Variable.set("lifecycle_promotion_margin", "0.9", description="test: a margin no model clears")  # noqa: AIR311
+    try:
+        run = dags["promote"].test()
+    finally:
+        Variable.delete("lifecycle_promotion_margin")  # noqa: AIR311
     assert states(run) == {"compare": "success", "approve": "skipped"}
+    decision = xcom(run, "compare")
+    assert decision["thresholds"]["promotion_margin"] == {"value": 0.9, "source": "Variable lifecycle_promotion_margin"}
+    assert decision["thresholds"]["promotion_min_lift"]["source"] == "LIFECYCLE_PROMOTION_MIN_LIFT"
+    assert any("below the margin 0.9" in r for r in decision["reasons"])
     assert tracking.version_by_alias(CHAMPION).version == 1
-    first, second = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CHALLENGER)
-    assert second.version == 2 and second.tags["promotion_decision"].startswith("rejected")
-    # the same data (same cutoff) and seed: the same training set and the same holdout metrics
-    assert second.tags["dataset_digest"] == first.tags["dataset_digest"]
-    assert second.tags["training_set_uri"] != first.tags["training_set_uri"]  # written again by its own run
-    assert [second.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")] == [
-        first.tags[f"holdout_{k}"] for k in ("pr_auc", "roc_auc", "log_loss")
-    ]
+    assert tracking.version_by_alias(CHALLENGER).tags["promotion_decision"].startswith("rejected")
 
 
 def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):

@@ -8,9 +8,21 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from conftest import land_days, world_from
-from lifecycle import features, lake, monitoring, performance, promotion, scoring, settings, training, validation
+from lifecycle import (
+    features,
+    lake,
+    monitoring,
+    performance,
+    promotion,
+    reports,
+    scoring,
+    settings,
+    training,
+    validation,
+)
 
 NORMAL, CONCEPT = 8, 6
 
@@ -77,8 +89,13 @@ def test_concept_drift_degrades_the_champion_without_data_drift(concept_world):
     assert after["degraded"], after["reason"]
     assert after["value"] < before["value"] - 0.2 and after["labels"] >= 500
     assert after["groups"][f"{concept_world['version']}/champion"]["sources"] == {"batch": after["labels"]}
-    page = lake.zone("reports") / "performance" / concept_world["concept"][-1].isoformat() / "report.html"
+    page = reports.latest(f"performance/{concept_world['concept'][-1].isoformat()}").parent / "report.html"
     assert after["report_uri"] == str(page)
+    again = performance.evaluate(concept_world["concept"][-1])  # a rerun keeps the first run's evidence
+    assert again["report_uri"] != after["report_uri"] and ObjectStoragePath(after["report_uri"]).exists()
+    assert reports.latest(f"performance/{concept_world['concept'][-1].isoformat()}").parent / "report.html" == (
+        ObjectStoragePath(again["report_uri"])
+    )
     published = json.loads((page.parent / "report.json").read_text())
     assert published["summary"] == {k: v for k, v in after.items() if k != "report_uri"}
     drift = next(m for m in published["metrics"] if m["config"]["type"].endswith(":ValueDrift"))

@@ -180,3 +180,28 @@ def test_integer_ids_in_parquet_land_as_strings(state):
     ingest.ingest_day(DAY)
     raw = lake.read_parquet(lake.partition("raw", "transactions", DAY))
     assert raw["card_id"].head(3).tolist() == ["0", "1", "2"]
+
+
+def test_a_scheduled_ingest_skips_a_silent_feed_and_a_backfill_waits(state):
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+    from lifecycle import landing
+
+    assert "nothing has landed under" in landing.silent(DAY)
+    datagen.land(DAY)
+    folder = lake.zone("landing") / "transactions" / (DAY + dt.timedelta(days=9)).isoformat()
+    folder.mkdir(parents=True, exist_ok=True)  # being written: no _SUCCESS, not a landed day
+    assert ingest.landed_days("transactions") == [DAY]
+    assert landing.silent(DAY) is None
+    assert landing.silent(DAY + dt.timedelta(days=7)) is None  # a late delivery is still waited for
+    why = landing.silent(DAY + dt.timedelta(days=8))
+    assert why.startswith(f"the latest day landed under {lake.zone('landing') / 'transactions'} is {DAY}, 8 days")
+    sensor = landing.LandingSensor(task_id="wait_for_files", timeout_minutes=1, poke_seconds=1)
+    later = pd.Timestamp(DAY + dt.timedelta(days=8), tz="UTC")
+    with pytest.raises(AirflowSkipException, match=r"scheduled run for .* skipped: the latest day landed"):
+        sensor.execute({"data_interval_start": later, "dag_run": SimpleNamespace(run_type="scheduled")})
+    with pytest.raises(TaskDeferred):  # a backfill waits for its day
+        sensor.execute({"data_interval_start": later, "dag_run": SimpleNamespace(run_type="backfill")})
+    assert sensor.execute({"data_interval_start": pd.Timestamp(DAY, tz="UTC"), "dag_run": None}) is None

@@ -125,7 +125,11 @@ def test_same_distribution_is_no_drift_and_reports_land(world, champion):
     assert summary["current_days"] == [d.isoformat() for d in world[-3:]]
     assert_report_says(summary, str(champion.version))
     index = (lake.zone("reports") / "index.html").read_text()
-    assert f"drift/{world[-1].isoformat()}/report.html" in index
+    page = summary["report_uri"].split("/reports/", 1)[1]
+    assert page.startswith(f"drift/{world[-1].isoformat()}/") and f'href="{page}"' in index
+    again = monitoring.drift_report(world[-1])  # a rerun for the same day: a page of its own, both listed
+    assert again["report_uri"] != summary["report_uri"] and ObjectStoragePath(summary["report_uri"]).exists()
+    assert f'href="{again["report_uri"].split("/reports/", 1)[1]}"' in (lake.zone("reports") / "index.html").read_text()
 
 
 def test_drifted_days_cross_the_threshold(world, champion):

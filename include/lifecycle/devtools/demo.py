@@ -26,7 +26,7 @@ from lifecycle.platform import env
 # Airflow, which lifecycle.lake imports, reads AIRFLOW_HOME once at its import; unset, it makes ~/airflow
 env.apply()
 
-from lifecycle import contract, features, lake, packaging, prediction_log, promotion, tracking  # noqa: E402
+from lifecycle import contract, features, lake, packaging, prediction_log, promotion, reports, tracking  # noqa: E402
 from lifecycle import settings as _settings  # noqa: E402
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW  # noqa: E402
 from lifecycle.devtools import datagen, loadgen  # noqa: E402
@@ -419,8 +419,8 @@ def concept_drift(concept: list[dt.date]) -> dict | None:
     """The drift report of the concept-drift days (monitor ran on them): share and decision."""
     if not concept:
         return None
-    page = lake.zone("reports") / "drift" / concept[-1].isoformat() / "report.json"
-    if not page.exists():
+    page = reports.latest(f"drift/{concept[-1].isoformat()}")
+    if page is None:
         return None
     summary = json.loads(page.read_text())["summary"]
     return {k: summary.get(k) for k in ("as_of", "model_version", "drift_share", "drift")}
