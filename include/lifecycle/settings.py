@@ -17,6 +17,7 @@ templated store configs look at it; every other code path is the same on both.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import os
@@ -286,6 +287,21 @@ class Settings:
     def cache_dir(self) -> Path:
         """Answers kept while their inputs are unchanged (the bento probe's)."""
         return self.state_dir / "cache"
+
+    def fernet_key(self) -> str:
+        """The key Airflow encrypts Variables and Connections with in its metadata DB: one per
+        deployment, generated (readable by the owner only) under its Airflow home the first time
+        anything asks, so every process of it (set-up's CLI, scheduler, tasks, in-process test runs)
+        reads what another wrote."""
+        path = self.airflow_home / "fernet.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with (
+                contextlib.suppress(FileExistsError),
+                os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f,
+            ):
+                f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        return path.read_text().strip()
 
     def serving_api_key(self) -> str:
         """The live service's bearer token: LIFECYCLE_SERVING_API_KEY, else the key file's content

@@ -2,7 +2,8 @@
 
 Each threshold of ``settings.THRESHOLDS`` has three layers, the last that has it wins: the
 deployment's setting (``LIFECYCLE_<NAME>``), the use case's own value (``UseCase.thresholds``), and
-the Airflow Variable ``lifecycle_<name>`` (Admin → Variables), which a task reads when it runs:
+the Airflow Variable ``lifecycle_<use case>_<name>`` (Admin → Variables; named per use case, as a
+metadata DB may serve more than one), which a task reads when it runs:
 a value changed in the UI takes effect in the next run, with no restart. Set-up creates the
 Variables with the values in force then, so the UI lists them all. Every decision records what it
 used: ``Thresholds.record()``, each value with where it came from.
@@ -40,8 +41,9 @@ class Thresholds:
         return {name: {"value": self.values[name], "source": self.sources[name]} for name in self.values}
 
 
-def variable(name: str) -> str:
-    return f"{VARIABLE_PREFIX}{name}"
+def variable(uc: contract.UseCase, name: str) -> str:
+    """The Airflow Variable that tunes threshold ``name`` of use case ``uc``."""
+    return f"{VARIABLE_PREFIX}{uc.name}_{name}"
 
 
 def _checked(name: str, raw, where: str) -> float:
@@ -59,7 +61,7 @@ def _checked(name: str, raw, where: str) -> float:
 
 def in_force(cfg: _settings.Settings | None = None, *, variables: dict | None = None) -> Thresholds:
     """The thresholds from settings, the use case, then ``variables`` ({Variable key: value}, as
-    ``from_airflow`` reads them; keys without the prefix are not thresholds and are ignored)."""
+    ``from_airflow`` reads them; other keys, such as another use case's, are ignored)."""
     cfg = cfg or _settings.load()
     uc = contract.current(cfg)
     values = {name: getattr(cfg, name) for name in _settings.THRESHOLDS}
@@ -67,11 +69,11 @@ def in_force(cfg: _settings.Settings | None = None, *, variables: dict | None = 
     for name, raw in uc.thresholds.items():
         values[name] = _checked(name, raw, f"use case {uc.name!r} threshold {name}")
         sources[name] = f"use case {uc.name}"
+    keys = {variable(uc, name): name for name in _settings.THRESHOLDS}
     for key, raw in (variables or {}).items():
-        name = key.removeprefix(VARIABLE_PREFIX)
-        if key.startswith(VARIABLE_PREFIX) and raw is not None and name in _settings.THRESHOLDS:
-            values[name] = _checked(name, raw, f"Airflow Variable {key}")
-            sources[name] = f"Variable {key}"
+        if key in keys and raw is not None:
+            values[keys[key]] = _checked(keys[key], raw, f"Airflow Variable {key}")
+            sources[keys[key]] = f"Variable {key}"
     return Thresholds(values, sources)
 
 
@@ -79,14 +81,17 @@ def from_airflow(cfg: _settings.Settings | None = None) -> Thresholds:
     """``in_force`` with the Airflow Variables; only inside a running Airflow task."""
     from airflow.sdk import Variable
 
-    return in_force(cfg, variables={variable(n): Variable.get(variable(n), None) for n in _settings.THRESHOLDS})
+    uc = contract.current(cfg)
+    keys = [variable(uc, name) for name in _settings.THRESHOLDS]
+    return in_force(cfg, variables={key: Variable.get(key, None) for key in keys})
 
 
 def as_variables(cfg: _settings.Settings | None = None) -> dict[str, dict]:
     """The Variables set-up creates (``airflow variables import`` format, existing ones kept)."""
     current = in_force(cfg)
+    uc = contract.current(cfg)
     return {
-        variable(name): {
+        variable(uc, name): {
             "value": f"{current.values[name]:g}",
             "description": f"{t.meaning} (from {current.sources[name]}; read when a task runs)",
         }

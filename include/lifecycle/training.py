@@ -391,7 +391,7 @@ def reproduce(version: str) -> dict:
         "git_commit": mv.tags["git_commit"],
         "current_commit": tracking.git_commit(),
         "recorded": {k: run.data.metrics[k] for k in QUALITY},
-        "reproduced": quality(_Pyfunc(model), load_part(uri, "holdout")),
+        "reproduced": {k: v for k, v in quality(_Pyfunc(model), load_part(uri, "holdout")).items() if k in QUALITY},
     }
 
 

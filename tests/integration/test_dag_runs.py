@@ -76,7 +76,8 @@ def test_ingest_names_the_files_that_never_landed(dags, monkeypatch, capfd):
     assert run.state == "failed" and states(run) == {"wait_for_files": "failed", "land": "upstream_failed"}
     out = capfd.readouterr()
     assert "LandingTimeout" in out.out + out.err
-    assert f"transactions/{never}.csv" in out.out + out.err and "LIFECYCLE_LANDING_TIMEOUT_MINUTES" in out.out + out.err
+    named = f"transactions/{never}{{.csv,.parquet,/_SUCCESS}}"  # each form a day can land in
+    assert named in out.out + out.err and "LIFECYCLE_LANDING_TIMEOUT_MINUTES" in out.out + out.err
     assert never not in lake.dates("raw", "transactions")
 
 
@@ -304,7 +305,7 @@ def test_retraining_on_the_same_data_with_the_same_seed_registers_nothing(dags):
         "register_challenger": "skipped",
     }
     model = settings.load().model_name
-    assert [v.version for v in tracking.client().search_model_versions(f"name='{model}'")] == ["1"]
+    assert [str(v.version) for v in tracking.client().search_model_versions(f"name='{model}'")] == ["1"]
     assert not list((lake.zone("training")).glob(f"*{again.run_id.replace(':', '_').replace('+', '_')}*"))
 
 
@@ -314,14 +315,17 @@ def test_a_threshold_set_as_an_airflow_variable_decides_the_next_run(dags):
 
     other = dags["train"].test(run_after=CUTOFF, logical_date=None, run_conf={"seed": 12, "reason": "other seed"})
     assert other.state == "success" and tracking.version_by_alias(CHALLENGER).version == 2
-    Variable.set("lifecycle_promotion_margin", "0.9", description="test: a margin no model clears")  # noqa: AIR311
+    Variable.set("lifecycle_fraud_promotion_margin", "0.9", description="test: a margin no model clears")  # noqa: AIR311
     try:
         run = dags["promote"].test()
     finally:
-        Variable.delete("lifecycle_promotion_margin")  # noqa: AIR311
+        Variable.delete("lifecycle_fraud_promotion_margin")  # noqa: AIR311
     assert states(run) == {"compare": "success", "approve": "skipped"}
     decision = xcom(run, "compare")
-    assert decision["thresholds"]["promotion_margin"] == {"value": 0.9, "source": "Variable lifecycle_promotion_margin"}
+    assert decision["thresholds"]["promotion_margin"] == {
+        "value": 0.9,
+        "source": "Variable lifecycle_fraud_promotion_margin",
+    }
     assert decision["thresholds"]["promotion_min_lift"]["source"] == "LIFECYCLE_PROMOTION_MIN_LIFT"
     assert any("below the margin 0.9" in r for r in decision["reasons"])
     assert tracking.version_by_alias(CHAMPION).version == 1

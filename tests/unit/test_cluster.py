@@ -2,10 +2,13 @@
 its log file (a traceback printed just before a stop used to stay in a pipe or buffer and vanish)."""
 
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
+import pytest
 
 from lifecycle import settings
 from lifecycle.platform import cluster
@@ -91,3 +94,33 @@ def test_programs_start_in_groups_each_once(tmp_path):
     finally:
         supervisor.stop()
     assert not any(psutil.pid_exists(p.pid) for p in supervisor.procs.values())
+
+
+def test_a_taken_port_stops_the_start_naming_the_port_its_setting_and_its_holder(monkeypatch):
+    import socket
+
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        monkeypatch.setenv("LIFECYCLE_SERVING_PORT", str(port))
+        with pytest.raises(
+            cluster.PortTaken,
+            match=rf"port {port} \(LIFECYCLE_SERVING_PORT: the live model service\) is in use by pid {os.getpid()}",
+        ):
+            cluster.check_ports(cluster.commands())
+        cluster.check_ports(["api-server", "scheduler"])  # the others are free
+        done = subprocess.run(
+            [sys.executable, "-m", "lifecycle.platform.cluster", "run", "model"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and f"not started: port {port} (LIFECYCLE_SERVING_PORT" in done.stderr
+        supervisor = cluster.Supervisor(Path(os.environ["LIFECYCLE_STATE_DIR"]) / "logs")
+        with pytest.raises(cluster.PortTaken):
+            supervisor.start()
+        assert supervisor.procs == {}  # nothing was started
+    finally:
+        holder.close()

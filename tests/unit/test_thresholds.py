@@ -25,11 +25,13 @@ def test_the_last_layer_that_has_a_threshold_wins_and_says_so(monkeypatch, use_c
     monkeypatch.setenv("LIFECYCLE_PROMOTION_MIN_LIFT", "1.5")
     monkeypatch.setenv("LIFECYCLE_DEGRADED_DROP", "0.4")
     use_case(degraded_drop=0.2, drift_share_threshold=0.5)
-    got = thresholds.in_force(variables={"lifecycle_drift_share_threshold": "0.6", "other_variable": "x"})
+    got = thresholds.in_force(
+        variables={"lifecycle_fraud_drift_share_threshold": "0.6", "lifecycle_loans_degraded_drop": "0.9", "x": "y"}
+    )
     record = got.record()
     assert record["promotion_min_lift"] == {"value": 1.5, "source": "LIFECYCLE_PROMOTION_MIN_LIFT"}
     assert record["degraded_drop"] == {"value": 0.2, "source": f"use case {contract.current().name}"}
-    assert record["drift_share_threshold"] == {"value": 0.6, "source": "Variable lifecycle_drift_share_threshold"}
+    assert record["drift_share_threshold"] == {"value": 0.6, "source": "Variable lifecycle_fraud_drift_share_threshold"}
     assert set(record) == set(settings.THRESHOLDS)
     cfg = got.apply(settings.load())
     assert (cfg.promotion_min_lift, cfg.degraded_drop, cfg.drift_share_threshold) == (1.5, 0.2, 0.6)
@@ -39,12 +41,16 @@ def test_the_last_layer_that_has_a_threshold_wins_and_says_so(monkeypatch, use_c
     ("variables", "declared", "message"),
     [
         (
-            {"lifecycle_promotion_min_lift": "high"},
+            {"lifecycle_fraud_promotion_min_lift": "high"},
             {},
-            r"Airflow Variable lifecycle_promotion_min_lift='high': must be a number",
+            r"Airflow Variable lifecycle_fraud_promotion_min_lift='high': must be a number",
         ),
-        ({"lifecycle_degraded_drop": "1.5"}, {}, r"lifecycle_degraded_drop='1.5': must be between 0.0 and 1.0"),
-        ({"lifecycle_canary_max_psi": "nan"}, {}, r"must be between"),
+        (
+            {"lifecycle_fraud_degraded_drop": "1.5"},
+            {},
+            r"lifecycle_fraud_degraded_drop='1.5': must be between 0.0 and 1.0",
+        ),
+        ({"lifecycle_fraud_canary_max_psi": "nan"}, {}, r"must be between"),
         ({}, {"promotion_floor": 0.3}, r"'promotion_floor' is not a threshold \(known: promotion_min_lift"),
         ({}, {"promotion_min_lift": 0.5}, r"threshold promotion_min_lift=0.5: must be between 1.0 and 100.0"),
     ],
@@ -65,11 +71,11 @@ def test_retired_absolute_settings_are_refused_naming_their_successor(monkeypatc
 def test_set_up_lists_every_threshold_as_a_variable_with_its_value_and_meaning(use_case):
     use_case(canary_margin=0.05)
     got = thresholds.as_variables()
-    assert set(got) == {f"lifecycle_{name}" for name in settings.THRESHOLDS}
-    assert got["lifecycle_canary_margin"]["value"] == "0.05"
-    assert got["lifecycle_canary_margin"]["description"].startswith(settings.THRESHOLDS["canary_margin"].meaning)
-    assert f"use case {contract.current().name}" in got["lifecycle_canary_margin"]["description"]
-    assert got["lifecycle_promotion_min_lift"]["value"] == "1.2"
+    assert set(got) == {f"lifecycle_fraud_{name}" for name in settings.THRESHOLDS}
+    assert got["lifecycle_fraud_canary_margin"]["value"] == "0.05"
+    assert got["lifecycle_fraud_canary_margin"]["description"].startswith(settings.THRESHOLDS["canary_margin"].meaning)
+    assert "use case fraud" in got["lifecycle_fraud_canary_margin"]["description"]
+    assert got["lifecycle_fraud_promotion_min_lift"]["value"] == "1.2"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from lifecycle import settings as _settings  # noqa: E402
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW  # noqa: E402
 from lifecycle.devtools import datagen, loadgen  # noqa: E402
 from lifecycle.devtools.airflow_client import AirflowServer  # noqa: E402
-from lifecycle.platform import services, setup  # noqa: E402
+from lifecycle.platform import cluster, services, setup  # noqa: E402
 
 DAG_IDS = {
     "ingest",
@@ -88,6 +88,7 @@ def run(
 ) -> dict:
     """The loop through Airflow; ``observe(server)``, if given, runs while the deployment is still up (tests)."""
     t0 = time.monotonic()
+    cluster.check_ports(cluster.commands())  # first: a deployment running on these ports may run on this state
     reset_state()
     server = AirflowServer(
         environment={
@@ -481,7 +482,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concept-days", type=int, default=4)
     parser.add_argument("--summary-file", help="also write the summary as JSON here")
     args = parser.parse_args(argv)
-    summary = run(args.normal_days, args.drifted_days, args.concept_days)
+    try:
+        summary = run(args.normal_days, args.drifted_days, args.concept_days)
+    except cluster.PortTaken as err:
+        raise SystemExit(f"demo not started: {err}") from None
     text = json.dumps(summary, indent=2, default=str)
     print(text)
     if args.summary_file:

@@ -88,6 +88,59 @@ def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
     }
 
 
+class PortTaken(RuntimeError):
+    """A port a process of the deployment needs is in use by another process."""
+
+
+def ports(names) -> list[tuple[int, str]]:
+    """The ports the processes ``names`` listen on, each with the setting that chooses it."""
+    cfg = _settings.load()
+    base = cfg.airflow_port
+    by_process = {
+        "api-server": [(base, "LIFECYCLE_AIRFLOW_PORT: the Airflow UI and API")],
+        "triggerer": [(base + 2, "LIFECYCLE_AIRFLOW_PORT + 2: the triggerer's log server")],
+        LIVE: [(cfg.serving_port, "LIFECYCLE_SERVING_PORT: the live model service")],
+    }
+    if cfg.services is None:  # the LocalExecutor's workers are the scheduler's: it serves their logs
+        by_process["scheduler"] = [(base + 1, "LIFECYCLE_AIRFLOW_PORT + 1: the task log server")]
+    else:
+        by_process["worker-default"] = [(base + 1, "LIFECYCLE_AIRFLOW_PORT + 1: the default worker's log server")]
+        by_process["worker-gpu"] = [(base + 3, "LIFECYCLE_AIRFLOW_PORT + 3: the training worker's log server")]
+        mlflow = urlsplit(cfg.services.mlflow_url)
+        if mlflow.hostname in ("127.0.0.1", "localhost"):
+            by_process["mlflow"] = [(mlflow.port, "LIFECYCLE_MLFLOW_URL: the MLflow tracking server")]
+    return [port for name in names for port in by_process.get(name, [])]
+
+
+def check_ports(names) -> None:
+    """Refuse to start when a port the processes ``names`` need is taken (a second deployment on the
+    same machine would otherwise log into the first one's Airflow), naming the port, its setting and
+    the process holding it."""
+    import socket
+
+    taken = []
+    for port, setting in ports(names):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                taken.append(f"port {port} ({setting}) is in use{_holder(port)}")
+    if taken:
+        raise PortTaken("; ".join(taken) + ": stop what holds it, or choose another port with the setting")
+
+
+def _holder(port: int) -> str:
+    try:
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f" by pid {conn.pid} ({' '.join(proc.cmdline()[:4])[:120]})"
+    except psutil.Error:
+        pass
+    return ""
+
+
 class Supervisor:
     """Starts ``programs`` (default: the profile's ``commands()``), each in its own session logging
     unbuffered to ``<log_dir>/<name>.log`` with this process's environment plus ``environment``;
@@ -111,9 +164,12 @@ class Supervisor:
         self._stop = threading.Event()
 
     def start(self, names: list[str] | None = None) -> None:
-        """Starts the programs in ``names`` (default: all) that are not running yet."""
+        """Starts the programs in ``names`` (default: all) that are not running yet; the profile's
+        own programs only once the ports they need are free (``check_ports``)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         first = not self.procs
+        if self.programs is None:
+            check_ports([n for n in commands() if n not in self.procs and (names is None or n in names)])
         for name, (argv, extra) in (self.programs or commands()).items():
             if name in self.procs or (names is not None and name not in names):
                 continue
@@ -212,10 +268,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", nargs="?", choices=list(commands()))
     args = parser.parse_args(argv)
     env.apply()
-    if args.action == "up":
-        return up()
-    if args.name is None:
-        parser.error("run needs a process name")
+    try:
+        if args.action == "up":
+            return up()
+        if args.name is None:
+            parser.error("run needs a process name")
+        check_ports([args.name])
+    except PortTaken as err:
+        raise SystemExit(f"not started: {err}") from None
     argv_, extra = commands()[args.name]
     os.environ.update(extra)
     os.execv(argv_[0], argv_)

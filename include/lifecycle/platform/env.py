@@ -82,6 +82,7 @@ def environment() -> dict[str, str]:
         "LIFECYCLE_STATE_DIR": str(cfg.state_dir),
         "LIFECYCLE_AIRFLOW_PORT": str(port),
         "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__FERNET_KEY": cfg.fernet_key(),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
