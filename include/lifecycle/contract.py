@@ -85,6 +85,8 @@ class UseCase:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     # per monitored column (``numerics`` and ``categoricals``): how the drift monitor treats it
     monitor: Mapping[str, Monitor] = field(default_factory=dict)
+    # the other entities' answer flags: entity -> (flag, the stored feature whose presence sets it)
+    known_by: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -109,6 +111,11 @@ class UseCase:
             raise ContractError(
                 f"use case {self.name!r}: monitor options for {unknown}, which are not monitored columns "
                 f"(numbers, request-derived numbers and categories: {[*self.numerics, *self.categoricals]})"
+            )
+        if stray := sorted(set(self.known_by) - set(self.entities) | ({self.route_by} & set(self.known_by))):
+            raise ContractError(
+                f"use case {self.name!r}: known_by names {stray}, which are not entities besides route_by "
+                f"{self.route_by!r} (its flag is known, its feature known_if)"
             )
         if set(self.example) != set(names):
             raise ContractError(f"use case {self.name!r}: the example request must have exactly the columns {names}")
@@ -156,6 +163,12 @@ class UseCase:
                 f"use case {self.name!r} declares no generator: land its files with python -m lifecycle.land"
             )
         return importlib.import_module(self.generator)
+
+    @property
+    def known_flags(self) -> dict[str, str]:
+        """Each answer flag that an entity had stored features, with the stored feature that sets it:
+        the routed entity's (``known``) first, then the others' (``known_by``)."""
+        return {self.known: self.known_if, **dict(self.known_by.values())}
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

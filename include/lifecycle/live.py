@@ -297,7 +297,7 @@ class LiveModel:
         data = self.features(columns)
         arms = routing.arms(columns[uc.route_by], self.cfg.canary_share)
         request_ids = [uuid.uuid4().hex for _ in range(n)]
-        known = [v is not None for v in data[uc.known_if]]
+        known = {flag: [v is not None for v in data[feature]] for flag, feature in uc.known_flags.items()}
         answers: list[dict | None] = [None] * n
         logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs) and (arm, loaded, part, idx, error)
 
@@ -315,7 +315,7 @@ class LiveModel:
                         "model_version": loaded.version,
                         "arm": arm,
                         "feature_service": uc.feature_service,
-                        uc.known: known[i],
+                        **{flag: values[i] for flag, values in known.items()},
                     }
             logged.append((arm, loaded, part, idx, inputs, probs))
 

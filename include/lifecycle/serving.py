@@ -17,6 +17,7 @@ import asyncio
 import copy
 import hmac
 import json
+import logging
 import re
 from datetime import datetime
 from typing import Annotated, Literal
@@ -60,9 +61,25 @@ def _field(column: contract.Column):
     return (Annotated[AwareDatetime, BeforeValidator(_rfc3339)], ...)
 
 
+class _Input(bentoml.IODescriptor):
+    """BentoML's own input model, strict (so "12.5" is not a number): a model of this kind keeps its
+    name in a 400 ("1 validation error for Transaction"), where any other is wrapped and renamed."""
+
+    model_config = ConfigDict(strict=True)
+
+
 def request_model(uc: contract.UseCase) -> type[BaseModel]:
-    """One event as the service takes it; strict, so "12.5" is not a number."""
-    return create_model(uc.request_name, __config__=ConfigDict(strict=True), **{c.name: _field(c) for c in uc.columns})
+    """One event as the service takes it, named as the contract names it."""
+    return create_model(uc.request_name, __base__=_Input, **{c.name: _field(c) for c in uc.columns})
+
+
+def batch_model(request: type[BaseModel], max_rows: int) -> type[BaseModel]:
+    """Many events in one request (``events``), named after the request model."""
+    return create_model(
+        f"{request.__name__}Batch",
+        __base__=_Input,
+        events=(Annotated[list[request], Field(min_length=1, max_length=max_rows)], ...),
+    )
 
 
 def response_model(uc: contract.UseCase) -> type[BaseModel]:
@@ -77,12 +94,13 @@ def response_model(uc: contract.UseCase) -> type[BaseModel]:
             "model_version": (str, ...),
             "arm": (Literal[CHAMPION, CANARY], ...),
             "feature_service": (str, ...),
-            uc.known: (bool, ...),
+            **{flag: (bool, ...) for flag in uc.known_flags},
         },
     )
 
 
 Request = request_model(USE_CASE)
+Batch = batch_model(Request, CFG.serving_max_batch)
 Prediction = response_model(USE_CASE)
 
 
@@ -191,6 +209,34 @@ async def _timeout_middleware(self, scope, receive, send):
 traffic.TimeoutMiddleware.__call__ = _timeout_middleware
 
 
+class OneLineClientErrors(logging.Filter):
+    """A request the service refuses (a contract breach, a body BentoML cannot read) is the
+    client's error: BentoML logs each with its full traceback; this keeps one line naming the path
+    and the reason. Server errors keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bentoml.exceptions import BentoMLException
+        from pydantic import ValidationError
+
+        error = record.exc_info[1] if record.exc_info else None
+        client = isinstance(error, ValidationError) or (
+            isinstance(error, BentoMLException) and int(error.error_code) < 500
+        )
+        if client:
+            reason = (
+                f"{error.error_count()} validation error(s) for {error.title}"
+                if isinstance(error, ValidationError)
+                else str(error)
+            )
+            record.msg, record.args = "%s: %s", (record.getMessage(), reason[:300])
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"  # the client's error, not the service's
+        return True
+
+
+logging.getLogger("bentoml._internal.server.http_app").addFilter(OneLineClientErrors())
+
+
 def _columns(events: list[dict]) -> dict[str, list]:
     return {f: [e[f] for e in events] for f in USE_CASE.event_columns}
 
@@ -224,11 +270,8 @@ class ModelService:
         answers = self._predict([event])
         return answers if isinstance(answers, JSONResponse) else answers[0]
 
-    @bentoml.api
-    async def predict_batch(
-        self,
-        events: Annotated[list[Request], Field(min_length=1, max_length=CFG.serving_max_batch)],
-    ) -> list[Prediction]:
+    @bentoml.api(input_spec=Batch)
+    async def predict_batch(self, events: list[Request]) -> list[Prediction]:
         """Score many events in one request (one feature lookup, one model call per arm)."""
         return self._predict([e.model_dump() for e in events])
 

@@ -78,6 +78,7 @@ def use_case(cfg) -> UseCase:
         score="delay_probability",
         known="known_plane",
         known_if="plane_flights_7d",
+        known_by={"dest": ("known_dest", "dest_flights_7d")},
         feature_repo=Path(__file__).parent / "feature_repo",
         feature_service="flights_v1",
         feature_tables=("plane_stats", "dest_stats"),

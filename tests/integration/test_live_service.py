@@ -155,16 +155,16 @@ def logged_rows(service: str, key: str) -> int:
     return counts["logged_rows"] + counts["writing_rows"] + counts["buffered_rows"]
 
 
-def problems(answer: bytes) -> list[tuple[tuple, str, str]]:
-    """A 400's validation details as (location, error type, message)."""
+def problems(answer: bytes, model: str = "Transaction") -> list[tuple[tuple, str, str]]:
+    """A 400's validation details as (location, error type, message); its error names the
+    contract's request model (or its batch), never one of BentoML's own classes."""
     body = json.loads(answer)
-    assert set(body) == {"error", "detail"} and body["error"].startswith(f"{len(body['detail'])} validation error"), (
-        body
-    )
+    n = len(body["detail"])
+    assert set(body) == {"error", "detail"} and body["error"] == f"{n} validation error for {model}", body
     return [(tuple(d["loc"]), d["type"], d["msg"]) for d in body["detail"]]
 
 
-def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_never_logged(service, key):
+def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_never_logged(world, service, key):
     """Each breach of the request contract answers 400 with the field and the rule it broke; bodies
     too large answer 413 and bodies that are not JSON 415, saying why. None reaches a model, so none
     is in the prediction log, and the service answers good requests after them."""
@@ -212,11 +212,11 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
     rows = [bad(f"batch-{i}") for i in range(5)]
     rows[3] = bad("batch-3", amount=-1)
     code, answer = raw(service, "POST", "/predict_batch", json.dumps({"events": rows}).encode(), json_type)
-    [(loc, kind, msg)] = problems(answer)
+    [(loc, kind, msg)] = problems(answer, "TransactionBatch")
     assert code == 400 and (loc[-3:], kind) == (("events", 3, "amount"), "greater_than_equal"), answer[:300]
     too_many = {"events": [bad(f"many-{i}") for i in range(51)]}
     code, answer = raw(service, "POST", "/predict_batch", json.dumps(too_many).encode(), json_type)
-    [(loc, kind, msg)] = problems(answer)
+    [(loc, kind, msg)] = problems(answer, "TransactionBatch")
     assert code == 400 and (loc[-1:], kind) == (("events",), "too_long") and "at most 50 items" in msg, answer
     code, answer = raw(service, "POST", "/predict", b'{"transaction_id": "breach-json", ', json_type)
     [(loc, kind, msg)] = problems(answer)
@@ -258,6 +258,34 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
         time.sleep(0.5)
     mine = logged[logged["transaction_id"].str.startswith(("breach-", "good-after-breaches"))]
     assert sorted(mine["request_id"]) == sorted(answered) and set(mine["transaction_id"]) == {good["transaction_id"]}
+    # each refusal is one line of the service's log, naming the request model: no traceback
+    log = (world["state"] / "bentoml" / f"serve-{urlsplit(service).port}.log").read_text()
+    assert "Traceback" not in log
+    refused = "[WARNING] [entry_service:fraud_service:1] Exception on /predict [POST]: 1 validation error(s) for"
+    assert log.count(f"{refused} Transaction (") >= len(breaches) + 1
+    assert log.count("Exception on /predict_batch [POST]: 1 validation error(s) for TransactionBatch (") >= 2
+
+
+def test_each_entity_says_whether_it_had_stored_features(service, key):
+    json_type = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    answers = {}
+    for name, change in (
+        ("both", {}),
+        ("new-merchant", {"merchant_id": "m-never-seen"}),
+        ("new-card", {"card_id": "c-never-seen"}),
+    ):
+        code, answer = raw(
+            service,
+            "POST",
+            "/predict",
+            json.dumps({**GOOD, "transaction_id": f"known-{name}", **change}).encode(),
+            json_type,
+        )
+        assert code == 200, answer[:300]
+        answers[name] = json.loads(answer)
+    assert (answers["both"]["known_card"], answers["both"]["known_merchant"]) == (True, True)
+    assert (answers["new-merchant"]["known_card"], answers["new-merchant"]["known_merchant"]) == (True, False)
+    assert (answers["new-card"]["known_card"], answers["new-card"]["known_merchant"]) == (False, True)
 
 
 def test_batch_answers_every_row_with_version_and_arm(service, key, world):

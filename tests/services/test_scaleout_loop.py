@@ -173,6 +173,7 @@ def test_live_service_serves_online_features_from_redis_and_logs_to_s3(loop):
     (known_status, known), (unknown_status, unknown) = seen["served"]
     assert known_status == unknown_status == 200
     assert known["known_card"] is True and unknown["known_card"] is False
+    assert known["known_merchant"] is unknown["known_merchant"] is True  # the unknown card's merchant is known
     assert known["model_version"] == seen["champion"]
 
 

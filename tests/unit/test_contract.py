@@ -58,7 +58,10 @@ def test_the_request_model_and_its_openapi_schema_derive_from_the_columns(monkey
     assert (props["amount"]["minimum"], props["amount"]["maximum"]) == (0.01, settings.load().max_amount)
     assert props["card_id"]["maxLength"] == 64 and props["event_timestamp"]["format"] == "date-time"
     answer = serving.response_model(UC).model_json_schema()["properties"]
-    assert {"transaction_id", "fraud_probability", "known_card", "model_version", "arm"} <= set(answer)
+    assert {"transaction_id", "fraud_probability", "model_version", "arm"} <= set(answer)
+    assert UC.known_flags == {"known_card": "card_avg_amount_7d", "known_merchant": "merchant_avg_amount_7d"}
+    assert {"known_card", "known_merchant"} <= set(answer)  # one flag per entity
+    assert serving.batch_model(serving.request_model(UC), 5).__name__ == "TransactionBatch"
     monkeypatch.setenv("LIFECYCLE_MAX_AMOUNT", "10")  # a setting the contract reads reaches the model
     assert serving.request_model(contract.current()).model_json_schema()["properties"]["amount"]["maximum"] == 10
 
@@ -77,3 +80,12 @@ def test_golden_requests_are_the_example_an_unknown_entity_and_one_breach_of_eac
     assert bodies[0] == UC.example and bodies[1]["card_id"] == "never-seen"
     assert bodies[2]["amount"] < 0.01 and bodies[3]["merchant_category"] not in UC.column("merchant_category").values
     assert "card_id" not in bodies[4] and len({b["transaction_id"] for b in bodies}) == len(bodies)
+
+
+def test_known_by_names_entities_besides_the_routed_one():
+    import dataclasses
+
+    with pytest.raises(contract.ContractError, match=r"known_by names \['amount'\], which are not entities"):
+        dataclasses.replace(UC, known_by={"amount": ("known_amount", "x")})
+    with pytest.raises(contract.ContractError, match=r"known_by names \['card_id'\]"):
+        dataclasses.replace(UC, known_by={"card_id": ("known_card_2", "card_avg_amount_7d")})

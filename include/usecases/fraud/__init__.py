@@ -92,6 +92,7 @@ def use_case(cfg) -> UseCase:
         score="fraud_probability",
         known="known_card",
         known_if="card_avg_amount_7d",
+        known_by={"merchant_id": ("known_merchant", "merchant_avg_amount_7d")},
         feature_repo=Path(__file__).parent / "feature_repo",
         feature_service="fraud_model_v1",
         feature_tables=("card_stats", "merchant_stats"),
