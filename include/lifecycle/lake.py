@@ -31,8 +31,14 @@ def root() -> ObjectStoragePath:
 
 
 def zone(name: str) -> ObjectStoragePath:
+    """A zone of the lake; ``landing`` is ``LIFECYCLE_LANDING_ROOT`` (by default the lake's own
+    ``landing/``): upstream may deliver into a bucket of its own, read through its Airflow connection."""
     if name not in ZONES:
         raise ValueError(f"lake zone {name!r} is not one of {', '.join(ZONES)}")
+    if name == "landing":
+        path = ObjectStoragePath(_settings.load().landing_root)
+        path.fs.invalidate_cache()
+        return path
     return root() / name
 
 

@@ -211,6 +211,7 @@ class Settings:
     services: Services | None
     state_dir: Path
     lake_root: str
+    landing_root: str  # where upstream delivers: the lake's landing zone, or a prefix behind its own connection
     mlflow_tracking_uri: str
     mlflow_artifact_root: str
     model_name: str
@@ -322,6 +323,15 @@ class Settings:
         return key
 
 
+def _landing(lake_root: str) -> str:
+    var, raw = _raw("LANDING_ROOT", lake_root.rstrip("/") + "/landing")
+    if "://" not in raw:
+        raise SettingError(
+            f"{var}={raw!r}: must be a URL such as file:///data/landing or s3://<connection id>@<bucket>/<prefix>"
+        )
+    return raw
+
+
 def _pin() -> str:
     var, raw = _raw("SERVING_PIN_VERSION", "")
     if raw and not raw.isdigit():
@@ -379,7 +389,8 @@ def load() -> Settings:
         profile=profile,
         services=services,
         state_dir=state,
-        lake_root=_str("LAKE_ROOT", lake),
+        lake_root=(root := _str("LAKE_ROOT", lake)),
+        landing_root=_landing(root),
         mlflow_tracking_uri=_str("MLFLOW_TRACKING_URI", tracking),
         mlflow_artifact_root=_str("MLFLOW_ARTIFACT_ROOT", artifacts),
         model_name=_str("MODEL_NAME", "fraud-detector"),

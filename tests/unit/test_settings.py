@@ -25,6 +25,7 @@ def test_defaults_are_valid_and_state_is_under_one_folder(monkeypatch):
         ("LIFECYCLE_SCHEDULE_START", "yesterday", "YYYY-MM-DD"),
         ("LIFECYCLE_MODEL_NAME", "  ", "must not be empty"),
         ("LIFECYCLE_MONITOR_MAX_ROWS", "999", "between 1000 and 100000000"),
+        ("LIFECYCLE_LANDING_ROOT", "/data/landing", "must be a URL such as file:///data/landing"),
     ],
 )
 def test_malformed_setting_names_variable_and_rule(monkeypatch, var, value, rule):
