@@ -87,6 +87,9 @@ class UseCase:
     monitor: Mapping[str, Monitor] = field(default_factory=dict)
     # the other entities' answer flags: entity -> (flag, the stored feature whose presence sets it)
     known_by: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # a day's bounds of its own (``lifecycle.distribution``): "rows" (events a day) or
+    # "<category or label>=<value>" (that value's share of the day's rows) -> (low, high)
+    distribution: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -116,6 +119,12 @@ class UseCase:
             raise ContractError(
                 f"use case {self.name!r}: known_by names {stray}, which are not entities besides route_by "
                 f"{self.route_by!r} (its flag is known, its feature known_if)"
+            )
+        shares = {f"{c.name}={v}" for c in self.columns if c.kind == CATEGORY for v in c.values}
+        if bad := sorted(set(self.distribution) - {"rows", f"{self.label}=0", f"{self.label}=1", *shares}):
+            raise ContractError(
+                f"use case {self.name!r}: distribution bounds for {bad}: a key is 'rows' or "
+                "'<category column>=<one of its values>' or '<label>=0|1'"
             )
         if set(self.example) != set(names):
             raise ContractError(f"use case {self.name!r}: the example request must have exactly the columns {names}")

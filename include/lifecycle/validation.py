@@ -1,6 +1,7 @@
 """The quality gate: Great Expectations suites for a day's raw batch.
 
-A passing batch is copied to the curated zone; a failing one moves to quarantine. Data Docs are
+A passing batch is copied to the curated zone; a failing one moves to quarantine. Besides each
+row's rules, a day as a whole must look like a day the lake has seen (``lifecycle.distribution``). Data Docs are
 written for both, under ``reports/data_quality/<dataset>/<date>/``.
 
 The suites derive from the use case's contract (``lifecycle.contract``): its columns, their
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lifecycle import contract, ingest, lake, reports
+from lifecycle import contract, distribution, ingest, lake, reports
 from lifecycle import settings as _settings
 
 DOCS_SITE = "lifecycle_data_docs"
@@ -118,7 +119,10 @@ def run_suite(dataset: str, day: dt.date, frame: pd.DataFrame, docs_dir: Path, u
         .add_dataframe_asset(dataset)
         .add_batch_definition_whole_dataframe(day.isoformat())
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=dataset, expectations=_expectations(dataset, day, uc)))
+    bounds = distribution.expectations(distribution.rules(dataset, day, len(frame), uc), uc)
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=dataset, expectations=[*_expectations(dataset, day, uc), *bounds])
+    )
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{dataset}-{day}", data=batch, suite=suite)
     )
