@@ -326,7 +326,11 @@ def test_a_threshold_set_as_an_airflow_variable_decides_the_next_run(dags):
         "value": 0.9,
         "source": "Variable lifecycle_fraud_promotion_margin",
     }
-    assert decision["thresholds"]["promotion_min_lift"]["source"] == "LIFECYCLE_PROMOTION_MIN_LIFT"
+    # set-up listed every threshold as a Variable with the value in force then
+    assert decision["thresholds"]["promotion_min_lift"] == {
+        "value": 1.2,
+        "source": "Variable lifecycle_fraud_promotion_min_lift",
+    }
     assert any("below the margin 0.9" in r for r in decision["reasons"])
     assert tracking.version_by_alias(CHAMPION).version == 1
     assert tracking.version_by_alias(CHALLENGER).tags["promotion_decision"].startswith("rejected")
