@@ -87,6 +87,10 @@ class UseCase:
     monitor: Mapping[str, Monitor] = field(default_factory=dict)
     # the other entities' answer flags: entity -> (flag, the stored feature whose presence sets it)
     known_by: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # optional aggregates over labels, point-in-time: (the last ``label_window_days`` days of events,
+    # each with its label where it was known by the snapshot's end, else null; last day) -> {table: frame}
+    label_snapshot: Callable | None = None
+    label_window_days: int = 0
     # a day's bounds of its own (``lifecycle.distribution``): "rows" (events a day) or
     # "<category or label>=<value>" (that value's share of the day's rows) -> (low, high)
     distribution: Mapping[str, tuple[float, float]] = field(default_factory=dict)
@@ -125,6 +129,10 @@ class UseCase:
             raise ContractError(
                 f"use case {self.name!r}: distribution bounds for {bad}: a key is 'rows' or "
                 "'<category column>=<one of its values>' or '<label>=0|1'"
+            )
+        if (self.label_snapshot is None) != (self.label_window_days == 0):
+            raise ContractError(
+                f"use case {self.name!r}: label_snapshot and label_window_days go together (a window of at least a day)"
             )
         if set(self.example) != set(names):
             raise ContractError(f"use case {self.name!r}: the example request must have exactly the columns {names}")

@@ -2,7 +2,8 @@
 
 Features are daily snapshots: for day D, each entity seen in the use case's window up to D gets
 its aggregates (``UseCase.snapshot``; card fraud: cards and merchants over 7 days), stamped at the
-end of D. An event on D+1 is therefore joined (point in time) with what was known before it, and
+end of D; a use case may add aggregates over the labels known by then (``UseCase.label_snapshot``:
+an entity's recent outcome rate). An event on D+1 is therefore joined (point in time) with what was known before it, and
 the online store serves the same snapshot: no skew. The tables are ``features/<table>`` in the
 lake, the paths the definitions in the use case's feature repo give their sources; the store
 itself is ``lifecycle.feature_store``.
@@ -23,13 +24,32 @@ from lifecycle.feature_store import get_store
 STAMP = "event_timestamp"  # a snapshot row's time: the end of its day (the sources' timestamp_field)
 
 
-def snapshot(curated: pd.DataFrame, day: dt.date, uc: contract.UseCase) -> dict[str, pd.DataFrame]:
-    """The use case's aggregates over the ``window_days`` ending with ``day``, stamped at its end."""
+def snapshot(
+    curated: pd.DataFrame, day: dt.date, uc: contract.UseCase, labels: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """The use case's aggregates over the ``window_days`` ending with ``day``, stamped at its end;
+    with a ``label_snapshot``, also its aggregates over the ``label_window_days`` of events, each
+    with its label only when ``labels`` (id, label, known at) says it was known before that end:
+    a row joined to this snapshot (at or after its stamp) sees no label known after its own time."""
     end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
     times = curated[uc.time]
     window = curated[(times >= end - pd.Timedelta(days=uc.window_days)) & (times < end)]
     last_day = window[uc.time] >= end - pd.Timedelta(days=1)
-    return {name: frame.assign(**{STAMP: end}) for name, frame in uc.snapshot(window, last_day).items()}
+    tables = dict(uc.snapshot(window, last_day))
+    if uc.label_snapshot is not None:
+        span = curated[(times >= end - pd.Timedelta(days=uc.label_window_days)) & (times < end)]
+        outcome = pd.Series(dtype="Int64")
+        if labels is not None and len(labels):
+            known = labels[labels[uc.labeled_at] < end].sort_values(uc.labeled_at, kind="stable")
+            outcome = known.drop_duplicates(uc.id, keep="last").set_index(uc.id)[uc.label]
+        labeled = span.assign(**{uc.label: span[uc.id].map(outcome).astype("Int64")})
+        tables |= uc.label_snapshot(labeled, labeled[uc.time] >= end - pd.Timedelta(days=1))
+    return {name: frame.assign(**{STAMP: end}) for name, frame in tables.items()}
+
+
+def span_days(uc: contract.UseCase) -> int:
+    """How many days of events one snapshot reads: the longer of its two windows."""
+    return max(uc.window_days, uc.label_window_days)
 
 
 def affected_days(new_days: list[dt.date], curated_days: list[dt.date], window_days: int) -> list[dt.date]:
@@ -46,11 +66,16 @@ def pending_days() -> list[dt.date]:
 def build_tables(new_days: list[dt.date]) -> list[dt.date]:
     """Rewrite the snapshot partitions affected by newly curated days; returns those days."""
     uc = contract.current()
-    days = affected_days(new_days, lake.dates("curated", uc.events), uc.window_days)
+    span = span_days(uc)
+    days = affected_days(new_days, lake.dates("curated", uc.events), span)
     for day in days:
-        curated = lake.read_range("curated", uc.events, day - dt.timedelta(days=uc.window_days - 1), day)
+        first = day - dt.timedelta(days=span - 1)
+        curated = lake.read_range("curated", uc.events, first, day)
+        # labels are partitioned by the day they became known: those of the window's events are in
+        # its days' partitions (a label is known on or after its event's day)
+        labels = lake.read_range("curated", uc.labels, first, day) if uc.label_snapshot is not None else None
         source = lake.manifest(lake.partition("curated", uc.events, day))["data_sha256"]
-        for name, frame in snapshot(curated, day, uc).items():
+        for name, frame in snapshot(curated, day, uc, labels).items():
             publish_snapshot(name, frame, day, source)
     return days
 

@@ -5,7 +5,8 @@ A flight is scored when it is scheduled to leave; whether it arrived more than 1
 becomes known when it lands (``arrived_at``), hours later; a cancelled flight's label never comes.
 Each flight carries the weather at its airport in its scheduled hour (hourly covariates with a
 daily cycle). Stored features are daily aggregates over 7 days per plane (``tailnum``) and per
-destination: two entities that thousands of flights share at the same scheduled minute. The files
+destination: two entities that thousands of flights share at the same scheduled minute; and per
+plane, its late-arrival rate over the outcomes known so far (labels, point-in-time). The files
 a user would export from such a source are made by ``public_data.export``; they land with
 ``python -m lifecycle.land``.
 """
@@ -51,6 +52,19 @@ def snapshot(window, last_day) -> dict:
     return {"plane_stats": planes, "dest_stats": dests}
 
 
+def outcomes(labeled, last_day) -> dict:
+    """Per plane, its flights of the last 14 days whose outcome was known by the snapshot's end and
+    the share of them that arrived late: the plane's recent punctuality, from labels only."""
+    known = labeled[labeled["delayed"].notna()]
+    planes = (
+        known.groupby("tailnum")
+        .agg(plane_outcomes_14d=("delayed", "size"), plane_delay_rate_14d=("delayed", "mean"))
+        .reset_index()
+        .astype({"plane_outcomes_14d": "int64", "plane_delay_rate_14d": "float64"})
+    )
+    return {"plane_outcomes": planes}
+
+
 def use_case(cfg) -> UseCase:
     return UseCase(
         name="flights",
@@ -81,9 +95,11 @@ def use_case(cfg) -> UseCase:
         known_by={"dest": ("known_dest", "dest_flights_7d")},
         feature_repo=Path(__file__).parent / "feature_repo",
         feature_service="flights_v1",
-        feature_tables=("plane_stats", "dest_stats"),
+        feature_tables=("plane_stats", "dest_stats", "plane_outcomes"),
         window_days=WINDOW_DAYS,
         snapshot=snapshot,
+        label_window_days=14,
+        label_snapshot=outcomes,
         derive=derive,
         request_derived=("hour",),
         feature_derived=("distance_to_plane_avg",),

@@ -114,30 +114,55 @@ def test_features_snapshot_planes_and_destinations(dags):
     assert lake.dates("features", "plane_stats") == lake.dates("features", "dest_stats") == [*HISTORY, *SUMMER]
 
 
-def expected_plane_counts(rows: pd.DataFrame, flights: pd.DataFrame) -> pd.Series:
-    """An independent point-in-time reference for ``plane_flights_7d``: a row at time t on day E
-    takes the newest daily snapshot stamped at or before t and at most 2 days (the view's TTL) before
-    it that holds its plane; the snapshot of day S is stamped at the end of S and counts the plane's
-    flights over the 7 days up to S. Plain pandas over the exported flights, no Feast, no DuckDB."""
-    days = pd.to_datetime(flights["scheduled_at"], utc=True).dt.normalize()
-    per_day = {}  # (plane, day) -> flights
-    for key, n in flights.groupby([flights["tailnum"], days]).size().items():
-        per_day[key] = int(n)
-    curated = {pd.Timestamp(d, tz="UTC") for d in HISTORY}
+def reference(rows: pd.DataFrame, flights: pd.DataFrame, outcomes: pd.DataFrame, leak: bool = False) -> pd.DataFrame:
+    """An independent point-in-time reference for the plane's stored features: a row at time t on
+    day E takes, per view, the newest daily snapshot stamped at or before t and at most 2 days (the
+    views' TTL) before it that holds its plane. The snapshot of day S is stamped at the end of S; it
+    counts the plane's flights over the 7 days up to S (``plane_flights_7d``), and over the 14 days
+    up to S the outcomes known before its stamp and their late share (``plane_outcomes_14d``,
+    ``plane_delay_rate_14d``). ``leak`` takes every outcome, known or not: what a join that ignores
+    when a label became known would give. Plain Python over the exported files: no Feast, no DuckDB."""
+    flights = flights.assign(day=pd.to_datetime(flights["scheduled_at"], utc=True).dt.normalize())
+    flown = flights.groupby(["tailnum", "day"]).size().to_dict()  # (plane, day) -> flights
+    known = flights[["flight_id", "tailnum", "day"]].merge(outcomes, on="flight_id")
+    arrivals = {}  # (plane, day) -> [(known at, late)]
+    for tail, day, at, late in zip(known["tailnum"], known["day"], known["arrived_at"], known["delayed"], strict=True):
+        arrivals.setdefault((tail, day), []).append((at, late))
+    curated = {pd.Timestamp(d, tz="UTC") for d in [*HISTORY, *SUMMER]}
     out = []
     for tail, t in zip(rows["tailnum"], rows["scheduled_at"], strict=True):
-        value = np.nan
+        row = {"plane_flights_7d": np.nan, "plane_outcomes_14d": np.nan, "plane_delay_rate_14d": np.nan}
         for back in (1, 2, 3):
-            snap = t.normalize() - pd.Timedelta(days=back)  # day S, its snapshot stamped at the end of S
+            snap = t.normalize() - pd.Timedelta(days=back)  # day S
             stamp = snap + pd.Timedelta(days=1)
             if snap not in curated or not t - pd.Timedelta(days=2) <= stamp <= t:
                 continue
-            count = sum(per_day.get((tail, snap - pd.Timedelta(days=k)), 0) for k in range(7))
-            if count:
-                value = float(count)
-                break
-        out.append(value)
-    return pd.Series(out, index=rows.index, dtype=float)
+            count = sum(flown.get((tail, snap - pd.Timedelta(days=k)), 0) for k in range(7))
+            if count and np.isnan(row["plane_flights_7d"]):
+                row["plane_flights_7d"] = float(count)
+            seen = [
+                late
+                for k in range(14)
+                for at, late in arrivals.get((tail, snap - pd.Timedelta(days=k)), [])
+                if leak or at < stamp
+            ]
+            if seen and np.isnan(row["plane_outcomes_14d"]):
+                row["plane_outcomes_14d"], row["plane_delay_rate_14d"] = float(len(seen)), float(np.mean(seen))
+        out.append(row)
+    return pd.DataFrame(out, index=rows.index)
+
+
+def assert_point_in_time(rows: pd.DataFrame, exported: dict, prefix: str = "") -> None:
+    """``rows`` (with tailnum and scheduled_at) hold the reference's plane features, and not the
+    leaky reference's: no outcome known after a row's time reached it."""
+    flights = pd.concat([pd.read_parquet(exported[k][0]) for k in ("history", "summer")], ignore_index=True)
+    outcomes = pd.concat([pd.read_parquet(exported[k][1]) for k in ("history", "summer")], ignore_index=True)
+    want, leaky = reference(rows, flights, outcomes), reference(rows, flights, outcomes, leak=True)
+    for name in want:
+        got = rows[prefix + name].astype(float).rename(name)
+        pd.testing.assert_series_equal(got, want[name], check_names=False, obj=name)
+    late = ~np.isclose(want["plane_delay_rate_14d"], leaky["plane_delay_rate_14d"], equal_nan=True)
+    assert late.sum() > 0.05 * len(rows)  # outcomes known later would have changed these rows' features
 
 
 def test_the_training_set_loses_no_stored_feature(dags, exported):
@@ -146,14 +171,12 @@ def test_the_training_set_loses_no_stored_feature(dags, exported):
     info = xcom(run, "training_set")
     assert info["first_day"] == "2013-01-01" and info["last_day"] == "2013-01-28"
     rows = pd.concat([training.load_part(info["uri"], p) for p in ("train", "holdout")], ignore_index=True)
-    flights = pd.read_parquet(exported["history"][0])
     # schedules share minutes: thousands of rows meet another at the same instant (a row-losing join's case)
     assert rows["scheduled_at"].duplicated().sum() > 1000
-    want = expected_plane_counts(rows, flights)
-    got = rows["plane_flights_7d"].astype(float)
-    assert int(got.isna().sum()) == int(want.isna().sum()) == info["no_feature_rows"]
-    pd.testing.assert_series_equal(got, want, check_names=False)
+    assert_point_in_time(rows, exported)
+    assert int(rows["plane_flights_7d"].isna().sum()) == info["no_feature_rows"]
     assert len(rows) == info["train_rows"] + info["holdout_rows"]
+    assert {"plane_delay_rate_14d", "plane_outcomes_14d"} <= set(info["numeric"])  # the model reads them
 
 
 def test_the_first_model_beats_its_positive_rate_by_the_lift_and_is_promoted(dags):
@@ -170,6 +193,29 @@ def test_the_first_model_beats_its_positive_rate_by_the_lift_and_is_promoted(dag
     run = dags["package"].test(run_conf={"version": decision["challenger_version"]})
     assert run.state == "success", states(run)
     assert str(tracking.version_by_alias(CHAMPION).version) == decision["challenger_version"]
+
+
+def test_no_outcome_known_after_a_row_reaches_batch_scores_or_the_online_store(dags, exported):
+    from lifecycle import prediction_log
+    from lifecycle.feature_store import get_store
+
+    day = HISTORY[28]  # January 29, the first day after the training set
+    run = dags["score"].test(run_conf={"dates": [day.isoformat()]})
+    assert run.state == "success", states(run)
+    logged = prediction_log.read(days=[day])
+    scored = logged.assign(scheduled_at=pd.to_datetime(logged["event_timestamp"], utc=True))
+    assert len(scored) == len(lake.read_parquet(lake.partition("curated", "flights", day)))
+    assert_point_in_time(scored.reset_index(drop=True), exported, prefix="input_")
+    # online: the newest snapshot, July 3's, from the outcomes known before July 4
+    summer = pd.read_parquet(exported["summer"][1])
+    flights = pd.read_parquet(exported["summer"][0])
+    known = flights.merge(summer[summer["arrived_at"] < pd.Timestamp("2013-07-04", tz="UTC")], on="flight_id")
+    rate = known.groupby("tailnum")["delayed"].mean().head(50)
+    store = get_store()
+    got = store.get_online_features(
+        features=["plane_outcomes:plane_delay_rate_14d"], entity_rows=[{"tailnum": t} for t in rate.index]
+    ).to_dict()
+    assert got["plane_delay_rate_14d"] == pytest.approx(rate.tolist())
 
 
 def monitor(dags, day: dt.date) -> tuple[dict, dict]:

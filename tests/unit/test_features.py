@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from lifecycle import contract, features, ingest, point_in_time, training
 from lifecycle.devtools import datagen
@@ -201,3 +202,54 @@ def test_feast_plan_on_the_repo_with_the_rendered_config_sees_what_the_library_a
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No changes to registry" in done.stdout and "No changes to infrastructure" in done.stdout, done.stdout
+
+
+def test_a_label_snapshot_sees_only_the_labels_known_before_its_stamp():
+    """An aggregate over labels (an entity's recent outcome rate) counts a label only when it was
+    known before the snapshot's end (the stamp a point-in-time join compares with a row's time),
+    and only for events inside its own window."""
+    import dataclasses
+
+    def outcomes(labeled, last_day):
+        known = labeled[labeled["is_fraud"].notna()]
+        return {"card_outcomes": known.groupby("card_id").agg(n=("is_fraud", "size"), rate=("is_fraud", "mean"))}
+
+    uc = dataclasses.replace(contract.current(), label_snapshot=outcomes, label_window_days=2)
+    day = dt.date(2026, 10, 5)
+    end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
+    at = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
+    events = (
+        datagen.generate_day(day)[0]
+        .head(5)
+        .assign(
+            **{
+                "transaction_id": ["old", "t1", "t2", "t3", "t4"],
+                "card_id": ["c"] * 5,
+                "event_timestamp": [
+                    at("2026-10-03 12:00"),
+                    at("2026-10-04 09:00"),
+                    at("2026-10-05 08:00"),
+                    at("2026-10-05 20:00"),
+                    at("2026-10-05 23:00"),
+                ],
+            }
+        )
+    )
+    labels = pd.DataFrame(
+        {
+            "transaction_id": ["old", "t1", "t2", "t3", "t4"],
+            "is_fraud": [1, 1, 0, 1, 1],
+            # t3 known one second before the end, t4 exactly at it: t4 is not known yet
+            "labeled_at": [
+                at("2026-10-03 13:00"),
+                at("2026-10-04 10:00"),
+                at("2026-10-05 09:00"),
+                end - pd.Timedelta(seconds=1),
+                end,
+            ],
+        }
+    )
+    got = features.snapshot(events, day, uc, labels)["card_outcomes"]
+    assert got.loc["c", "n"] == 3 and got.loc["c", "rate"] == pytest.approx(2 / 3)  # t1, t2, t3; not old, not t4
+    assert (got[features.STAMP] == end).all()
+    assert features.span_days(uc) == max(uc.window_days, 2)

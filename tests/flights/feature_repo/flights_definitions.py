@@ -42,4 +42,20 @@ dest_stats = FeatureView(
     ],
 )
 
-flights_model = FeatureService(name="flights_v1", features=[plane_stats, dest_stats])
+# Built from the outcomes known by each snapshot's end (lifecycle.features: label_snapshot).
+outcome_source = FileSource(
+    name="plane_outcomes_source", path="features/plane_outcomes", timestamp_field="event_timestamp"
+)
+plane_outcomes = FeatureView(
+    name="plane_outcomes",
+    entities=[plane],
+    ttl=timedelta(days=2),
+    source=outcome_source,
+    schema=[
+        Field(name="tailnum", dtype=String),
+        Field(name="plane_outcomes_14d", dtype=Int64),
+        Field(name="plane_delay_rate_14d", dtype=Float64),
+    ],
+)
+
+flights_model = FeatureService(name="flights_v1", features=[plane_stats, dest_stats, plane_outcomes])
