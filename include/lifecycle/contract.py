@@ -234,14 +234,18 @@ def floats(values, n: int):
     return np.asarray(values, dtype=float)  # Feast's to_dict(): None becomes NaN
 
 
-def hours(values):
-    """The UTC hour of each timestamp, as floats."""
+def hours(values, tz: str = "UTC"):
+    """The hour of each timestamp in time zone ``tz`` (an IANA name: a schedule's local hour, with
+    its daylight-saving shifts), as floats; a timestamp without a zone is UTC."""
+    import zoneinfo
+
     import numpy as np
     import pandas as pd
 
     if isinstance(values, pd.Series):
-        return pd.to_datetime(values, utc=True).dt.hour.to_numpy(dtype=float)
-    return np.array([(t.astimezone(dt.UTC) if t.tzinfo else t).hour for t in values], dtype=float)
+        return pd.to_datetime(values, utc=True).dt.tz_convert(tz).dt.hour.to_numpy(dtype=float)
+    zone = zoneinfo.ZoneInfo(tz)
+    return np.array([(t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(zone).hour for t in values], dtype=float)
 
 
 def ratio(num, den):

@@ -23,9 +23,10 @@ WINDOW_DAYS = 7
 
 
 def derive(columns, n: int) -> dict:
-    """The scheduled hour (UTC), and the flight's distance against what its plane usually flies."""
+    """The scheduled hour at New York (delays build up over the local day), and the flight's
+    distance against what its plane usually flies."""
     return {
-        "hour": hours(columns["scheduled_at"]),
+        "hour": hours(columns["scheduled_at"], "America/New_York"),
         "distance_to_plane_avg": ratio(column(columns, "distance", n), column(columns, "plane_avg_distance_7d", n)),
     }
 

@@ -89,3 +89,21 @@ def test_known_by_names_entities_besides_the_routed_one():
         dataclasses.replace(UC, known_by={"amount": ("known_amount", "x")})
     with pytest.raises(contract.ContractError, match=r"known_by names \['card_id'\]"):
         dataclasses.replace(UC, known_by={"card_id": ("known_card_2", "card_avg_amount_7d")})
+
+
+def test_hours_are_read_in_the_use_cases_time_zone_from_frames_and_requests_alike():
+    import datetime as dt
+
+    import pandas as pd
+
+    stamps = [
+        "2013-01-15T14:30:00Z",
+        "2013-07-15T14:30:00Z",
+        "2013-03-10T07:30:00Z",
+    ]  # EST, EDT, the spring-forward day
+    frame = pd.Series(pd.to_datetime(stamps, utc=True))
+    request = [dt.datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps]
+    assert contract.hours(frame).tolist() == [14.0, 14.0, 7.0]
+    assert contract.hours(frame, "America/New_York").tolist() == [9.0, 10.0, 3.0]
+    assert contract.hours(request, "America/New_York").tolist() == [9.0, 10.0, 3.0]
+    assert contract.hours([dt.datetime(2013, 1, 15, 14, 30)], "America/New_York").tolist() == [9.0]  # naive is UTC
