@@ -22,6 +22,9 @@ ROOT = "s3://upstream_s3@upstream-exports/daily"
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
     with sandbox.scaleout(tmp_path_factory.mktemp("upstream")) as values:
+        # Airflow keeps one file system per connection id for the process: an earlier module's
+        # lifecycle_s3 may point at its own S3 server, gone now
+        store._STORE_CACHE.clear()  # noqa: SLF001
         env.apply()
         svc = settings.load().services
         services.s3_client(svc).create_bucket(Bucket="upstream-exports")
