@@ -13,8 +13,9 @@ fraud use case's inputs). Then it measures each figure in its own Python process
 (VmHWM of that process: imports included) is the figure's alone:
 
   drift       monitoring.current_window (the window's monitored columns read from the lake) +
-              monitoring.compare (seeded samples of REFERENCE_MAX_ROWS and MONITOR_MAX_ROWS rows,
-              Evidently's DataDriftPreset) + the report published (HTML + JSON)
+              monitoring.compare (thresholds calibrated on a reference of at most
+              monitoring.REFERENCE_READ_ROWS rows over 30 days; seeded samples of REFERENCE_MAX_ROWS
+              and MONITOR_MAX_ROWS rows, Evidently's DataDriftPreset) + the report published
   prediction  performance.publish: Evidently's classification report and ValueDrift of --rows
               probabilities against 50,000 holdout scores (sampled like the drift report)
   join        performance.labeled_predictions (the log's needed columns joined with the labels) +
@@ -127,7 +128,7 @@ def prepare(rows: int, state: Path) -> dict:
     import pyarrow.parquet as pq
     import xgboost
 
-    from lifecycle import contract, modeling, prediction_log, settings
+    from lifecycle import contract, modeling, monitoring, prediction_log, settings
 
     cfg = settings.load()
     uc = contract.current(cfg)
@@ -136,7 +137,12 @@ def prepare(rows: int, state: Path) -> dict:
     for i, n in enumerate(split(rows, MONITOR_DAYS)):
         day = AS_OF - dt.timedelta(days=MONITOR_DAYS - 1 - i)
         publish("curated", uc.events, day, events(n, day, SEED + i))
-    pq.write_table(events(60_000, FIRST - dt.timedelta(days=10), SEED - 1), state / "reference.parquet")
+    # the champion's training part as the monitor reads it: at most monitoring.REFERENCE_READ_ROWS, over
+    # 30 days (its windows calibrate the drift thresholds)
+    span = [FIRST - dt.timedelta(days=40 - i) for i in range(30)]
+    sizes = split(min(rows, monitoring.REFERENCE_READ_ROWS), len(span))
+    parts = [events(n, day, SEED + 100 + i) for i, (n, day) in enumerate(zip(sizes, span, strict=True))]
+    pq.write_table(pa.concat_tables(parts), state / "reference.parquet")
     # the model: XGBoost on the fraud inputs of 50,000 labeled events
     train = events(50_000, FIRST - dt.timedelta(days=20), SEED - 2, features=True).to_pandas()
     numeric = modeling.numeric_columns(uc, train.columns)
