@@ -7,8 +7,10 @@ zone's days, so ``ingest`` (scheduled or backfilled) takes them like any day's d
 Events and labels are CSV or Parquet files, or folders of them. Columns are matched by name
 (``--rename SOURCE=CONTRACT`` maps others); the contract's columns are kept, in contract order,
 and the others named and left out. Events land on the UTC day of their time, labels on the UTC day
-they became known (``labeled_at``): ``landing/<dataset>/<YYYY-MM-DD>.parquet``, every day from
-the first event day to the last day a label became known, a day without labels as an empty file.
+they became known (``labeled_at``): ``landing/<dataset>/<YYYY-MM-DD>.parquet``, each day that has
+events (a day lands both feeds; one without labels gets an empty labels file). Labels known on a
+day without events (after the last one) are counted as not landed: they land with the days of a
+later delivery, never earlier.
 Timestamps without an offset are read in ``--timezone`` (default UTC). Nothing is written until
 everything was read and checked; a day already landed with other bytes is refused unless
 ``--replace``; each file is written under a temporary name and renamed, so a sensor never reads
@@ -87,7 +89,7 @@ def utc(values: pd.Series, timezone: str, what: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=_has_offsets(values))
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=_has_offsets(values, what))
         if bad := int((parsed.isna() & values.notna()).sum()):
             example = values[parsed.isna() & values.notna()].iloc[0]
             raise LandError(f"{what}: {bad} value(s) are not ISO-8601 timestamps, e.g. {example!r}")
@@ -96,9 +98,16 @@ def utc(values: pd.Series, timezone: str, what: str) -> pd.Series:
     return parsed.dt.tz_convert("UTC")
 
 
-def _has_offsets(values: pd.Series) -> bool:
-    first = values.dropna().astype(str).head(1)
-    return bool(len(first)) and bool(first.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).iloc[0])
+def _has_offsets(values: pd.Series, what: str) -> bool:
+    """Whether the timestamps carry their offsets: all of them, or none (then ``--timezone`` says)."""
+    marked = values.dropna().astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+    if marked.any() and not marked.all():
+        example = values.dropna()[~marked.to_numpy()].iloc[0]
+        raise LandError(
+            f"{what}: {int((~marked).sum())} of {len(marked)} timestamps have no offset while the others do "
+            f"(e.g. {example!r}): give all or none an offset"
+        )
+    return bool(marked.any())
 
 
 def by_day(frame: pd.DataFrame, column: str) -> dict[dt.date, pd.DataFrame]:
@@ -114,7 +123,7 @@ def plan(
     last: dt.date | None = None,
 ) -> dict[str, dict[dt.date, pd.DataFrame]]:
     """{dataset: {day: rows}}: events by the day of their time, labels by the day they became
-    known, for every day from the first event day to the last label day (within first..last)."""
+    known, for every day with events (within first..last)."""
     if events.empty:
         raise LandError("events: no rows to land")
     nulls = events[uc.time].isna().sum()
@@ -129,15 +138,16 @@ def plan(
             f"labels: {len(early)} label(s) became known before the first event day {start} "
             f"(e.g. {uc.id} {early[uc.id].iloc[0]!r}): their events are not among the events given"
         )
-    stamps = [events[uc.time].max(), *([labels[uc.labeled_at].max()] if len(labels) else [])]
-    end = last or max(stamps).date()
+    end = last or events[uc.time].max().date()
     if end < start:
         raise LandError(f"--first {start} is after --last {end}")
     ev, lb = by_day(events, uc.time), by_day(labels, uc.labeled_at)
     empty = labels.iloc[0:0]
-    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    # a day lands both feeds: labels known after the last event day wait for the next delivery's
+    # days (landed with them: never on an earlier day, where they would be known too soon)
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1) if start + dt.timedelta(days=i) in ev]
     return {
-        uc.events: {d: ev[d] for d in days if d in ev},
+        uc.events: {d: ev[d] for d in days},
         uc.labels: {d: lb.get(d, empty) for d in days},
     }
 
@@ -160,7 +170,8 @@ def write(plan_: dict[str, dict[dt.date, pd.DataFrame]], replace: bool) -> dict[
     if clashes and not replace:
         raise LandError(
             f"{len(clashes)} day(s) already landed with other content, e.g. {clashes[0]}: "
-            "nothing was written (--replace overwrites them; re-run ingest for those days afterwards)"
+            "nothing was written (--replace overwrites them; then backfill ingest for those days: a day already "
+            "curated is gated again only when its events changed)"
         )
     summary = {ds: {"days": 0, "rows": 0, "written": 0, "unchanged": 0} for ds in plan_}
     for (dataset, day), (path, data, n) in files.items():
@@ -205,7 +216,10 @@ def land(
     for col in uc.of(contract.TIMESTAMP):
         ev[col] = utc(ev[col], timezone, f"events column {col}")
     lb[uc.labeled_at] = utc(lb[uc.labeled_at], timezone, f"labels column {uc.labeled_at}")
-    lb[uc.label] = pd.to_numeric(lb[uc.label], errors="coerce").astype("Int64")  # validation rejects non-0/1
+    outcome = pd.to_numeric(lb[uc.label], errors="coerce")
+    if fractional := int((outcome.notna() & (outcome % 1 != 0)).sum()):
+        raise LandError(f"labels: {fractional} value(s) of {uc.label} are not whole numbers: a label is 0 or 1")
+    lb[uc.label] = outcome.astype("Int64")  # text and other numbers than 0/1: validation rejects them by name
     days = plan(uc, ev, lb, first, last)
     summary = write(days, replace)
     for dataset, rows in days.items():
@@ -213,6 +227,8 @@ def land(
             summary[dataset].update(first=min(rows).isoformat(), last=max(rows).isoformat())
     summary["left_out"] = {"events": ev_extra, "labels": lb_extra}
     summary["unlabeled_events"] = int((~ev[uc.id].isin(lb[uc.id])).sum())
+    landed_days = set(days[uc.labels])
+    summary["labels_not_landed"] = int((~lb[uc.labeled_at].dt.date.isin(landed_days)).sum())
     return summary
 
 

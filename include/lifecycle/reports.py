@@ -30,7 +30,7 @@ def publish_dir(local: Path, relative: str) -> ObjectStoragePath:
 
 def run_key() -> str:
     """A folder for one run's report: when it was made (UTC, sortable) and a random part."""
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
 
 
 def publish_evidently(snapshot, summary: dict, metrics: list, day_folder: str) -> str:

@@ -297,11 +297,12 @@ class Settings:
         path = self.airflow_home / "fernet.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with (
-                contextlib.suppress(FileExistsError),
-                os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f,
-            ):
+            staged = path.with_name(f".fernet.key.{os.getpid()}")
+            with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                 f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+            with contextlib.suppress(FileExistsError):  # written whole, then linked: no reader sees it empty
+                os.link(staged, path)
+            staged.unlink()
         return path.read_text().strip()
 
     def serving_api_key(self) -> str:

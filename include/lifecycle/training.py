@@ -37,6 +37,10 @@ class TrainingDataError(RuntimeError):
     """Not enough labeled, curated data to train on."""
 
 
+class NoCuratedData(TrainingDataError):
+    """No curated day up to the cutoff: a fresh deployment's scheduled run has nothing to train on."""
+
+
 class ReproductionError(RuntimeError):
     """A registered version cannot be retrained from its record (training set changed or gone, device missing)."""
 
@@ -69,7 +73,7 @@ def labeled_table(cutoff: pd.Timestamp):
     uc = contract.current(cfg)
     days = [d for d in lake.dates("curated", uc.events) if d <= cutoff.date()]
     if not days:
-        raise TrainingDataError(f"no curated {uc.events} partitions up to {cutoff}: run ingest and validate first")
+        raise NoCuratedData(f"no curated {uc.events} partitions up to {cutoff}: run ingest and validate first")
     first = max(days[0], days[-1] - dt.timedelta(days=cfg.max_train_days - 1))
     events = lake.read_range_table("curated", uc.events, first, days[-1], list(uc.event_columns))
     labels = lake.read_range_table("curated", uc.labels, first, cutoff.date(), list(uc.label_columns))
@@ -500,33 +504,36 @@ def prepare(run_key: str, run_type: str, triggering_asset_events, manual_reason:
     """The training set of a train run, with why it runs and its MLflow parent run; raises
     ``NothingToTrain`` when there is nothing new: evidence already answered, no curated day yet
     (a manual run fails instead: someone asked), or a training set identical (same digest) to one
-    a registered version was trained on with the same seed (its folder is removed again)."""
+    another run's registered version was trained on with the same seed (its folder is removed
+    again). A retried run finds its own version and goes on (``register_best`` returns it)."""
     reason = trigger(run_type, triggering_asset_events, manual_reason)
     try:
         info = build_training_set(run_key, cutoff)
-    except TrainingDataError as err:
+    except NoCuratedData as err:  # other data errors (one class, no labels) fail the run
         if run_type == "manual":
             raise
         raise NothingToTrain(f"{err} (nothing to train yet)") from err
-    if same := registered_on(info["digest"], seed):
+    same = registered_on(info["digest"], seed)
+    if same is not None and same.tags.get("airflow_run") != run_key:  # this run's own version: a retry
         from airflow.sdk import ObjectStoragePath
 
-        lake.remove(ObjectStoragePath(info["uri"]))
+        if same.tags.get("training_set_uri") != info["uri"]:
+            lake.remove(ObjectStoragePath(info["uri"]))
         raise NothingToTrain(
             f"the training set (digest {info['digest']}, {info['first_day']}..{info['last_day']}) is the one version "
-            f"{same} was trained on with seed {seed}: nothing new to learn (land new days, or use another seed)"
+            f"{same.version} was trained on with seed {seed}: nothing new to learn (land new days, or use another seed)"
         )
     info["reason"] = reason
     info["parent_run_id"] = start_parent_run(run_key, info, reason)
     return info
 
 
-def registered_on(digest: str, seed: int) -> str | None:
-    """The registered version trained on the training set with this digest and seed, if any."""
+def registered_on(digest: str, seed: int):
+    """The first registered version trained on the training set with this digest and seed, if any."""
     cfg = _settings.load()
     found = tracking.client().search_model_versions(f"name = '{cfg.model_name}' and tags.dataset_digest = '{digest}'")
-    same = sorted(int(v.version) for v in found if v.tags.get("seed", str(seed)) == str(seed))
-    return str(same[0]) if same else None
+    same = sorted((v for v in found if v.tags.get("seed", str(seed)) == str(seed)), key=lambda v: int(v.version))
+    return same[0] if same else None
 
 
 def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:

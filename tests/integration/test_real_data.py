@@ -92,6 +92,7 @@ def test_the_history_lands_with_the_landing_command(dags, exported):
     assert got["labels"]["rows"] == int(known.sum())
     assert got["left_out"] == {"events": ["year", "flight"], "labels": []}
     assert got["unlabeled_events"] == len(events) - len(outcomes)  # cancelled flights: no outcome ever
+    assert got["labels_not_landed"] == int((~known).sum())  # the last evening's arrivals: a later delivery's
     summer = land(exported["summer"], SUMMER[0], SUMMER[-1])
     assert summer["flights"]["days"] == len(SUMMER)
 

@@ -106,3 +106,41 @@ def test_trigger_skips_answered_evidence_and_otherwise_gives_the_reason(monkeypa
 
     monkeypatch.setattr(training, "trigger_answered", lambda triggering_asset_events: None)
     assert training.trigger("asset_triggered", events, "manual") == "drift share 0.4 (r1)"
+
+
+def test_prepare_skips_only_what_has_nothing_new_and_lets_a_retry_go_on(state, monkeypatch):
+    """No curated day skips a scheduled run (a manual one fails); other data errors fail any run;
+    the training set of another run's registered version is skipped and its new copy removed; a
+    retried run that finds its own version goes on, its version's training set kept."""
+    from airflow.sdk import ObjectStoragePath
+
+    from lifecycle import lake
+
+    folder = lake.zone("training") / "run-2"
+    built = {"uri": str(folder), "digest": "d1", "first_day": "2026-10-01", "last_day": "2026-10-06"}
+
+    def build(run_key, cutoff):
+        (folder / "train.parquet").parent.mkdir(parents=True, exist_ok=True)
+        (folder / "train.parquet").write_bytes(b"x")
+        return dict(built)
+
+    monkeypatch.setattr(training, "trigger", lambda *a: "why")
+    monkeypatch.setattr(training, "start_parent_run", lambda *a: "parent")
+    for error, run_type, outcome in (
+        (training.NoCuratedData("no curated days"), "scheduled", training.NothingToTrain),
+        (training.NoCuratedData("no curated days"), "manual", training.NoCuratedData),
+        (training.TrainingDataError("one class"), "scheduled", training.TrainingDataError),
+    ):
+        monkeypatch.setattr(training, "build_training_set", lambda *a, e=error: (_ for _ in ()).throw(e))
+        with pytest.raises(outcome):
+            training.prepare("run-2", run_type, None, "r", None, 7)
+    monkeypatch.setattr(training, "build_training_set", build)
+    other = SimpleNamespace(version="1", tags={"airflow_run": "run-1", "training_set_uri": "file:///elsewhere"})
+    monkeypatch.setattr(training, "registered_on", lambda digest, seed: other)
+    with pytest.raises(training.NothingToTrain, match="is the one version 1 was trained on with seed 7"):
+        training.prepare("run-2", "scheduled", None, "r", None, 7)
+    assert not ObjectStoragePath(built["uri"]).exists()
+    own = SimpleNamespace(version="2", tags={"airflow_run": "run-2", "training_set_uri": built["uri"]})
+    monkeypatch.setattr(training, "registered_on", lambda digest, seed: own)
+    info = training.prepare("run-2", "scheduled", None, "r", None, 7)
+    assert info["parent_run_id"] == "parent" and (folder / "train.parquet").exists()
