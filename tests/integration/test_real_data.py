@@ -10,23 +10,19 @@ positive rate by the contract's lift, the weeks after the training period raise 
 """
 
 import datetime as dt
-import importlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from airflow.dag_processing.dagbag import DagBag
-from dagruns import ingest_run, states, xcom
+from dagruns import ingest_run, states, use_case_dags, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, tracking, training
 from lifecycle.aliases import CHAMPION
-from lifecycle.platform import env, setup
 
 STATE = ROOT / ".local" / "tests" / "flights"
 SETTINGS = {
@@ -44,19 +40,8 @@ CUTOFF = dt.datetime(2013, 1, 29, tzinfo=dt.UTC)  # trains on January 1..28: the
 
 @pytest.fixture(scope="module")
 def dags():
-    setup.main()  # the in-process Airflow's metadata DB (the session's)
-    shutil.rmtree(STATE, ignore_errors=True)
-    from lifecycle import dag_defaults
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in SETTINGS.items():
-            mp.setenv(name, value)
-        mp.setenv("MLFLOW_TRACKING_URI", env.environment()["MLFLOW_TRACKING_URI"])  # this module's MLflow
-        importlib.reload(dag_defaults)  # its CFG is read once, when first imported
-        bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
-        assert bag.import_errors == {}
-        yield bag.dags
-    importlib.reload(dag_defaults)
+    with use_case_dags(SETTINGS, ROOT / "dags") as bag:
+        yield bag
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,16 @@ before the DagBag parses the DAG files and restored afterwards, so other modules
 """
 
 import datetime as dt
-import importlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
-from dagruns import ingest_run, states, xcom
+from dagruns import ingest_run, states, use_case_dags, xcom
 
 from conftest import ROOT
 from lifecycle import contract, lake, prediction_log, tracking
 from lifecycle.aliases import CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
-from lifecycle.platform import env, setup
 
 STATE = ROOT / ".local" / "tests" / "loan_default"
 SETTINGS = {
@@ -37,19 +33,8 @@ CUTOFF = dt.datetime.combine(DAYS[-1], dt.time(12), tzinfo=dt.UTC)  # train runs
 
 @pytest.fixture(scope="module")
 def dags():
-    setup.main()  # airflow db migrate + gpu pool: the in-process Airflow's metadata DB (the session's)
-    shutil.rmtree(STATE, ignore_errors=True)
-    from lifecycle import dag_defaults
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in SETTINGS.items():
-            mp.setenv(name, value)
-        mp.setenv("MLFLOW_TRACKING_URI", env.environment()["MLFLOW_TRACKING_URI"])  # this module's MLflow
-        importlib.reload(dag_defaults)  # its CFG is read once, when first imported
-        bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
-        assert bag.import_errors == {}
-        yield bag.dags
-    importlib.reload(dag_defaults)  # back to the default use case's settings
+    with use_case_dags(SETTINGS, ROOT / "dags") as bag:
+        yield bag
 
 
 @pytest.fixture
