@@ -16,7 +16,9 @@ def report(path: str = "") -> Response:
     from lifecycle import lake
 
     parts = [p for p in path.split("/") if p]
-    if any(p in (".", "..") or p.startswith("_") for p in parts):
+    # the lake's own files are not reports: a publish's staging folder and a partition's manifest
+    # (Great Expectations' own folders, such as a result page's ``__none__``, are)
+    if any(p in (".", "..", lake.MANIFEST) or p.startswith(lake.STAGING) for p in parts):
         raise HTTPException(404, "no such report")
     target = lake.zone("reports").joinpath(*parts) if parts else lake.zone("reports")
     if target.is_dir():

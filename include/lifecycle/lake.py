@@ -20,6 +20,7 @@ from lifecycle import settings as _settings
 
 ZONES = ("landing", "raw", "curated", "quarantine", "features", "training", "reports")
 MANIFEST = "_manifest.json"
+STAGING = "_staging-"  # a publish's folder beside its partition until the files move in
 
 
 def root() -> ObjectStoragePath:
@@ -80,7 +81,7 @@ def publish(dest: ObjectStoragePath, files: dict[str, bytes], manifest: dict) ->
     POSIX file system; a copy to the same key on S3), files the new version does not have are
     removed, and the new manifest comes last. A reader that lists the partition meanwhile (Feast's
     point-in-time join, a score run beside a features run) finds each file, old or new."""
-    staging = dest.parent / f"_staging-{dest.name}-{uuid.uuid4().hex[:8]}"
+    staging = dest.parent / f"{STAGING}{dest.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
         for name, data in files.items():

@@ -33,6 +33,18 @@ def test_index_and_reports_are_served_and_paths_cannot_escape(viewer):
     assert got.headers["content-type"].startswith("text/html")
     assert client.get("/drift/../../secret").status_code == 404
     assert client.get("/missing.html").status_code == 404
+    # the page of a quarantined day's failed expectations lives under GX's own __none__ folder
+    result = lake.zone("reports") / "data_quality/transactions/2026-10-18/validations/transactions/__none__/x.html"
+    result.parent.mkdir(parents=True)
+    result.write_text("<html>failed expectations</html>")
+    got = client.get("/data_quality/transactions/2026-10-18/validations/transactions/__none__/x.html")
+    assert (got.status_code, got.text) == (200, "<html>failed expectations</html>")
+    # the lake's own files are not served: a manifest, a publish's staging folder
+    for name in (lake.MANIFEST, f"{lake.STAGING}drift-1234/report.html"):
+        hidden = lake.zone("reports") / "drift" / name
+        hidden.parent.mkdir(parents=True, exist_ok=True)
+        hidden.write_text("{}")
+        assert client.get(f"/drift/{name}").status_code == 404, name
 
 
 def test_the_index_reads_as_a_table_of_headline_numbers_newest_first(state):
