@@ -33,11 +33,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("drift", "prediction", "join", "scoring")
@@ -57,14 +58,6 @@ FEATURES = {  # the fraud use case's stored features (usecases/fraud/feature_rep
     "merchant_txn_count_7d": "int",
     "merchant_avg_amount_7d": "float",
 }
-
-
-def status_mb(field: str) -> float:
-    """A memory figure of this process from /proc/self/status: VmHWM (peak resident), VmRSS (now)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 # --- synthetic inputs -------------------------------------------------------------------------
@@ -202,7 +195,7 @@ def figure_drift(rows: int, state: Path) -> dict:
 
     cfg = settings.load()
     reference = pd.read_parquet(state / "reference.parquet")
-    before_mb = status_mb("VmRSS")  # imports and inputs: in the peak too
+    before_mb = isolated.status_mb("VmRSS")  # imports and inputs: in the peak too
     start = time.perf_counter()
     current, days = monitoring.current_window(AS_OF, cfg)
     read_s = time.perf_counter() - start
@@ -234,7 +227,7 @@ def figure_prediction(rows: int, state: Path) -> dict:
     current, reference = scored(rows), scored(50_000)
     threshold = float(np.quantile(current[performance.PROBA], 1 - cfg.alert_rate))
     summary = {"as_of": AS_OF.isoformat(), "champion": {"alert_threshold": threshold}}
-    before_mb = status_mb("VmRSS")  # imports and inputs: in the peak too
+    before_mb = isolated.status_mb("VmRSS")  # imports and inputs: in the peak too
     start = time.perf_counter()
     performance.publish(summary, current, reference, cfg)
     return {
@@ -249,7 +242,7 @@ def figure_join(rows: int, state: Path) -> dict:
     from lifecycle import performance, settings
 
     cfg = settings.load()
-    before_mb = status_mb("VmRSS")  # imports and inputs: in the peak too
+    before_mb = isolated.status_mb("VmRSS")  # imports and inputs: in the peak too
     start = time.perf_counter()
     joined = performance.labeled_predictions(AS_OF, cfg)
     join_s = time.perf_counter() - start
@@ -278,7 +271,7 @@ def figure_scoring(rows: int, state: Path) -> dict:
     batches = pq.ParquetFile(state / "score_frame.parquet").iter_batches(batch_size=scoring.CHUNK_ROWS)
     # read as scored: never whole
     frames = (batch.to_pandas(types_mapper=prediction_log.arrow_strings) for batch in batches)
-    before_mb = status_mb("VmRSS")  # imports and inputs: in the peak too
+    before_mb = isolated.status_mb("VmRSS")  # imports and inputs: in the peak too
     start = time.perf_counter()
     chunks = scoring.score_chunks(uc, frames, model, "1", CHAMPION)
     path = prediction_log.write_batch(cfg, AS_OF + dt.timedelta(days=30), "1", CHAMPION, chunks)  # not the join's days
@@ -306,23 +299,7 @@ def child(name: str, rows: int, state: Path) -> None:
     # that the wall time would approach with the cores to itself
     out["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
     out.setdefault("rows", rows)
-    print(json.dumps({**out, "peak_mb": status_mb("VmHWM")}, default=str))
-
-
-def run_child(name: str, rows: int, state: Path) -> dict:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--rows", str(rows), "--state", str(state)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LIFECYCLE_STATE_DIR": str(state)},
-    )
-    if proc.returncode:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"{name}: exit {proc.returncode}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_seconds"] = time.perf_counter() - start
-    return result
+    print(json.dumps({**out, "peak_mb": isolated.status_mb("VmHWM")}, default=str))
 
 
 def main() -> None:
@@ -338,11 +315,11 @@ def main() -> None:
     (ROOT / ".local" / "bench").mkdir(parents=True, exist_ok=True)
     state = Path(tempfile.mkdtemp(prefix="scale-", dir=ROOT / ".local" / "bench"))
     try:
-        prepared = run_child("prepare", args.rows, state)
+        prepared = isolated.run(__file__, "prepare", state, args.rows)
         print(f"inputs of {args.rows:,} rows built in {prepared['process_seconds']:.0f} s under {state}", flush=True)
         results = {}
         for name in args.only:
-            results[name] = run_child(name, args.rows, state)
+            results[name] = isolated.run(__file__, name, state, args.rows)
             print(f"{name}: {json.dumps(results[name], default=str)}", file=sys.stderr, flush=True)
     finally:
         if not args.keep:

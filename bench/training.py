@@ -29,11 +29,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = 30
@@ -44,13 +45,6 @@ SAME_SECOND = 0.02
 LIMITS = {"training_set": (120.0, 6144.0)}  # the goal for 10M rows on 2 cores
 FIT_LIMIT = (300.0, 6144.0)  # a candidate: bounded by MAX_FIT_ROWS (2,000,000 by default)
 SIZES = (1_000_000, 10_000_000)
-
-
-def status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def day_events(n: int, day: dt.date, seed: int):
@@ -241,23 +235,7 @@ def child(name: str, state: Path, rows: int) -> None:
         out = globals()[f"figure_{name}"](state)
     else:
         out = figure_candidate(name, state)
-    print(json.dumps({**out, "peak_mb": status_mb("VmHWM")}, default=str))
-
-
-def run_child(name: str, state: Path, rows: int) -> dict:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--state", str(state), "--rows", str(rows)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LIFECYCLE_STATE_DIR": str(state)},
-    )
-    if proc.returncode:
-        sys.stderr.write(proc.stderr[-5000:])
-        raise SystemExit(f"{name}: exit {proc.returncode}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_seconds"] = time.perf_counter() - start
-    return result
+    print(json.dumps({**out, "peak_mb": isolated.status_mb("VmHWM")}, default=str))
 
 
 def measure(rows: int, only: list[str] | None, dask: bool, keep: bool) -> list[tuple[str, dict]]:
@@ -267,11 +245,11 @@ def measure(rows: int, only: list[str] | None, dask: bool, keep: bool) -> list[t
     state = Path(tempfile.mkdtemp(prefix="training-", dir=ROOT / ".local" / "bench"))
     out = []
     try:
-        prepared = run_child("prepare", state, rows)
+        prepared = isolated.run(__file__, "prepare", state, rows)
         print(f"{rows:,} rows: inputs built in {prepared['process_seconds']:.0f} s under {state}", flush=True)
         names = ["training_set", *contract.current().candidates]
         for name in [n for n in names if not only or n in only] + (["dask"] if dask else []):
-            out.append((name, run_child(name, state, rows)))
+            out.append((name, isolated.run(__file__, name, state, rows)))
             print(f"  {name}: {json.dumps(out[-1][1], default=str)}", file=sys.stderr, flush=True)
     finally:
         if not keep:
