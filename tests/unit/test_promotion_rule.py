@@ -84,7 +84,8 @@ def promotable(draw):
         champion[m] = draw(st.floats(0, 0.5))
         if m != "roc_auc":
             challenger["roc_auc"] = draw(st.floats(max(0.0, champion["roc_auc"] - cfg.promotion_margin), 1))
-    low = max(floor(challenger, cfg), champion[m] + cfg.promotion_margin if champion else 0.0)
+    # a hair above the bounds: the floor written another way may round to the next float
+    low = min(1.0, max(floor(challenger, cfg), champion[m] + cfg.promotion_margin if champion else 0.0) + 1e-9)
     challenger[m] = draw(st.floats(low, 1))
     hypothesis.assume(documented(challenger, champion, cfg))  # float rounding at a bound
     return challenger, champion, cfg
