@@ -344,22 +344,22 @@ class InProcess:
                 if not self.answer_approvals:  # the run waits for a human; the demo answers only in decide_canary
                     print("canary: a rollout waits for an approval", file=sys.stderr, flush=True)
                     return
-                approved = ["approved by the bench (in-process, answered at once)"]
+                approved = "the bench (in-process, answered at once)"
             else:
-                approved = []
+                approved = None
             with self.task("canary", "rollout"):
-                moved = canary.rollout(decision, "; ".join([*decision["reasons"], *approved]))
+                moved = canary.rollout(decision, "; ".join(decision["reasons"]), approved_by=approved)
             self.emit(RELEASED, moved)
         elif decision["decision"] == "abort":
             with self.task("canary", "abort"):
                 canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
 
     def rollback(self, events, run_type, as_canary: bool = False) -> None:
-        from lifecycle import promotion
+        from lifecycle import rollback
         from lifecycle.assets import RELEASED
 
         with self.task("rollback", "swap_aliases"):
-            moved = promotion.rollback(canary=as_canary)
+            moved = rollback.run(as_canary, "rolled back by the bench")
         self.emit(RELEASED, moved)
 
 

@@ -60,8 +60,8 @@ def canary():
         from lifecycle import canary
 
         answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
-        approved = [f"approved by {answer['responded_by_user']['name']}"] if answer else []
-        moved = canary.rollout(decision, "; ".join([*decision["reasons"], *approved]))
+        by = answer["responded_by_user"]["name"] if answer else None
+        moved = canary.rollout(decision, "; ".join(decision["reasons"]), approved_by=by)
         outlet_events[RELEASED].extra = moved
         return moved
 

@@ -24,9 +24,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, prediction_log, thresholds, tracking
+from lifecycle import contract, lake, prediction_log, registry, thresholds, tracking
 from lifecycle import settings as _settings
-from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
+from lifecycle.aliases import CANARY, CHAMPION, SHADOW
 from lifecycle.performance import LABEL, PROBA, metrics
 
 ROLLOUT, ABORT, WAIT = "rollout", "abort", "wait"
@@ -187,12 +187,14 @@ def outcome(results: dict[str, str]) -> tuple[str, bool]:
     return WAIT, False
 
 
-def record(decision: dict, outcome: str, reason: str) -> None:
-    """An MLflow run with the gates' numbers, and the outcome on the canary's version."""
+def record(decision: dict, outcome: str, reason: str) -> str:
+    """An MLflow run with the gates' numbers, and the outcome on the canary's version; returns the run id."""
     import mlflow
 
     cfg = _settings.load()
-    with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=f"canary v{decision['canary']} {outcome}"):
+    with mlflow.start_run(
+        experiment_id=tracking.experiment_id(), run_name=f"canary v{decision['canary']} {outcome}"
+    ) as run:
         mlflow.set_tags(
             {
                 "kind": "canary_decision",
@@ -214,28 +216,16 @@ def record(decision: dict, outcome: str, reason: str) -> None:
     c = tracking.client()
     c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_outcome", outcome)
     c.set_model_version_tag(cfg.model_name, decision["canary"], "canary_reason", reason[:5000])
+    return run.info.run_id
 
 
-def rollout(decision: dict, reason: str) -> dict:
-    """``champion`` becomes the canary's version, the old one ``previous_champion``; no canary left."""
-    cfg = _settings.load()
-    c = tracking.client()
-    c.set_registered_model_alias(cfg.model_name, PREVIOUS, decision["champion"])
-    c.set_registered_model_alias(cfg.model_name, CHAMPION, decision["canary"])
-    c.delete_registered_model_alias(cfg.model_name, CANARY)
-    challenger = tracking.version_by_alias(CHALLENGER)
-    if challenger is not None and str(challenger.version) == decision["canary"]:
-        c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
-    c.set_model_version_tag(cfg.model_name, decision["canary"], "released_at", dt.datetime.now(dt.UTC).isoformat())
-    record(decision, ROLLOUT, reason)
-    return {CHAMPION: decision["canary"], PREVIOUS: decision["champion"]}
+def rollout(decision: dict, reason: str, approved_by: str | None = None) -> dict:
+    """The canary rolls forward to champion (``registry.roll_forward``); returns the history record."""
+    run = record(decision, ROLLOUT, reason + (f"; approved by {approved_by}" if approved_by else ""))
+    return registry.roll_forward(decision["canary"], reason, f"MLflow run {run}", approved_by)
 
 
-def abort(decision: dict, reason: str) -> dict:
-    """The canary alias goes; the champion keeps serving every request."""
-    cfg = _settings.load()
-    current = tracking.version_by_alias(CANARY)
-    if current is not None and str(current.version) == decision["canary"]:
-        tracking.client().delete_registered_model_alias(cfg.model_name, CANARY)
-    record(decision, ABORT, reason)
-    return {CHAMPION: decision["champion"], "aborted": decision["canary"], "reason": reason}
+def abort(decision: dict, reason: str, approved_by: str | None = None) -> dict:
+    """The canary alias goes (``registry.abort``); the champion keeps serving every request."""
+    run = record(decision, ABORT, reason)
+    return registry.abort(decision["canary"], reason, f"MLflow run {run}", approved_by)

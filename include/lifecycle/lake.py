@@ -18,7 +18,7 @@ from airflow.sdk import ObjectStoragePath
 
 from lifecycle import settings as _settings
 
-ZONES = ("landing", "raw", "curated", "quarantine", "features", "training", "reports")
+ZONES = ("landing", "raw", "curated", "quarantine", "features", "training", "reports", "deployments", "alerts")
 MANIFEST = "_manifest.json"
 STAGING = "_staging-"  # a publish's folder beside its partition until the files move in
 

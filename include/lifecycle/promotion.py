@@ -1,9 +1,9 @@
 """Champion/challenger: promote only a model that is measurably better on the same holdout.
 
 ``decide`` is the pure rule; ``compare`` scores both registered versions on the challenger's
-holdout and records the decision. ``release`` moves the aliases once the packaged service passed
-its smoke test (a version reaches a live alias only then), keeping the old champion as
-``previous_champion``; ``rollback`` swaps them back.
+holdout and records the decision (a rejected version is retired: it loses ``challenger``).
+``release`` puts a version live once the packaged service passed its smoke test (a version reaches
+a live alias only then), through ``registry``'s transitions.
 
 Every challenger must reach the floor, which is relative to its holdout: ``promotion_min_lift``
 times what a ranking by chance reaches on it (``thresholds.floor``). It is judged as a first model
@@ -24,9 +24,9 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field
 
+from lifecycle import registry, thresholds, tracking
 from lifecycle import settings as _settings
-from lifecycle import thresholds, tracking
-from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle.aliases import CHALLENGER, CHAMPION
 from lifecycle.training import LATENCY_ROWS, load_part, quality, scoring_latency
 
 
@@ -40,6 +40,7 @@ class Decision:
     champion: dict | None
     reasons: list[str] = field(default_factory=list)
     thresholds: dict = field(default_factory=dict)  # what the rule used, each with its source
+    mlflow_run: str = ""  # the MLflow run holding the decision's numbers
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -147,7 +148,7 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
     with mlflow.start_run(
         experiment_id=tracking.experiment_id(f"{cfg.experiment}-promotion"),
         run_name=f"v{challenger.version} vs {decision.champion_version or 'none'}",
-    ):
+    ) as run:
         mlflow.log_metrics({f"challenger_{k}": v for k, v in scores["challenger"].items()})
         if champion is not None:
             mlflow.log_metrics({f"champion_{k}": v for k, v in scores["champion"].items()})
@@ -160,59 +161,29 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
                 "champion_version": str(decision.champion_version),
             }
         )
-    c.set_model_version_tag(
-        cfg.model_name,
-        challenger.version,
-        "promotion_decision",
-        ("promoted: " if promote else "rejected: ") + "; ".join(reasons),
-    )
+    decision.mlflow_run = run.info.run_id
+    verdict = ("promoted: " if promote else "rejected: ") + "; ".join(reasons)
+    c.set_model_version_tag(cfg.model_name, challenger.version, "promotion_decision", verdict)
+    if not promote:
+        registry.retire(decision.challenger_version, verdict, f"MLflow run {decision.mlflow_run}")
     return decision
 
 
-def release(version: str, force: bool = False, canary: bool | None = None) -> dict:
+def release(version: str, force: bool = False, canary: bool | None = None, reason: str | None = None) -> dict:
     """Put ``version`` live once its bento passed the smoke test. With a champion serving and canary
     mode on (``LIFECYCLE_CANARY_MODE``, or ``canary``) it becomes the ``canary``, and the canary DAG
-    decides; otherwise it becomes the champion and the old one ``previous_champion`` for rollback.
-    A version the offline gate rejected is refused unless forced."""
-    import datetime as dt
-
+    decides; otherwise it becomes the champion (``registry`` keeps the old one for rollback).
+    A version the offline gate rejected is refused unless forced. The history records ``reason``,
+    by default the offline decision. Returns the history record."""
     cfg = _settings.load()
-    c = tracking.client()
-    mv = c.get_model_version(cfg.model_name, version)
-    decision = mv.tags.get("promotion_decision", "")
+    decision = tracking.client().get_model_version(cfg.model_name, version).tags.get("promotion_decision", "")
     if not decision.startswith("promoted") and not force:
         raise ValueError(
             f"version {version} was not promoted by the offline gate "
             f"({decision or 'no decision recorded'}): not released"
         )
-    current = tracking.version_by_alias(CHAMPION)
-    released_at = dt.datetime.now(dt.UTC).isoformat()
-    if (cfg.canary_mode if canary is None else canary) and current is not None and str(current.version) != str(version):
-        c.set_model_version_tag(cfg.model_name, version, "canary_started_at", released_at)
-        c.set_registered_model_alias(cfg.model_name, CANARY, version)
-        return {CANARY: str(version), CHAMPION: str(current.version), "released_at": released_at}
-    if current is not None and str(current.version) != str(version):
-        c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)
-    c.set_registered_model_alias(cfg.model_name, CHAMPION, version)
-    challenger = tracking.version_by_alias(CHALLENGER)
-    if challenger is not None and str(challenger.version) == str(version):
-        c.delete_registered_model_alias(cfg.model_name, CHALLENGER)
-    c.set_model_version_tag(cfg.model_name, version, "released_at", released_at)
-    return {CHAMPION: str(version), PREVIOUS: str(current.version) if current else None, "released_at": released_at}
-
-
-def rollback(canary: bool = False) -> dict:
-    """Swap ``champion`` back to ``previous_champion`` (an operator's lever, also in the README).
-    With ``canary`` the previous champion first serves as ``canary``, and the canary DAG decides
-    from production evidence whether it takes over."""
-    cfg = _settings.load()
-    c = tracking.client()
-    previous, current = tracking.version_by_alias(PREVIOUS), tracking.version_by_alias(CHAMPION)
-    if previous is None:
-        raise LookupError(f"model {cfg.model_name!r} has no {PREVIOUS!r} version to roll back to")
-    if canary:
-        return release(str(previous.version), canary=True)
-    c.set_registered_model_alias(cfg.model_name, CHAMPION, previous.version)
-    if current is not None:
-        c.set_registered_model_alias(cfg.model_name, PREVIOUS, current.version)
-    return {"champion": str(previous.version), PREVIOUS: str(current.version) if current else None}
+    reason = reason or decision or "released by hand without an offline decision"
+    current = registry.aliases().get(CHAMPION)
+    if (cfg.canary_mode if canary is None else canary) and current not in (None, str(version)):
+        return registry.to_canary(version, reason)
+    return registry.to_champion(version, reason)

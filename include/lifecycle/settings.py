@@ -30,6 +30,9 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("embedded", "scaleout")
 S3_CONN_ID = "lifecycle_s3"  # the Airflow (amazon provider) connection the lake goes through
+SMTP_CONN_ID = "lifecycle_smtp"  # the Airflow (smtp provider) connection e-mail alerts go through
+WEBHOOK_CONN_ID = "lifecycle_webhook"  # the Airflow (http provider) connection webhook alerts are posted to
+ALERT_CHANNELS = ("email", "webhook")
 BUCKET_RULE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -274,7 +277,11 @@ class Settings:
     schedule_start: str
     airflow_port: int  # the api-server; the next two ports serve the worker's and triggerer's logs
     airflow_host: str  # where workers reach the api-server's execution API
+    ui_url: str  # where a person opens the Airflow UI: the links in run notes, alerts and the history
     git_commit: str  # the source commit recorded with every model; "" asks git in the project folder
+    alert_channels: tuple[str, ...]  # none: alerts are off
+    alert_email_to: tuple[str, ...]
+    alert_email_from: str
 
     @property
     def airflow_home(self) -> Path:
@@ -331,6 +338,32 @@ def _landing(lake_root: str) -> str:
             f"{var}={raw!r}: must be a URL such as file:///data/landing or s3://<connection id>@<bucket>/<prefix>"
         )
     return raw
+
+
+def _alerts() -> dict:
+    var, raw = _raw("ALERT_CHANNELS", "")
+    channels = tuple(dict.fromkeys(c.strip() for c in raw.split(",") if c.strip()))
+    if unknown := [c for c in channels if c not in ALERT_CHANNELS]:
+        raise SettingError(f"{var}={raw!r}: {', '.join(unknown)} not among {', '.join(ALERT_CHANNELS)}")
+    to_var, to_raw = _raw("ALERT_EMAIL_TO", "")
+    to = tuple(a.strip() for a in to_raw.split(",") if a.strip())
+    sender = _str("ALERT_EMAIL_FROM", "model-lifecycle@localhost")
+    for address in (*to, sender):
+        if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", address):
+            raise SettingError(
+                f"{to_var if address in to else 'LIFECYCLE_ALERT_EMAIL_FROM'}: {address!r} is not an address"
+            )
+    if "email" in channels and not to:
+        raise SettingError(f"{var}={raw!r}: e-mail alerts need LIFECYCLE_ALERT_EMAIL_TO (addresses, comma-separated)")
+    return {"alert_channels": channels, "alert_email_to": to, "alert_email_from": sender}
+
+
+def _ui_url(default: str) -> str:
+    var, raw = _raw("UI_URL", default)
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingError(f"{var}={raw!r}: must be the Airflow UI's address, http(s)://host[:port][/path]")
+    return raw.rstrip("/")
 
 
 def _pin() -> str:
@@ -436,8 +469,10 @@ def load() -> Settings:
         gpu_pool=_str("GPU_POOL", "gpu"),
         gpu_queue=_str("GPU_QUEUE", "gpu"),
         schedule_start=_date("SCHEDULE_START", "2026-10-01"),
-        airflow_port=_int("AIRFLOW_PORT", 8080, 1024, 65533),
+        airflow_port=(port := _int("AIRFLOW_PORT", 8080, 1024, 65533)),
         airflow_host=_str("AIRFLOW_HOST", "localhost"),
+        ui_url=_ui_url(f"http://localhost:{port}"),
         git_commit=_commit(),
+        **_alerts(),
         **{name: _float(t.setting, t.default, t.lo, t.hi) for name, t in THRESHOLDS.items()},
     )

@@ -23,9 +23,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, point_in_time, tracking
+from lifecycle import contract, lake, point_in_time, registry, tracking
 from lifecycle import settings as _settings
-from lifecycle.aliases import CHALLENGER
 from lifecycle.modeling import LifecycleModel, model_frame, numeric_columns, preprocessor
 
 FLAVOURS = ("xgboost", "pytorch_mlp", "sklearn_logistic")  # what a use case can list as candidates
@@ -581,7 +580,12 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
     # tags are written with the version, so a retry finds the version its first attempt made
     earlier = c.search_model_versions(f"name = '{cfg.model_name}' and tags.airflow_run = '{run_key}'")
     mv = earlier[0] if earlier else mlflow.register_model(f"runs:/{best['run_id']}/model", cfg.model_name, tags=tags)
-    c.set_registered_model_alias(cfg.model_name, CHALLENGER, mv.version)
+    registry.nominate(
+        mv.version,
+        f"best of {len(results)} candidates ({best['flavour']}, {cfg.primary_metric} "
+        f"{best['metrics'][cfg.primary_metric]:.4f} on the holdout), trained on {tags['train_window']} for {reason}",
+        f"MLflow run {best['run_id']}",
+    )
     return {
         "version": mv.version,
         "flavour": best["flavour"],

@@ -2,13 +2,14 @@
 canary arm and shadow scores in the prediction log, labels from the lake, versions in MLflow."""
 
 import datetime as dt
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import world_from
-from lifecycle import canary, lake, live, promotion, scoring, settings, tracking, training
+from lifecycle import canary, lake, live, promotion, registry, scoring, settings, tracking, training
 from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
 
 
@@ -63,11 +64,9 @@ def canary_world(tmp_path_factory, featurized_template):
 
 def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
     worse = register("sklearn_logistic", "canary__worse", seed=3, shuffle=True)
-    assert promotion.release(worse, force=True) == {
-        CANARY: worse,
-        CHAMPION: canary_world["first"],
-        "released_at": tracking.version_by_alias(CANARY).tags["canary_started_at"],
-    }
+    released = promotion.release(worse, force=True)
+    assert (released["transition"], released["to"]) == ("to_canary", {CHAMPION: canary_world["first"], CANARY: worse})
+    assert released["at"] >= tracking.version_by_alias(CANARY).tags["canary_started_at"]
     assert scoring.arms(settings.load()) == [(CHAMPION, canary_world["first"]), ("shadow", worse)]  # batch too
     replay(canary_world["days"][2:6])
     decision = canary.decide()
@@ -76,7 +75,7 @@ def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
     assert gates["operational"]["result"] == canary.PASS and gates["operational"]["requests"] > 3000
     assert gates["quality"]["result"] == canary.FAIL and gates["quality"]["labels"] >= 500
     assert gates["quality"]["canary"] < gates["quality"]["champion"]
-    canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
+    aborted = canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
     assert tracking.version_by_alias(CANARY) is None
     assert str(tracking.version_by_alias(CHAMPION).version) == canary_world["first"]
     mv = tracking.client().get_model_version(settings.load().model_name, worse)
@@ -85,6 +84,8 @@ def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
         [tracking.experiment_id()], f"tags.kind = 'canary_decision' and tags.canary_version = '{worse}'"
     )
     assert len(runs) == 1 and runs[0].data.tags["outcome"] == "abort"
+    assert (aborted["transition"], aborted["evidence"]) == ("abort", f"MLflow run {runs[0].info.run_id}")
+    assert registry.history(worse)[-1] == {k: v for k, v in aborted.items() if k != "recorded"}
     assert runs[0].data.metrics["quality_labels"] >= 500
 
 
@@ -96,7 +97,7 @@ def test_a_canary_as_good_as_the_champion_is_rolled_out(canary_world):
     decision = canary.decide()
     assert decision["decision"] == canary.ROLLOUT, decision["reasons"]
     assert decision["gates"]["distribution"]["psi"] < settings.load().canary_max_psi
-    assert canary.rollout(decision, "test") == {CHAMPION: good, PREVIOUS: canary_world["first"]}
+    assert canary.rollout(decision, "test")["to"] == {CHAMPION: good, PREVIOUS: canary_world["first"]}
     assert tracking.version_by_alias(CANARY) is None and str(tracking.version_by_alias(CHAMPION).version) == good
 
 
@@ -173,6 +174,11 @@ def test_a_rejected_rollout_approval_aborts_the_canary_through_a_real_scheduler(
     assert tracking.version_by_alias(CANARY) is None and str(tracking.version_by_alias(CHAMPION).version) == champion
     mv = tracking.client().get_model_version(settings.load().model_name, candidate)
     assert (mv.tags["canary_outcome"], mv.tags["canary_reason"]) == ("abort", "rollout rejected by admin")
+    aborted = registry.history(candidate)[-1]
+    assert (aborted["transition"], aborted["reason"]) == ("abort", "rollout rejected by admin")
+    assert aborted["by"] == f"DAG run canary {run['dag_run_id']}" and aborted["dag_run"].endswith(
+        f"/dags/canary/runs/{quote(run['dag_run_id'], safe='')}"
+    )
 
 
 def test_no_canary_is_named():

@@ -15,7 +15,7 @@ from airflow.dag_processing.dagbag import DagBag
 from dagruns import ingest_run, states, tries, xcom
 
 from conftest import ROOT
-from lifecycle import contract, lake, prediction_log, reports, settings, tracking
+from lifecycle import contract, lake, prediction_log, registry, reports, settings, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
 from lifecycle.platform import setup
@@ -193,7 +193,12 @@ def test_package_smoke_tests_the_approved_version_then_releases_it(dags):
     assert {r["answer"].get("model_version") for r in result["results"] if r["status"] == 200} == {"1"}
     assert [r["status"] for r in result["results"]] == [200, 200, 400, 400, 400, 401]
     assert tracking.version_by_alias(CHAMPION).version == 1
-    assert xcom(run, "release")["champion"] == "1"
+    released = xcom(run, "release")
+    assert (released["transition"], released["to"], released["by"]) == (
+        "to_champion",
+        {"champion": "1"},
+        f"DAG run package {run.run_id}",
+    )
 
 
 def test_the_served_bento_ships_the_service_and_its_packages_only(dags):
@@ -332,8 +337,11 @@ def test_a_threshold_set_as_an_airflow_variable_decides_the_next_run(dags):
         "source": "Variable lifecycle_fraud_promotion_min_lift",
     }
     assert any("below the margin 0.9" in r for r in decision["reasons"])
-    assert tracking.version_by_alias(CHAMPION).version == 1
-    assert tracking.version_by_alias(CHALLENGER).tags["promotion_decision"].startswith("rejected")
+    assert tracking.version_by_alias(CHAMPION).version == 1 and tracking.version_by_alias(CHALLENGER) is None
+    rejected = tracking.client().get_model_version(settings.load().model_name, "2")
+    assert rejected.tags["promotion_decision"].startswith("rejected")
+    retired = registry.history("2")[-1]
+    assert (retired["transition"], retired["by"]) == ("retire", f"DAG run promote {run.run_id}")
 
 
 def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
@@ -349,10 +357,13 @@ def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
     assert failed.state == "failed"  # nothing to roll back to
     tracking.client().set_registered_model_alias(model, PREVIOUS, "2")  # an operator's earlier release
     run = dags["rollback"].test()
-    assert run.state == "success" and xcom(run, "swap_aliases") == {"champion": "2", PREVIOUS: "1"}
+    assert run.state == "success" and xcom(run, "swap_aliases")["to"] == {"champion": "2", PREVIOUS: "1"}
+    assert registry.latest()["by"] == f"DAG run rollback {run.run_id}"
+    assert registry.latest()["reason"] == "rolled back from the Airflow UI"
     back = subprocess.run([sys.executable, "-m", "lifecycle.rollback"], capture_output=True, text=True, timeout=120)
     assert back.returncode == 0, back.stderr[-2000:]
-    assert json.loads(back.stdout.strip().splitlines()[-1]) == {"champion": "1", PREVIOUS: "2"}
+    assert json.loads(back.stdout.strip().splitlines()[-1])["to"] == {"champion": "1", PREVIOUS: "2"}
+    assert registry.latest()["by"].endswith("(command line)")
     assert tracking.version_by_alias(CHAMPION).version == 1 and tracking.version_by_alias(PREVIOUS).version == 2
     # as canary, the previous champion must have passed the offline gate: v2 was rejected by it
     refused = dags["rollback"].test(run_conf={"as_canary": True})

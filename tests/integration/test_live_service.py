@@ -26,6 +26,7 @@ from lifecycle import (
     point_in_time,
     prediction_log,
     promotion,
+    registry,
     settings,
     tracking,
     training,
@@ -438,7 +439,7 @@ def test_rollback_command_moves_champion_and_previous(world, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
     v1, v2, _ = world["versions"]
     promotion.release(v2, force=True, canary=False)
-    assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v2}
+    assert registry.roll_back("test")["to"] == {CHAMPION: v1, PREVIOUS: v2}
 
 
 def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, key, world):

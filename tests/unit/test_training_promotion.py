@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from lifecycle import contract, promotion, settings, tracking, training
-from lifecycle.aliases import CHALLENGER, CHAMPION, PREVIOUS
+from lifecycle import contract, promotion, registry, settings, tracking, training
+from lifecycle.aliases import CHALLENGER, CHAMPION
 from lifecycle.training import FLAVOURS as CANDIDATES
 
 METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0, "positive_rate": 0.05}
@@ -150,8 +150,13 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
 
     released = promotion.release(first_version)
     assert aliases() == {CHAMPION: first_version}  # the challenger is now the champion, nothing to roll back to
-    assert released == {CHAMPION: first_version, PREVIOUS: None, "released_at": released["released_at"]}
-    assert client.get_model_version(cfg.model_name, first_version).tags["released_at"] == released["released_at"]
+    assert (released["transition"], released["from"], released["to"]) == (
+        "to_champion",
+        {CHALLENGER: first_version},
+        {CHAMPION: first_version},
+    )
+    assert released["reason"] == tags["promotion_decision"]
+    assert "released_at" in client.get_model_version(cfg.model_name, first_version).tags
 
     # a challenger trained on shuffled labels is worse: rejected, champion untouched
     info = training.build_training_set("test__worse", pd.Timestamp.now(tz="UTC"))
@@ -167,7 +172,7 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     )
     assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
     promotion.compare()
-    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    assert aliases() == {CHAMPION: first_version}  # a rejected version never keeps the challenger alias
     run = promotion_run(worse)
     assert (run.info.run_name, run.data.tags["decision"], run.data.tags["champion_version"]) == (
         f"v{worse} vs {first_version}",
@@ -193,14 +198,27 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     )
     assert client.get_model_version(cfg.model_name, worse).tags["promotion_decision"] == f"rejected: {reasons}"
     assert run.data.tags["reasons"] == reasons
+    retired = registry.history(worse)[-1]
+    assert (retired["transition"], retired["reason"], retired["evidence"]) == (
+        "retire",
+        f"rejected: {reasons}",
+        f"MLflow run {run.info.run_id}",
+    )
     with pytest.raises(ValueError, match=f"version {worse} was not promoted by the offline gate"):
         promotion.release(worse)
-    assert aliases() == {CHAMPION: first_version, CHALLENGER: worse}
+    assert aliases() == {CHAMPION: first_version}
     assert "released_at" not in client.get_model_version(cfg.model_name, worse).tags
+    moves = [(e["transition"], e["version"]) for e in registry.history() if e["version"] in (first_version, worse)]
+    assert moves == [
+        ("nominate", first_version),
+        ("to_champion", first_version),
+        ("nominate", worse),
+        ("retire", worse),
+    ]
 
 
 @pytest.fixture
-def registry(state):
+def versions(state):
     """A registry of its own: the model with three versions (no artifacts: aliases only need
     versions), none of them live."""
     import tempfile
@@ -249,12 +267,12 @@ def test_only_a_missing_model_or_alias_means_no_version(state, monkeypatch):
             tracking.version_by_alias(CHAMPION)
 
 
-def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_records_nothing(registry, monkeypatch):
+def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_records_nothing(versions, monkeypatch):
     import mlflow
     from mlflow.exceptions import MlflowException
 
     cfg, client = settings.load(), tracking.client()
-    champion, challenger, _ = registry
+    champion, challenger, _ = versions
     client.set_registered_model_alias(cfg.model_name, CHAMPION, champion)
     client.set_registered_model_alias(cfg.model_name, CHALLENGER, challenger)
     with monkeypatch.context() as m:
@@ -265,23 +283,6 @@ def test_a_registry_failure_looking_up_the_champion_fails_the_comparison_and_rec
     assert "promotion_decision" not in client.get_model_version(cfg.model_name, challenger).tags
     assert aliases() == {CHAMPION: champion, CHALLENGER: challenger}
     assert mlflow.get_experiment_by_name(f"{cfg.experiment}-promotion") is None  # no decision was logged
-
-
-def test_rollback_swaps_champion_and_previous_champion(registry):
-    v1, _, v3 = registry
-    promotion.release(v1, force=True, canary=False)
-    with pytest.raises(LookupError, match="no 'previous_champion' version"):
-        promotion.rollback()
-    assert aliases() == {CHAMPION: v1}  # the refused rollback moved nothing
-    # an operator releases v3 by hand, then rolls back
-    released = promotion.release(v3, force=True, canary=False)
-    assert (released[CHAMPION], released[PREVIOUS]) == (v3, v1)
-    assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
-    assert promotion.rollback() == {CHAMPION: v1, PREVIOUS: v3}
-    assert aliases() == {CHAMPION: v1, PREVIOUS: v3}
-    assert promotion.rollback() == {CHAMPION: v3, PREVIOUS: v1}  # rolling back again rolls forward
-    assert aliases() == {CHAMPION: v3, PREVIOUS: v1}
-    assert tracking.version_by_alias(CHAMPION).version == int(v3)
 
 
 class Stalling:
@@ -296,14 +297,14 @@ class Stalling:
         return frame[self.column].to_numpy()
 
 
-def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(registry, monkeypatch):
+def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(versions, monkeypatch):
     import mlflow
 
     LABEL = contract.current().label
 
     monkeypatch.setenv("LIFECYCLE_MAX_LATENCY_MS", "5")
     cfg, client = settings.load(), tracking.client()
-    champion, challenger, _ = registry
+    champion, challenger, _ = versions
     y = np.arange(200) % 2
     holdout = pd.DataFrame({LABEL: y, "sharp": 0.1 + 0.8 * y, "blunt": np.random.default_rng(0).random(200)})
     monkeypatch.setattr(promotion, "load_part", lambda uri, part: holdout)

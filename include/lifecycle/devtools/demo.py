@@ -26,7 +26,7 @@ from lifecycle.platform import env
 # Airflow, which lifecycle.lake imports, reads AIRFLOW_HOME once at its import; unset, it makes ~/airflow
 env.apply()
 
-from lifecycle import contract, features, lake, packaging, prediction_log, promotion, reports, tracking  # noqa: E402
+from lifecycle import contract, features, lake, packaging, prediction_log, registry, reports, tracking  # noqa: E402
 from lifecycle import settings as _settings  # noqa: E402
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW  # noqa: E402
 from lifecycle.devtools import datagen, loadgen  # noqa: E402
@@ -287,10 +287,10 @@ def exercise_aliases(traffic: loadgen.Load, first: str | None) -> dict:
         released = dt.datetime.fromisoformat(champion.tags["released_at"]).timestamp()
         switch = loadgen.wait_for_version(traffic, champion.version, released)
     moves = []
-    for _ in range(2):  # rollback, then roll forward
+    for why in ("demo: a rollback under load", "demo: the rollback rolled back (forward again)"):
         at = time.time()
-        moved = promotion.rollback()
-        moves.append(round(loadgen.wait_for_version(traffic, moved[CHAMPION], at), 3))
+        moved = registry.roll_back(why)
+        moves.append(round(loadgen.wait_for_version(traffic, moved["to"][CHAMPION], at), 3))
         time.sleep(2)
     return {
         "switch_seconds": round(switch, 3) if switch is not None else None,
@@ -361,6 +361,7 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
             for v in versions
         ),
         "aliases": dict(model.aliases) if model else {},
+        "deployments": registry.history(),
         "stable": {
             "feature_drift_events": sum(_emitted_at(e) <= stable_until for e in drift),
             "model_degraded_events": sum(_emitted_at(e) <= stable_until for e in degraded),
@@ -459,6 +460,10 @@ def check(summary: dict) -> list[str]:
     if not any(o == "abort" for o, _ in outcomes):
         problems.append("no canary was aborted")
     serving = summary.get("serving")
+    moves = summary["deployments"]
+    unexplained = [b["at"] for a, b in zip(moves, moves[1:], strict=False) if a["to"] != b["from"]]
+    if not moves or unexplained or moves[-1]["to"] != {k: str(v) for k, v in summary["aliases"].items()}:
+        problems.append(f"the deployment history does not explain every alias move (at {unexplained})")
     if serving is None:
         problems.append("the live service was not exercised")
     else:
@@ -492,6 +497,7 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.summary_file, "w") as f:
             f.write(text)
     state = _settings.load().state_dir
+    print("\nDeployment history (python -m lifecycle.rollback --history):\n" + registry.table(summary["deployments"]))
     print(f"\nDemo finished in {summary['wall_seconds']} s. Reports: {summary['reports_index']}")
     print(
         f"Open the Airflow UI with `make airflow` (same state: {state}); log in as admin "

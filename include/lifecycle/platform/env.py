@@ -91,7 +91,7 @@ def environment() -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{internal}/execution/",
         "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "4",
         "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",  # what a browser on the host opens
+        "AIRFLOW__API__BASE_URL": cfg.ui_url,  # what a browser opens
         "AIRFLOW__API__WORKERS": "1",
         # the log servers of worker and triggerer follow the api port, so two instances never collide
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
