@@ -41,8 +41,8 @@ service), then prints its calls. It fails (non-zero exit) wherever the bench cou
 Not compared (no library-call equivalent): Airflow's metadata DB migration and pool (``setup.main``)
 and the start of its four processes are phase A's start-up (the normal days land meanwhile; phase B
 lands them at its start too); the demo user's approval delay
-(``APPROVAL_AFTER_SECONDS``: phase B approves at once) shows as a deferral wait. The manual
-rollout approval in phase B is recorded with the same ``approved by`` reason.
+(``APPROVAL_AFTER_SECONDS``: phase B approves at once) shows as a deferral wait. Phase B's
+approvals (a release to champion, a rollout) are recorded as approved by ``BENCH_APPROVER``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".local" / "bench" / "orchestration"
 PHASES = ("airflow", "inprocess")
 SMOKE_NORMAL_DAYS = 4  # --smoke: enough labeled events for the first training run
+BENCH_APPROVER = "the bench (in-process, answered at once)"  # phase B's answer where phase A's user approves
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,13 +326,12 @@ class InProcess:
         with self.task("package", "smoke_test"):
             packaging.smoke_test(bento, version)
         self.emit(PACKAGED, {"bento": bento, "mlflow_version": version})
-        with self.task("package", "release"):
-            released = promotion.release(version)
+        with self.task("package", "release"):  # the demo's user approves a release to champion at once
+            released = promotion.release(version, approved_by=BENCH_APPROVER)
         self.emit(RELEASED, released)
 
     def canary(self, events, run_type) -> None:
-        from lifecycle import canary
-        from lifecycle import settings as _settings
+        from lifecycle import canary, registry
         from lifecycle.assets import RELEASED
 
         with self.task("canary", "decide"):
@@ -340,11 +340,11 @@ class InProcess:
             except canary.NoCanary:
                 return
         if decision["decision"] == "rollout":
-            if _settings.load().require_approval or decision["review"]:
-                if not self.answer_approvals:  # the run waits for a human; the demo answers only in decide_canary
+            if registry.needs_approval("roll_forward") or decision["review"]:
+                if not self.answer_approvals:  # the run waits for a human, until a step's wait answers
                     print("canary: a rollout waits for an approval", file=sys.stderr, flush=True)
                     return
-                approved = "the bench (in-process, answered at once)"
+                approved = BENCH_APPROVER
             else:
                 approved = None
             with self.task("canary", "rollout"):
@@ -359,7 +359,7 @@ class InProcess:
         from lifecycle.assets import RELEASED
 
         with self.task("rollback", "swap_aliases"):
-            moved = rollback.run(as_canary, "rolled back by the bench")
+            moved = rollback.run(as_canary, "rolled back by the bench", BENCH_APPROVER)
         self.emit(RELEASED, moved)
 
 

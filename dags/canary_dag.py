@@ -14,8 +14,6 @@ for a human under Browse → Required Actions; a rejection, or no answer within
 (`kind=canary_decision`) and tags on the version. Emits **model_released** on a rollout.
 """
 
-from datetime import timedelta
-
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from lifecycle import approval
@@ -36,78 +34,78 @@ def canary():
     @task.short_circuit(multiple_outputs=False)
     def decide() -> dict | None:
         """Applies the operational, distribution and quality gates; without a canary the run ends here."""
-        from lifecycle import canary, thresholds
+        from lifecycle import canary, notes, thresholds
 
         try:
             decision = canary.decide(limits=thresholds.from_airflow())
         except canary.NoCanary as reason:
-            print(f"nothing to decide: {reason}")
+            notes.write(f"nothing to decide: {reason}")
             return None  # every task after this one is skipped
         print(f"v{decision['canary']} vs champion v{decision['champion']}: {decision['decision']}")
         print("\n".join(decision["reasons"]))
+        notes.write(
+            f"v{decision['canary']} vs champion v{decision['champion']}: {decision['decision']}; "
+            + "; ".join(decision["reasons"])
+        )
         return decision
 
     @task.branch
     def route(decision: dict) -> str | None:
         """Rollout (through approval when required or the scores moved), abort, or wait for more evidence."""
+        from lifecycle import registry
+
         if decision["decision"] == "rollout":
-            return "approval" if CFG.require_approval or decision["review"] else "rollout"
+            return "approval" if registry.needs_approval("roll_forward") or decision["review"] else "rollout"
         return "abort" if decision["decision"] == "abort" else None
 
     @task(multiple_outputs=False, outlets=[RELEASED], trigger_rule="none_failed_min_one_success")
     def rollout(decision: dict, *, ti=None, outlet_events=None) -> dict:
         """Moves champion to the canary's version; the old one becomes previous_champion."""
-        from lifecycle import canary
+        from lifecycle import canary, notes, registry
 
-        answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
-        by = answer["responded_by_user"]["name"] if answer else None
-        moved = canary.rollout(decision, "; ".join(decision["reasons"]), approved_by=by)
+        moved = canary.rollout(decision, "; ".join(decision["reasons"]), approved_by=approval.approver(ti))
+        notes.write(registry.describe(moved))
         outlet_events[RELEASED].extra = moved
         return moved
 
     @task(multiple_outputs=False)
     def abort(decision: dict) -> dict:
         """Removes the canary alias, recording the failed gate."""
-        from lifecycle import canary
+        from lifecycle import canary, notes, registry
 
-        return canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
+        aborted = canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
+        notes.write(registry.describe(aborted))
+        return aborted
 
-    # below rollout only: a Reject skips rollout and nothing else
-    @task(multiple_outputs=False, trigger_rule="all_skipped")
-    def unapproved(*, ti=None) -> dict:
+    @task(multiple_outputs=False)
+    def unapproved(decision: dict, *, ti=None) -> dict:
         """Aborts a canary whose rollout was rejected, or not answered in time."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        from lifecycle import canary, notes, registry
 
-        from lifecycle import canary
-
-        answer = ti.xcom_pull(task_ids="approval", key=approval.ANSWER)
-        if not answer:
-            raise AirflowSkipException("no approval was asked for in this run")
-        decision = ti.xcom_pull(task_ids="decide")
-        user = answer.get("responded_by_user")
+        by = approval.approver(ti)
         why = (
-            f"rollout rejected by {user['name']}"
-            if user
+            f"rollout rejected by {by}"
+            if by
             else f"no answer to the rollout approval within {CFG.approval_timeout_hours:g} h: rejected"
         )
-        return canary.abort(decision, why)
+        aborted = canary.abort(decision, why)
+        notes.write(registry.describe(aborted))
+        return aborted
 
     decision = decide()
     branch = route(decision)
     done = rollout(decision)
-    asked = approval.RecordedApproval(
+    asked = approval.Ask(
         task_id="approval",
         subject="Roll canary v{{ ti.xcom_pull(task_ids='decide')['canary'] }} out to champion?",
         body="{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('\n') }}",
-        defaults="Reject",
-        response_timeout=timedelta(hours=CFG.approval_timeout_hours),
-        ignore_downstream_trigger_rules=False,
+        go="Roll out",
+        go_to="rollout",
+        reject_to="unapproved",
         doc_md="Asks a human under Browse → Required Actions whether to roll the canary out (default: Reject).",
     )
-    branch >> asked >> done
-    branch >> done
-    branch >> abort(decision)
-    done >> unapproved()
+    branch >> [asked, done, abort(decision)]
+    asked >> [done, unapproved(decision)]
 
 
 canary()

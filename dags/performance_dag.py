@@ -6,10 +6,11 @@ the prediction log (live and batch) of the last `LIFECYCLE_PERFORMANCE_WINDOW_DA
 with the labels that have arrived, per model version and arm; publishes an Evidently
 classification report with prediction drift under `reports/performance/<as_of>/<run>/`, and logs the
 live metrics to MLflow against each version. Emits **model_degraded** (extra: metric, value,
-baseline, labels, window, report_uri) when the champion's live metric, over at least
-`LIFECYCLE_MIN_LABELS` labels, is below `degraded_min_lift` times chance on those labels (their
-positive rate for PR-AUC) or more than `degraded_drop` below its holdout value (thresholds read
-when the task runs: Admin → Variables, `lifecycle_*`).
+baseline, labels, window, report_uri and its `/reports/` report_url) and an alert when the
+champion's live metric, over at least `LIFECYCLE_MIN_LABELS` labels, is below
+`degraded_min_lift` times chance on those labels (their positive rate for PR-AUC) or more than
+`degraded_drop` below its holdout value (thresholds read when the task runs: Admin → Variables,
+`lifecycle_*`).
 """
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
@@ -41,19 +42,18 @@ def performance():
         """Joins predictions with labels, reports, logs to MLflow and decides."""
         from datetime import date
 
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from lifecycle import contract, lake, performance, thresholds
+        from lifecycle import contract, lake, notes, performance, thresholds
 
         days = lake.dates("curated", contract.current().events)
         as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else (days[-1] if days else None)
         if as_of is None:
-            raise AirflowSkipException("no curated day yet: nothing to evaluate")
+            raise notes.skipped("no curated day yet: nothing to evaluate")
         try:
             summary = performance.evaluate(as_of, limits=thresholds.from_airflow())
         except performance.NothingToEvaluate as reason:
-            raise AirflowSkipException(str(reason)) from reason
-        print(summary["reason"])
+            raise notes.skipped(str(reason)) from reason
+        verdict = "model_degraded emitted" if summary["degraded"] else "within bounds"
+        notes.write(f"v{summary['model_version']} {verdict}: {summary['reason']}; report {summary['report_url']}")
         return summary
 
     @task(outlets=[DEGRADED])
@@ -61,12 +61,25 @@ def performance():
         """Emits model_degraded with the evidence; skipped (no event) when the champion is within bounds."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from lifecycle import alerts
+
         if not summary["degraded"]:
             raise AirflowSkipException("not degraded: " + summary["reason"])
         outlet_events[DEGRADED].extra = {
             k: summary[k]
-            for k in ("metric", "value", "baseline", "labels", "window", "report_uri", "model_version", "reason")
+            for k in (
+                "metric",
+                "value",
+                "baseline",
+                "labels",
+                "window",
+                "report_uri",
+                "report_url",
+                "model_version",
+                "reason",
+            )
         }
+        alerts.model_degraded(summary)
 
     summary = evaluate()
     emit_degraded(summary)

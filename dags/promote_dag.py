@@ -30,11 +30,12 @@ def promote():
         """Challenger vs champion on the same holdout; the decision with its reasons."""
         import logging
 
-        from lifecycle import promotion, thresholds
+        from lifecycle import notes, promotion, thresholds
 
         versions = events_extra(triggering_asset_events, CANDIDATE, "version")
         decision = promotion.compare(versions[-1] if versions else None, thresholds.from_airflow()).as_dict()
         logging.getLogger(__name__).info("promotion decision: %s", decision)
+        notes.write(promotion.describe(decision))
         return decision
 
     @task(outlets=[PROMOTED])

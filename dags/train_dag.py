@@ -41,9 +41,8 @@ def train():
     def training_set(*, run_id=None, dag_run=None, triggering_asset_events=None, params=None) -> dict:
         """Point-in-time training set with the labels known now; skipped, saying why, when nothing is new."""
         import pandas as pd
-        from airflow.sdk.exceptions import AirflowSkipException
 
-        from lifecycle import training
+        from lifecycle import notes, training
 
         try:
             return training.prepare(
@@ -55,7 +54,7 @@ def train():
                 params["seed"],
             )
         except training.NothingToTrain as nothing:
-            raise AirflowSkipException(str(nothing)) from nothing
+            raise notes.skipped(str(nothing)) from nothing
 
     @task(multiple_outputs=False, pool=CFG.gpu_pool, queue=CFG.gpu_queue)
     def fit(flavour: str, info: dict, *, params=None) -> dict:
@@ -67,9 +66,13 @@ def train():
     @task(multiple_outputs=False, outlets=[CANDIDATE])
     def register_challenger(results: list[dict], info: dict, *, run_id=None, outlet_events=None) -> dict:
         """Registers the best candidate as a new version with alias challenger."""
-        from lifecycle import training
+        from lifecycle import notes, training
 
         registered = training.register_best(results, info, run_id, info["reason"])
+        notes.write(
+            f"registered v{registered['version']} as challenger ({registered['flavour']}, candidates "
+            f"{registered['candidates']}) on {info['first_day']}..{info['last_day']}, for {info['reason']}"
+        )
         outlet_events[CANDIDATE].extra = {"version": str(registered["version"]), "flavour": registered["flavour"]}
         return registered
 

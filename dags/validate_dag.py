@@ -32,12 +32,13 @@ def validate():
         """Gates the raw days not yet gated (those landed meanwhile too) and those asked for, oldest first."""
         from datetime import date
 
-        from lifecycle import validation
+        from lifecycle import notes, validation
 
         days = days_to_process(validation.pending_days(), params, triggering_asset_events, RAW, validation.not_regated)
         results = validation.gate_until_drained([date.fromisoformat(d) for d in days])
         for r in results:
             print(f"{r['date']}: {r['status']}", r.get("detail", ""))
+        notes.write(validation.describe_results(results))
         return results
 
     @task(outlets=[CURATED])
@@ -50,7 +51,7 @@ def validate():
         outlet_events[CURATED].extra = {"dates": days}
         return days
 
-    @task
+    @task(on_failure_callback=[])  # the quarantine itself was alerted, with its Data Docs
     def failed_days(results: list[dict]) -> None:
         """Fails naming every quarantined day and the expectations it broke."""
         from airflow.sdk.exceptions import AirflowFailException

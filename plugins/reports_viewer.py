@@ -1,14 +1,54 @@
 """Reports in the Airflow UI: the lake's reports zone (Evidently drift, GX Data Docs) served by
-the api-server under /reports/, behind Airflow's own authentication, with a nav entry."""
+the api-server under /reports/, behind Airflow's own authentication, with a nav entry; and pages
+made on request: /reports/deployment (what serves, pending approvals, the deployment history) and
+/reports/audit?key=<request id | event id>."""
 
 import mimetypes
 
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 app = FastAPI(title="Model lifecycle reports", dependencies=[Depends(get_user)])
+
+
+@app.get("/deployment")
+def deployment() -> HTMLResponse:
+    """What serves now, the approvals waiting, the deployment history."""
+    from lifecycle import pages
+
+    return HTMLResponse(pages.deployment(pending_approvals()))
+
+
+@app.get("/audit")
+def audit(key: str = "") -> HTMLResponse:
+    """The audit answer for a request id or event id (``?key=``)."""
+    from lifecycle import pages
+
+    status, page = pages.audit(key)
+    return HTMLResponse(page, status_code=status)
+
+
+def pending_approvals() -> list[dict]:
+    """Human-in-the-loop requests of deferred task instances that nobody answered yet."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.utils.session import create_session
+
+    from lifecycle import ui
+
+    with create_session() as session:
+        waiting = session.query(HITLDetail).filter(HITLDetail.responded_at.is_(None)).all()
+        return [
+            {
+                "subject": d.subject,
+                "body": d.body,
+                "created_at": d.created_at.isoformat(),
+                "link": ui.run_url(d.task_instance.dag_id, d.task_instance.run_id, d.task_instance.task_id),
+            }
+            for d in waiting
+            if d.task_instance is not None and d.task_instance.state == "deferred"
+        ]
 
 
 @app.get("/{path:path}")
@@ -33,5 +73,12 @@ class ReportsViewer(AirflowPlugin):
     name = "lifecycle_reports"
     fastapi_apps = [{"app": app, "url_prefix": "/reports", "name": "Model lifecycle reports"}]
     external_views = [
-        {"name": "Model reports", "href": "/reports/", "destination": "nav", "category": "browse", "icon": None}
+        {"name": "Model reports", "href": "/reports/", "destination": "nav", "category": "browse", "icon": None},
+        {
+            "name": "Model deployment",
+            "href": "/reports/deployment",
+            "destination": "nav",
+            "category": "browse",
+            "icon": None,
+        },
     ]

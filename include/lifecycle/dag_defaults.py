@@ -1,7 +1,8 @@
-"""What every DAG shares: owner, retries, start date, tags. Cheap to import at parse time."""
+"""What every DAG shares: owner, retries, failure alerts, start date, tags. Cheap to import at parse time."""
 
 from datetime import UTC, datetime, timedelta
 
+from lifecycle import alerts
 from lifecycle import settings as _settings
 
 CFG = _settings.load()
@@ -10,6 +11,7 @@ DEFAULT_ARGS = {
     "owner": "ml-platform",
     "retries": 1,
     "retry_delay": timedelta(seconds=20),
+    "on_failure_callback": [alerts.TaskFailed()],  # sends only when alerts are on (LIFECYCLE_ALERT_CHANNELS)
 }
 TAGS = ["model-lifecycle"]
 

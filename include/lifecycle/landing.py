@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
@@ -98,7 +98,9 @@ class LandingSensor(BaseSensorOperator):
         if not (absent := missing(day)):
             return
         if context["dag_run"].run_type == "scheduled" and (why := silent(day)):
-            raise AirflowSkipException(f"scheduled run for {day} skipped: {why}")
+            from lifecycle import notes
+
+            raise notes.skipped(f"scheduled run for {day} skipped: {why}")
         deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=self.timeout_minutes)
         self.log.info("waiting for %s until %s (deferred: no worker slot is held)", absent, deadline)
         self.defer(

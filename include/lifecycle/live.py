@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifecycle import contract, feature_store, prediction_log, tracking
+from lifecycle import contract, feature_store, prediction_log, prediction_writer, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
 
@@ -247,7 +247,7 @@ class LiveModel:
         self.online: OnlineFeatures | None = None  # once the feature service is in Feast's registry
         self.online_error: str | None = None
         self.follower = follower or RegistryFollower(self.cfg)
-        self.log = log or prediction_log.PredictionLog(self.cfg)
+        self.log = log or prediction_writer.PredictionLog(self.cfg)
 
     def start(self) -> LiveModel:
         self.follower.start()

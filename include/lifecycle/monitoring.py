@@ -15,7 +15,7 @@ import functools
 
 import pandas as pd
 
-from lifecycle import contract, lake, reports, thresholds, tracking
+from lifecycle import contract, lake, reports, thresholds, tracking, ui
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 from lifecycle.training import load_part
@@ -235,7 +235,19 @@ def drift_report(as_of: dt.date, limits: thresholds.Thresholds | None = None) ->
     }
     # named for the data's last day
     summary["report_uri"] = reports.publish_evidently(snapshot, dict(summary), metrics, f"drift/{days[-1]}")
+    summary["report_url"] = ui.report_url(summary["report_uri"])  # the page a person opens
     return summary
+
+
+def describe(summary: dict) -> str:
+    """A drift report in one line (the monitor run's note)."""
+    verdict = "feature_drift emitted" if summary["drift"] else "no drift"
+    columns = ", ".join(summary["drifted_columns"]) or "none"
+    return (
+        f"{verdict}: drift share {summary['drift_share']:.2f} (threshold "
+        f"{summary['thresholds']['drift_share_threshold']['value']}) on {summary['window']} vs champion "
+        f"v{summary['model_version']}'s training data; drifted: {columns}; report {summary['report_url']}"
+    )
 
 
 def _drifted(metric: dict, kind: str) -> bool:

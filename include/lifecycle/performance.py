@@ -19,7 +19,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, prediction_log, reports, thresholds, tracking
+from lifecycle import contract, lake, prediction_log, reports, thresholds, tracking, ui
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 
@@ -303,6 +303,7 @@ def evaluate(
         "thresholds": limits.record(),
     }
     summary["report_uri"] = publish(summary, live_rows, holdout_scores(version, cfg), cfg)
+    summary["report_url"] = ui.report_url(summary["report_uri"])  # the page a person opens
     log_to_mlflow(summary, cfg)
     return summary
 
@@ -360,6 +361,7 @@ def log_to_mlflow(summary: dict, cfg: _settings.Settings) -> None:
                     "arm": group["arm"],
                     "window": summary["window"],
                     "report_uri": summary["report_uri"],
+                    "report_url": summary["report_url"],
                 }
             )
             mlflow.log_metrics(

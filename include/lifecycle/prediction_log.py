@@ -1,11 +1,10 @@
 """The prediction log: every answered request and every shadow score, in the lake's ``predictions``
 zone as Parquet partitioned by the event's day (``predictions/<model>/date=YYYY-MM-DD/``).
 
-A writer buffers rows in memory (nothing touches storage on the request path) and a thread
-flushes them every LIFECYCLE_PREDICTION_FLUSH_SECONDS as one new file per day, named by the
-writer and a sequence number; ``close()`` (the service calls it on SIGTERM) flushes what is left.
-A crash loses at most the unflushed buffer. A failed write keeps its rows for the next flush.
-A writer only ever adds files; readers dedup by ``request_id`` and arm. Every flush of every
+This module holds the log's rows and files and its reader; the live service's writer, which
+journals every answered request before it answers, is ``prediction_writer``. A writer only ever
+adds files (one per day and flush, named by the writer and a sequence number); readers dedup by
+``request_id`` and arm. Every flush of every
 serving process adds a file per day, so a compacting read (the Airflow tasks that read the log)
 merges a day's live files into one once there are ``COMPACT_AT`` of them: object-store listings
 and fetches cost per file. Batch scoring writes one file per day, version and arm
@@ -19,13 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import itertools
 import logging
 import os
-import socket
 import tempfile
-import threading
-import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -189,124 +184,6 @@ def write_batch(cfg: _settings.Settings, day: dt.date, version: str, arm: str, c
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-def _extend(columns: dict[str, list], rows: int, chunk: dict[str, list]) -> int:
-    """Append ``chunk`` to the column buffer holding ``rows`` rows; a column one side lacks is None."""
-    added = len(chunk["request_id"]) if chunk else 0
-    for name, values in chunk.items():
-        if name not in columns:
-            columns[name] = [None] * rows
-        columns[name].extend(values)
-    for col in columns.values():
-        if len(col) < rows + added:
-            col.extend([None] * (rows + added - len(col)))
-    return rows + added
-
-
-class PredictionLog:
-    """Buffered, append-only writer of prediction rows (one instance per serving process)."""
-
-    def __init__(self, cfg: _settings.Settings | None = None, max_buffered_rows: int = 2_000_000):
-        self.cfg = cfg or _settings.load()
-        self.fs, _ = filesystem(self.cfg)
-        self.base = folder(self.cfg)
-        self.writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.max_buffered_rows = max_buffered_rows
-        self._columns: dict[str, list] = {}  # the buffer, column-wise: a flush hands it to Arrow as is
-        self._buffered = 0
-        self._writing = 0  # rows taken from the buffer by a flush that has not finished
-        self._lock = threading.Lock()  # held for buffer and counter updates only, never during I/O
-        self._flushing = threading.Lock()
-        self._seq = itertools.count()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.logged_rows = self.dropped_rows = self.failed_flushes = 0
-        self.last_error: str | None = None
-
-    def append(self, chunk: dict[str, list]) -> None:
-        """Queue rows given as columns of equal length (``request_id``, ``EVENT_TIME`` and
-        ``served_at`` as timezone-aware datetimes, anything else Arrow can type)."""
-        with self._lock:
-            self._buffered = _extend(self._columns, self._buffered, chunk)
-            if self._buffered > self.max_buffered_rows:  # storage down for long: the oldest rows go
-                extra = self._buffered - self.max_buffered_rows
-                for col in self._columns.values():
-                    del col[:extra]
-                self._buffered -= extra
-                self.dropped_rows += extra
-
-    def start(self) -> PredictionLog:
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.cfg.prediction_flush_seconds):
-            self.flush()
-
-    def flush(self) -> int:
-        """Write everything buffered; returns the rows written (0 when a write failed: kept for later)."""
-        with self._flushing:
-            with self._lock:
-                columns, rows, self._columns, self._buffered = self._columns, self._buffered, {}, 0
-                self._writing = rows
-            if not rows:
-                return 0
-            try:
-                self._write(columns, rows)
-            except Exception as err:  # storage unreachable: keep the rows, say why
-                with self._lock:
-                    newer, self._columns = self._columns, columns
-                    self._buffered = _extend(self._columns, rows, newer)
-                    self._writing = 0
-                    self.failed_flushes += 1
-                    self.last_error = f"{type(err).__name__}: {err}"
-                LOG.warning("prediction log flush failed (rows kept for the next flush): %s", self.last_error)
-                return 0
-            with self._lock:
-                self.logged_rows += rows
-                self._writing = 0
-                self.last_error = None
-            return rows
-
-    def _write(self, columns: dict[str, list], rows: int) -> None:
-        import pyarrow.parquet as pq
-
-        table = _table(columns)
-        days: dict[dt.date, list[int]] = {}
-        for i, t in enumerate(columns[EVENT_TIME]):
-            days.setdefault(t.astimezone(dt.UTC).date(), []).append(i)
-        seq = next(self._seq)
-        for day, idx in sorted(days.items()):
-            buf = io.BytesIO()
-            pq.write_table(table if len(idx) == rows else table.take(idx), buf)
-            _put(self.fs, f"{self.base}/date={day.isoformat()}/{self.writer}-{seq:06d}.parquet", buf.getvalue())
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the flush thread and write what is left (retrying until ``timeout``)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        deadline = time.monotonic() + timeout
-        while self._buffered and time.monotonic() < deadline:
-            if not self.flush():
-                time.sleep(0.5)
-
-    def status(self) -> dict:
-        """The counters as of one instant: every accepted row is in exactly one of logged, writing,
-        buffered (or dropped)."""
-        with self._lock:
-            return {
-                "writer": self.writer,
-                "logged_rows": self.logged_rows,
-                "writing_rows": self._writing,
-                "buffered_rows": self._buffered,
-                "dropped_rows": self.dropped_rows,
-                "failed_flushes": self.failed_flushes,
-                "last_error": self.last_error,
-                "flush_seconds": self.cfg.prediction_flush_seconds,
-            }
 
 
 FEW_VALUES = ("model_version", "arm", "source")  # read as Arrow dictionaries, pandas categoricals
@@ -493,6 +370,23 @@ def read_table(
     keep = first_rows([table["request_id"], table["arm"]]) if by_request else None
     table = table.select(columns)
     return table if keep is None or len(keep) == table.num_rows else table.take(keep)
+
+
+def find(value: str, keys: list[str], cfg: _settings.Settings | None = None) -> pd.DataFrame:
+    """Every logged row (each arm) with ``value`` in one of the ``keys`` columns (a request id, an
+    event id): each day's key columns are read first, a day's whole rows only where one matched."""
+    import pyarrow.compute as pc
+
+    cfg = cfg or _settings.load()
+    fs, _ = filesystem(cfg)
+    found = []
+    for day in sorted(_listing(fs, folder(cfg), None)):
+        date = dt.date.fromisoformat(day.removeprefix("date="))
+        table = read_table(cfg, [date], None, False, keys, by_request=False)
+        if any(pc.any(pc.equal(table[k].cast("string"), value)).as_py() for k in keys if k in table.column_names):
+            frame = read(cfg, days=[date])
+            found.append(frame[frame[keys].astype(str).eq(value).any(axis=1)])
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
 
 def _read(cfg: _settings.Settings | None, days: list | None, compact: bool, columns: list[str] | None) -> list:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from lifecycle import registry, thresholds, tracking
 from lifecycle import settings as _settings
-from lifecycle.aliases import CHALLENGER, CHAMPION
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 from lifecycle.training import LATENCY_ROWS, load_part, quality, scoring_latency
 
 
@@ -108,6 +108,21 @@ def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | No
     return ok, reasons
 
 
+def describe(decision: dict) -> str:
+    """A decision in one line (the promote run's note): the verdict, the numbers, every reason."""
+    m = decision["metric"]
+    against = (
+        f"champion v{decision['champion_version']} {decision['champion'][m]:.4f}"
+        if decision["champion"]
+        else "no champion"
+    )
+    verdict = "promoted" if decision["promote"] else "rejected"
+    return (
+        f"v{decision['challenger_version']} {verdict}: {m} {decision['challenger'][m]:.4f} vs {against}; "
+        + "; ".join(decision["reasons"])
+    )
+
+
 def compare(challenger_version: str | None = None, limits: thresholds.Thresholds | None = None) -> Decision:
     """Score challenger and champion on the challenger's holdout and apply the rule with ``limits``
     (default: ``thresholds.in_force()``; the promote DAG passes the Airflow Variables' too)."""
@@ -169,7 +184,21 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
     return decision
 
 
-def release(version: str, force: bool = False, canary: bool | None = None, reason: str | None = None) -> dict:
+def target(version: str, canary: bool | None = None) -> str:
+    """The alias a release of ``version`` moves it to: ``canary`` with a champion serving and canary
+    mode on (``LIFECYCLE_CANARY_MODE``, or ``canary``), else ``champion``."""
+    current = registry.aliases().get(CHAMPION)
+    canary = _settings.load().canary_mode if canary is None else canary
+    return CANARY if canary and current not in (None, str(version)) else CHAMPION
+
+
+def release(
+    version: str,
+    force: bool = False,
+    canary: bool | None = None,
+    reason: str | None = None,
+    approved_by: str | None = None,
+) -> dict:
     """Put ``version`` live once its bento passed the smoke test. With a champion serving and canary
     mode on (``LIFECYCLE_CANARY_MODE``, or ``canary``) it becomes the ``canary``, and the canary DAG
     decides; otherwise it becomes the champion (``registry`` keeps the old one for rollback).
@@ -183,7 +212,6 @@ def release(version: str, force: bool = False, canary: bool | None = None, reaso
             f"({decision or 'no decision recorded'}): not released"
         )
     reason = reason or decision or "released by hand without an offline decision"
-    current = registry.aliases().get(CHAMPION)
-    if (cfg.canary_mode if canary is None else canary) and current not in (None, str(version)):
-        return registry.to_canary(version, reason)
-    return registry.to_champion(version, reason)
+    if target(version, canary) == CANARY:
+        return registry.to_canary(version, reason, approved_by=approved_by)
+    return registry.to_champion(version, reason, approved_by=approved_by)

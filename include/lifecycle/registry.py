@@ -11,14 +11,18 @@ The transitions and their rules (nothing else moves an alias):
   roll_back     the ``previous_champion`` becomes ``champion`` again
 Whichever way a version becomes champion (to_champion, roll_forward, roll_back), the old champion
 becomes ``previous_champion``, the version leaves ``canary`` and ``challenger`` if it held them, and
-it is tagged ``released_at``: a second roll_back rolls forward again.
+it is tagged ``released_at``: a second roll_back rolls forward again. With
+``LIFECYCLE_REQUIRE_APPROVAL`` none of them moves without the name of the human who approved it
+(``approval``: the DAGs ask under Required Actions), except a roll_back when
+``LIFECYCLE_ROLLBACK_WITHOUT_APPROVAL`` lets it through, which is then recorded as such.
 
 Each move is recorded, once, in the append-only history: one JSON object per move under the lake's
 ``deployments/<model>/`` (never rewritten, so an object store needs no lock) and a
 ``deployment_<time>`` tag on the version. A record says which transition, when, the aliases before
 and after, who (the DAG run, with its UI link, or the command line's user), why, who approved, and
-the evidence (a report or run). A call that moves nothing (a retried task whose first attempt moved)
-records nothing unless the last record does not explain the aliases as they are.
+the evidence (a report or run). An abort or a rollback is also alerted (``alerts``). A call that
+moves nothing (a retried task whose first attempt moved) records nothing unless the last record
+does not explain the aliases as they are.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import getpass
 import json
 import uuid
 
-from lifecycle import lake, tracking, ui
+from lifecycle import alerts, lake, tracking, ui
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 
@@ -61,9 +65,11 @@ def retire(version: str, reason: str, evidence: str | None = None) -> dict:
 
 def to_canary(version: str, reason: str, evidence: str | None = None, approved_by: str | None = None) -> dict:
     cfg = _settings.load()
-    if CHAMPION not in aliases():
+    now = aliases()
+    if CHAMPION not in now:
         raise LookupError(f"model {cfg.model_name!r} has no {CHAMPION!r}: version {version} cannot be a canary")
-    tracking.client().set_model_version_tag(cfg.model_name, str(version), "canary_started_at", _now().isoformat())
+    if now.get(CANARY) != str(version):  # its evidence starts now (a retried release keeps the start)
+        tracking.client().set_model_version_tag(cfg.model_name, str(version), "canary_started_at", _now().isoformat())
     return _move("to_canary", version, reason, {CANARY: str(version)}, evidence, approved_by)
 
 
@@ -72,7 +78,8 @@ def to_champion(version: str, reason: str, evidence: str | None = None, approved
 
 
 def roll_forward(version: str, reason: str, evidence: str | None = None, approved_by: str | None = None) -> dict:
-    if aliases().get(CANARY) != str(version):
+    now = aliases()
+    if str(version) not in (now.get(CANARY), now.get(CHAMPION)):  # champion already: a retried roll-forward
         raise LookupError(f"version {version} is not the canary: it cannot roll forward")
     return _champion("roll_forward", str(version), reason, evidence, approved_by)
 
@@ -90,7 +97,26 @@ def roll_back(reason: str, evidence: str | None = None, approved_by: str | None 
     return _champion("roll_back", previous, reason, evidence, approved_by)
 
 
+class ApprovalRequired(PermissionError):
+    """With LIFECYCLE_REQUIRE_APPROVAL, a move to champion needs the name of the human who approved it."""
+
+
+def needs_approval(transition: str, cfg: _settings.Settings | None = None) -> bool:
+    """Whether ``transition`` (to champion) waits for a human: the one rule, stated in this module's docstring."""
+    cfg = cfg or _settings.load()
+    return cfg.require_approval and not (transition == "roll_back" and cfg.rollback_without_approval)
+
+
 def _champion(transition: str, version: str, reason: str, evidence, approved_by) -> dict:
+    cfg = _settings.load()
+    if not approved_by and needs_approval(transition, cfg):
+        raise ApprovalRequired(
+            f"{transition} of v{version} to {CHAMPION!r} needs a human's approval (LIFECYCLE_REQUIRE_APPROVAL): "
+            "the package, canary and rollback DAGs ask under Browse → Required Actions"
+            + (" (or let rollbacks through: LIFECYCLE_ROLLBACK_WITHOUT_APPROVAL)" if transition == "roll_back" else "")
+        )
+    if not approved_by and cfg.require_approval:
+        approved_by = "nobody: LIFECYCLE_ROLLBACK_WITHOUT_APPROVAL lets a rollback through"
     now = aliases()
     changes: dict[str, str | None] = {CHAMPION: version}
     if now.get(CHAMPION) not in (None, version):
@@ -100,7 +126,6 @@ def _champion(transition: str, version: str, reason: str, evidence, approved_by)
     for alias in (CANARY, CHALLENGER):
         if now.get(alias) == version:
             changes[alias] = None
-    cfg = _settings.load()
     if now.get(CHAMPION) != version:
         tracking.client().set_model_version_tag(cfg.model_name, version, "released_at", _now().isoformat())
     return _move(transition, version, reason, changes, evidence, approved_by)
@@ -134,6 +159,8 @@ def _move(transition: str, version, reason: str, changes: dict, evidence, approv
             return {**entry, "recorded": False}
         entry["from"] = last["to"]  # a move no record explains yet: an earlier attempt's
     _record(entry)
+    if transition in ("abort", "roll_back"):
+        alerts.transition(entry)
     return {**entry, "recorded": True}
 
 

@@ -112,7 +112,11 @@ def rebuild_index() -> ObjectStoragePath:
         "<!doctype html><html><head><meta charset='utf-8'><title>Model lifecycle reports</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
-        "</head><body><h1>Model lifecycle reports</h1>" + "".join(body) + "</body></html>"
+        "</head><body><h1>Model lifecycle reports</h1>"
+        "<p><a href='deployment'>Deployment</a>: what serves now, approvals waiting, the history of every "
+        "alias move · <a href='audit'>Audit a prediction</a>: which model answered a request, and why</p>"
+        + "".join(body)
+        + "</body></html>"
     )
     return index
 

@@ -30,18 +30,19 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         print(json.dumps(run(args.canary, args.reason)))
-    except (LookupError, ValueError) as err:  # nothing to roll back to; a version the offline gate rejected
+    except (LookupError, ValueError, PermissionError) as err:  # nothing to roll back to; rejected; not approved
         sys.exit(f"rollback failed: {err}")
 
 
-def run(canary: bool, reason: str) -> dict:
-    """The previous champion back as champion, or as canary first (a release: the version must have
-    passed the offline gate); returns the history record."""
+def run(canary: bool, reason: str, approved_by: str | None = None) -> dict:
+    """The previous champion back as champion (with ``LIFECYCLE_REQUIRE_APPROVAL``, only with
+    ``approved_by``, the rollback DAG's approver), or as canary first (a release: the version must
+    have passed the offline gate); returns the history record."""
     from lifecycle import promotion, registry, settings
     from lifecycle.aliases import PREVIOUS
 
     if not canary:
-        return registry.roll_back(reason)
+        return registry.roll_back(reason, approved_by=approved_by)
     previous = registry.aliases().get(PREVIOUS)
     if previous is None:
         raise LookupError(f"model {settings.load().model_name!r} has no {PREVIOUS!r} version to roll back to")

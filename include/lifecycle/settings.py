@@ -32,6 +32,8 @@ PROFILES = ("embedded", "scaleout")
 S3_CONN_ID = "lifecycle_s3"  # the Airflow (amazon provider) connection the lake goes through
 SMTP_CONN_ID = "lifecycle_smtp"  # the Airflow (smtp provider) connection e-mail alerts go through
 WEBHOOK_CONN_ID = "lifecycle_webhook"  # the Airflow (http provider) connection webhook alerts are posted to
+AIRFLOW_API_CONN_ID = "lifecycle_airflow_api"  # the api-server and the user run notes are written as
+SERVICE_USER = "lifecycle"  # that user, in the deployments set-up makes (simple auth manager, role user)
 ALERT_CHANNELS = ("email", "webhook")
 BUCKET_RULE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -268,6 +270,7 @@ class Settings:
     canary_max_psi: float
     canary_margin: float
     require_approval: bool
+    rollback_without_approval: bool  # with require_approval, a rollback needs none (recorded as such)
     approval_timeout_hours: float
     prediction_flush_seconds: float
     serving_api_key_file: Path
@@ -462,6 +465,7 @@ def load() -> Settings:
         canary_max_error_rate=_float("CANARY_MAX_ERROR_RATE", 0.01, 0.0, 1.0),
         canary_max_latency_ratio=_float("CANARY_MAX_LATENCY_RATIO", 2.0, 1.0, 100.0),
         require_approval=_bool("REQUIRE_APPROVAL", False),
+        rollback_without_approval=_bool("ROLLBACK_WITHOUT_APPROVAL", False),
         approval_timeout_hours=_float("APPROVAL_TIMEOUT_HOURS", 24.0, 0.001, 24 * 30.0),
         prediction_flush_seconds=_float("PREDICTION_FLUSH_SECONDS", 2.0, 0.1, 5.0),
         serving_api_key_file=Path(_str("SERVING_API_KEY_FILE", str(state / "serving" / "api-key"))),

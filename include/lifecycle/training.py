@@ -128,8 +128,23 @@ def build_training_set(run_key: str, cutoff: pd.Timestamp) -> dict:
         "digest": dataset_digest(files),
         "numeric": numeric_columns(uc, rows.column_names),
     }
+    info["sources"] = sources(dt.date.fromisoformat(info["first_day"]), last.date(), cutoff.date())
     lake.publish(folder, files, info)  # the manifest is the training set's description
     return info
+
+
+def sources(first: dt.date, last: dt.date, cutoff: dt.date) -> dict[str, dict[str, str]]:
+    """The curated partitions a training set was made from (events of its days, labels known up to
+    its cutoff), each with its data's digest then: what an audit names as the model's data."""
+    uc = contract.current()
+    return {
+        dataset: {
+            d.isoformat(): lake.manifest(lake.partition("curated", dataset, d)).get("data_sha256")
+            for d in lake.dates("curated", dataset)
+            if first <= d <= end
+        }
+        for dataset, end in ((uc.events, last), (uc.labels, cutoff))
+    }
 
 
 def dataset_digest(files: dict[str, bytes]) -> str:
@@ -415,10 +430,10 @@ def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -
         asset, event = events[-1]
         extra = event.extra or {}
         if asset == DRIFT:
-            return f"drift share {extra.get('drift_share')} ({extra.get('report_uri')})"
+            return f"drift share {extra.get('drift_share')} ({extra.get('report_url') or extra.get('report_uri')})"
         return (
             f"degraded: live {extra.get('metric')} {extra.get('value')} over {extra.get('labels')} labels "
-            f"(v{extra.get('model_version')}, {extra.get('report_uri')})"
+            f"(v{extra.get('model_version')}, {extra.get('report_url') or extra.get('report_uri')})"
         )
     return manual_reason if run_type == "manual" else str(run_type)
 
@@ -544,7 +559,7 @@ def start_parent_run(run_key: str, training_set: dict, reason: str) -> str:
     if earlier:
         return earlier[0].info.run_id
     with mlflow.start_run(experiment_id=tracking.experiment_id(), run_name=f"train {run_key}") as run:
-        mlflow.log_params({k: v for k, v in training_set.items() if k not in ("numeric", "uri")})
+        mlflow.log_params({k: v for k, v in training_set.items() if k not in ("numeric", "uri", "sources")})
         mlflow.set_tags(
             {
                 "trigger": reason,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lifecycle import contract, distribution, ingest, lake, reports
+from lifecycle import alerts, contract, distribution, ingest, lake, reports, ui
 from lifecycle import settings as _settings
 
 DOCS_SITE = "lifecycle_data_docs"
@@ -172,6 +172,14 @@ def describe(failures: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def describe_results(results: list[dict]) -> str:
+    """A gate run in one line (its note): the days curated, each quarantined day and why."""
+    curated = [r["date"] for r in results if r["status"] == "curated"]
+    bad = [f"{r['date']} quarantined: {r['detail']}" for r in results if r["status"] == "quarantined"]
+    head = f"curated {', '.join(curated)}" if curated else "no day curated"
+    return "; ".join([head, *bad]) if results else "no raw day was waiting for the gate"
+
+
 def pending_days() -> list[dt.date]:
     """Raw days not yet gated: no curated partition holding the same bytes (quarantine removes raw)."""
     events = contract.current().events
@@ -306,6 +314,8 @@ def validate_day(day: dt.date) -> list[Outcome]:
         for part in raw.values():
             lake.remove(part)
         detail = " | ".join(f"{o.dataset}: {describe(o.failures)}" for o in outcomes if not o.success)
+        docs = {o.dataset: ui.report_url(o.docs_uri) for o in outcomes if not o.success}
+        alerts.quarantined(day.isoformat(), detail.replace(" | ", "\n"), docs, lake.sha256(b"".join(data.values())))
         raise QualityGateError(
             f"batch {day.isoformat()} failed validation and was moved to "
             f"{lake.partition('quarantine', uc.events, day).parent.parent}; failed expectations: {detail}"

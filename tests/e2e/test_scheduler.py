@@ -13,6 +13,7 @@ are killed with SIGKILL mid-run: Airflow retries them and the loop ends as an un
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -188,3 +189,51 @@ def test_the_live_service_followed_every_release_and_rollback_under_load(loop):
     promoted = [v[0] for v in loop.summary["model_versions"] if v[3].startswith("promoted")]
     assert promoted[:2] == [1, 2]
     assert loop.summary["dags"]["package"]["runs"] == {"asset_triggered:success": len(promoted)}
+
+
+def test_the_data_team_was_told_each_event_once_with_its_links(loop):
+    """The alert e-mails the demo's SMTP server received (a real server process), read as a mail
+    client reads them."""
+    import email
+    import email.policy
+
+    mails = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted((STATE / "mail").glob("*.eml"))
+    ]
+    kinds = [m["X-Lifecycle-Alert"] for m in mails]
+    assert kinds.count("quarantine") == 1 and kinds.count("canary_abort") == 1  # once, retries and all
+    by_kind = {m["X-Lifecycle-Alert"]: m for m in mails}
+    corrupt = loop.summary["quarantined_days"][0]
+    body = by_kind["quarantine"].get_body(("html",)).get_content()
+    assert corrupt in by_kind["quarantine"]["Subject"] and "expect_column" in body
+    assert f'href="http://localhost:{PORT}/reports/data_quality/transactions/{corrupt}/index.html"' in body
+    waiting = by_kind["approval_waiting"].get_body(("html",)).get_content()
+    assert f'href="http://localhost:{PORT}/required_actions"' in waiting and "quality: pass" in waiting
+    assert by_kind["approval_answered"]["Subject"].endswith("by admin")
+    drift = by_kind["feature_drift"].get_body(("html",)).get_content()
+    assert f'href="http://localhost:{PORT}/reports/drift/' in drift
+    assert loop.summary["alerts_received"] == dict(sorted({k: kinds.count(k) for k in set(kinds)}.items()))
+
+
+def test_every_alias_move_is_in_the_history_and_one_live_request_is_audited(loop):
+    moves = loop.summary["deployments"]
+    assert [m["transition"] for m in moves][:2] == ["nominate", "to_champion"]
+    assert moves[1]["approved_by"] == "admin"  # the first model became champion only once a human said so
+    assert all(a["to"] == b["from"] for a, b in zip(moves, moves[1:], strict=False))
+    assert {m["transition"] for m in moves} >= {
+        "nominate",
+        "to_champion",
+        "to_canary",
+        "roll_forward",
+        "abort",
+        "roll_back",
+    }
+    audit = loop.summary["audit"]
+    answer = (STATE / "audit-example.txt").read_text()
+    assert f"request {audit['request_id']} at " in answer
+    assert re.search(r"serving because: (roll_back|to_canary) at .* by ", answer), answer  # champion or canary
+    assert "training set digest" in answer and "promotion: promote vs champion" in answer
+    notes = loop.summary["run_notes"]
+    assert any(n.startswith("v1 promoted: ") for n in notes["promote"])
+    assert any(n.startswith("roll_forward v2 ") and "approved by admin" in n for n in notes["canary"])

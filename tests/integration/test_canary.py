@@ -10,7 +10,7 @@ import pytest
 
 from conftest import world_from
 from lifecycle import canary, lake, live, promotion, registry, scoring, settings, tracking, training
-from lifecycle.aliases import CANARY, CHAMPION, PREVIOUS
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 
 
 def register(flavour: str, key: str, seed: int, shuffle: bool = False) -> str:
@@ -65,7 +65,10 @@ def canary_world(tmp_path_factory, featurized_template):
 def test_a_worse_canary_is_aborted_and_the_champion_keeps_serving(canary_world):
     worse = register("sklearn_logistic", "canary__worse", seed=3, shuffle=True)
     released = promotion.release(worse, force=True)
-    assert (released["transition"], released["to"]) == ("to_canary", {CHAMPION: canary_world["first"], CANARY: worse})
+    assert (released["transition"], released["to"]) == (
+        "to_canary",
+        {CHAMPION: canary_world["first"], CANARY: worse, CHALLENGER: worse},  # still the challenger: shadowed
+    )
     assert released["at"] >= tracking.version_by_alias(CANARY).tags["canary_started_at"]
     assert scoring.arms(settings.load()) == [(CHAMPION, canary_world["first"]), ("shadow", worse)]  # batch too
     replay(canary_world["days"][2:6])
@@ -170,7 +173,7 @@ def test_a_rejected_rollout_approval_aborts_the_canary_through_a_real_scheduler(
         server.stop()
     assert [a["subject"] for a in asked] == [f"Roll canary v{candidate} out to champion?"]
     assert run["state"] == "success" and states["decide"] == states["approval"] == "success"
-    assert states["rollout"] == "skipped" and states["unapproved"] == "success"
+    assert states["rollout"] == states["abort"] == "skipped" and states["unapproved"] == "success"
     assert tracking.version_by_alias(CANARY) is None and str(tracking.version_by_alias(CHAMPION).version) == champion
     mv = tracking.client().get_model_version(settings.load().model_name, candidate)
     assert (mv.tags["canary_outcome"], mv.tags["canary_reason"]) == ("abort", "rollout rejected by admin")

@@ -5,17 +5,19 @@ loop itself: ingest → validate → features → train → promote → package 
 """
 
 import datetime as dt
+import html
 import json
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from dagruns import ingest_run, states, tries, xcom
 
 from conftest import ROOT
-from lifecycle import contract, lake, prediction_log, registry, reports, settings, tracking
+from lifecycle import alerts, contract, lake, prediction_log, registry, reports, settings, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
 from lifecycle.platform import setup
@@ -81,7 +83,20 @@ def test_ingest_names_the_files_that_never_landed(dags, monkeypatch, capfd):
     assert never not in lake.dates("raw", "transactions")
 
 
-def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
+@pytest.fixture
+def mailbox(tmp_path, monkeypatch):
+    """Alerts on, by e-mail to a real SMTP server process through the Airflow connection."""
+    from lifecycle.devtools import smtp_server
+
+    server = smtp_server.start(tmp_path / "mail", tmp_path / "smtp.log")
+    monkeypatch.setenv("LIFECYCLE_ALERT_CHANNELS", "email")
+    monkeypatch.setenv("LIFECYCLE_ALERT_EMAIL_TO", "data-team@example.com")
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_SMTP", server.connection())
+    yield server
+    server.stop()
+
+
+def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags, mailbox):
     run = dags["validate"].test()  # no dates given: every pending raw partition is gated
     assert run.state == "success"
     assert states(run) == {
@@ -102,6 +117,18 @@ def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags):
     assert [r["status"] for r in xcom(bad, "quality_gate")] == ["quarantined"]
     assert lake.dates("quarantine", "transactions") == [CORRUPT]
     assert CORRUPT not in lake.dates("curated", "transactions")
+    # one alert, the quarantine's (failed_days failing for it is not a second one); none for good days
+    [mail] = mailbox.messages()
+    assert (mail[alerts.HEADER], mail["Subject"]) == (
+        "quarantine",
+        f"[fraud-detector] {CORRUPT} quarantined: it failed the quality gate",
+    )
+    body = mail.get_body(("html",)).get_content()
+    detail = xcom(bad, "quality_gate")[0]["detail"].split("failed expectations: ", 1)[1]
+    assert html.escape(detail.split(" | ")[0]) in body
+    docs = f"{settings.load().ui_url}/reports/data_quality/transactions/{CORRUPT}/index.html"
+    assert f'<a href="{docs}">Data Docs (transactions)</a>' in body
+    assert f"/dags/validate/runs/{quote(bad.run_id, safe='')}" in body
 
 
 def test_features_builds_snapshots_and_fills_the_online_store(dags):
@@ -186,7 +213,10 @@ def test_package_smoke_tests_the_approved_version_then_releases_it(dags):
         "approved_version": "success",
         "build_bento": "success",
         "smoke_test": "success",
+        "gate": "success",
+        "approval": "skipped",  # approvals are off here (LIFECYCLE_REQUIRE_APPROVAL)
         "release": "success",
+        "refused": "skipped",
     }
     result = xcom(run, "smoke_test")
     assert result["requests"] == 6 and all(r["ok"] for r in result["results"])
@@ -268,8 +298,9 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     assert not summary["degraded"] and "within bounds" in summary["reason"]
     report = reports.latest(f"performance/{DAYS[-1].isoformat()}").parent
     assert summary["report_uri"] == str(report / "report.html")
+    assert summary["report_url"] == f"{settings.load().ui_url}/reports/performance/{DAYS[-1]}/{report.name}/report.html"
     assert json.loads((report / "report.json").read_text())["summary"] == {
-        k: v for k, v in summary.items() if k != "report_uri"
+        k: v for k, v in summary.items() if k not in ("report_uri", "report_url")
     }
 
 
@@ -344,7 +375,7 @@ def test_a_threshold_set_as_an_airflow_variable_decides_the_next_run(dags):
     assert (retired["transition"], retired["by"]) == ("retire", f"DAG run promote {run.run_id}")
 
 
-def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
+def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags, mailbox):
     import json
     import subprocess
     import sys
@@ -355,9 +386,16 @@ def test_rollback_dag_and_command_swap_champion_and_previous_champion(dags):
     assert tracking.version_by_alias(PREVIOUS) is None
     failed = dags["rollback"].test()
     assert failed.state == "failed"  # nothing to roll back to
+    [mail] = mailbox.messages()  # the failed task, alerted once
+    assert (mail[alerts.HEADER], mail["Subject"]) == ("task_failed", "[fraud-detector] rollback.swap_aliases failed")
+    # (an in-process run's failure callback gets no exception in its context: the task runner's does)
+    task = f"/dags/rollback/runs/{quote(failed.run_id, safe='')}/tasks/swap_aliases"
+    assert f'{task}">task</a>' in mail.get_body(("html",)).get_content()
     tracking.client().set_registered_model_alias(model, PREVIOUS, "2")  # an operator's earlier release
     run = dags["rollback"].test()
     assert run.state == "success" and xcom(run, "swap_aliases")["to"] == {"champion": "2", PREVIOUS: "1"}
+    rolled = mailbox.messages()[-1]  # a rollback is alerted, with the history's line
+    assert (rolled[alerts.HEADER], rolled["Subject"]) == ("rollback", "[fraud-detector] v2 rolled back to champion")
     assert registry.latest()["by"] == f"DAG run rollback {run.run_id}"
     assert registry.latest()["reason"] == "rolled back from the Airflow UI"
     back = subprocess.run([sys.executable, "-m", "lifecycle.rollback"], capture_output=True, text=True, timeout=120)

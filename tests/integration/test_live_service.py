@@ -9,6 +9,7 @@ serves with the same snapshot as the point-in-time join (the parity sample), and
 import datetime as dt
 import http.client
 import json
+import signal
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -433,13 +434,100 @@ def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatc
     assert set(logged["event_timestamp"].dt.date) == {world["parity_day"]}
     assert logged["latency_ms"].gt(0).all() and logged["model_version"].eq("1").all()
     assert (Path(prediction_log.folder(settings.load())) / f"date={world['parity_day']}").is_dir()
+    audit_of_one_live_request(load.answers[123].request_id, logged, world)
+
+
+def audit_of_one_live_request(request_id: str, logged: pd.DataFrame, world: dict) -> None:
+    """The audit answer for a request the live service answered: each part checked against the
+    record it comes from (the log row, the registry, the training set's manifest, the history)."""
+    from airflow.sdk import ObjectStoragePath
+
+    from lifecycle import audit
+
+    cfg, uc = settings.load(), contract.current()
+    row = logged.set_index("request_id").loc[request_id]
+    result = audit.answer(request_id)
+    [one] = result["answers"]
+    assert (one["request_id"], one[uc.id], one["arm"], one["returned"]) == (request_id, row[uc.id], CHAMPION, True)
+    assert (one["model_version"], one["score"], one["source"]) == ("1", row[uc.score], "sigterm-test")
+    assert one["inputs"] == {c.removeprefix("input_"): row[c] for c in logged.columns if c.startswith("input_")}
+    assert one["inputs"] and one["entities"] == {e: row[e] for e in uc.entities}
+    because = one["serving_because"]  # the fixture's release of version 1, before any request
+    assert (because["transition"], because["by"].endswith("(command line)")) == ("to_champion", True)
+    assert because["reason"] == "released by hand without an offline decision"
+    mv = tracking.client().get_model_version(cfg.model_name, "1")
+    made = result["models"]["1"]
+    assert (made["training_run"], made["code_commit"], made["artifact_digest"]) == (
+        mv.run_id,
+        mv.tags["git_commit"],
+        mv.tags["artifact_digest"],
+    )
+    manifest = lake.manifest(ObjectStoragePath(mv.tags["training_set_uri"]))
+    assert made["training_set"]["digest"] == manifest["digest"] == mv.tags["dataset_digest"]
+    days = made["training_set"]["curated_partitions"][uc.events]
+    assert list(days) == [
+        d.isoformat() for d in lake.dates("curated", uc.events) if d.isoformat() <= manifest["last_day"]
+    ]
+    assert all(
+        days[d] == lake.manifest(lake.partition("curated", uc.events, dt.date.fromisoformat(d)))["data_sha256"]
+        for d in days
+    )
+    assert [m["transition"] for m in made["moves"]][:2] == ["nominate", "to_champion"]
+    assert one in audit.answer(row[uc.id])["answers"]  # by the event's id: every request of that event
+    assert f"request {request_id} at " in audit.text(result)
+    with pytest.raises(audit.NotLogged, match="no logged prediction has request_id or transaction_id 'nope'"):
+        audit.answer("nope")
+
+
+def test_a_worker_killed_under_load_loses_no_answered_prediction(world, monkeypatch):
+    """SIGKILL, right after answering or not: the journal (``prediction_writer``) holds what the
+    dead worker answered and a surviving or restarted worker writes it to the lake."""
+    import psutil
+
+    monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
+    key = settings.load().serving_api_key()
+    bodies = transactions(world["parity_day"])
+    source = "sigkill-test"
+
+    def workers(port: int) -> list[psutil.Process]:
+        """This service's workers: they share its listening socket (their environment is not
+        readable: setproctitle writes over it)."""
+        found = []
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if "_bentoml_impl.worker" in " ".join(p.cmdline()) and any(
+                    c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in p.net_connections("tcp")
+                ):
+                    found.append(p)
+            except psutil.Error:
+                continue
+        return found
+
+    # the longest flush interval: most of what the killed worker answered is only in its journal
+    with serve(world, prediction_flush_seconds=5, serving_source=source, serving_workers=2) as base:
+        with loadgen.Load(base, key, bodies, connections=4) as load:
+            time.sleep(4)
+            victims = workers(urlsplit(base).port)
+            assert len(victims) == 2
+            answered_before = sum(a.status == 200 for a in load.answers)
+            victims[0].send_signal(signal.SIGKILL)
+            time.sleep(4)
+    answered = {a.request_id for a in load.answers if a.status == 200}
+    assert answered_before > 100 and len(answered) > answered_before
+    # only requests the killed worker held when it died failed, with a closed connection
+    assert all(a.status == 0 for a in load.errors()) and len(load.errors()) <= 8
+    logged = set(prediction_log.read(source=source)["request_id"])
+    assert answered <= logged, f"{len(answered - logged)} of {len(answered)} answered predictions are not in the log"
+    journal = settings.load().state_dir / "serving" / "journal" / settings.load().model_name
+    assert not [p.name for p in journal.iterdir() if f"-{victims[0].pid}-" in p.name]  # replayed, then removed
 
 
 def test_rollback_command_moves_champion_and_previous(world, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
     v1, v2, _ = world["versions"]
     promotion.release(v2, force=True, canary=False)
-    assert registry.roll_back("test")["to"] == {CHAMPION: v1, PREVIOUS: v2}
+    moved = registry.roll_back("test")["to"]
+    assert (moved[CHAMPION], moved[PREVIOUS]) == (v1, v2)
 
 
 def test_the_openapi_document_is_valid_3_0_and_the_service_keeps_to_it(service, key, world):

@@ -1,4 +1,5 @@
-"""The rollout approval's trigger looks for the answer every second, not HITLTrigger's 5 s."""
+"""The approval gate's question: its trigger looks for the answer every second, not HITLTrigger's 5 s,
+and the person's choice names the task that runs next."""
 
 import datetime as dt
 
@@ -9,13 +10,20 @@ from lifecycle import approval
 
 
 def test_the_deferred_approval_polls_for_the_answer_every_second(monkeypatch):
-    op = approval.RecordedApproval(task_id="approval", subject="Roll out?", defaults="Reject")
+    op = approval.Ask(
+        task_id="approval",
+        subject="Roll out?",
+        body="gates passed",
+        go="Roll out",
+        go_to="rollout",
+        reject_to="unapproved",
+    )
     monkeypatch.setattr(op, "hitl_summary_extra", {}, raising=False)
     from airflow.providers.standard.triggers.hitl import HITLTrigger
 
     trigger = HITLTrigger(
         ti_id="0190a0a0-0000-7000-8000-000000000000",
-        options=["Approve", "Reject"],
+        options=["Roll out", "Reject"],
         defaults=["Reject"],
         params={},
         multiple=False,
@@ -26,3 +34,21 @@ def test_the_deferred_approval_polls_for_the_answer_every_second(monkeypatch):
         op.defer(trigger=trigger, method_name="execute_complete")
     assert deferred.value.trigger.poke_interval == approval.POKE_SECONDS == 1.0
     assert deferred.value.trigger.serialize()[1]["poke_interval"] == 1.0  # what the triggerer runs
+
+
+def test_the_choice_names_the_next_task_and_no_answer_rejects():
+    op = approval.Ask(
+        task_id="approval", subject="Release v3?", body="promoted", go="Release", go_to="release", reject_to="refused"
+    )
+    assert (op.options, op.options_mapping, op.defaults) == (
+        ["Release", "Reject"],
+        {"Release": "release", "Reject": "refused"},
+        ["Reject"],
+    )
+    assert op.response_timeout == dt.timedelta(hours=24)  # LIFECYCLE_APPROVAL_TIMEOUT_HOURS
+    [notice] = op.notifiers
+    assert (notice.kind, notice.subject, notice.required_actions) == (
+        "approval_waiting",
+        "approval waiting: Release v3?",
+        True,
+    )

@@ -5,7 +5,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from conftest import land_days
-from lifecycle import contract, lake, monitoring, promotion, tracking, validation
+from lifecycle import contract, lake, monitoring, promotion, settings, tracking, validation
 from lifecycle.aliases import CHAMPION
 
 UC = contract.current()
@@ -85,7 +85,7 @@ def report_json(summary: dict) -> dict:
 def assert_report_says(summary: dict, champion_version: str) -> None:
     """The HTML page and the JSON beside it state the numbers the drift decision was taken on."""
     data = report_json(summary)
-    assert data["summary"] == {k: v for k, v in summary.items() if k != "report_uri"}
+    assert data["summary"] == {k: v for k, v in summary.items() if k not in ("report_uri", "report_url")}
     assert data["summary"]["model_version"] == champion_version
     drift = {m["config"]["column"]: m for m in data["metrics"] if m["config"]["type"].endswith(":ValueDrift")}
     assert sorted(drift) == sorted(MONITORED)
@@ -127,6 +127,7 @@ def test_same_distribution_is_no_drift_and_reports_land(world, champion):
     index = (lake.zone("reports") / "index.html").read_text()
     page = summary["report_uri"].split("/reports/", 1)[1]
     assert page.startswith(f"drift/{world[-1].isoformat()}/") and f'href="{page}"' in index
+    assert summary["report_url"] == f"{settings.load().ui_url}/reports/{page}"  # what alerts and events link
     again = monitoring.drift_report(world[-1])  # a rerun for the same day: a page of its own, both listed
     assert again["report_uri"] != summary["report_uri"] and ObjectStoragePath(summary["report_uri"]).exists()
     assert f'href="{again["report_uri"].split("/reports/", 1)[1]}"' in (lake.zone("reports") / "index.html").read_text()

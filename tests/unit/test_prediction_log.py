@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from lifecycle import contract, prediction_log, settings
+from lifecycle import contract, prediction_log, prediction_writer, settings
 
 DAYS = [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
 
@@ -42,7 +42,7 @@ def _files(day: dt.date) -> list[str]:
     return sorted(p.name for p in (Path(prediction_log.folder(settings.load())) / f"date={day}").iterdir())
 
 
-def _flushed(log: prediction_log.PredictionLog, flushes: int, rows: int) -> list[str]:
+def _flushed(log: prediction_writer.PredictionLog, flushes: int, rows: int) -> list[str]:
     ids = []
     for _ in range(flushes):
         chunk = _chunk(rows)
@@ -54,7 +54,7 @@ def _flushed(log: prediction_log.PredictionLog, flushes: int, rows: int) -> list
 
 def test_a_compacting_read_merges_a_days_flushes_into_one_file_and_keeps_every_row(state):
     cfg = settings.load()
-    log = prediction_log.PredictionLog(cfg)
+    log = prediction_writer.PredictionLog(cfg)
     ids = _flushed(log, prediction_log.COMPACT_AT, 5)
     log.append(_chunk(3))  # the same request logged twice (a retried flush) counts once
     again = {k: v[:1] for k, v in _chunk(1).items()} | {"request_id": [ids[0]]}
@@ -80,7 +80,7 @@ def test_a_compacting_read_merges_a_days_flushes_into_one_file_and_keeps_every_r
 
 def test_a_day_with_few_files_is_left_alone_and_a_plain_read_never_writes(state):
     cfg = settings.load()
-    log = prediction_log.PredictionLog(cfg)
+    log = prediction_writer.PredictionLog(cfg)
     _flushed(log, prediction_log.COMPACT_AT, 2)
     files = _files(DAYS[0])
     prediction_log.read(cfg)
@@ -94,7 +94,7 @@ def test_a_day_with_few_files_is_left_alone_and_a_plain_read_never_writes(state)
 
 def test_a_file_removed_between_listing_and_reading_is_listed_again(state, monkeypatch):
     cfg = settings.load()
-    log = prediction_log.PredictionLog(cfg)
+    log = prediction_writer.PredictionLog(cfg)
     ids = _flushed(log, 3, 4)
     real = prediction_log._listing
     calls = []
@@ -140,16 +140,16 @@ def _frame(n: int) -> pd.DataFrame:
 
 def test_status_counts_rows_a_flush_is_writing(state, monkeypatch):
     """A row is in exactly one of buffered, writing, logged, also while a flush's write is under way."""
-    log = prediction_log.PredictionLog(settings.load())
+    log = prediction_writer.PredictionLog(settings.load())
     entered, release = threading.Event(), threading.Event()
-    write = log._write
+    publish = log._publish
 
-    def held_write(columns, rows):
+    def held_publish(writer, path):
         entered.set()
         release.wait(10)
-        write(columns, rows)
+        return publish(writer, path)
 
-    monkeypatch.setattr(log, "_write", held_write)
+    monkeypatch.setattr(log, "_publish", held_publish)
     log.append(_chunk(5))
     flusher = threading.Thread(target=log.flush)
     flusher.start()
@@ -201,7 +201,7 @@ def pa_repeat(value, n):
 
 def test_a_read_of_some_columns_gives_the_same_rows_as_a_full_read(state):
     cfg = settings.load()
-    log = prediction_log.PredictionLog(cfg)
+    log = prediction_writer.PredictionLog(cfg)
     _flushed(log, 3, 4)
     prediction_log.write_batch(cfg, DAYS[0], "1", "champion", _chunk(4, source="batch", days=DAYS[:1]))
     wanted = ["transaction_id", "fraud_probability", "model_version", "arm", "source"]
@@ -218,7 +218,7 @@ def test_the_lean_join_keeps_what_a_pandas_merge_keeps(state):
     from lifecycle import lake, performance
 
     cfg, uc = settings.load(), contract.current()
-    log = prediction_log.PredictionLog(cfg)
+    log = prediction_writer.PredictionLog(cfg)
     live = _chunk(6)
     log.append(live)
     log.append({k: v[:2] for k, v in live.items()})  # a retried flush: the same requests again

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lifecycle import lake, registry, rollback, settings, tracking
+from lifecycle import lake, promotion, registry, rollback, settings, tracking
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS
 
 
@@ -28,7 +28,8 @@ def held() -> dict[str, str]:
 def records() -> list[dict]:
     """The history's objects, read straight from the lake's folder, in name (time) order."""
     folder = lake.zone("deployments") / settings.load().model_name
-    return [json.loads((folder / n).read_text()) for n in sorted(p.name for p in folder.iterdir())]
+    names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return [json.loads((folder / n).read_text()) for n in names]
 
 
 def test_each_transition_moves_by_its_rule_and_is_recorded_once(versions):
@@ -138,3 +139,33 @@ def command_line(v1, v2, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["when", "(UTC)", "transition", "version", "champion", "canary", "by", "why"]
     assert [line.split()[2] for line in table[1:]] == ["to_champion", "to_champion", "roll_back", "to_canary"]
+
+
+def test_with_approvals_required_no_move_to_champion_goes_without_a_human(versions, monkeypatch, capsys):
+    import os
+    from unittest import mock
+
+    v1, v2, *_ = versions
+    monkeypatch.setenv("LIFECYCLE_REQUIRE_APPROVAL", "true")
+    for move in (lambda: registry.to_champion(v1, "first"), lambda: promotion.release(v1, force=True)):
+        with pytest.raises(registry.ApprovalRequired, match=f"to_champion of v{v1} to 'champion' needs a human"):
+            move()
+    assert held() == {} and records() == []
+    registry.to_champion(v1, "first", approved_by="alice")
+    registry.to_canary(v2, "promoted")  # a canary serves a share: it needs none
+    with pytest.raises(registry.ApprovalRequired, match="roll_forward"):
+        registry.roll_forward(v2, "gates passed")
+    registry.roll_forward(v2, "gates passed", approved_by="bob")
+    with mock.patch.dict(os.environ), pytest.raises(SystemExit, match="rollback failed: roll_back of .* needs a human"):
+        rollback.main(["--reason", "from the command line"])  # nobody to ask there
+    assert held() == {CHAMPION: v2, PREVIOUS: v1}
+    monkeypatch.setenv("LIFECYCLE_ROLLBACK_WITHOUT_APPROVAL", "true")  # a rollback may go through, recorded so
+    back = registry.roll_back("p99 doubled")
+    assert held() == {CHAMPION: v1, PREVIOUS: v2}
+    assert back["approved_by"] == "nobody: LIFECYCLE_ROLLBACK_WITHOUT_APPROVAL lets a rollback through"
+    assert [(e["transition"], e["approved_by"]) for e in records()] == [
+        ("to_champion", "alice"),
+        ("to_canary", None),
+        ("roll_forward", "bob"),
+        ("roll_back", back["approved_by"]),
+    ]

@@ -96,3 +96,36 @@ def test_the_index_reads_as_a_table_of_headline_numbers_newest_first(state):
     assert 'href="performance/2026-10-24/report.html"' in row
     drift_row = page[page.index("2026-10-17..2026-10-19") - 200 :]
     assert "0.5000" in drift_row and "amount, hour" in drift_row
+
+
+def test_the_deployment_page_shows_what_serves_the_approvals_waiting_and_every_move(viewer, monkeypatch):
+    import tempfile
+
+    from lifecycle import registry, settings, tracking
+
+    client, name = tracking.client(), settings.load().model_name
+    client.create_registered_model(name)
+    source = tempfile.mkdtemp()
+    v1, v2 = (str(client.create_model_version(name, source=source, tags={"flavour": "xgboost"}).version) for _ in "ab")
+    registry.to_champion(v1, "first model")
+    registry.to_canary(v2, "promoted: pr_auc beats champion by the margin")
+    waiting = [
+        {
+            "subject": "Roll canary v2 out to champion?",
+            "body": "quality: pass",
+            "created_at": "2026-12-06T10:00:00",
+            "link": "http://x/dags/canary/runs/r/tasks/approval",
+        }
+    ]
+    monkeypatch.setattr(viewer, "pending_approvals", lambda: waiting)
+    viewer.app.dependency_overrides[viewer.get_user] = lambda: "tester"
+    page = TestClient(viewer.app).get("/deployment")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert f"Serving live: champion v{v1}, canary v{v2}." in text
+    assert '<a href="http://x/dags/canary/runs/r/tasks/approval">Roll canary v2 out to champion?</a>' in text
+    history = text.split("<h2>Deployment history</h2>", 1)[1]
+    assert history.index("to_canary") < history.index("to_champion")  # newest first
+    assert f"<td>canary -→{v2}</td>" in history and "promoted: pr_auc beats champion by the margin" in history
+    assert TestClient(viewer.app).get("/audit?key=nope").status_code == 404  # nothing logged yet
+    assert "Audit a prediction" in TestClient(viewer.app).get("/audit").text

@@ -208,13 +208,10 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
         promotion.release(worse)
     assert aliases() == {CHAMPION: first_version}
     assert "released_at" not in client.get_model_version(cfg.model_name, worse).tags
-    moves = [(e["transition"], e["version"]) for e in registry.history() if e["version"] in (first_version, worse)]
-    assert moves == [
-        ("nominate", first_version),
-        ("to_champion", first_version),
-        ("nominate", worse),
-        ("retire", worse),
-    ]
+    # (the world's lake is shared with test_reproducibility's private registry: its nominations are there too)
+    moves = [(e["transition"], e["version"]) for e in registry.history()]
+    assert moves[-3:] == [("to_champion", first_version), ("nominate", worse), ("retire", worse)]
+    assert ("nominate", first_version) in moves[: moves.index(("to_champion", first_version))]
 
 
 @pytest.fixture

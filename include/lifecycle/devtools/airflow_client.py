@@ -59,6 +59,15 @@ class AirflowClient:
     def get(self, path: str) -> dict:
         return self._request("GET", path)
 
+    def page(self, path: str) -> tuple[int, str]:
+        """(status, text) of a page the api-server serves (a plugin's, such as /reports/deployment)."""
+        req = urllib.request.Request(self.base + path, headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
     def post(self, path: str, body: dict) -> dict:
         return self._request("POST", path, body)
 

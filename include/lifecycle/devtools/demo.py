@@ -26,10 +26,10 @@ from lifecycle.platform import env
 # Airflow, which lifecycle.lake imports, reads AIRFLOW_HOME once at its import; unset, it makes ~/airflow
 env.apply()
 
-from lifecycle import contract, features, lake, packaging, prediction_log, registry, reports, tracking  # noqa: E402
+from lifecycle import alerts, audit, contract, features, lake, packaging, prediction_log, registry, reports, tracking  # noqa: E402
 from lifecycle import settings as _settings  # noqa: E402
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW  # noqa: E402
-from lifecycle.devtools import datagen, loadgen  # noqa: E402
+from lifecycle.devtools import datagen, loadgen, smtp_server  # noqa: E402
 from lifecycle.devtools.airflow_client import AirflowServer  # noqa: E402
 from lifecycle.platform import cluster, services, setup  # noqa: E402
 
@@ -48,7 +48,9 @@ DAG_IDS = {
 }
 FIRST_DAY = dt.date(2026, 10, 1)
 STABLE_SCORED_DAYS = 3
-USER_ANSWER = "Approve"  # what the demo's user answers a rollout approval with (Browse → Required Actions)
+ALERT_RECIPIENT = "data-team@localhost"
+# what the demo's loop must have told its data team (a failed task, a rollback: only if one happened)
+ALERTED = ("quarantine", "feature_drift", "model_degraded", "approval_waiting", "approval_answered", "canary_abort")
 # how long the demo's user takes to answer a rollout approval, per profile (answer_approval)
 APPROVAL_AFTER_SECONDS = {"embedded": 3, "scaleout": 5}
 
@@ -71,7 +73,7 @@ def land_and_backfill(server: AirflowServer, days: list[dt.date], scenario: str,
     for day in days[landed:]:
         datagen.land(day, scenario)
     server.backfill("ingest", days[0].isoformat(), days[-1].isoformat())
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
     gated = set(lake.dates("curated", contract.current().events)) | set(
         lake.dates("quarantine", contract.current().events)
     )
@@ -90,12 +92,18 @@ def run(
     t0 = time.monotonic()
     cluster.check_ports(cluster.commands())  # first: a deployment running on these ports may run on this state
     reset_state()
+    state = _settings.load().state_dir
+    mail = smtp_server.start(state / "mail", state / "mail.log")
     server = AirflowServer(
         environment={
             # the demo drives time itself (backfills, manual triggers): schedules start tomorrow
             "LIFECYCLE_SCHEDULE_START": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
             # a rollout waits for a human; the demo's user answers through the REST API
             "LIFECYCLE_REQUIRE_APPROVAL": "true",
+            # alerts by e-mail to a real SMTP server process, through the Airflow connection
+            "LIFECYCLE_ALERT_CHANNELS": "email",
+            "LIFECYCLE_ALERT_EMAIL_TO": ALERT_RECIPIENT,
+            f"AIRFLOW_CONN_{_settings.SMTP_CONN_ID.upper()}": mail.connection(),
         }
     )
     held = {}
@@ -113,6 +121,8 @@ def run(
         server.wait_for_dags(DAG_IDS)
         done = loop(server, days, step, held, ready=f"Airflow up at {server.base}")
         summary = summarize(server, days["corrupt"], done["stable_until"], days["concept"])  # tracking server up
+        held["traffic"].stop()
+        summary["audit"] = audit_one(held["traffic"])  # while the tracking server is up (scale-out)
         summary["wall_seconds"] = round(time.monotonic() - t0, 1)
         if observe:
             summary["observed"] = observe(server)
@@ -120,6 +130,10 @@ def run(
         if (traffic := held.get("traffic")) is not None:
             traffic.stop()
         server.stop()  # SIGTERM: the live service flushes its prediction log
+        mail.stop()
+    received = [m for m in mail.messages() if ALERT_RECIPIENT in m["To"]]
+    summary["alerts_received"] = dict(sorted(Counter(m[alerts.HEADER] for m in received).items()))
+    summary["alert_subjects"] = [m["Subject"] for m in received]
     traffic = held["traffic"]
     summary["serving"] = {
         **done["serving"],
@@ -131,6 +145,32 @@ def run(
     }
     summary["airflow_peak_memory_mb"] = {"rss_sum": server.peak_rss // 2**20, "pss": server.peak_pss // 2**20}
     return summary
+
+
+def audit_one(traffic: loadgen.Load) -> dict:
+    """The audit answer for the last request the live service answered, once the service's next
+    flush logged it: written whole to ``<state>/audit-example.txt``, summarized here."""
+    request = next(a for a in reversed(traffic.answers) if a.status == 200 and a.request_id)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            result = audit.answer(request.request_id)
+            break
+        except audit.NotLogged:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    path = _settings.load().state_dir / "audit-example.txt"
+    path.write_text(audit.text(result) + "\n")
+    [one] = [a for a in result["answers"] if a["returned"]]
+    why = one["serving_because"]
+    return {
+        "request_id": request.request_id,
+        "answered_by": f"v{one['model_version']} ({one['arm']})",
+        "serving_because": f"{why['transition']} by {why['by']}" if why else None,
+        "trained_on": result["models"][one["model_version"]]["training_set"]["days"],
+        "file": str(path),
+    }
 
 
 def loop_days(normal_days: int, drifted_days: int, concept_days: int) -> dict:
@@ -158,7 +198,7 @@ def loop(server, days: dict, step, held: dict, ready: str) -> dict:
     land_and_backfill(server, normal, "normal", landed=len(normal))
     step("first training run (manual)")
     server.trigger("train", {"reason": "bootstrap: first model"})
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
     first = tracking.version_by_alias(CHAMPION)
     step(
         f"version {first and first.version} released; replaying landed transactions through the live "
@@ -171,12 +211,12 @@ def loop(server, days: dict, step, held: dict, ready: str) -> dict:
     land_and_backfill(server, drifted, "drifted")
     traffic.bodies = replay_bodies(drifted)
     server.trigger("monitor")
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
     step("the canary DAG decides on the new version; the demo's user approves the rollout")
     decide_canary(server, traffic, newest_version())
     step("an operator tries the previous champion as canary (rollback DAG, as_canary)")
     server.trigger("rollback", {"as_canary": True})
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
     decide_canary(server, traffic, str(first.version))
     step("rollback and roll-forward under load")
     serving = exercise_aliases(traffic, first.version if first else None)
@@ -188,7 +228,7 @@ def loop(server, days: dict, step, held: dict, ready: str) -> dict:
     step("monitor and the daily performance run on the concept days")
     server.trigger("monitor")
     server.trigger("performance")
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
     return {"serving": serving, "stable_until": stable_until}
 
 
@@ -204,13 +244,14 @@ def stable_check(server: AirflowServer, days: list[dt.date]) -> None:
     neither feature_drift nor model_degraded."""
     server.trigger("score", {"dates": [d.isoformat() for d in days[-STABLE_SCORED_DAYS:]]})
     server.trigger("monitor")
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
     server.trigger("performance")
-    server.wait_idle()
+    server.wait_idle(answer=answer_approval)
 
 
 def answer_approval(request: dict) -> str | None:
-    """The demo's user approves a canary rollout, as a person would: not within the first seconds.
+    """The demo's user approves (the option going ahead: a release, a rollout, a rollback), as a
+    person would: not within the first seconds.
     (Seen with Airflow 3.2: a response that fires the trigger before the scheduler has handled the
     deferring process's exit makes it mark the task up for retry, and the approval is asked again.
     A task's supervisor notices the exit at once (``platform.task_exit``), and the embedded
@@ -218,7 +259,7 @@ def answer_approval(request: dict) -> str | None:
     result is read at the scheduler's next loop, up to its 0.5 s idle sleep later.)"""
     after = APPROVAL_AFTER_SECONDS[_settings.load().profile]
     old_enough = (dt.datetime.now(dt.UTC) - _instant(request["created_at"])).total_seconds() >= after
-    return USER_ANSWER if request["task_instance"]["dag_id"] == "canary" and old_enough else None
+    return request["options"][0] if old_enough else None
 
 
 def newest_version() -> str:
@@ -327,7 +368,10 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
     cfg = _settings.load()
     client = tracking.client()
     by_dag: dict[str, dict] = {}
-    for r in server.runs():
+    dag_runs = server.runs()
+    history = registry.history()
+    status, page = server.page("/reports/deployment")
+    for r in dag_runs:
         entry = by_dag.setdefault(r["dag_id"], {"runs": Counter(), "seconds": []})
         entry["runs"][f"{r['run_type']}:{r['state']}"] += 1
         if (s := _seconds(r)) is not None:
@@ -361,7 +405,15 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
             for v in versions
         ),
         "aliases": dict(model.aliases) if model else {},
-        "deployments": registry.history(),
+        "deployments": history,
+        "deployment_page": {
+            "status": status,
+            "moves_listed": sum(e["at"][:19].replace("T", " ") in page for e in history),
+        },
+        "run_notes": {
+            d: [r["note"] for r in dag_runs if r["dag_id"] == d and r.get("note")]
+            for d in ("validate", "train", "promote", "package", "canary", "monitor", "performance", "rollback")
+        },
         "stable": {
             "feature_drift_events": sum(_emitted_at(e) <= stable_until for e in drift),
             "model_degraded_events": sum(_emitted_at(e) <= stable_until for e in degraded),
@@ -460,6 +512,14 @@ def check(summary: dict) -> list[str]:
     if not any(o == "abort" for o, _ in outcomes):
         problems.append("no canary was aborted")
     serving = summary.get("serving")
+    if summary["deployment_page"] != {"status": 200, "moves_listed": len(summary["deployments"])}:
+        problems.append(f"/reports/deployment does not list every move: {summary['deployment_page']}")
+    if unnoted := [d for d in ("promote", "package", "canary", "validate") if not summary["run_notes"][d]]:
+        problems.append(f"no run note on the runs of {', '.join(unnoted)}")
+    if not summary["audit"]["serving_because"]:
+        problems.append(f"the audit of a live request names no deployment record: {summary['audit']}")
+    if missing := [kind for kind in ALERTED if kind not in summary["alerts_received"]]:
+        problems.append(f"no {', '.join(missing)} alert reached the SMTP server")
     moves = summary["deployments"]
     unexplained = [b["at"] for a, b in zip(moves, moves[1:], strict=False) if a["to"] != b["from"]]
     if not moves or unexplained or moves[-1]["to"] != {k: str(v) for k, v in summary["aliases"].items()}:

@@ -1,5 +1,6 @@
 """One-time set-up of a deployment: services checked, Airflow metadata DB migrated (and MLflow's
-store for the embedded profile), ``gpu`` pool, and the thresholds' Airflow Variables.
+store for the embedded profile), ``gpu`` pool, the thresholds' Airflow Variables, and the
+connection run notes are written through (``lifecycle_airflow_api``, the service user's).
 
 Scale-out: every service is checked first (a bad URL, password or missing bucket stops here with
 the setting named) and the deployment's PostgreSQL databases are created. The pool gets one slot
@@ -9,9 +10,11 @@ per GPU found (at least one), so training tasks never oversubscribe.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from lifecycle import settings as _settings
 from lifecycle import thresholds, tracking
@@ -45,6 +48,40 @@ def wait(proc: subprocess.Popen) -> None:
         raise RuntimeError(f"`{ran}` failed ({proc.returncode}): {err[-2000:]}")
 
 
+def service_user(cfg: _settings.Settings) -> str:
+    """The password of the deployment's service user (run notes), added to the simple auth manager's
+    password file if missing, under the lock the api-server takes on that file."""
+    import fcntl
+    import secrets
+
+    path = cfg.airflow_home / "simple_auth_manager_passwords.json.generated"
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        passwords = json.loads(f.read() or "{}")
+        if _settings.SERVICE_USER not in passwords:
+            passwords[_settings.SERVICE_USER] = secrets.token_urlsafe(24)
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(passwords) + "\n")
+    return passwords[_settings.SERVICE_USER]
+
+
+def connections(cfg: _settings.Settings) -> Path:
+    """The connections set-up imports (an existing one is kept: Admin → Connections may have changed it)."""
+    path = cfg.airflow_home / "connections.json"
+    api = {
+        "conn_type": "http",
+        "host": f"http://{cfg.airflow_host}:{cfg.airflow_port}",
+        "login": _settings.SERVICE_USER,
+        "password": service_user(cfg),
+        "description": "The api-server and the user run notes are written as",
+    }
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(json.dumps({_settings.AIRFLOW_API_CONN_ID: api}))
+    return path
+
+
 def main() -> None:
     env.apply()
     cfg = _settings.load()
@@ -61,6 +98,7 @@ def main() -> None:
         ["pools", "set", cfg.gpu_pool, str(slots), f"Training tasks: one slot per GPU ({slots})"],
         # the thresholds in force, listed under Admin → Variables; a value tuned there is kept
         ["variables", "import", str(tunables), "--action-on-existing-key", "skip"],
+        ["connections", "import", str(connections(cfg))],
     )
     try:
         if not cfg.services:
@@ -73,6 +111,7 @@ def main() -> None:
         migrating.wait()
         raise
     wait(migrating)
+    (cfg.airflow_home / "connections.json").unlink()  # it holds a password: the metadata DB keeps it encrypted
     print(f"set-up done: state in {cfg.state_dir}, pool {cfg.gpu_pool!r} with {slots} slot(s)")
 
 
