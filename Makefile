@@ -9,7 +9,7 @@ PIP_INSTALL := $(VENV)/bin/pip install -q --disable-pip-version-check --no-compi
 # A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-services airflow serve bench bench-smoke lint lock bytecode-lock clean compose-tool bench-tools
+.PHONY: install demo test test-services airflow serve bench bench-smoke lint lock bytecode-lock clean compose-tool bench-tools browser-tool
 
 # uv reads no pip configuration, so it is handed the find-links and indexes pip is configured with
 # (this machine kind keeps the lock's CPU build of torch in a find-links folder): `pip config list`
@@ -46,7 +46,7 @@ demo: install  ## the main job on the embedded default, through a real Airflow s
 # suite). Their output follows the rest's.
 SERVED := tests/integration/test_canary.py tests/integration/test_live_service.py \
 	tests/integration/test_performance.py tests/integration/test_second_use_case.py tests/integration/test_real_data.py
-test: install compose-tool  ## unit, DAG integrity, compose file, dag.test() runs, live services, end-to-end scheduler test
+test: install compose-tool browser-tool  ## unit, DAG integrity, compose file, dag.test() runs, live services, end-to-end scheduler test
 	@mkdir -p .local/ci
 	@$(PY) -m pytest tests/e2e --state-name e2e-run -p no:cacheprovider > .local/ci/test-e2e.log 2>&1 & e2e=$$!; \
 	$(PY) -m pytest $(SERVED) --state-name served -p no:cacheprovider > .local/ci/test-served.log 2>&1 & served=$$!; \
@@ -109,6 +109,9 @@ clean:
 
 compose-tool:  ## Debian's docker-compose 1.29, which tests/unit/test_compose.py validates docker-compose.yaml with
 	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
+
+browser-tool:  ## Debian's Chromium, the real browser the offline Data Docs test reads pages with
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 bench-tools:  ## Debian's wrk, the HTTP load generator bench/serving.py drives the live service with
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -1,7 +1,8 @@
 """Reports in the Airflow UI: the lake's reports zone (Evidently drift, GX Data Docs) served by
 the api-server under /reports/, behind Airflow's own authentication, with a nav entry; and pages
 made on request: /reports/deployment (what serves, pending approvals, the deployment history) and
-/reports/audit?key=<request id | event id>."""
+/reports/audit?key=<request id | event id>. Data Docs pages are served readable offline
+(``lifecycle.data_docs``: their CDN assets from /reports/_assets/)."""
 
 import mimetypes
 
@@ -51,6 +52,16 @@ def pending_approvals() -> list[dict]:
         ]
 
 
+@app.get("/_assets/{name}")
+def data_docs_asset(name: str) -> Response:
+    """What an offline Data Docs page loads instead of a CDN (``lifecycle.data_docs``)."""
+    from lifecycle import data_docs
+
+    if (found := data_docs.asset(name)) is None:
+        raise HTTPException(404, f"no asset {name}")
+    return Response(found[0], media_type=found[1])
+
+
 @app.get("/{path:path}")
 def report(path: str = "") -> Response:
     from lifecycle import lake
@@ -62,10 +73,14 @@ def report(path: str = "") -> Response:
         raise HTTPException(404, "no such report")
     target = lake.zone("reports").joinpath(*parts) if parts else lake.zone("reports")
     if target.is_dir():
-        target = target / "index.html"
+        target, parts = target / "index.html", [*parts, "index.html"]
     if not target.is_file():
         raise HTTPException(404, f"no report at {path or 'index.html'}")
     media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if parts[0] == "data_quality" and media == "text/html":  # Great Expectations' pages, offline
+        from lifecycle import data_docs
+
+        return Response(data_docs.offline(target.read_text(), depth=len(parts) - 1), media_type=media)
     return Response(target.read_bytes(), media_type=media)
 
 
