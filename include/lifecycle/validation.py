@@ -315,7 +315,8 @@ def validate_day(day: dt.date) -> list[Outcome]:
             lake.remove(part)
         detail = " | ".join(f"{o.dataset}: {describe(o.failures)}" for o in outcomes if not o.success)
         docs = {o.dataset: ui.report_url(o.docs_uri) for o in outcomes if not o.success}
-        alerts.quarantined(day.isoformat(), detail.replace(" | ", "\n"), docs, lake.sha256(b"".join(data.values())))
+        each = "\n".join(f"{o.dataset}: {describe([f])}" for o in outcomes if not o.success for f in o.failures)
+        alerts.quarantined(day.isoformat(), each, docs, lake.sha256(b"".join(data.values())))  # a line per rule
         raise QualityGateError(
             f"batch {day.isoformat()} failed validation and was moved to "
             f"{lake.partition('quarantine', uc.events, day).parent.parent}; failed expectations: {detail}"
