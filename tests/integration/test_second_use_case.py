@@ -129,7 +129,8 @@ def test_package_ships_the_use_case_and_answers_the_golden_requests(dags):
     )
     assert (src / "loan_default" / "feature_repo" / "loan_definitions.py").exists()
     assert run.state == "success", states(run)
-    assert set(states(run).values()) == {"success"}
+    skipped = {"approval", "refused"}  # approvals are off here: the release needs no human
+    assert {t for t, state in states(run).items() if state != "success"} == skipped, states(run)
     result = xcom(run, "smoke_test")
     assert [r["status"] for r in result["results"]] == [200, 200, 400, 400, 400, 401]
     assert all(r["ok"] for r in result["results"])
