@@ -134,3 +134,16 @@ def world(_world_built, monkeypatch):
     """Point settings at the shared world; returns its curated days."""
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(WORLD))
     return _world_built
+
+
+@pytest.fixture
+def mailbox(tmp_path, monkeypatch):
+    """Alerts on, by e-mail to a real SMTP server process through the Airflow connection."""
+    from lifecycle.devtools import smtp_server
+
+    server = smtp_server.start(tmp_path / "mail", tmp_path / "smtp.log")
+    monkeypatch.setenv("LIFECYCLE_ALERT_CHANNELS", "email")
+    monkeypatch.setenv("LIFECYCLE_ALERT_EMAIL_TO", "data-team@example.com")
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_SMTP", server.connection())
+    yield server
+    server.stop()

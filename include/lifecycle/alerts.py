@@ -35,6 +35,7 @@ KINDS = {
     "approval_waiting": "a decision waits for a human under Required Actions",
     "approval_answered": "a human answered an approval",
     "rollback": "the champion was rolled back",
+    "live_breach": "the live champion breached a bound (errors, latency, missing or old features) or went down",
 }
 HEADER = "X-Lifecycle-Alert"  # the kind, on every e-mail: a mail filter or a test counts by it
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ import pandas as pd
 
 from lifecycle import contract, prediction_log, registry, tracking
 from lifecycle import settings as _settings
-from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, SHADOW
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, FALLBACK, PREVIOUS, SHADOW
 
-ARM_ALIASES = {CHAMPION: (CHAMPION,), CANARY: (CANARY,), SHADOW: (CANARY, CHALLENGER)}
+ARM_ALIASES = {CHAMPION: (CHAMPION,), CANARY: (CANARY,), SHADOW: (CANARY, CHALLENGER), FALLBACK: (PREVIOUS,)}
 
 
 class NotLogged(LookupError):
@@ -51,7 +51,8 @@ def answer(key: str) -> dict:
                 "request_id": _plain(row["request_id"]),
                 uc.id: _plain(row[uc.id]),
                 "arm": row["arm"],
-                "returned": row["arm"] != SHADOW,  # a shadow score is logged, never answered
+                # a shadow score is logged, never answered; a failed one answered nothing
+                "returned": row["arm"] != SHADOW and _plain(row.get("error")) is None,
                 "model_version": version,
                 "served_at": served,
                 "event_time": row[prediction_log.EVENT_TIME].isoformat(),
@@ -59,6 +60,8 @@ def answer(key: str) -> dict:
                 "score": _plain(row[uc.score]),
                 "error": _plain(row.get("error")),
                 "latency_ms": _plain(row["latency_ms"]),
+                "feature_age_s": _plain(row.get("feature_age_s")),
+                "missing_features": _plain(row.get("missing_features")),
                 "entities": {e: _plain(row[e]) for e in uc.entities},
                 "inputs": {c.removeprefix("input_"): _plain(row[c]) for c in rows.columns if c.startswith("input_")},
                 "serving_because": in_force(history, version, row["arm"], served),
@@ -154,13 +157,23 @@ def text(result: dict) -> str:
     """The answer as a person reads it."""
     lines = [f"Audit of {result['key']} ({result['model_name']})"]
     for a in result["answers"]:
-        said = "answered" if a["returned"] else "scored in shadow (not returned)"
+        said = (
+            "answered"
+            if a["returned"]
+            else "failed to score (not returned)"
+            if a["error"]
+            else "scored in shadow (not returned)"
+        )
+        age = a.get("feature_age_s")
         lines += [
             "",
             f"request {a['request_id']} at {a['served_at']} ({a['source']}): {said} by v{a['model_version']} "
             f"on arm {a['arm']}, {result['score_name']} {a['score']}, {a['latency_ms']:.2f} ms"
             + (f", error {a['error']}" if a["error"] else ""),
             "  inputs: " + ", ".join(f"{k}={v}" for k, v in a["inputs"].items()),
+            "  stored features: "
+            + ("none for an entity" if a.get("missing_features") else "for every entity")
+            + (f", {age / 3600:.1f} h old at the event's time" if age is not None else ""),
         ]
         why = a["serving_because"]
         lines.append(

@@ -10,7 +10,14 @@ serves and is reported by ``status()``.
 Routing: ``champion`` answers; when ``canary`` exists, the entities (``UseCase.route_by``; card
 fraud: cards) whose hash falls under LIFECYCLE_CANARY_SHARE get the canary (sticky per entity);
 with LIFECYCLE_SHADOW the ``challenger`` also scores every request, logged and never returned.
-Each scored row goes to the prediction log with the exact inputs the model read.
+A champion that fails to score is logged as failed and the ``previous_champion`` (loaded ahead)
+answers under arm ``fallback``; with no previous champion the request answers 503.
+Each scored row goes to the prediction log with the exact inputs the model read and the age of
+the stored features it was served (``feature_age_s``).
+
+Stored features follow the rule of the training join: a snapshot older than its view's TTL at the
+event's time is not served (the entity is served as unknown, as training saw it), and its age is
+still logged, so a stalled ``features`` DAG shows as old features and unknown entities.
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lifecycle import contract, feature_store, prediction_log, prediction_writer, tracking
+from lifecycle import contract, feature_store, health, prediction_log, prediction_writer, tracking
 from lifecycle import settings as _settings
-from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, PREVIOUS, SHADOW
+from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, FALLBACK, PREVIOUS, SHADOW
 
 LOG = logging.getLogger(__name__)
 RETRY_SECONDS = 30  # before loading again a version whose download or load failed
@@ -38,6 +45,10 @@ RETRY_SECONDS = 30  # before loading again a version whose download or load fail
 
 class NotReady(RuntimeError):
     """No champion is loaded yet (nothing registered, or its first load failed), or no online features yet."""
+
+
+class ChampionFailed(NotReady):
+    """The champion failed to score and no previous champion could answer instead."""
 
 
 def bucket(key: str) -> float:
@@ -59,6 +70,7 @@ class Routing:
     canary: Loaded | None = None
     challenger: Loaded | None = None
     aliases: dict = field(default_factory=dict)
+    previous: Loaded | None = None  # never routed: answers only when the champion fails to score
 
     def versions(self) -> dict[str, str | None]:
         return {a: getattr(self, a).version if getattr(self, a) else None for a in (CHAMPION, CANARY, CHALLENGER)}
@@ -122,17 +134,18 @@ class RegistryFollower:
             if version and loaded is None:  # refused: keep what serves under this alias
                 loaded = getattr(current, alias)
             chosen[alias] = loaded
-        if wanted.get(PREVIOUS):  # loaded ahead, never routed: a rollback then swaps without a download
-            self._load(wanted[PREVIOUS])
+        # loaded ahead, never routed: a rollback then swaps without a download, and it answers when
+        # the champion fails to score
+        previous = self._load(wanted[PREVIOUS]) if wanted.get(PREVIOUS) else None
         for version in set(self._cache) - set(wanted.values()) - {v for v in current.versions().values() if v}:
             del self._cache[version]  # no alias names it any more: free its memory
-        new = Routing(**chosen, aliases=wanted)
+        new = Routing(**chosen, aliases=wanted, previous=previous)
         if new.versions() != current.versions():
             self.routing = new  # one assignment: requests see the old routing or the new one
             self.switches.append({"at": time.time(), **new.versions()})
             LOG.info("serving %s", new.versions())
         else:
-            self.routing = Routing(current.champion, current.canary, current.challenger, aliases=wanted)
+            self.routing = Routing(current.champion, current.canary, current.challenger, wanted, previous)
 
     def _load(self, version: str) -> Loaded | None:
         if version in self._cache:
@@ -154,6 +167,7 @@ class RegistryFollower:
         r = self.routing
         return {
             "serving": r.versions(),
+            "fallback": r.previous.version if r.previous else None,
             "aliases": r.aliases,
             "pinned": self.cfg.serving_pin_version or None,
             "loaded_versions": sorted(self._cache, key=int),
@@ -189,6 +203,13 @@ def load_version(cfg: _settings.Settings, version: str) -> Loaded:
     return Loaded(version=str(version), model=model, digest=digest, loaded_at=time.time())
 
 
+def _epoch(value) -> float:
+    """Seconds since the epoch of a timestamp (a datetime, naive ones in UTC, or an RFC 3339 string)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
 class OnlineFeatures:
     """The feature service's stored features for many entity rows, read from the online store.
 
@@ -196,8 +217,10 @@ class OnlineFeatures:
     proto and converts it per value on every call: 0.6 ms for one row and ~60 µs a row in a batch
     here, most of a request. This reads the same views through the same online store
     (``online_read``, the interface every Feast online store implements) once per unique entity,
-    with the views resolved once at start-up. Reads ignore TTL, as Feast's own online reads do.
-    tests/integration/test_live_service.py checks served features equal the point-in-time join."""
+    with the views resolved once at start-up. Feast's online reads ignore the views' TTL; this
+    applies it as the training join does (``lake_offline_store``): a snapshot older than the TTL at
+    the event's time is served as missing. tests/integration/test_live_service.py checks served
+    features equal the point-in-time join."""
 
     def __init__(self, store, feature_service):
         self.store = store
@@ -205,14 +228,19 @@ class OnlineFeatures:
         self.views = []
         for projection in feature_service.feature_view_projections:
             view = store.get_feature_view(projection.name)
-            self.views.append((view, view.join_keys, [f.name for f in projection.features]))
+            ttl = view.ttl.total_seconds() if view.ttl else None
+            self.views.append((view, view.join_keys, [f.name for f in projection.features], ttl))
 
-    def read(self, columns: dict[str, list]) -> dict[str, list]:
+    def read(self, columns: dict[str, list], times: list | None = None) -> tuple[dict[str, list], list]:
+        """(feature -> a value per row, the age in seconds at each row's event time of its oldest
+        stored snapshot, None for a row no view had a snapshot for). Without ``times`` no TTL applies."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
+        events = [_epoch(t) for t in times] if times is not None else None
+        ages: list = [None] * len(next(iter(columns.values()), []))
         out = {}
-        for view, keys, names in self.views:
+        for view, keys, names, ttl in self.views:
             rows = list(zip(*(columns[k] for k in keys), strict=True))
             unique = list(dict.fromkeys(rows))
             protos = [EntityKey(join_keys=keys, entity_values=[Value(string_val=v) for v in key]) for key in unique]
@@ -225,14 +253,22 @@ class OnlineFeatures:
                     strict=True,
                 )
             )
+            fresh = [True] * len(rows)
+            if events is not None:
+                stamps = {key: _epoch(ts) for key, (ts, feats) in found.items() if ts is not None and feats}
+                for i, key in enumerate(rows):
+                    if key in stamps:
+                        age = events[i] - stamps[key]
+                        ages[i] = age if ages[i] is None else max(ages[i], age)
+                        fresh[i] = ttl is None or age <= ttl
             for name in names:
                 values = {}
                 for key, (_, feats) in found.items():
                     v = feats.get(name) if feats else None
                     kind = v.WhichOneof("val") if v is not None else None
                     values[key] = getattr(v, kind) if kind and kind != "null_val" else None
-                out[name] = [values[r] for r in rows]
-        return out
+                out[name] = [values[r] if fresh[i] else None for i, r in enumerate(rows)]
+        return out, ages
 
 
 class LiveModel:
@@ -248,6 +284,7 @@ class LiveModel:
         self.online_error: str | None = None
         self.follower = follower or RegistryFollower(self.cfg)
         self.log = log or prediction_writer.PredictionLog(self.cfg)
+        self.health = health.Recent()
 
     def start(self) -> LiveModel:
         self.follower.start()
@@ -280,11 +317,13 @@ class LiveModel:
     def ready(self) -> bool:
         return self.follower.routing.champion is not None and self.open_online()
 
-    def features(self, columns: dict[str, list]) -> dict[str, list]:
-        """Stored features for each row's entities, merged with the request's own fields."""
+    def features(self, columns: dict[str, list]) -> tuple[dict[str, list], list]:
+        """Stored features for each row's entities (within their TTL at the row's event time),
+        merged with the request's own fields; and each row's feature age (``OnlineFeatures.read``)."""
         if not self.open_online():
             raise NotReady(f"no online features yet: {self.online_error}")
-        return {**self.online.read(columns), **columns}
+        stored, ages = self.online.read(columns, columns[self.uc.time])
+        return {**stored, **columns}, ages
 
     def predict(self, columns: dict[str, list]) -> list[dict]:
         """Score events given as columns (request fields -> values); one answer per row."""
@@ -294,12 +333,13 @@ class LiveModel:
             raise NotReady(f"no model serves yet: {self.follower.status()['registry_error'] or 'no champion loaded'}")
         uc = self.uc
         n = len(columns[uc.id])
-        data = self.features(columns)
+        data, ages = self.features(columns)
         arms = routing.arms(columns[uc.route_by], self.cfg.canary_share)
         request_ids = [uuid.uuid4().hex for _ in range(n)]
         known = {flag: [v is not None for v in data[feature]] for flag, feature in uc.known_flags.items()}
+        missing = [not all(flags) for flags in zip(*known.values(), strict=True)] if known else [False] * n
         answers: list[dict | None] = [None] * n
-        logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs) and (arm, loaded, part, idx, error)
+        logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs) and (arm, loaded, idx, error)
 
         def score(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> None:
             part = data if len(idx) == n else {k: [v[i] for i in idx] for k, v in data.items()}
@@ -319,6 +359,15 @@ class LiveModel:
                     }
             logged.append((arm, loaded, part, idx, inputs, probs))
 
+        def attempt(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> bool:
+            try:
+                score(arm, loaded, idx, answer)
+                return True
+            except Exception as err:  # the failure is evidence (the watch's and the canary's error rate)
+                LOG.warning("%s v%s failed to score %d rows: %s", arm, loaded.version, len(idx), err)
+                failed.append((arm, loaded, idx, f"{type(err).__name__}: {err}"[:500]))
+                return False
+
         champion_idx = list(range(n)) if CANARY not in arms else [i for i, a in enumerate(arms) if a == CHAMPION]
         # shadow scores, never returned: the challenger when LIFECYCLE_SHADOW is on, and a live canary
         # (its scores on the same traffic as the champion's are the canary decision's distribution gate)
@@ -328,17 +377,24 @@ class LiveModel:
         optional = [(SHADOW, loaded, list(range(n)), False) for loaded in shadows]
         if CANARY in arms:
             optional.insert(0, (CANARY, routing.canary, [i for i, a in enumerate(arms) if a == CANARY], True))
-        for arm, loaded, idx, answer in optional:
-            try:
-                score(arm, loaded, idx, answer)
-            except Exception as err:  # a broken canary or shadow never fails a request: the champion answers
-                LOG.warning("%s v%s failed to score %d rows: %s", arm, loaded.version, len(idx), err)
-                failed.append((arm, loaded, idx, f"{type(err).__name__}: {err}"))
-                if answer:
-                    champion_idx = sorted(champion_idx + idx)
-        if champion_idx:
-            score(CHAMPION, routing.champion, champion_idx, True)
-        latency_ms = (time.perf_counter() - start) * 1000
+        for arm, loaded, idx, answer in optional:  # a broken canary or shadow never fails a request
+            if not attempt(arm, loaded, idx, answer) and answer:
+                champion_idx = sorted(champion_idx + idx)  # the champion answers
+        refused = None
+        if champion_idx and not attempt(CHAMPION, routing.champion, champion_idx, True):
+            fallback = routing.previous
+            if fallback is None or fallback.version == routing.champion.version:
+                refused = f"champion v{routing.champion.version} failed to score: {failed[-1][3]}"
+            elif not attempt(FALLBACK, fallback, champion_idx, True):
+                refused = f"champion v{routing.champion.version} and fallback v{fallback.version} failed to score"
+        self._record(request_ids, data, ages, missing, logged, failed, (time.perf_counter() - start) * 1000)
+        if refused:
+            raise ChampionFailed(refused)
+        return answers
+
+    def _record(self, request_ids, data, ages, missing, logged, failed, latency_ms: float) -> None:
+        """Every scored and every failed row to the prediction log, and to the live health figures."""
+        uc = self.uc
         served_at = datetime.now(UTC)
         for arm, loaded, part, idx, inputs, probs in logged:
             self.log.append(
@@ -353,9 +409,11 @@ class LiveModel:
                     latency_ms,
                     served_at,
                     self.cfg.serving_source,
+                    feature_age_s=[ages[i] for i in idx],
+                    missing_features=[missing[i] for i in idx],
                 )
             )
-        for arm, loaded, idx, error in failed:  # the failure is evidence too (the canary's error rate)
+        for arm, loaded, idx, error in failed:
             part = {k: [data[k][i] for i in idx] for k in uc.keys}
             self.log.append(
                 prediction_log.rows(
@@ -370,9 +428,18 @@ class LiveModel:
                     served_at,
                     self.cfg.serving_source,
                     error=error,
+                    feature_age_s=[ages[i] for i in idx],
+                    missing_features=[missing[i] for i in idx],
                 )
             )
-        return answers
+        for arm, loaded, _, idx, _, _ in logged:
+            self.health.add(
+                arm, loaded.version, latency_ms, [False] * len(idx), [missing[i] for i in idx], [ages[i] for i in idx]
+            )
+        for arm, loaded, idx, _ in failed:
+            self.health.add(
+                arm, loaded.version, latency_ms, [True] * len(idx), [missing[i] for i in idx], [ages[i] for i in idx]
+            )
 
     def status(self) -> dict:
         return {
@@ -384,4 +451,5 @@ class LiveModel:
             **self.follower.status(),
             "online_features_error": self.online_error,
             "prediction_log": self.log.status(),
+            "live": self.health.summary(),
         }

@@ -66,7 +66,9 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     at = lookup(preds[uc.id], label_ids)
     del label_ids
     _release()
-    rows = np.flatnonzero(at >= 0)  # the labeled predictions
+    scored = np.isfinite(preds[uc.score].to_numpy(zero_copy_only=False).astype(float))  # a failed score: none
+    rows = np.flatnonzero((at >= 0) & scored)  # the labeled predictions
+    del scored
     at = at[rows]
     label = label[at]
     versions, arms = (preds[c].take(rows) for c in ("model_version", "arm"))  # small: int32 codes

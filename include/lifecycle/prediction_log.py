@@ -75,10 +75,14 @@ def rows(
     source: str,
     error: str | None = None,
     arrays: bool = False,
+    feature_age_s=None,
+    missing_features=None,
 ) -> dict:
     """Log rows as columns: the use case's id and entity keys and the event time from ``part``
     (request columns), the exact model ``inputs``, and the answer (``UseCase.score``, or the
-    ``error`` that kept a model from answering). Live serving and batch scoring both build them here.
+    ``error`` that kept a model from answering). Live serving and batch scoring both build them here;
+    the live service adds each row's ``feature_age_s`` (``lifecycle.live.OnlineFeatures``) and
+    whether an entity had no stored features (``missing_features``): the watch's evidence.
 
     Live requests get lists (the writer's buffer extends them). Batch scoring passes ``arrays``: the
     columns stay numpy and Arrow arrays, the constant ones Arrow repeats. A Python object per value
@@ -119,6 +123,10 @@ def rows(
     )
     if error is not None:
         out["error"] = [error] * k
+    if feature_age_s is not None:
+        out["feature_age_s"] = [float("nan") if a is None else float(a) for a in feature_age_s]
+    if missing_features is not None:
+        out["missing_features"] = list(missing_features)
     return out
 
 
@@ -387,6 +395,44 @@ def find(value: str, keys: list[str], cfg: _settings.Settings | None = None) -> 
             frame = read(cfg, days=[date])
             found.append(frame[frame[keys].astype(str).eq(value).any(axis=1)])
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def recent(cfg: _settings.Settings, since: dt.datetime, columns: list[str]) -> pd.DataFrame:
+    """The live service's rows served at or after ``since`` (``columns`` of them, a column a file
+    lacks as missing values), one per request id and arm. Only files written since then are read,
+    whatever event day they are filed under (replayed or late traffic carries any event time)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, _ = filesystem(cfg)
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    wanted = list(dict.fromkeys([*columns, "request_id", "arm", "served_at", "source"]))
+    frames = []
+    for path, info in fs.glob(f"{folder(cfg)}/date=*/*.parquet", detail=True).items():
+        name = os.path.basename(path)
+        if name.startswith(("_", "batch-")) or _modified(info) < since:
+            continue
+        try:
+            table = pq.read_table(pa.BufferReader(fs.cat_file(path)))
+        except FileNotFoundError:  # a compaction replaced it: its rows are in the file it wrote
+            continue
+        frames.append(table.select([c for c in wanted if c in table.column_names]).to_pandas())
+    if not frames:
+        return pd.DataFrame(columns=wanted)
+    frame = pd.concat(frames, ignore_index=True).reindex(columns=wanted)
+    frame = frame[(frame["source"] == cfg.serving_source) & (pd.to_datetime(frame["served_at"], utc=True) >= since)]
+    return frame.drop_duplicates(["request_id", "arm"], ignore_index=True)
+
+
+def _modified(info: dict) -> dt.datetime:
+    """When a listed file was last written (a local file's mtime, an object's LastModified)."""
+    if "mtime" in info:
+        return dt.datetime.fromtimestamp(info["mtime"], dt.UTC)
+    stamp = info.get("LastModified") or info.get("last_modified")
+    if isinstance(stamp, dt.datetime):
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    return dt.datetime.max.replace(tzinfo=dt.UTC)  # unknown: read it
 
 
 def _read(cfg: _settings.Settings | None, days: list | None, compact: bool, columns: list[str] | None) -> list:

@@ -20,9 +20,13 @@ Each move is recorded, once, in the append-only history: one JSON object per mov
 ``deployments/<model>/`` (never rewritten, so an object store needs no lock) and a
 ``deployment_<time>`` tag on the version. A record says which transition, when, the aliases before
 and after, who (the DAG run, with its UI link, or the command line's user), why, who approved, and
-the evidence (a report or run). An abort or a rollback is also alerted (``alerts``). A call that
-moves nothing (a retried task whose first attempt moved) records nothing unless the last record
-does not explain the aliases as they are.
+the evidence (a report or run). An abort or a rollback is also alerted (``alerts``).
+
+Retries and hands: a move first writes its intent (the aliases before, the targets) beside the
+history, so a retry of an attempt that died part-way finishes the same moves and records them as
+one; a retry of a recorded move records nothing and completes its tag and alert. Aliases moved by
+anything else since the last record (the MLflow UI) are recorded as ``outside_registry`` before
+the next transition, never folded into it.
 """
 
 from __future__ import annotations
@@ -134,7 +138,15 @@ def _champion(transition: str, version: str, reason: str, evidence, approved_by)
 def _move(transition: str, version, reason: str, changes: dict, evidence, approved_by=None) -> dict:
     cfg = _settings.load()
     c = tracking.client()
-    before = aliases()
+    before, last = aliases(), latest()
+    intent = _pending(transition, version, before)
+    if intent is not None:  # an earlier attempt that died mid-move: finish its moves, record them as one
+        changes, start = intent["changes"], intent["from"]
+    else:
+        if last is not None and last["to"] != before:
+            _outside(last, before)
+        start = before
+        _write_pending(transition, version, {"changes": changes, "from": before})
     for alias, target in changes.items():
         if target is None and alias in before:
             c.delete_registered_model_alias(cfg.model_name, alias)
@@ -146,22 +158,80 @@ def _move(transition: str, version, reason: str, changes: dict, evidence, approv
         "model": cfg.model_name,
         "transition": transition,
         "version": str(version),
-        "from": before,
+        "from": start,
         "to": after,
         **actor(),
         "reason": reason,
         "approved_by": approved_by,
         "evidence": evidence,
     }
-    if before == after:
-        last = latest()
-        if last is None or last["to"] == after:
-            return {**entry, "recorded": False}
-        entry["from"] = last["to"]  # a move no record explains yet: an earlier attempt's
+    if start == after:
+        _pending_path(transition, version).unlink(missing_ok=True)
+        if last is not None and (last["transition"], last["version"], last["to"]) == (transition, str(version), after):
+            _finish(last)  # a retry of a recorded move: the tag and alert its attempt may not have made
+        return {**entry, "recorded": False}
     _record(entry)
-    if transition in ("abort", "roll_back"):
-        alerts.transition(entry)
+    _pending_path(transition, version).unlink(missing_ok=True)
+    _finish(entry)
     return {**entry, "recorded": True}
+
+
+def _pending_path(transition: str, version):
+    return lake.zone("deployments") / "_pending" / _settings.load().model_name / f"{transition}-v{version}.json"
+
+
+def _write_pending(transition: str, version, intent: dict) -> None:
+    path = _pending_path(transition, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(intent, sort_keys=True))
+
+
+def _pending(transition: str, version, now: dict) -> dict | None:
+    """The intent an earlier attempt of this move wrote before moving, while the aliases are still
+    part-way from its start to its targets (anything else moved since: stale, forgotten)."""
+    path = _pending_path(transition, version)
+    try:
+        intent = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    start, changes = intent["from"], intent["changes"]
+    if all(now.get(a) in (start.get(a), changes[a]) if a in changes else now.get(a) == start.get(a) for a in ALIASES):
+        return intent
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _outside(last: dict, now: dict) -> None:
+    """Record aliases moved since the last record by something other than this module (a hand in
+    the MLflow UI or API), before the next move: the history never folds it into a transition."""
+    moved = [a for a in ALIASES if last["to"].get(a) != now.get(a)]
+    named = [now[a] for a in moved if now.get(a)] or [last["to"][a] for a in moved if last["to"].get(a)]
+    entry = {
+        "at": _now().isoformat(),
+        "model": _settings.load().model_name,
+        "transition": "outside_registry",
+        "version": named[0],
+        "from": last["to"],
+        "to": now,
+        "by": "unknown: not through lifecycle.registry (the MLflow UI or API)",
+        "dag_run": None,
+        "reason": "aliases moved outside the registry's transitions, found by the next transition",
+        "approved_by": None,
+        "evidence": None,
+    }
+    _record(entry)
+    _finish(entry)
+
+
+def _finish(entry: dict) -> None:
+    """The record's tag on its version (MLflow) and, for an abort or a rollback, its alert: both
+    idempotent, so a retry completes what a dead attempt left undone."""
+    at = dt.datetime.fromisoformat(entry["at"]).strftime("%Y%m%dT%H%M%S%fZ")
+    tracking.client().set_model_version_tag(
+        entry["model"], entry["version"], f"{TAG_PREFIX}{at}", describe(entry)[:5000]
+    )
+    if entry["transition"] in ("abort", "roll_back"):
+        alerts.transition(entry)
 
 
 def actor() -> dict:
@@ -197,9 +267,6 @@ def _record(entry: dict) -> None:
     staged = folder / f".{name}"  # written whole, then renamed: a reader never sees half a record
     staged.write_text(json.dumps(entry, sort_keys=True))
     staged.rename(folder / name)
-    tracking.client().set_model_version_tag(
-        entry["model"], entry["version"], f"{TAG_PREFIX}{at}", describe(entry)[:5000]
-    )
 
 
 def _names() -> list[str]:

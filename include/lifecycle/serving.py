@@ -8,7 +8,10 @@ The models it serves follow the registry's aliases without a restart (``lifecycl
 Every response names the model version and the arm. Requests need ``Authorization: Bearer
 <key>`` (``Settings.serving_api_key``); /healthz, /livez, /readyz, /metrics and the OpenAPI
 document are open. Bodies over LIFECYCLE_SERVING_MAX_BODY_BYTES answer 413, a POST that is
-not JSON answers 415, a contract breach 400, no champion yet 503. Imports nothing of Airflow.
+not JSON answers 415, a contract breach 400, no champion yet (or a champion that failed to score
+with no previous champion to answer instead) 503. ``/status`` and ``/metrics`` give each arm's
+health (``lifecycle.health``): /status this worker's recent rows, /metrics every worker's counts.
+Imports nothing of Airflow.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from starlette.routing import Route
 
 from lifecycle import contract
 from lifecycle import settings as _settings
-from lifecycle.aliases import CANARY, CHAMPION
+from lifecycle.aliases import CANARY, CHAMPION, FALLBACK
 
 CFG = _settings.load()
 USE_CASE = contract.current(CFG)
@@ -92,7 +95,7 @@ def response_model(uc: contract.UseCase) -> type[BaseModel]:
             uc.score: (float, ...),
             "model_name": (str, ...),
             "model_version": (str, ...),
-            "arm": (Literal[CHAMPION, CANARY], ...),
+            "arm": (Literal[CHAMPION, CANARY, FALLBACK], ...),
             "feature_service": (str, ...),
             **{flag: (bool, ...) for flag in uc.known_flags},
         },
@@ -237,6 +240,45 @@ class OneLineClientErrors(logging.Filter):
 logging.getLogger("bentoml._internal.server.http_app").addFilter(OneLineClientErrors())
 
 
+def _metrics():
+    """Prometheus metrics of every scored row (BentoML's multiprocess registry: /metrics adds up
+    the workers), fed by ``LiveModel.health``."""
+    from bentoml import metrics
+
+    labels = ["arm", "model_version"]
+    rows = metrics.Counter("lifecycle_rows", "Rows scored, by arm, version and outcome", [*labels, "outcome"])
+    missing = metrics.Counter(
+        "lifecycle_missing_features_rows", "Rows served without an entity's stored features", labels
+    )
+    latency = metrics.Histogram(
+        "lifecycle_request_latency_seconds",
+        "Time to answer a request (features, every arm, the log), once per request and arm",
+        labels,
+        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+    )
+    age = metrics.Histogram(
+        "lifecycle_feature_age_seconds",
+        "Age of the oldest stored snapshot a row was served, at the event's time",
+        labels,
+        buckets=(600, 3600, 6 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400, 30 * 86400),
+    )
+
+    def observe(arm, version, latency_ms, failed, missing_rows, ages) -> None:
+        errors = sum(failed)
+        if errors:
+            rows.labels(arm, version, "error").inc(errors)
+        if len(failed) - errors:
+            rows.labels(arm, version, "ok").inc(len(failed) - errors)
+        if sum(missing_rows):
+            missing.labels(arm, version).inc(sum(missing_rows))
+        latency.labels(arm, version).observe(latency_ms / 1000)
+        for a in ages:
+            if a is not None:
+                age.labels(arm, version).observe(a)
+
+    return observe
+
+
 def _columns(events: list[dict]) -> dict[str, list]:
     return {f: [e[f] for e in events] for f in USE_CASE.event_columns}
 
@@ -246,7 +288,9 @@ class ModelService:
     def __init__(self) -> None:
         from lifecycle.live import LiveModel
 
-        self.live = LiveModel(CFG).start()
+        self.live = LiveModel(CFG)
+        self.live.health.observers.append(_metrics())
+        self.live.start()
 
     def __is_ready__(self) -> bool:
         return self.live.ready
@@ -277,7 +321,8 @@ class ModelService:
 
     @bentoml.api
     async def status(self) -> dict:
-        """What serves, what the registry says, refused versions and why, the prediction log's counts."""
+        """What serves, what the registry says, refused versions and why, the prediction log's
+        counts, and each arm's health in this worker's recent rows."""
         return self.live.status()
 
 

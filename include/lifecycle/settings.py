@@ -79,6 +79,20 @@ THRESHOLDS = {
     "canary_margin": Threshold(
         "CANARY_MARGIN", 0.0, 0.0, 1.0, "a canary's live metric may be this far below the champion's"
     ),
+    "live_max_error_rate": Threshold(
+        "LIVE_MAX_ERROR_RATE",
+        0.01,
+        0.0,
+        1.0,
+        "share of the live champion's rows failing to score that the watch acts on",
+    ),
+    "live_max_missing_share": Threshold(
+        "LIVE_MAX_MISSING_SHARE",
+        0.5,
+        0.0,
+        1.0,
+        "share of live rows served without an entity's stored features that the watch alerts on",
+    ),
     "canary_max_psi": Threshold(
         "CANARY_MAX_PSI", 0.25, 0.001, 10.0, "PSI of the canary's scores vs the champion's beyond which it aborts"
     ),
@@ -268,11 +282,18 @@ class Settings:
     canary_max_error_rate: float
     canary_max_latency_ratio: float
     canary_max_psi: float
+    live_max_error_rate: float
+    live_max_missing_share: float
     canary_margin: float
     require_approval: bool
     rollback_without_approval: bool  # with require_approval, a rollback needs none (recorded as such)
     approval_timeout_hours: float
     prediction_flush_seconds: float
+    watch_every_minutes: float  # the watch DAG's schedule
+    watch_window_minutes: float  # the live rows a watch run judges
+    watch_baseline_hours: float  # the champion's rows before the window: its usual latency
+    watch_min_requests: int  # fewer rows in the window: no judgement on rates
+    watch_rollback: bool  # a model-caused breach rolls back to a healthy previous champion
     serving_api_key_file: Path
     serving_api_key_value: str = field(repr=False)  # a secret: never in a repr or a log
     gpu_pool: str
@@ -468,6 +489,11 @@ def load() -> Settings:
         rollback_without_approval=_bool("ROLLBACK_WITHOUT_APPROVAL", False),
         approval_timeout_hours=_float("APPROVAL_TIMEOUT_HOURS", 24.0, 0.001, 24 * 30.0),
         prediction_flush_seconds=_float("PREDICTION_FLUSH_SECONDS", 2.0, 0.1, 5.0),
+        watch_every_minutes=_float("WATCH_EVERY_MINUTES", 10.0, 1.0, 24 * 60.0),
+        watch_window_minutes=_float("WATCH_WINDOW_MINUTES", 15.0, 1.0, 7 * 24 * 60.0),
+        watch_baseline_hours=_float("WATCH_BASELINE_HOURS", 24.0, 0.0, 24 * 30.0),
+        watch_min_requests=_int("WATCH_MIN_REQUESTS", 50, 1, 10**9),
+        watch_rollback=_bool("WATCH_ROLLBACK", True),
         serving_api_key_file=Path(_str("SERVING_API_KEY_FILE", str(state / "serving" / "api-key"))),
         serving_api_key_value=_api_key(),
         gpu_pool=_str("GPU_POOL", "gpu"),

@@ -17,6 +17,11 @@ def required_actions_url() -> str:
     return f"{_settings.load().ui_url}/required_actions"
 
 
+def deployment_url() -> str:
+    """The reports plugin's deployment page: what serves, approvals waiting, the history."""
+    return f"{_settings.load().ui_url}/reports/deployment"
+
+
 def report_url(path) -> str:
     """The ``/reports/`` URL of a file in the lake's reports zone, given as an ObjectStoragePath or
     its string (``file:///…``, ``s3://conn@bucket/…``)."""

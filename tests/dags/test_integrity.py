@@ -22,7 +22,9 @@ EXPECTED = {
     "score": ({assets.FEATURES}, {assets.PREDICTIONS}),
     "performance": ({assets.CURATED}, {assets.DEGRADED}),
     "canary": ({assets.RELEASED}, {assets.RELEASED}),
+    "watch": (set(), {assets.RELEASED}),
 }
+NO_RETRY = {"rollback", "watch"}  # an alias swap never repeats; the next watch run watches again
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_conventions(dagbag, dag_id):
     for t in dag.tasks:
         assert t.owner == "ml-platform"
         # a killed task process is retried (bad data fails at once regardless); an alias swap never repeats
-        assert t.retries == 0 if dag_id == "rollback" else t.retries >= 1, t.task_id
+        assert t.retries == 0 if dag_id in NO_RETRY else t.retries >= 1, t.task_id
 
 
 def _schedule_assets(dag) -> set:
@@ -74,6 +76,16 @@ def test_train_runs_on_drift_or_weekly_and_candidates_use_the_gpu_pool(dagbag):
     cfg = settings.load()
     assert all(t.pool == cfg.gpu_pool and t.queue == cfg.gpu_queue for t in fits)
     assert all(t.pool != cfg.gpu_pool for t in dag.tasks if t not in fits)
+
+
+def test_watch_runs_every_few_minutes_one_run_at_a_time(dagbag):
+    from datetime import timedelta
+
+    from airflow.sdk import DeltaTriggerTimetable
+
+    dag = dagbag.dags["watch"]
+    assert isinstance(dag.timetable, DeltaTriggerTimetable) and dag.max_active_runs == 1
+    assert dag.timetable.delta == timedelta(minutes=settings.load().watch_every_minutes)
 
 
 def test_dag_files_parse_without_heavy_imports():

@@ -83,19 +83,6 @@ def test_ingest_names_the_files_that_never_landed(dags, monkeypatch, capfd):
     assert never not in lake.dates("raw", "transactions")
 
 
-@pytest.fixture
-def mailbox(tmp_path, monkeypatch):
-    """Alerts on, by e-mail to a real SMTP server process through the Airflow connection."""
-    from lifecycle.devtools import smtp_server
-
-    server = smtp_server.start(tmp_path / "mail", tmp_path / "smtp.log")
-    monkeypatch.setenv("LIFECYCLE_ALERT_CHANNELS", "email")
-    monkeypatch.setenv("LIFECYCLE_ALERT_EMAIL_TO", "data-team@example.com")
-    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_SMTP", server.connection())
-    yield server
-    server.stop()
-
-
 def test_validate_gates_good_days_and_quarantines_the_corrupt_one(dags, mailbox):
     run = dags["validate"].test()  # no dates given: every pending raw partition is gated
     assert run.state == "success"

@@ -268,8 +268,10 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
     assert log.count("Exception on /predict_batch [POST]: 1 validation error(s) for TransactionBatch (") >= 2
 
 
-def test_each_entity_says_whether_it_had_stored_features(service, key):
+def test_each_entity_says_whether_it_had_stored_features(service, key, world):
     json_type = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    # within the features' TTL of the day-6 snapshot (served as unknown later: the training join's rule)
+    at = {"event_timestamp": f"{world['parity_day']}T12:00:00Z"}
     answers = {}
     for name, change in (
         ("both", {}),
@@ -280,7 +282,7 @@ def test_each_entity_says_whether_it_had_stored_features(service, key):
             service,
             "POST",
             "/predict",
-            json.dumps({**GOOD, "transaction_id": f"known-{name}", **change}).encode(),
+            json.dumps({**GOOD, **at, "transaction_id": f"known-{name}", **change}).encode(),
             json_type,
         )
         assert code == 200, answer[:300]

@@ -22,7 +22,7 @@ from lifecycle.devtools import demo, sandbox
 from lifecycle.platform import services
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.services, pytest.mark.timeout(3000)]  # the module fixture runs the whole loop
+pytestmark = [pytest.mark.services, pytest.mark.timeout(4200)]  # the module fixture runs the whole loop
 STATE = ROOT / ".local" / "tests" / "scaleout"
 FIRST = dt.date(2026, 10, 1)
 CORRUPT = FIRST + dt.timedelta(days=8 + 3 + 4)
@@ -69,10 +69,11 @@ def observe(server) -> dict:
     curated = lake.read_range("curated", "transactions", CORRUPT - dt.timedelta(days=1), CORRUPT - dt.timedelta(days=1))
     known = {
         **GOOD,
+        "event_timestamp": f"{CORRUPT}T12:00:00Z",  # the day after the last snapshot: within the TTL
         "card_id": curated["card_id"].iloc[0],
         "merchant_id": curated["merchant_id"].iloc[0],
     }
-    unknown = {**GOOD, "card_id": "never-seen-card"}
+    unknown = {**known, "card_id": "never-seen-card"}
     live = f"http://127.0.0.1:{cfg.serving_port}"  # the deployment's model service, following the registry
     served = [packaging.post(f"{live}/predict", body, cfg.serving_api_key()) for body in (known, unknown)]
     batch = prediction_log.read(cfg, source="batch")

@@ -3,6 +3,7 @@ is quarantined, naming the rule in the error and in Data Docs; drift passes (the
 
 import dataclasses
 import datetime as dt
+import shutil
 
 import pandas as pd
 import pytest
@@ -15,11 +16,20 @@ DAY = dt.date(2026, 10, 5)
 HISTORY = 7
 
 
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    """``HISTORY`` curated days, landed and gated once for the module (each test changes its own copy)."""
+    path = tmp_path_factory.mktemp("history")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECYCLE_STATE_DIR", str(path))
+        for day in land_days(DAY, HISTORY):
+            validation.validate_day(day)
+    return path
+
+
 @pytest.fixture
-def curated(state):
-    days = land_days(DAY, HISTORY)
-    for day in days:
-        validation.validate_day(day)
+def curated(state, history):
+    shutil.copytree(history / "lake", state / "lake")
     return DAY + dt.timedelta(days=HISTORY)
 
 

@@ -21,8 +21,8 @@ def test_a_service_started_before_the_features_exist_waits_unready_then_reads_th
 
         featurized_days(dt.date(2026, 10, 1), 2)  # the features DAG's work: definitions applied, materialized
         assert model.open_online() and model.online_error is None
-        row = model.features(request)
-        assert set(row) > set(request) and row[uc.id] == request[uc.id]
+        row, ages = model.features(request)
+        assert set(row) > set(request) and row[uc.id] == request[uc.id] and len(ages) == 1
         assert not model.ready  # still no champion
     finally:
         model.close()

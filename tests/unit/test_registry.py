@@ -102,11 +102,75 @@ def test_a_move_repeated_by_a_retry_is_recorded_once(versions):
     assert (first["recorded"], retried["recorded"]) == (True, False)
     assert [e["transition"] for e in records()] == ["to_champion", "to_champion"]
     assert not registry.retire(v2, "not a challenger")["recorded"]
-    # a move made outside the module (an attempt that died before recording, a hand in the MLflow
-    # UI) is explained by the next call's record, from the last recorded state
-    tracking.client().delete_registered_model_alias(settings.load().model_name, PREVIOUS)
-    late = registry.to_champion(v2, "second")
-    assert late["recorded"] and (late["from"], late["to"]) == ({CHAMPION: v2, PREVIOUS: v1}, {CHAMPION: v2})
+    # a move made outside the module (a hand in the MLflow UI) is recorded as such before the next
+    # transition, which then records only its own moves
+    client, name = tracking.client(), settings.load().model_name
+    client.delete_registered_model_alias(name, PREVIOUS)
+    registry.nominate(v1, "retrained on more days")
+    outside, nominated = records()[-2:]
+    assert (outside["transition"], outside["from"], outside["to"]) == (
+        "outside_registry",
+        {CHAMPION: v2, PREVIOUS: v1},
+        {CHAMPION: v2},
+    )
+    assert outside["by"].startswith("unknown") and outside["version"] == v1
+    assert (nominated["from"], nominated["to"]) == ({CHAMPION: v2}, {CHAMPION: v2, CHALLENGER: v1})
+    tags = client.get_model_version(name, v1).tags
+    assert any(v.startswith("outside_registry") for k, v in tags.items() if k.startswith(registry.TAG_PREFIX))
+
+
+def test_an_attempt_that_died_part_way_is_finished_and_recorded_once_by_its_retry(versions, monkeypatch):
+    v1, v2, *_ = versions
+    client = tracking.client()
+    registry.to_champion(v1, "first")
+    registry.nominate(v2, "retrained")
+    real = client.set_registered_model_alias
+
+    def dies_after_the_champion(model, alias, version):
+        real(model, alias, version)
+        if alias == CHAMPION:
+            raise SystemExit("the task process died")
+
+    monkeypatch.setattr(client, "set_registered_model_alias", dies_after_the_champion)
+    monkeypatch.setattr(tracking, "client", lambda: client)
+    with pytest.raises(SystemExit):
+        registry.to_champion(v2, "release")
+    assert held() == {CHAMPION: v2, CHALLENGER: v2}  # half moved: v1 is not previous_champion yet
+    monkeypatch.setattr(client, "set_registered_model_alias", real)
+    retried = registry.to_champion(v2, "release")
+    assert held() == {CHAMPION: v2, PREVIOUS: v1}  # the retry finished the first attempt's moves
+    assert retried["recorded"] and (retried["from"], retried["to"]) == (
+        {CHAMPION: v1, CHALLENGER: v2},
+        {CHAMPION: v2, PREVIOUS: v1},
+    )
+    assert [e["transition"] for e in records()] == ["to_champion", "nominate", "to_champion"]
+
+
+def test_a_retry_of_a_recorded_move_completes_its_tag_and_alert(versions, monkeypatch):
+    v1, v2, *_ = versions
+    client, name = tracking.client(), settings.load().model_name
+    registry.to_champion(v1, "first")
+    registry.to_canary(v2, "promoted")
+    sent = []
+    monkeypatch.setattr(registry.alerts, "transition", sent.append)
+    real = client.set_model_version_tag
+    monkeypatch.setattr(tracking, "client", lambda: client)
+
+    def dies_at_the_record_tag(model, version, key, value):
+        if key.startswith(registry.TAG_PREFIX):
+            raise SystemExit("the task process died")
+        real(model, version, key, value)
+
+    monkeypatch.setattr(client, "set_model_version_tag", dies_at_the_record_tag)
+    with pytest.raises(SystemExit):
+        registry.abort(v2, "operational: fail")  # recorded, then died before its tag and alert
+    assert records()[-1]["transition"] == "abort" and sent == []
+    monkeypatch.setattr(client, "set_model_version_tag", real)
+    again = registry.abort(v2, "operational: fail")  # the task's retry
+    assert not again["recorded"] and [e["transition"] for e in sent] == ["abort"]
+    assert [e["transition"] for e in records()] == ["to_champion", "to_canary", "abort"]
+    tags = client.get_model_version(name, v2).tags
+    assert any(v.startswith("abort") for k, v in tags.items() if k.startswith(registry.TAG_PREFIX))
 
 
 def test_the_command_line_rollback_records_its_user(versions, capsys):

@@ -45,6 +45,7 @@ DAG_IDS = {
     "performance",
     "canary",
     "rollback",
+    "watch",
 }
 FIRST_DAY = dt.date(2026, 10, 1)
 STABLE_SCORED_DAYS = 3
