@@ -354,6 +354,13 @@ class InProcess:
             with self.task("canary", "abort"):
                 canary.abort(decision, "; ".join(r for r in decision["reasons"] if ": fail" in r))
 
+    def watch(self, events, run_type) -> None:
+        from lifecycle import thresholds
+        from lifecycle import watch as watching
+
+        with self.task("watch", "check"):
+            watching.check(thresholds.in_force().values)
+
     def rollback(self, events, run_type, as_canary: bool = False) -> None:
         from lifecycle import rollback
         from lifecycle.assets import RELEASED

@@ -28,11 +28,12 @@ from lifecycle import settings as _settings
 from lifecycle.platform.cluster import SERVICE
 
 
-def golden(uc: contract.UseCase) -> list[tuple[dict, bool, int]]:
+def golden(uc: contract.UseCase, at: str | None = None) -> list[tuple[dict, bool, int]]:
     """(request, with the API key, expected HTTP status): a known and an unknown entity must
     score; a number out of range, a category not allowed and a missing entity key answer 400; no
-    key answers 401."""
-    good = uc.example
+    key answers 401. ``at``: the events' time instead of the example's (within the stored
+    features' TTL, so the known entity's features are read)."""
+    good = {**uc.example, **({uc.time: at} if at else {})}
     ids = (f"golden-{i}" for i in range(2, 100))
     out = [(good, True, 200), ({**good, uc.id: next(ids), **uc.unknown}, True, 200)]
     numbers = [uc.column(c) for c in uc.of(contract.NUMBER)]
@@ -177,6 +178,16 @@ def wait_ready(base: str, timeout: float, proc: subprocess.Popen | None = None, 
         time.sleep(0.5)
 
 
+def _after_newest_day(uc: contract.UseCase) -> str | None:
+    """Noon after the newest curated day (a snapshot stamped at a day's end serves the next day)."""
+    import datetime as dt
+
+    from lifecycle import lake
+
+    days = lake.dates("curated", uc.events)
+    return f"{days[-1] + dt.timedelta(days=1)}T12:00:00Z" if days else None
+
+
 def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
     """Serve the bento pinned to ``mlflow_version``, check the golden requests, stop it; raise on any
     mismatch. Its answers are logged with source ``smoke_test``, apart from live traffic."""
@@ -192,7 +203,7 @@ def smoke_test(bento_tag: str, mlflow_version: str) -> dict:
     }
     with serving(bento_tag, pinned) as base:
         results, latencies = [], []
-        for body, with_key, expected in golden(uc):
+        for body, with_key, expected in golden(uc, _after_newest_day(uc)):
             t = time.perf_counter()
             status, answer = post(f"{base}/predict", body, key if with_key else None)
             latencies.append((time.perf_counter() - t) * 1000)

@@ -226,10 +226,16 @@ def _outside(last: dict, now: dict) -> None:
 def _finish(entry: dict) -> None:
     """The record's tag on its version (MLflow) and, for an abort or a rollback, its alert: both
     idempotent, so a retry completes what a dead attempt left undone."""
+    from mlflow.exceptions import MlflowException
+
     at = dt.datetime.fromisoformat(entry["at"]).strftime("%Y%m%dT%H%M%S%fZ")
-    tracking.client().set_model_version_tag(
-        entry["model"], entry["version"], f"{TAG_PREFIX}{at}", describe(entry)[:5000]
-    )
+    try:
+        tracking.client().set_model_version_tag(
+            entry["model"], entry["version"], f"{TAG_PREFIX}{at}", describe(entry)[:5000]
+        )
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise  # a version deleted by hand keeps its record in the lake's history only
     if entry["transition"] in ("abort", "roll_back"):
         alerts.transition(entry)
 
