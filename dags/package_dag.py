@@ -81,14 +81,7 @@ def package():
     @task
     def refused(version: str, *, ti=None) -> str:
         """The release was rejected, or not answered in time: no alias moves."""
-        from lifecycle import notes
-
-        by = approval.approver(ti)
-        why = (
-            f"release of v{version} as champion rejected by {by}" if by else f"release of v{version}: no answer in time"
-        )
-        notes.write(why)
-        return why
+        return approval.refused(ti, f"release of v{version} as champion")
 
     version = approved_version()
     branch = gate(version)

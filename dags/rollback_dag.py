@@ -59,12 +59,7 @@ def rollback():
     @task
     def refused(*, ti=None) -> str:
         """The rollback was rejected, or not answered in time: no alias moves."""
-        from lifecycle import notes
-
-        by = approval.approver(ti)
-        why = f"rollback rejected by {by}" if by else "rollback: no answer in time"
-        notes.write(why)
-        return why
+        return approval.refused(ti, "rollback")
 
     asked = approval.Ask(
         task_id="approval",

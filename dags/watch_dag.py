@@ -60,12 +60,7 @@ def watch():
     @task
     def refused(*, ti=None) -> str:
         """The rollback was rejected, or not answered in time: no alias moves."""
-        from lifecycle import notes
-
-        by = approval.approver(ti)
-        why = f"watch: rollback rejected by {by}" if by else "watch: rollback not answered in time"
-        notes.write(why)
-        return why
+        return approval.refused(ti, "watch: rollback")
 
     asked = approval.Ask(
         task_id="approval",

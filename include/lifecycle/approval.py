@@ -63,3 +63,14 @@ def approver(ti, task_id: str = "approval") -> str | None:
     answer = ti.xcom_pull(task_ids=task_id, key=ANSWER)
     user = answer.get("responded_by_user") if answer else None
     return user["name"] if user else None
+
+
+def refused(ti, what: str) -> str:
+    """A refusing branch's work: the run's note says ``what`` was rejected, and by whom, or that
+    nobody answered in time; no alias moves. Returns the note."""
+    from lifecycle import notes
+
+    by = approver(ti)
+    why = f"{what} rejected by {by}" if by else f"{what}: no answer in time"
+    notes.write(why)
+    return why

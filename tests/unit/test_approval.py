@@ -52,3 +52,21 @@ def test_the_choice_names_the_next_task_and_no_answer_rejects():
         "approval waiting: Release v3?",
         True,
     )
+
+
+class _Answered:
+    """A task instance whose approval task pushed ``answer`` (None: nobody was asked or answered)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def xcom_pull(self, task_ids, key):
+        return self.answer if (task_ids, key) == ("approval", approval.ANSWER) else None
+
+
+def test_a_refused_branch_says_who_rejected_or_that_nobody_answered():
+    by_admin = _Answered({"chosen_options": ["Reject"], "responded_by_user": {"id": "1", "name": "admin"}})
+    assert approval.refused(by_admin, "rollback") == "rollback rejected by admin"
+    assert approval.refused(_Answered(None), "release of v3 as champion") == (
+        "release of v3 as champion: no answer in time"
+    )
