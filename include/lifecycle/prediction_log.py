@@ -414,10 +414,11 @@ def recent(cfg: _settings.Settings, since: dt.datetime, columns: list[str]) -> p
         if name.startswith(("_", "batch-")) or _modified(info) < since:
             continue
         try:
-            table = pq.read_table(pa.BufferReader(fs.cat_file(path)))
+            file = pq.ParquetFile(pa.BufferReader(fs.cat_file(path)))
         except FileNotFoundError:  # a compaction replaced it: its rows are in the file it wrote
             continue
-        frames.append(table.select([c for c in wanted if c in table.column_names]).to_pandas())
+        names = set(file.schema_arrow.names)  # a file from before a column was logged lacks it
+        frames.append(file.read(columns=[c for c in wanted if c in names]).to_pandas())
     if not frames:
         return pd.DataFrame(columns=wanted)
     frame = pd.concat(frames, ignore_index=True).reindex(columns=wanted)
