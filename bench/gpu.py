@@ -55,11 +55,11 @@ def ran_on(flavour: str, est) -> str:
 def fit(flavour: str, dev: str, X: np.ndarray, y: np.ndarray, split: int) -> dict:
     from sklearn.metrics import average_precision_score
 
-    est = training.estimator(flavour, SEED, dev, y[:split])
+    est = training.estimator(flavour, SEED, dev)
     if dev == "cuda":
         import torch
 
-        training.estimator(flavour, SEED, dev, y[:WARM_UP]).fit(X[:WARM_UP], y[:WARM_UP])  # CUDA's start-up
+        training.estimator(flavour, SEED, dev).fit(X[:WARM_UP], y[:WARM_UP])  # CUDA's start-up
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     est.fit(X[:split], y[:split])

@@ -144,7 +144,7 @@ def prepare(rows: int, state: Path) -> dict:
     y = (rng.random(len(train)) < 1 / (1 + np.exp(-logit))).astype(int)
     prep = modeling.preprocessor(numeric, list(uc.categoricals)).fit(X)
     estimator = xgboost.XGBClassifier(n_estimators=200, max_depth=6, learning_rate=0.1, random_state=SEED)
-    model = modeling.LifecycleModel(prep, estimator.fit(prep.transform(X), y), numeric, "xgboost")
+    model = modeling.LifecycleModel(prep, estimator.fit(prep.transform(X), y), numeric, "xgboost", uc)
     import pickle
 
     (state / "model.pkl").write_bytes(pickle.dumps(model))
@@ -162,7 +162,7 @@ def prepare(rows: int, state: Path) -> dict:
                 uc,
                 pa.array(frame["transaction_id"].iloc[a : a + 500_000]).cast(pa.string()),
                 {c: frame[c].iloc[a : a + 500_000] for c in uc.keys},
-                model.inputs(uc, frame.iloc[a : a + 500_000]),
+                model.inputs(frame.iloc[a : a + 500_000]),
                 p[a : a + 500_000],
                 "1",
                 "champion",

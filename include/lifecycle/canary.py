@@ -24,10 +24,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, prediction_log, registry, thresholds, tracking
+from lifecycle import contract, evaluation, lake, prediction_log, registry, thresholds, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW
-from lifecycle.performance import LABEL, PROBA, metrics
+from lifecycle.performance import LABEL, PROBA
 
 ROLLOUT, ABORT, WAIT = "rollout", "abort", "wait"
 PASS, FAIL, PENDING = "pass", "fail", "pending"
@@ -120,8 +120,8 @@ def quality_gate(pairs: pd.DataFrame, cfg: _settings.Settings) -> dict:
     if n < cfg.min_labels or labeled[LABEL].nunique() < 2:
         return {"result": PENDING, "labels": n, "why": f"{n} labeled events, {cfg.min_labels} needed"}
     y = labeled[LABEL].to_numpy(int)
-    canary = metrics(y, labeled[f"{PROBA}_canary"].to_numpy(float), cfg.alert_rate)
-    champion = metrics(y, labeled[f"{PROBA}_champion"].to_numpy(float), cfg.alert_rate)
+    canary = evaluation.metrics(y, labeled[f"{PROBA}_canary"].to_numpy(float), cfg.alert_rate)
+    champion = evaluation.metrics(y, labeled[f"{PROBA}_champion"].to_numpy(float), cfg.alert_rate)
     out = {
         "labels": n,
         "canary": canary[metric],

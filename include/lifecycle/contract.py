@@ -94,6 +94,9 @@ class UseCase:
     # a day's bounds of its own (``lifecycle.distribution``): "rows" (events a day) or
     # "<category or label>=<value>" (that value's share of the day's rows) -> (low, high)
     distribution: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # category columns whose values a candidate is judged on one by one (``lifecycle.evaluation``):
+    # promotion refuses a challenger that regresses on one of them, the model card lists them
+    slices: tuple[str, ...] = ()
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -129,6 +132,10 @@ class UseCase:
             raise ContractError(
                 f"use case {self.name!r}: distribution bounds for {bad}: a key is 'rows' or "
                 "'<category column>=<one of its values>' or '<label>=0|1'"
+            )
+        if bad := [s for s in self.slices if s not in self.categoricals]:
+            raise ContractError(
+                f"use case {self.name!r}: slices {bad} are not category columns ({list(self.categoricals)})"
             )
         if (self.label_snapshot is None) != (self.label_window_days == 0):
             raise ContractError(

@@ -343,7 +343,7 @@ class LiveModel:
 
         def score(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> None:
             part = data if len(idx) == n else {k: [v[i] for i in idx] for k, v in data.items()}
-            inputs = loaded.model.inputs(uc, part)
+            inputs = loaded.model.inputs(part)
             probs = loaded.model.score(inputs)
             if answer:
                 for j, i in enumerate(idx):

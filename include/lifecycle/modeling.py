@@ -81,6 +81,14 @@ class FittedPreprocessor:
             (col, np.asarray(cats, dtype=object).astype(str))
             for col, cats in zip(categorical(prep), prep.named_transformers_["cat"].categories_, strict=True)
         ]
+        self.inputs = [*self.numeric, *(col for col, _ in self.categories)]
+        owners = [
+            *np.asarray(self.numeric)[self.keep],
+            *np.asarray(self.numeric, dtype=object)[self.indicator],
+            *(col for col, cats in self.categories for _ in cats),
+        ]
+        # column j of ``transform``'s matrix belongs to input i where owner[j, i] is 1
+        self.owner = (np.asarray(owners)[:, None] == np.asarray(self.inputs)[None, :]).astype(float)
 
     def transform(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         X = np.column_stack([inputs[c] for c in self.numeric])
@@ -89,6 +97,13 @@ class FittedPreprocessor:
         numeric = (np.hstack([filled, missing[:, self.indicator]]) - self.mean) / self.scale
         onehot = [(inputs[col][:, None] == cats[None, :]) for col, cats in self.categories]
         return np.hstack([numeric, *onehot]).astype(float)
+
+    def baseline(self, name: str) -> np.ndarray:
+        """What an input is set to when its contribution is taken away: a number its training
+        median, a category one never seen (no one-hot column set)."""
+        if name in self.numeric:
+            return np.array([self.median[self.numeric.index(name)]])
+        return np.array([""], dtype=object)
 
 
 class TorchMLP:
@@ -133,8 +148,7 @@ class TorchMLP:
         ).to(self.device)
         xt = torch.tensor(X, dtype=torch.float32, device=self.device)
         yt = torch.tensor(y, dtype=torch.float32, device=self.device).unsqueeze(1)
-        pos_weight = torch.tensor([(len(y) - y.sum()) / max(y.sum(), 1)], device=self.device).sqrt()
-        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        loss_fn = torch.nn.BCEWithLogitsLoss()  # unweighted: the scores are probabilities (training.estimator)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         for _ in range(self.epochs):
@@ -156,8 +170,12 @@ class TorchMLP:
 class LifecycleModel(PythonModel):
     """MLflow pyfunc: model inputs (or a frame they derive from) in, the positive class's probability out."""
 
-    def __init__(self, prep, estimator, numeric: list[str], flavour: str):
+    def __init__(self, prep, estimator, numeric: list[str], flavour: str, uc: UseCase):
         self.prep, self.estimator, self.numeric, self.flavour = prep, estimator, numeric, flavour
+        # what ``inputs`` needs of the use case, pickled with the model (its ``derive`` by reference
+        # to the use case's module, which the logged model carries as code): a process loading it
+        # needs no LIFECYCLE_* setting to compute its inputs
+        self.time, self.derive = uc.time, uc.derive
 
     @property
     def categorical(self) -> list[str]:
@@ -198,16 +216,52 @@ class LifecycleModel(PythonModel):
             torch.set_num_threads(os.cpu_count() or 1)
         return self
 
-    def inputs(self, uc: UseCase, columns: Mapping) -> dict[str, np.ndarray]:
-        return model_inputs(uc, columns, self.numeric, self.categorical)
+    def inputs(self, columns: Mapping) -> dict[str, np.ndarray]:
+        """``model_inputs`` of ``columns`` with the use case this model was trained for."""
+        spec = self if hasattr(self, "derive") else _configured()  # pickled before the model kept it
+        return model_inputs(spec, columns, self.numeric, self.categorical)
+
+    def contributions(self, inputs: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+        """Each input's contribution to each row's score, in log-odds: (input names, rows x inputs).
+
+        XGBoost's own SHAP values (``pred_contribs``), summed over the matrix columns an input
+        became (its standardised value and missing indicator, or its one-hot columns). Other
+        flavours: the log-odds change when the input alone is set to its ``baseline``, all rows and
+        inputs scored in one call."""
+        fitted = self.fitted
+        if self.flavour == "xgboost":
+            import xgboost
+
+            shap = self.estimator.get_booster().predict(xgboost.DMatrix(fitted.transform(inputs)), pred_contribs=True)
+            return fitted.inputs, shap[:, :-1] @ fitted.owner  # the last column is the bias
+        n = len(inputs[fitted.inputs[0]])
+        batch = {
+            name: np.concatenate(
+                [values, *(np.resize(fitted.baseline(name), n) if other == name else values for other in fitted.inputs)]
+            )
+            for name, values in inputs.items()
+        }
+        logit = _logit(self.score(batch)).reshape(len(fitted.inputs) + 1, n)
+        return fitted.inputs, (logit[0] - logit[1:]).T
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        from lifecycle import contract
-
-        return self.score(self.inputs(contract.current(), frame))
+        return self.score(self.inputs(frame))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.predict_proba(model_input)
+
+
+def _configured():
+    """The configured use case: what models pickled before they kept their own ``derive`` read."""
+    from lifecycle import contract
+
+    return contract.current()
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds, the scores kept 1e-12 from 0 and 1 (a saturated score's would be infinite)."""
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(q) - np.log1p(-q)
 
 
 FraudModel = LifecycleModel  # the name models registered before the use-case contract were pickled with

@@ -3,8 +3,8 @@
 Predictions (live and batch) of the events of a window of event days meet the curated labels
 known so far; each event counts once per model version and arm (as ``LABEL`` and ``PROBA``,
 whatever the use case names its label and score). Per (version, arm) the
-headline metrics are computed here (PR-AUC, ROC-AUC, precision and recall at the configured alert
-rate, Brier score and expected calibration error); the champion's rows get an Evidently
+headline metrics are ``evaluation.metrics`` (PR-AUC, ROC-AUC, precision and recall at the configured
+alert rate, Brier score and expected calibration error); the champion's rows get an Evidently
 classification report with prediction drift against the scores the same version gave its offline
 holdout. Reports land in ``reports/performance/<as_of>/``, metrics in MLflow against the version.
 The champion is degraded when, over at least ``LIFECYCLE_MIN_LABELS`` labels, its live primary
@@ -19,13 +19,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, prediction_log, reports, thresholds, tracking, ui
+from lifecycle import contract, evaluation, lake, prediction_log, reports, thresholds, tracking, ui
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 
 LABEL, PROBA = "label", "probability"
-CALIBRATION_BINS = 10
-CURVE_CHUNK = 1 << 20  # points of the precision-recall and ROC curves summed at a time
 
 
 class NothingToEvaluate(RuntimeError):
@@ -146,75 +144,6 @@ def _release() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def metrics(y: np.ndarray, p: np.ndarray, alert_rate: float) -> dict:
-    """Headline classification metrics of scores ``p`` against labels ``y`` (numpy only: on 10
-    million rows scikit-learn's input checks alone copy the arrays several times)."""
-    n, positives = len(y), int(y.sum())
-    out = {"labels": n, "positives": positives, "alert_rate": alert_rate}
-    if n == 0:
-        return out
-    threshold = float(np.quantile(p, 1 - alert_rate))
-    flagged = p >= threshold
-    out.update(
-        {
-            "alert_threshold": threshold,
-            "precision_at_alert": float(y[flagged].mean()) if flagged.any() else 0.0,
-            "recall_at_alert": float(y[flagged].sum() / positives) if positives else None,
-            "brier": brier(y, p),
-            "ece": expected_calibration_error(y, p),
-            "mean_probability": float(p.mean()),
-            "positive_rate": positives / n,
-        }
-    )
-    if 0 < positives < n:
-        out.update(ranking_metrics(y, p))
-    return out
-
-
-def brier(y: np.ndarray, p: np.ndarray) -> float:
-    """scikit-learn's ``brier_score_loss`` for 0/1 labels, with one temporary array."""
-    gap = p - y
-    gap *= gap
-    return float(gap.mean())
-
-
-def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict:
-    """PR-AUC (average precision) and ROC-AUC from one sort of the scores: scikit-learn's
-    ``average_precision_score`` and ``roc_auc_score`` (tests/unit/test_sampling.py checks equality)
-    sort twice and hold ~770 MB of temporaries each on 10 million rows. Both sums run over the
-    curve in chunks of ``CURVE_CHUNK`` points, so the curve's arrays are never held whole."""
-    order = np.argsort(p, kind="stable")[::-1]
-    ranked = p[order]
-    change = np.diff(ranked) != 0
-    del ranked
-    last = np.flatnonzero(change)  # the last row of each distinct score but the lowest
-    del change
-    last = np.append(last, len(p) - 1)
-    hits = y[order].astype(np.int64, copy=False)
-    del order
-    tps = np.cumsum(hits, out=hits)[last]  # true positives above each distinct score's threshold
-    del hits
-    positives, negatives = int(tps[-1]), int(last[-1] + 1 - tps[-1])
-    pr = roc = 0.0
-    tp_before = fp_before = 0.0
-    for at in range(0, len(last), CURVE_CHUNK):
-        tp = tps[at : at + CURVE_CHUNK].astype(float)
-        flagged = last[at : at + CURVE_CHUNK] + 1.0
-        fp = flagged - tp
-        pr += float(np.sum(np.diff(tp, prepend=tp_before) * tp / flagged))  # sum of (recall step x precision)
-        roc += float(np.sum(np.diff(fp, prepend=fp_before) * (tp + np.r_[tp_before, tp[:-1]]))) / 2  # trapezoids
-        tp_before, fp_before = tp[-1], fp[-1]
-    return {"pr_auc": pr / positives, "roc_auc": roc / (positives * negatives)}
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """Mean |observed rate - mean score| over equal-width score bins, weighted by their rows: the
-    sum over bins of |labels - scores| in the bin, over all rows."""
-    idx = np.minimum((p * bins).astype(np.int16), bins - 1)
-    gap = np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=p, minlength=bins)
-    return float(np.abs(gap).sum() / len(y))
-
-
 def by_version_and_arm(joined: pd.DataFrame, alert_rate: float) -> dict[str, dict]:
     """``"<version>/<arm>"`` -> metrics and the sources its rows came from."""
     out = {}
@@ -225,7 +154,7 @@ def by_version_and_arm(joined: pd.DataFrame, alert_rate: float) -> dict[str, dic
             "version": str(version),
             "arm": str(arm),
             "sources": {str(k): int(v) for k, v in sources[sources > 0].items()},
-            **metrics(rows[LABEL].to_numpy(int), rows[PROBA].to_numpy(float), alert_rate),
+            **evaluation.metrics(rows[LABEL].to_numpy(int), rows[PROBA].to_numpy(float), alert_rate),
         }
     return out
 

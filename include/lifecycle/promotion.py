@@ -11,6 +11,14 @@ only when the registry says there is no champion; a registry that cannot be read
 comparison (the Airflow task is retried). A metric the rule reads that is not a finite number
 (NaN, None, missing, infinite), in either model's set, rejects the challenger with a reason naming it.
 
+Calibration and slices (``lifecycle.evaluation``, on the same holdout): the challenger's expected
+calibration error must be at most ``max_calibration_share`` times its holdout's minority-class rate
+(what always answering the majority class errs by), and with a champion, no slice of the use case's
+``slices`` with ``slice_min_rows`` rows and both classes may regress: a slice is a regression when
+the challenger's primary metric there is more than ``slice_margin`` below the champion's and the
+bootstrap interval of the paired difference lies wholly below zero (a gap the resampling cannot
+explain away). The reasons name the slice and the numbers.
+
 The latency guard reads single-row scoring latency as CPU time (p50 over 100 rows), the challenger
 and the champion taking turns on the same rows (``training.scoring_latency``): on a busy machine a
 call waits for a core, and waiting is not CPU time, so other processes keeping the cores busy do not
@@ -24,10 +32,9 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field
 
-from lifecycle import registry, thresholds, tracking
+from lifecycle import registry, thresholds, tracking, training
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
-from lifecycle.training import LATENCY_ROWS, load_part, quality, scoring_latency
 
 
 @dataclass
@@ -41,6 +48,7 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     thresholds: dict = field(default_factory=dict)  # what the rule used, each with its source
     mlflow_run: str = ""  # the MLflow run holding the decision's numbers
+    slices: list = field(default_factory=list)  # ``evaluation.slices`` of champion and challenger
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,12 +76,38 @@ def latency_limit(champion: dict | None, cfg: _settings.Settings) -> float:
     return max(cfg.max_latency_ms, cfg.max_latency_ratio * champion["latency_ms_p50"])
 
 
-def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | None = None) -> tuple[bool, list[str]]:
-    """The promotion rule on holdout metrics; returns (promote, reasons). A metric the rule reads
-    that is not a finite number, in either set, rejects the challenger and is named."""
+def calibration_limit(positive_rate: float, cfg: _settings.Settings) -> float:
+    """The largest expected calibration error a challenger may have: ``max_calibration_share`` of
+    the holdout's minority-class rate, the error of a model that always answers the majority class."""
+    return cfg.max_calibration_share * min(positive_rate, 1 - positive_rate)
+
+
+def slice_regressions(slices: list[dict], metric: str, margin: float) -> list[str]:
+    """A reason for each judged slice where the challenger's ``metric`` is more than ``margin`` below
+    the champion's and the paired bootstrap interval of the difference lies below zero."""
+    out = []
+    for s in slices:
+        diff = s.get("difference")
+        if not s["judged"] or diff is None or not (diff["value"] < -margin and diff["interval"][1] < 0):
+            continue
+        low, high = diff["interval"]
+        out.append(
+            f"{metric} on {s['column']}={s['value']} ({s['rows']} rows, {s['positives']} positive) regresses "
+            f"{s['models']['champion'][metric]:.4f} -> {s['models']['challenger'][metric]:.4f} "
+            f"({diff['value']:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}]; margin {margin})"
+        )
+    return out
+
+
+def decide(
+    challenger: dict, champion: dict | None, cfg: _settings.Settings | None = None, slices: list[dict] | None = None
+) -> tuple[bool, list[str]]:
+    """The promotion rule on holdout metrics and, with a champion, the paired ``slices``; returns
+    (promote, reasons). A metric the rule reads that is not a finite number, in either set,
+    rejects the challenger and is named."""
     cfg = cfg or _settings.load()
     m = cfg.primary_metric
-    names = dict.fromkeys((m, "roc_auc", "latency_ms_p50", "positive_rate"))
+    names = dict.fromkeys((m, "roc_auc", "latency_ms_p50", "positive_rate", "ece"))
     reasons = unreadable("challenger", challenger, names)
     if champion is not None:
         reasons += unreadable("champion", champion, names)
@@ -91,7 +125,17 @@ def decide(challenger: dict, champion: dict | None, cfg: _settings.Settings | No
             f"{m} {challenger[m]:.4f} is below the floor {floor:.4f} ({cfg.promotion_min_lift:g} x chance "
             f"{thresholds.chance(m, challenger['positive_rate']):.4f} on this holdout)"
         )
+    limit = calibration_limit(challenger["positive_rate"], cfg)
+    if not challenger["ece"] <= limit:
+        ok = False
+        reasons.append(
+            f"expected calibration error {challenger['ece']:.4f} exceeds {limit:.4f} ({cfg.max_calibration_share:g} x "
+            f"the minority-class rate {min(challenger['positive_rate'], 1 - challenger['positive_rate']):.4f})"
+        )
     if champion is not None:
+        if regressions := slice_regressions(slices or [], m, cfg.slice_margin):
+            ok = False
+            reasons += regressions
         gain = challenger[m] - champion[m]
         if gain < cfg.promotion_margin:
             ok = False
@@ -139,17 +183,18 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
     if challenger is None:
         raise LookupError(f"model {cfg.model_name!r} has no {CHALLENGER!r} version to evaluate")
     champion = tracking.version_by_alias(CHAMPION)  # a registry failure raises: the task fails and is retried
-    holdout = load_part(challenger.tags["training_set_uri"], "holdout")
-    models = {
-        role: mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}")
-        for role, mv in (("challenger", challenger), ("champion", champion))
+    holdout = training.load_part(challenger.tags["training_set_uri"], "holdout")
+    models = {  # the champion first: a slice's difference is the challenger's metric minus the champion's
+        role: training.Scorer(mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{mv.version}").unwrap_python_model())
+        for role, mv in (("champion", champion), ("challenger", challenger))
         if mv is not None
     }
-    scores = {role: quality(model, holdout) for role, model in models.items()}
+    judgement = training.judged({role: model.predict(holdout) for role, model in models.items()}, holdout, cfg)
+    scores = {role: training.headline(judgement, role) for role in models}
     # both models in turns on the same rows, in CPU time: see scoring_latency
-    for role, latency in scoring_latency(models, holdout.head(LATENCY_ROWS)).items():
+    for role, latency in training.scoring_latency(models, holdout.head(training.LATENCY_ROWS)).items():
         scores[role]["latency_ms_p50"] = latency
-    promote, reasons = decide(scores["challenger"], scores.get("champion"), cfg)
+    promote, reasons = decide(scores["challenger"], scores.get("champion"), cfg, judgement["slices"])
     decision = Decision(
         promote,
         str(challenger.version),
@@ -159,6 +204,7 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
         scores.get("champion"),
         reasons,
         limits.record(),
+        slices=judgement["slices"],
     )
     with mlflow.start_run(
         experiment_id=tracking.experiment_id(f"{cfg.experiment}-promotion"),
@@ -168,6 +214,7 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
         if champion is not None:
             mlflow.log_metrics({f"champion_{k}": v for k, v in scores["champion"].items()})
         mlflow.log_params({f"threshold_{k}": v["value"] for k, v in decision.thresholds.items()})
+        mlflow.log_dict(judgement, "evaluation/evaluation.json")
         mlflow.set_tags(
             {
                 "decision": "promote" if promote else "reject",

@@ -63,7 +63,7 @@ def score_frame(
 ) -> dict:
     """Prediction-log columns (arrays) for every row of ``frame`` (features joined), scored in one call."""
     start = time.perf_counter()
-    inputs = model.inputs(uc, frame)
+    inputs = model.inputs(frame)
     probs = np.asarray(model.score(inputs), dtype=float)
     latency_ms = (time.perf_counter() - start) * 1000 / max(len(frame), 1)  # per row, amortised
     part = {c: frame[c] for c in uc.keys}  # Arrow reads Series

@@ -93,6 +93,25 @@ THRESHOLDS = {
         1.0,
         "share of live rows served without an entity's stored features that the watch alerts on",
     ),
+    "slice_margin": Threshold(
+        "SLICE_MARGIN",
+        0.05,
+        0.0,
+        1.0,
+        "a challenger is refused when its primary metric on a slice is more than this below the champion's "
+        "and the bootstrap interval of the difference lies below zero",
+    ),
+    "slice_min_rows": Threshold(
+        "SLICE_MIN_ROWS", 300, 10, 10**9, "holdout rows (with both classes) a slice needs to be judged"
+    ),
+    "max_calibration_share": Threshold(
+        "MAX_CALIBRATION_SHARE",
+        0.5,
+        0.0,
+        100.0,
+        "a challenger's expected calibration error must be at most this share of its holdout's minority-class "
+        "rate (the error of always answering the majority class)",
+    ),
     "canary_max_psi": Threshold(
         "CANARY_MAX_PSI", 0.25, 0.001, 10.0, "PSI of the canary's scores vs the champion's beyond which it aborts"
     ),
@@ -249,12 +268,16 @@ class Settings:
     holdout_days: int
     max_train_days: int
     max_fit_rows: int  # a candidate fits on a seeded sample of at most this many training rows
+    eval_bootstrap: int  # bootstrap resamples behind each slice's confidence interval
     primary_metric: str
     # promotion
     promotion_margin: float
     promotion_min_lift: float  # THRESHOLDS says what each threshold means
     max_latency_ms: float
     max_latency_ratio: float
+    slice_margin: float
+    slice_min_rows: float
+    max_calibration_share: float
     # monitoring
     drift_share_threshold: float
     monitor_window_days: int
@@ -464,6 +487,7 @@ def load() -> Settings:
         holdout_days=_int("HOLDOUT_DAYS", 2, 1, 365),
         max_train_days=_int("MAX_TRAIN_DAYS", 60, 2, 3650),
         max_fit_rows=_int("MAX_FIT_ROWS", 2_000_000, 1000, 10**10),
+        eval_bootstrap=_int("EVAL_BOOTSTRAP", 200, 0, 100_000),
         primary_metric=metric,
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),

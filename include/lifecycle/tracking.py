@@ -71,15 +71,44 @@ def version_by_alias(alias: str):
         raise
 
 
-# Written by MLflow into a local copy of a registered version; not part of what was logged.
+# Written into a local copy of a registered version (by MLflow, and by Python importing the model's
+# code from it); not part of what was logged.
 NOT_ARTIFACTS = {"registered_model_meta"}
+NOT_ARTIFACT_FOLDERS = {"__pycache__"}
+
+# What loading a logged model imports, by flavour: pinned to the installed (locked) versions
+MODEL_PACKAGES = ("mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn")
+FLAVOUR_PACKAGES = {"xgboost": ("xgboost",), "pytorch_mlp": ("torch",), "sklearn_logistic": ()}
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # where "+cpu" builds of torch come from
+
+
+def model_requirements(flavour: str) -> list[str]:
+    """A logged model's pip requirements: each package its flavour's loading imports, at the version
+    installed here (the lock's). Written, not inferred: MLflow's inference runs a subprocess for
+    2-16 s and lists whatever the process imported."""
+    from importlib.metadata import version
+
+    pins = [f"{name}=={version(name)}" for name in (*MODEL_PACKAGES, *FLAVOUR_PACKAGES[flavour])]
+    return [*pins, f"--extra-index-url {TORCH_CPU_INDEX}"] if any("+cpu" in pin for pin in pins) else pins
+
+
+def model_code(cfg: _settings.Settings) -> list[str]:
+    """The code a logged model carries (``code_paths``): this library and the use case's package,
+    which its pickle names, so it loads where neither is installed."""
+    from lifecycle import contract
+
+    return [str(Path(__file__).parent), str(contract.package_dir(cfg))]
 
 
 def artifact_digest(folder: Path) -> str:
     """SHA-256 over a model's files (relative path and content, in path order): recorded at
     registration, checked by the live service before it serves a version."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_ARTIFACTS):
+    for path in sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in NOT_ARTIFACTS and not NOT_ARTIFACT_FOLDERS & set(p.relative_to(folder).parts)
+    ):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

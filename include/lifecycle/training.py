@@ -23,13 +23,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, point_in_time, registry, tracking
+from lifecycle import contract, evaluation, lake, point_in_time, registry, tracking
 from lifecycle import settings as _settings
 from lifecycle.modeling import LifecycleModel, model_frame, numeric_columns, preprocessor
 
 FLAVOURS = ("xgboost", "pytorch_mlp", "sklearn_logistic")  # what a use case can list as candidates
 PARTS = ("train", "holdout")
 QUALITY = ("pr_auc", "roc_auc", "log_loss")  # the holdout metrics a retrain must reproduce (timings are not)
+# the holdout metrics a candidate run logs and a registered version keeps as ``holdout_*`` tags
+HEADLINE = (*QUALITY, "ece", "brier", "precision_at_alert", "recall_at_alert", "alert_threshold", "positive_rate")
+IMPORTANCE_ROWS = 2000  # holdout rows (the first ones) importance is measured on
 
 
 class TrainingDataError(RuntimeError):
@@ -179,8 +182,14 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
-    """The unfitted candidate of ``flavour`` on device ``dev``, its class weight from the labels ``y``."""
+def estimator(flavour: str, seed: int, dev: str):
+    """The unfitted candidate of ``flavour`` on device ``dev``.
+
+    No flavour weights a class: each minimises the plain log loss, so its scores are calibrated
+    probabilities, as the service answers them and promotion requires (``max_calibration_share``).
+    Weighting the rare class inflated them: on the demo's holdout (1.3% fraud) the expected
+    calibration error was 0.16 for the balanced logistic regression and 0.05 for the MLP, against
+    0.0045 each unweighted, with PR-AUC no lower (0.57 -> 0.66, 0.68 -> 0.69)."""
     if flavour == "xgboost":
         from xgboost import XGBClassifier
 
@@ -195,7 +204,6 @@ def estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
             n_jobs=2,
             random_state=seed,
             eval_metric="aucpr",
-            scale_pos_weight=float(np.sqrt((len(y) - y.sum()) / max(y.sum(), 1))),
         )
     if flavour == "pytorch_mlp":
         from lifecycle.modeling import TorchMLP
@@ -204,7 +212,7 @@ def estimator(flavour: str, seed: int, dev: str, y: np.ndarray):
     if flavour == "sklearn_logistic":
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(max_iter=2000, C=1.0, class_weight="balanced", random_state=seed)
+        return LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
     raise ValueError(f"candidate {flavour!r} is not one of {', '.join(FLAVOURS)}")
 
 
@@ -238,28 +246,44 @@ def scoring_latency(models: dict, sample: pd.DataFrame, clock=time.process_time)
     return {role: float(np.median(t)) for role, t in timings.items()}
 
 
+def judged(scores: dict[str, np.ndarray], holdout: pd.DataFrame, cfg: _settings.Settings | None = None) -> dict:
+    """``evaluation.judge`` of each model's scores (role -> the holdout's scores) on the holdout's
+    labels and the use case's slices, with the settings in force (``cfg``: thresholds applied)."""
+    cfg = cfg or _settings.load()
+    uc = contract.current(cfg)
+    return evaluation.judge(
+        scores,
+        holdout[uc.label].to_numpy(),
+        {column: holdout[column].to_numpy() for column in uc.slices},
+        metric=cfg.primary_metric,
+        alert_rate=cfg.alert_rate,
+        min_rows=int(cfg.slice_min_rows),
+        boots=cfg.eval_bootstrap,
+        seed=cfg.seed,
+    )
+
+
+def headline(judgement: dict, role: str) -> dict[str, float]:
+    """One model's ``HEADLINE`` metrics from a ``judged`` result (those it could compute)."""
+    m = judgement["models"][role]["metrics"]
+    return {k: float(m[k]) for k in HEADLINE if m.get(k) is not None}
+
+
 def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
-    """Holdout metrics (``QUALITY``: ranking and calibration) of a pyfunc-like model's scores, and
-    the holdout's positive rate (what the promotion floor is relative to)."""
-    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
-
-    y = holdout[contract.current().label].to_numpy()
-    p = np.clip(model.predict(holdout), 1e-7, 1 - 1e-7)
-    return {
-        "pr_auc": float(average_precision_score(y, p)),
-        "roc_auc": float(roc_auc_score(y, p)),
-        "log_loss": float(log_loss(y, p)),
-        "positive_rate": float(y.mean()),
-    }
+    """``HEADLINE`` holdout metrics (ranking, calibration, the alert budget's precision and recall)
+    of a pyfunc-like model's scores, and the holdout's positive rate (what the floor is relative to)."""
+    return headline(judged({"model": model.predict(holdout)}, holdout), "model")
 
 
-def evaluate(model, holdout: pd.DataFrame) -> dict[str, float]:
-    """Holdout metrics and single-row scoring latency (p50, ms of CPU time) of a pyfunc-like model."""
-    metrics = quality(model, holdout)
-    return {**metrics, "latency_ms_p50": scoring_latency({"model": model}, holdout.head(LATENCY_ROWS))["model"]}
+def evaluate(model, holdout: pd.DataFrame) -> tuple[dict[str, float], dict]:
+    """A candidate on its holdout: the ``HEADLINE`` metrics with its single-row scoring latency
+    (p50, ms of CPU time), and the whole ``judged`` result (reliability curve, slices)."""
+    judgement = judged({"model": model.predict(holdout)}, holdout)
+    latency = scoring_latency({"model": model}, holdout.head(LATENCY_ROWS))["model"]
+    return {**headline(judgement, "model"), "latency_ms_p50": latency}, judgement
 
 
-class _Pyfunc:  # LifecycleModel.predict without an MLflow context, for evaluation before logging
+class Scorer:  # LifecycleModel.predict without an MLflow context: evaluation, promotion and latency
     def __init__(self, model: LifecycleModel):
         self.model = model
 
@@ -311,13 +335,13 @@ def fit(
     prep = preprocessor(numeric, list(uc.categoricals))
     X = prep.fit_transform(model_frame(uc, train, numeric))
     y = train[uc.label].to_numpy()
-    est = estimator(flavour, seed, dev, y)
+    est = estimator(flavour, seed, dev)
     t = time.perf_counter()
     est.fit(X, y)
     fit_s = time.perf_counter() - t
     if flavour == "xgboost":
         est.set_params(device="cpu")  # scoring happens on CPU, in Airflow and in BentoML
-    return LifecycleModel(prep, est, numeric, flavour), est, fit_s
+    return LifecycleModel(prep, est, numeric, flavour, uc), est, fit_s
 
 
 def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: int) -> dict:
@@ -332,7 +356,14 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
     sizes = {"train_rows": training_set["train_rows"], "fit_rows": len(train)}
     model, est, fit_s = fit(flavour, train, training_set["numeric"], seed, dev, len(train))
     del train
-    metrics = {**evaluate(_Pyfunc(model), holdout), "fit_seconds": fit_s}
+    cfg = _settings.load()
+    uc = contract.current(cfg)
+    metrics, judgement = evaluate(Scorer(model), holdout)
+    metrics |= {"fit_seconds": fit_s, **slice_metrics(judgement, "model", cfg.primary_metric)}
+    sample = holdout.head(IMPORTANCE_ROWS)
+    drivers = evaluation.importance(
+        model, model.inputs(sample), sample[uc.label].to_numpy(), metric=cfg.primary_metric, seed=seed
+    )
     with mlflow.start_run(
         experiment_id=tracking.experiment_id(), run_name=flavour, parent_run_id=parent_run_id, nested=True
     ) as run:
@@ -343,6 +374,8 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
         )
         mlflow.log_params({**params, **sizes, "flavour": flavour, "device": dev, "seed": seed})
         mlflow.log_metrics(metrics)
+        mlflow.log_dict(judgement, "evaluation/evaluation.json")
+        mlflow.log_dict(drivers, "evaluation/importance.json")
         mlflow.set_tags(
             {
                 "dataset_digest": training_set["digest"],
@@ -353,8 +386,14 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
                 "flavour": flavour,
             }
         )
+        columns = model_columns(uc, model)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=model, pip_requirements=["mlflow", "pandas", "scikit-learn", "xgboost", "torch"]
+            name="model",
+            python_model=model,
+            pip_requirements=tracking.model_requirements(flavour),
+            code_paths=tracking.model_code(cfg),
+            signature=signature(uc, model),
+            input_example=example(uc, holdout[columns].head(EXAMPLE_ROWS)),
         )
         digest = tracking.logged_model_digest(info.model_uri)  # what the live service checks before serving
         mlflow.set_tag("artifact_digest", digest)
@@ -366,6 +405,57 @@ def train_candidate(flavour: str, training_set: dict, parent_run_id: str, seed: 
         "seed": seed,
         "artifact_digest": digest,
     }
+
+
+EXAMPLE_ROWS = 3  # holdout rows a logged model keeps as its input example
+
+
+def model_columns(uc: contract.UseCase, model: LifecycleModel) -> list[str]:
+    """The frame columns a model reads: the event's time, the numbers it reads as they are (not the
+    derived ones), its categories."""
+    derived = {*uc.request_derived, *uc.feature_derived}
+    return [uc.time, *(c for c in model.numeric if c not in derived), *model.categorical]
+
+
+def example(uc: contract.UseCase, rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as the ``signature`` takes them: MLflow's datetime is a time without a zone (UTC here),
+    and it never converts int64 to double (counts are doubles: an entity never seen has none)."""
+    numbers = [c for c in rows.columns if c != uc.time and c not in uc.categoricals]
+    return rows.assign(
+        **{uc.time: pd.to_datetime(rows[uc.time], utc=True).dt.tz_convert(None)},
+        **{c: contract.floats(rows[c], len(rows)) for c in numbers},
+    )
+
+
+def signature(uc: contract.UseCase, model: LifecycleModel):
+    """The logged model's MLflow signature: ``model_columns`` in, the positive class's probability out.
+    Stored features are optional (an entity never seen has none); the request's fields are required;
+    the event time is UTC without a zone (``example``)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    request = {*uc.event_columns}
+    kinds = {uc.time: "datetime", **dict.fromkeys(model.categorical, "string")}
+    return ModelSignature(
+        inputs=Schema([ColSpec(kinds.get(c, "double"), c, required=c in request) for c in model_columns(uc, model)]),
+        outputs=Schema([ColSpec("double", uc.score)]),
+    )
+
+
+def slice_metrics(judgement: dict, role: str, metric: str) -> dict[str, float]:
+    """A model's judged slices as MLflow metrics: ``slice_<column>_<value>_<metric>`` and the interval's bounds."""
+    import re
+
+    out = {}
+    for s in judgement["slices"]:
+        value = s["models"][role]
+        if not s["judged"]:
+            continue
+        name = "slice_" + re.sub(r"[^0-9A-Za-z_.\-]", "_", f"{s['column']}_{s['value']}") + f"_{metric}"
+        out[name] = value[metric]
+        if "interval" in value:
+            out[f"{name}_low"], out[f"{name}_high"] = value["interval"]
+    return out
 
 
 def reproduce(version: str) -> dict:
@@ -409,7 +499,7 @@ def reproduce(version: str) -> dict:
         "git_commit": mv.tags["git_commit"],
         "current_commit": tracking.git_commit(),
         "recorded": {k: run.data.metrics[k] for k in QUALITY},
-        "reproduced": {k: v for k, v in quality(_Pyfunc(model), load_part(uri, "holdout")).items() if k in QUALITY},
+        "reproduced": {k: v for k, v in quality(Scorer(model), load_part(uri, "holdout")).items() if k in QUALITY},
     }
 
 
@@ -589,7 +679,7 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
         "trigger": reason,
         "artifact_digest": best["artifact_digest"],
         "train_window": f"{training_set['first_day']}..{training_set['last_day']}",
-        **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items()},
+        **{f"holdout_{k}": f"{v:.6f}" for k, v in best["metrics"].items() if k in (*HEADLINE, "latency_ms_p50")},
         **({"seed": str(best["seed"])} if best.get("seed") is not None else {}),
     }
     # tags are written with the version, so a retry finds the version its first attempt made

@@ -105,6 +105,7 @@ def use_case(cfg) -> UseCase:
         request_derived=("hour",),
         feature_derived=("distance_to_plane_avg",),
         candidates=("sklearn_logistic", "xgboost"),
+        slices=("carrier", "origin"),
         example={
             "flight_id": "golden-1",
             "tailnum": "N14228",

@@ -410,7 +410,7 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
             break
         time.sleep(0.5)
     logged = logged.set_index("transaction_id").loc[offline.index]
-    expected = model.inputs(contract.current(), offline.reset_index())
+    expected = model.inputs(offline.reset_index())
     for col, values in expected.items():
         got = logged[f"input_{col}"].to_numpy()
         if values.dtype.kind in "OU":  # categoricals

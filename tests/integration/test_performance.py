@@ -12,6 +12,7 @@ from airflow.sdk import ObjectStoragePath
 
 from conftest import land_days, world_from
 from lifecycle import (
+    evaluation,
     features,
     lake,
     monitoring,
@@ -52,7 +53,7 @@ def test_metrics_match_scikit_learn_and_read_precision_at_the_alert_rate():
     rng = np.random.default_rng(3)
     y = (rng.random(5000) < 0.05).astype(int)
     p = np.clip(0.4 * y + 0.6 * rng.random(5000), 0, 1)
-    got = performance.metrics(y, p, alert_rate=0.02)
+    got = evaluation.metrics(y, p, alert_rate=0.02)
     assert got["labels"] == 5000 and got["positives"] == y.sum()
     assert got["pr_auc"] == pytest.approx(average_precision_score(y, p))
     assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p))
@@ -60,7 +61,7 @@ def test_metrics_match_scikit_learn_and_read_precision_at_the_alert_rate():
     assert flagged.sum() == pytest.approx(100, abs=1)
     assert got["precision_at_alert"] == pytest.approx(y[flagged].mean())
     assert got["recall_at_alert"] == pytest.approx(y[flagged].sum() / y.sum())
-    assert 0 <= got["ece"] <= 1 and "pr_auc" not in performance.metrics(np.zeros(10, int), p[:10], 0.1)
+    assert 0 <= got["ece"] <= 1 and "pr_auc" not in evaluation.metrics(np.zeros(10, int), p[:10], 0.1)
 
 
 def test_decide_needs_enough_labels_and_compares_chance_and_holdout():

@@ -78,6 +78,7 @@ def use_case(cfg) -> UseCase:
         request_derived=("hour",),
         feature_derived=("amount_to_customer_avg",),
         candidates=("sklearn_logistic", "xgboost"),
+        slices=("purpose",),
         example={
             "application_id": "golden-1",
             "customer_id": "u0001",

@@ -100,8 +100,8 @@ def test_lifecycle_model_scores_inputs_like_the_scikit_learn_pipeline(flavour):
     y = (train["amount"] > train["amount"].quantile(0.9)).to_numpy().astype(int)
     prep = preprocessor(NUMERIC, CAT)
     X = prep.fit_transform(model_frame(UC, train, NUMERIC))
-    est = training.estimator(flavour, 7, "cpu", y).fit(X, y)
-    model = LifecycleModel(prep, est, NUMERIC, flavour)
+    est = training.estimator(flavour, 7, "cpu").fit(X, y)
+    model = LifecycleModel(prep, est, NUMERIC, flavour, UC)
     expected = est.predict_proba(prep.transform(model_frame(UC, serve, NUMERIC)))[:, 1]
     np.testing.assert_allclose(model.predict_proba(serve), expected, rtol=1e-6, atol=1e-7)
 
@@ -116,10 +116,8 @@ def test_a_model_pickled_as_fraud_model_before_the_contract_still_loads_and_scor
     train, serve = frame(500, 6), frame(50, 7)
     y = (train["amount"] > train["amount"].quantile(0.9)).to_numpy().astype(int)
     prep = preprocessor(NUMERIC, CAT)
-    est = training.estimator("sklearn_logistic", 7, "cpu", y).fit(
-        prep.fit_transform(model_frame(UC, train, NUMERIC)), y
-    )
-    model = LifecycleModel(prep, est, NUMERIC, "sklearn_logistic")
+    est = training.estimator("sklearn_logistic", 7, "cpu").fit(prep.fit_transform(model_frame(UC, train, NUMERIC)), y)
+    model = LifecycleModel(prep, est, NUMERIC, "sklearn_logistic", UC)
     # protocol 0 names classes as text lines, so the stream can name the class as it was then
     old = pickle.dumps(model, protocol=0).replace(b"\nLifecycleModel\n", b"\nFraudModel\n")
     assert b"\nFraudModel\n" in old and b"LifecycleModel" not in old

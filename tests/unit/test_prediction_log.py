@@ -114,7 +114,7 @@ def test_a_file_removed_between_listing_and_reading_is_listed_again(state, monke
 class _Model:
     """A model stub with LifecycleModel's surface: its inputs (numbers with NaNs, a category) and a score."""
 
-    def inputs(self, uc, frame):
+    def inputs(self, frame):
         return {
             "amount": frame["amount"].to_numpy(float),
             "ratio": np.where(frame["amount"].to_numpy() > 5, np.nan, 0.5),
@@ -171,7 +171,7 @@ def test_the_batch_array_path_writes_the_same_file_as_the_list_path(state):
 
     cfg, uc, model = settings.load(), contract.current(), _Model()
     frame, served = _frame(11), dt.datetime(2026, 10, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
-    inputs = model.inputs(uc, frame)
+    inputs = model.inputs(frame)
     as_lists = prediction_log.rows(
         uc,
         [f"batch-v3-{t}" for t in frame["transaction_id"]],

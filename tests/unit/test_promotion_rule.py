@@ -1,6 +1,7 @@
-"""The promotion rule (``promotion.decide``) on generated metric sets: a challenger that is worse
-than the documented rule allows, or that carries a metric which is not a finite number, is never
-promoted, and a challenger that clears every bound is. Then the latency guard's measurement
+"""The promotion rule (``promotion.decide``) on generated metric sets and slices: a challenger that
+is worse than the documented rule allows (on average, in calibration, or on one slice), or that
+carries a metric which is not a finite number, is never promoted, and a challenger that clears every
+bound is. Then the latency guard's measurement
 (``training.scoring_latency``) against a burst of contention, on a fake CPU clock."""
 
 import dataclasses
@@ -18,19 +19,23 @@ BASE = settings.load()
 PROPERTIES = hypothesis.settings(deadline=None, database=None, max_examples=300)  # no timing: CI is shared
 
 configs = st.builds(
-    lambda margin, lift, latency, ratio, metric: dataclasses.replace(
+    lambda margin, lift, latency, ratio, metric, calibration, slice_margin: dataclasses.replace(
         BASE,
         promotion_margin=margin,
         promotion_min_lift=lift,
         max_latency_ms=latency,
         max_latency_ratio=ratio,
         primary_metric=metric,
+        max_calibration_share=calibration,
+        slice_margin=slice_margin,
     ),
     st.floats(0, 0.2),
     st.floats(1, 10),
     st.floats(0.1, 100),
     st.floats(1, 10),
     st.sampled_from(["pr_auc", "roc_auc"]),
+    st.floats(0, 5),
+    st.floats(0, 0.2),
 )
 unit = st.floats(0, 1)
 metric_sets = st.fixed_dictionaries(
@@ -40,8 +45,32 @@ metric_sets = st.fixed_dictionaries(
         "log_loss": st.floats(0, 10),
         "latency_ms_p50": st.floats(0, 200),
         "positive_rate": st.floats(0.0001, 0.9999),
+        "ece": st.floats(0, 0.5),
     }
 )
+
+
+@st.composite
+def a_slice(draw):
+    """A slice as ``evaluation.slices`` gives it for champion and challenger: its paired difference
+    (challenger minus champion) and that difference's bootstrap interval around it."""
+    champion, challenger = draw(unit), draw(unit)
+    low, high = sorted((challenger - champion - draw(st.floats(0, 1)), challenger - champion + draw(st.floats(0, 1))))
+    return {
+        "column": draw(st.sampled_from(["country", "channel"])),
+        "value": draw(st.sampled_from(["US", "NG", "online"])),
+        "rows": draw(st.integers(1, 10**6)),
+        "positives": draw(st.integers(0, 1000)),
+        "judged": draw(st.booleans()),
+        "models": {
+            role: dict.fromkeys(("pr_auc", "roc_auc"), v)
+            for role, v in (("champion", champion), ("challenger", challenger))
+        },
+        "difference": {"value": challenger - champion, "interval": [low, high]},
+    }
+
+
+slice_lists = st.lists(a_slice(), max_size=6)
 NOT_FINITE = [math.nan, None, math.inf, -math.inf]
 
 
@@ -59,16 +88,29 @@ def floor(challenger: dict, cfg) -> float:
     return min(cfg.promotion_min_lift * chance, chance + (1 - chance) / 2)
 
 
-def documented(challenger: dict, champion: dict | None, cfg) -> bool:
+def calibration_limit(challenger: dict, cfg) -> float:
+    """MAX_CALIBRATION_SHARE times the holdout's minority-class rate."""
+    return cfg.max_calibration_share * min(challenger["positive_rate"], 1 - challenger["positive_rate"])
+
+
+def regressing(s: dict, cfg) -> bool:
+    """A judged slice more than SLICE_MARGIN worse whose difference's interval lies below zero."""
+    return s["judged"] and s["difference"]["value"] < -cfg.slice_margin and s["difference"]["interval"][1] < 0
+
+
+def documented(challenger: dict, champion: dict | None, cfg, slices=()) -> bool:
     """The rule as the module docstring and the README state it, on finite metrics."""
     m = cfg.primary_metric
     if challenger["latency_ms_p50"] > latency_limit(champion, cfg) or challenger[m] < floor(challenger, cfg):
+        return False
+    if challenger["ece"] > calibration_limit(challenger, cfg):
         return False
     if champion is None:
         return True
     return (
         challenger[m] - champion[m] >= cfg.promotion_margin
         and challenger["roc_auc"] >= champion["roc_auc"] - cfg.promotion_margin
+        and not any(regressing(s, cfg) for s in slices)
     )
 
 
@@ -80,6 +122,7 @@ def promotable(draw):
     champion = draw(st.none() | metric_sets)
     challenger = draw(metric_sets)
     challenger["latency_ms_p50"] = draw(st.floats(0, latency_limit(champion, cfg)))
+    challenger["ece"] = draw(st.floats(0, calibration_limit(challenger, cfg)))
     if champion is not None:
         champion[m] = draw(st.floats(0, 0.5))
         if m != "roc_auc":
@@ -87,15 +130,16 @@ def promotable(draw):
     # a hair above the bounds: the floor written another way may round to the next float
     low = min(1.0, max(floor(challenger, cfg), champion[m] + cfg.promotion_margin if champion else 0.0) + 1e-9)
     challenger[m] = draw(st.floats(low, 1))
-    hypothesis.assume(documented(challenger, champion, cfg))  # float rounding at a bound
-    return challenger, champion, cfg
+    slices = [s for s in draw(slice_lists) if not regressing(s, cfg)]
+    hypothesis.assume(documented(challenger, champion, cfg, slices))  # float rounding at a bound
+    return challenger, champion, cfg, slices
 
 
 @PROPERTIES
-@hypothesis.given(configs, metric_sets, st.none() | metric_sets)
-def test_the_decision_is_the_documented_rule_with_its_reasons(cfg, challenger, champion):
-    promote, reasons = promotion.decide(challenger, champion, cfg)
-    assert promote == documented(challenger, champion, cfg)
+@hypothesis.given(configs, metric_sets, st.none() | metric_sets, slice_lists)
+def test_the_decision_is_the_documented_rule_with_its_reasons(cfg, challenger, champion, slices):
+    promote, reasons = promotion.decide(challenger, champion, cfg, slices)
+    assert promote == documented(challenger, champion, cfg, slices)
     assert reasons
     if promote:
         m = cfg.primary_metric
@@ -109,8 +153,49 @@ def test_the_decision_is_the_documented_rule_with_its_reasons(cfg, challenger, c
 @PROPERTIES
 @hypothesis.given(promotable())
 def test_a_challenger_that_clears_every_bound_is_promoted(case):
-    challenger, champion, cfg = case
-    assert promotion.decide(challenger, champion, cfg)[0] is True
+    challenger, champion, cfg, slices = case
+    assert promotion.decide(challenger, champion, cfg, slices)[0] is True
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), promotable(), a_slice())
+def test_a_challenger_regressing_on_one_slice_beyond_margin_and_interval_is_never_promoted(data, case, bad):
+    """Better on average (it clears every other bound) yet worse on one judged slice."""
+    challenger, champion, cfg, slices = case
+    hypothesis.assume(champion is not None)
+    drop = data.draw(st.floats(cfg.slice_margin, 1, exclude_min=True))
+    high = data.draw(st.floats(-drop, 0, exclude_max=True))
+    bad = {**bad, "judged": True, "difference": {"value": -drop, "interval": [-drop - 0.1, high]}}
+    promote, reasons = promotion.decide(challenger, champion, cfg, [*slices, bad])
+    assert not promote
+    m = cfg.primary_metric
+    assert [r for r in reasons if " on " in r] == [
+        f"{m} on {bad['column']}={bad['value']} ({bad['rows']} rows, {bad['positives']} positive) regresses "
+        f"{bad['models']['champion'][m]:.4f} -> {bad['models']['challenger'][m]:.4f} "
+        f"({-drop:+.4f}, 95% interval [{-drop - 0.1:+.4f}, {high:+.4f}]; margin {cfg.slice_margin})"
+    ]
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), promotable())
+def test_a_regression_the_interval_does_not_confirm_or_an_unjudged_slice_never_rejects(data, case):
+    challenger, champion, cfg, slices = case
+    hypothesis.assume(champion is not None)
+    noisy = {**data.draw(a_slice()), "judged": True}
+    noisy["difference"] = {"value": -0.9, "interval": [-1.0, data.draw(st.floats(0, 1))]}  # reaches zero
+    small = {**data.draw(a_slice()), "judged": False, "difference": {"value": -0.9, "interval": [-1.0, -0.8]}}
+    assert promotion.decide(challenger, champion, cfg, [*slices, noisy, small])[0] is True
+
+
+@PROPERTIES
+@hypothesis.given(st.data(), promotable())
+def test_a_challenger_calibrated_worse_than_the_bound_is_never_promoted(data, case):
+    challenger, champion, cfg, slices = case
+    limit = calibration_limit(challenger, cfg)
+    challenger["ece"] = data.draw(st.floats(limit, limit + 1, exclude_min=True))
+    promote, reasons = promotion.decide(challenger, champion, cfg, slices)
+    assert not promote
+    assert any(r.startswith(f"expected calibration error {challenger['ece']:.4f} exceeds {limit:.4f}") for r in reasons)
 
 
 @PROPERTIES
@@ -171,13 +256,13 @@ def test_a_challenger_slower_than_the_limit_is_never_promoted(data, cfg, challen
 
 
 def rule_metrics(role: str, cfg) -> list[str]:
-    return list(dict.fromkeys([cfg.primary_metric, "roc_auc", "latency_ms_p50", "positive_rate"]))
+    return list(dict.fromkeys([cfg.primary_metric, "roc_auc", "latency_ms_p50", "positive_rate", "ece"]))
 
 
 @PROPERTIES
 @hypothesis.given(st.data(), promotable(), st.sampled_from(NOT_FINITE + ["missing"]))
 def test_one_metric_that_is_not_a_finite_number_turns_a_promotion_into_a_rejection_naming_it(data, case, bad):
-    challenger, champion, cfg = case
+    challenger, champion, cfg, _ = case
     role = data.draw(st.sampled_from(["challenger"] + (["champion"] if champion is not None else [])))
     name = data.draw(st.sampled_from(rule_metrics(role, cfg)))
     spoiled = dict(challenger if role == "challenger" else champion)
@@ -196,9 +281,9 @@ maybe_finite = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 @PROPERTIES
 @hypothesis.given(
     configs,
-    st.fixed_dictionaries({k: maybe_finite for k in ("pr_auc", "roc_auc", "latency_ms_p50", "positive_rate")}),
+    st.fixed_dictionaries({k: maybe_finite for k in ("pr_auc", "roc_auc", "latency_ms_p50", "positive_rate", "ece")}),
     st.none()
-    | st.fixed_dictionaries({k: maybe_finite for k in ("pr_auc", "roc_auc", "latency_ms_p50", "positive_rate")}),
+    | st.fixed_dictionaries({k: maybe_finite for k in ("pr_auc", "roc_auc", "latency_ms_p50", "positive_rate", "ece")}),
 )
 def test_metrics_that_are_not_finite_numbers_are_never_promoted_and_each_is_named(cfg, challenger, champion):
     bad = [
@@ -215,10 +300,11 @@ def test_metrics_that_are_not_finite_numbers_are_never_promoted_and_each_is_name
         assert promote == documented(challenger, champion, cfg)
 
 
-@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "latency_ms_p50", "positive_rate"])
+@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "latency_ms_p50", "positive_rate", "ece"])
 def test_a_nan_first_model_is_not_promoted_on_the_floor(metric):
     cfg = dataclasses.replace(BASE, primary_metric="pr_auc")
     challenger = {"pr_auc": 0.9, "roc_auc": 0.95, "log_loss": 0.1, "latency_ms_p50": 1.0, "positive_rate": 0.1}
+    challenger["ece"] = 0.01
     challenger[metric] = math.nan
     assert promotion.decide(challenger, None, cfg) == (False, [f"challenger {metric} is nan, not a finite number"])
 
@@ -249,8 +335,8 @@ class Machine:
 
 
 ROWS = pd.DataFrame({"x": range(100)})
-CLEAR = {"pr_auc": 0.7, "roc_auc": 0.9, "log_loss": 0.1, "positive_rate": 0.05}  # beats CHAMPION_METRICS
-CHAMPION_METRICS = {"pr_auc": 0.6, "roc_auc": 0.9, "log_loss": 0.1, "positive_rate": 0.05}
+CLEAR = {"pr_auc": 0.7, "roc_auc": 0.9, "log_loss": 0.1, "positive_rate": 0.05, "ece": 0.01}  # beats CHAMPION_METRICS
+CHAMPION_METRICS = {"pr_auc": 0.6, "roc_auc": 0.9, "log_loss": 0.1, "positive_rate": 0.05, "ece": 0.01}
 
 
 def decision(latency: dict[str, float], cfg):

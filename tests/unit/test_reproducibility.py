@@ -127,7 +127,7 @@ def test_the_recorded_seed_is_what_makes_the_metrics_equal(registry, flavour):
     info, versions = registry
     train, holdout = training.load_part(info["uri"], "train"), training.load_part(info["uri"], "holdout")
     model, _, _ = training.fit(flavour, train, info["numeric"], SEED + 1, "cpu", len(train))
-    other = training.quality(training._Pyfunc(model), holdout)  # noqa: SLF001
+    other = training.quality(training.Scorer(model), holdout)
     assert other != {k: recorded_run(versions[flavour]).data.metrics[k] for k in training.QUALITY}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle import contract, monitoring, performance, settings
+from lifecycle import contract, evaluation, monitoring, performance, settings
 
 UC = contract.current()
 
@@ -86,10 +86,10 @@ def test_ranking_metrics_equal_scikit_learns_with_ties():
     rng = np.random.default_rng(5)
     for p in (rng.beta(0.6, 12.0, 5_000), np.round(rng.random(5_000), 2)):  # continuous, and many ties
         y = (rng.random(len(p)) < p).astype(int)
-        got = performance.ranking_metrics(y, p)
+        got = evaluation.ranking_metrics(y, p)
         assert got["pr_auc"] == pytest.approx(average_precision_score(y, p), rel=1e-12)
         assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12)
-        assert performance.metrics(y, p, 0.02)["brier"] == pytest.approx(brier_score_loss(y, p), rel=1e-12)
+        assert evaluation.metrics(y, p, 0.02)["brier"] == pytest.approx(brier_score_loss(y, p), rel=1e-12)
 
 
 def test_the_curve_sums_do_not_depend_on_the_chunk_size(monkeypatch):
@@ -99,8 +99,8 @@ def test_the_curve_sums_do_not_depend_on_the_chunk_size(monkeypatch):
     p = np.round(rng.random(3_001), 3)  # ties spread over chunk boundaries
     y = (rng.random(len(p)) < p).astype(int)
     for chunk in (1, 7, 1000, 1 << 20):
-        monkeypatch.setattr(performance, "CURVE_CHUNK", chunk)
-        got = performance.ranking_metrics(y, p)
+        monkeypatch.setattr(evaluation, "CURVE_CHUNK", chunk)
+        got = evaluation.ranking_metrics(y, p)
         assert got["pr_auc"] == pytest.approx(average_precision_score(y, p), rel=1e-12), chunk
         assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12), chunk
 
@@ -110,7 +110,7 @@ def test_calibration_error_is_the_row_weighted_gap_per_score_bin():
     p = np.array([0.05, 0.15, 0.95, 1.0, 0.12, 0.55])
     # bins: 0 -> {0.05: y 0}; 1 -> {0.15: 1, 0.12: 0}; 5 -> {0.55: 1}; 9 -> {0.95: 1, 1.0: 0}
     expected = (1 * 0.05 + 2 * abs(0.5 - 0.135) + 1 * 0.45 + 2 * abs(0.5 - 0.975)) / 6
-    assert performance.expected_calibration_error(y, p) == pytest.approx(expected, rel=1e-12)
+    assert evaluation.expected_calibration_error(y, p) == pytest.approx(expected, rel=1e-12)
 
 
 def test_the_bucketed_lookup_finds_what_index_in_finds():

@@ -1,7 +1,12 @@
 import dataclasses
+import json
+import os
 import subprocess
+import sys
 import time
+import urllib.request
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +16,7 @@ from lifecycle import contract, promotion, registry, settings, tracking, trainin
 from lifecycle.aliases import CHALLENGER, CHAMPION
 from lifecycle.training import FLAVOURS as CANDIDATES
 
-METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0, "positive_rate": 0.05}
+METRICS = {"pr_auc": 0.60, "roc_auc": 0.90, "log_loss": 0.1, "latency_ms_p50": 5.0, "positive_rate": 0.05, "ece": 0.01}
 
 
 def test_first_model_needs_the_floor_relative_to_its_holdout():
@@ -84,6 +89,18 @@ def test_every_candidate_is_tracked_and_the_best_is_challenger(world, trained):
         assert run.data.tags["dataset_digest"] == info["digest"] and run.data.params["seed"] == "7"
         assert run.data.params["device"] == training.device() == "cpu"
         assert run.data.metrics["roc_auc"] > 0.8
+        # the evaluation in depth: calibration, the alert budget, slices with intervals, importance
+        assert {"ece", "brier", "precision_at_alert", "recall_at_alert"} <= set(run.data.metrics)
+        judged = mlflow.artifacts.load_dict(f"runs:/{r['run_id']}/evaluation/evaluation.json")
+        assert judged["rows"] == info["holdout_rows"] and judged["models"]["model"]["reliability"]
+        assert {s["column"] for s in judged["slices"]} == {"country", "channel", "merchant_category"}
+        for s in (s for s in judged["slices"] if s["judged"]):
+            low, high = s["models"]["model"]["interval"]
+            assert low <= s["models"]["model"]["pr_auc"] <= high
+            name = f"slice_{s['column']}_{s['value']}_pr_auc"
+            assert run.data.metrics[name] == pytest.approx(s["models"]["model"]["pr_auc"])
+        drivers = mlflow.artifacts.load_dict(f"runs:/{r['run_id']}/evaluation/importance.json")
+        assert {i["name"] for i in drivers["inputs"]} == {*info["numeric"], *contract.current().categoricals}
     best = max(results, key=lambda r: r["metrics"]["pr_auc"])
     mv = tracking.version_by_alias(CHALLENGER)
     assert mv.version == registered["version"] and mv.tags["flavour"] == best["flavour"]
@@ -114,6 +131,107 @@ def test_a_retried_training_step_reuses_what_its_killed_attempt_made(world, trai
         == 1
     )
     assert training.lake.manifest(ObjectStoragePath(info["uri"]))["digest"] == info["digest"]
+
+
+def test_a_registered_version_loads_and_scores_in_a_clean_process(world, trained, tmp_path):
+    """No LIFECYCLE_* variable, and the project's own code off the path: what the model needs comes
+    from the model (its code_paths); it scores the holdout exactly as in this process."""
+    info, _, registered = trained
+    cfg = settings.load()
+    uri = f"models:/{cfg.model_name}/{registered['version']}"
+    info_model = mlflow.models.get_model_info(uri)
+    columns = [c["name"] for c in info_model.signature.inputs.to_dict()]
+    assert columns[0] == contract.current().time and "amount" in columns and "country" in columns
+    assert info_model.signature.outputs.to_dict() == [{"type": "double", "name": "fraud_probability", "required": True}]
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "model"))
+    requirements = open(os.path.join(local, "requirements.txt")).read().split()
+    lock = set(open(settings.PROJECT_ROOT / "requirements.lock").read().split())
+    pins = [r for r in requirements if "==" in r]
+    assert pins and set(pins) <= lock and any(r.startswith("mlflow==") for r in pins)
+    assert sorted(os.listdir(os.path.join(local, "code"))) == ["lifecycle", "usecases"]
+    holdout = training.load_part(info["uri"], "holdout").head(500)
+    training.example(contract.current(), holdout[columns]).to_parquet(tmp_path / "rows.parquet")  # as signed
+    include = str(settings.PROJECT_ROOT / "include")
+    script = (
+        "import sys, json\n"
+        f"sys.path = [p for p in sys.path if not p.startswith({include!r})]\n"
+        "import mlflow, pandas as pd\n"
+        f"model = mlflow.pyfunc.load_model({local!r})\n"
+        f"scores = model.predict(pd.read_parquet({str(tmp_path / 'rows.parquet')!r}))\n"
+        "import lifecycle\n"
+        "print(json.dumps({'scores': [float(x) for x in scores], 'code': lifecycle.__file__}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["code"].startswith(os.path.join(local, "code"))
+    here = mlflow.pyfunc.load_model(uri).unwrap_python_model().predict_proba(holdout)
+    np.testing.assert_array_equal(np.array(got["scores"]), here)
+
+
+def test_mlflow_models_serve_answers_the_input_example(world, trained, tmp_path):
+    import socket
+
+    _, _, registered = trained
+    cfg = settings.load()
+    tracking.client().set_registered_model_alias(cfg.model_name, "serve_check", registered["version"])
+    uri = f"models:/{cfg.model_name}@serve_check"
+    example = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path))
+    payload = open(os.path.join(example, "serving_input_example.json")).read()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    env |= {"MLFLOW_TRACKING_URI": cfg.mlflow_tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-w",
+            "1",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "w"),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not answer /ping in 120 s"
+                time.sleep(0.5)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=payload.encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert r.status == 200
+            answer = json.loads(r.read())
+    finally:
+        server.terminate()
+        server.wait(30)
+        tracking.client().delete_registered_model_alias(cfg.model_name, "serve_check")
+    rows = pd.DataFrame(**json.loads(payload)["dataframe_split"])
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{registered['version']}").unwrap_python_model()
+    want = model.predict_proba(rows)
+    np.testing.assert_allclose(answer["predictions"], want, rtol=1e-9)
 
 
 def promotion_run(challenger_version):
@@ -188,10 +306,15 @@ def test_promotion_moves_aliases_and_a_worse_model_is_never_promoted(world, trai
     rate = metrics["challenger_positive_rate"]
     floor = cfg.promotion_min_lift * rate  # shuffled labels: a ranking by chance, PR-AUC near the positive rate
     assert metrics["challenger_pr_auc"] < floor
+    # and the slices where it is worse beyond the margin and the interval, judged on the same rows
+    judged = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/evaluation/evaluation.json")
+    slices = promotion.slice_regressions(judged["slices"], "pr_auc", cfg.slice_margin)
+    assert slices and all(" on country=" in r or " on channel=" in r or " on merchant_category=" in r for r in slices)
     reasons = "; ".join(
         [
             f"pr_auc {metrics['challenger_pr_auc']:.4f} is below the floor {floor:.4f} "
             f"({cfg.promotion_min_lift:g} x chance {rate:.4f} on this holdout)",
+            *slices,
             f"pr_auc gain {gain:+.4f} over champion is below the margin {cfg.promotion_margin}",
             f"roc_auc {metrics['challenger_roc_auc']:.4f} regresses from {metrics['champion_roc_auc']:.4f}",
         ]
@@ -289,9 +412,12 @@ class Stalling:
     def __init__(self, column: str, stall: float):
         self.column, self.stall = column, stall
 
-    def predict(self, frame):
+    def predict_proba(self, frame):
         time.sleep(self.stall)
         return frame[self.column].to_numpy()
+
+    def unwrap_python_model(self):  # what mlflow.pyfunc.load_model returns, and what promotion scores
+        return self
 
 
 def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(versions, monkeypatch):
@@ -304,7 +430,8 @@ def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(versions, mon
     champion, challenger, _ = versions
     y = np.arange(200) % 2
     holdout = pd.DataFrame({LABEL: y, "sharp": 0.1 + 0.8 * y, "blunt": np.random.default_rng(0).random(200)})
-    monkeypatch.setattr(promotion, "load_part", lambda uri, part: holdout)
+    holdout = holdout.assign(**dict.fromkeys(contract.current().slices, "one value"))
+    monkeypatch.setattr(training, "load_part", lambda uri, part: holdout)
     client.set_model_version_tag(cfg.model_name, challenger, "training_set_uri", "memory://test")
     stall = 0.01  # 10 ms of waiting per call, twice the 5 ms limit
     models = {
@@ -314,7 +441,9 @@ def test_a_busy_machine_does_not_turn_a_promotion_into_a_rejection(versions, mon
     monkeypatch.setattr(mlflow.pyfunc, "load_model", models.__getitem__)
     # read by the wall clock, these calls take longer than the limit: the stall would reject the challenger
     wall = training.scoring_latency(
-        {"challenger": models[f"models:/{cfg.model_name}/{challenger}"]}, holdout.head(10), clock=time.perf_counter
+        {"challenger": training.Scorer(models[f"models:/{cfg.model_name}/{challenger}"])},
+        holdout.head(10),
+        clock=time.perf_counter,
     )
     assert wall["challenger"] >= stall * 1000 > cfg.max_latency_ms
     first = promotion.compare(challenger)  # no champion: the absolute limit alone

@@ -102,6 +102,7 @@ def use_case(cfg) -> UseCase:
         request_derived=("hour",),
         feature_derived=FEATURE_DERIVED,
         candidates=("xgboost", "pytorch_mlp", "sklearn_logistic"),
+        slices=("country", "channel", "merchant_category"),
         example={
             "transaction_id": "golden-1",
             "card_id": "c00001",
