@@ -7,12 +7,15 @@ Builds a small world of its own under .local/bench/serving (six landed, validate
 days and one released XGBoost champion; --reuse keeps one built before), then measures:
   in-process   LiveModel.predict for one row: online features, routing, model, prediction log
                (the code the service runs, without HTTP), and within it the prediction log's
-               journal write (each answered request is on local disk before it is answered)
+               journal write (each answered request is on local disk before it is answered);
+               then the same rows asking for reasons ("explain": true)
   HTTP c=1     the live service (`bentoml serve lifecycle.serving:ModelService`) under wrk with one
-               connection, then with 8; single-row POST /predict with the API key, logging on
+               connection, then with 8; single-row POST /predict with the API key, logging on;
+               then one connection again with every request asking for reasons
   batch        POST /predict_batch with 1,000 transactions, one connection
 The load generator (wrk) shares the machine's cores with the service. Prints a table with the
-goals (single row p99 <= 5 ms and >= 500 req/s; batch >= 20,000 rows/s) and the ratio to in-process.
+goals (single row p99 <= 5 ms and >= 500 req/s; batch >= 20,000 rows/s) and the ratio to in-process
+(for the explained rows: to the in-process row without reasons).
 --smoke (make bench-smoke) runs every step on the same world, but briefly (SMOKE: wrk 1 s after a 1 s
 warm-up, 300 in-process calls, 3 batch rounds): it proves the bench runs, its figures measure nothing.
 """
@@ -84,7 +87,7 @@ def row(label: str, p50: float, p99: float, mx: float, rps: float, goal: str, li
 
 def in_process(bodies: list[dict], n: int) -> list[dict]:
     """``LiveModel.predict`` on one row, and within it the prediction log's journal write (what
-    an answered request costs to survive its process: ``prediction_writer``)."""
+    an answered request costs to survive its process: ``prediction_writer``); then explained."""
     from lifecycle.live import LiveModel
     from lifecycle.serving import Request, _columns
 
@@ -92,6 +95,13 @@ def in_process(bodies: list[dict], n: int) -> list[dict]:
     requests = [Request(**b).model_dump() for b in bodies]
     for r in requests[:200]:
         model.predict(_columns([r]))
+        model.predict(_columns([r]), [True])
+    explained = []
+    for i in range(n):
+        t = time.perf_counter()
+        model.predict(_columns([requests[i % len(requests)]]), [True])
+        explained.append((time.perf_counter() - t) * 1000)
+    explained.sort()
     timings, appends, append = [], [], model.log.append
 
     def timed(chunk):
@@ -125,6 +135,15 @@ def in_process(bodies: list[dict], n: int) -> list[dict]:
             1000 / (sum(appends) / len(appends)),
             "-",
             None,
+        ),
+        row(
+            "in-process, 1 row, explained",
+            explained[n // 2],
+            explained[int(n * 0.99)],
+            explained[-1],
+            1000 / (sum(explained) / n),
+            "-",
+            timings[n // 2],
         ),
     ]
 
@@ -220,6 +239,22 @@ def main() -> None:
                     limit,
                 )
             )
+        asked = [dict(b, explain=True) for b in bodies]
+        wrk(base, key, asked, 1, args.warmup)
+        got = wrk(base, key, asked, 1, args.seconds)
+        if got["errors"]:
+            raise SystemExit(f"wrk saw {got['errors']} failed explained requests")
+        table.append(
+            row(
+                "HTTP single row explained, 1 connection",
+                got["p50_us"] / 1000,
+                got["p99_us"] / 1000,
+                got["max_us"] / 1000,
+                got["requests"] / got["seconds"],
+                "-",
+                limit,
+            )
+        )
         table.append(batch(base, key, bodies, args.rounds))
         status = packaging.post(f"{base}/status", {}, key)[1]
     sent = len(prediction_log.read(source="bench")) - before

@@ -94,6 +94,8 @@ class UseCase:
     # a day's bounds of its own (``lifecycle.distribution``): "rows" (events a day) or
     # "<category or label>=<value>" (that value's share of the day's rows) -> (low, high)
     distribution: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # what the model is for, in a sentence or two: the first thing its model card says
+    purpose: str = ""
     # category columns whose values a candidate is judged on one by one (``lifecycle.evaluation``):
     # promotion refuses a challenger that regresses on one of them, the model card lists them
     slices: tuple[str, ...] = ()

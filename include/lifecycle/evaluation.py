@@ -176,7 +176,7 @@ def slices(
             ys = y[idx]
             row = {"column": column, "value": str(value), "rows": len(idx), "positives": int(ys.sum())}
             row["judged"] = bool(len(idx) >= min_rows and 0 < row["positives"] < len(idx))
-            row["models"] = {role: {metric: ranking(metric, ys, arrays[role][idx])} for role in roles}
+            row["models"] = {role: {metric: _finite(ranking(metric, ys, arrays[role][idx]))} for role in roles}
             if row["judged"] and boots > 0:
                 rng = np.random.default_rng([seed, c, v])
                 draws = {role: np.empty(boots) for role in roles}
@@ -189,17 +189,22 @@ def slices(
                 if len(roles) == 2:
                     first, second = roles
                     row["difference"] = {
-                        "value": row["models"][second][metric] - row["models"][first][metric],
+                        "value": _finite(row["models"][second][metric] - row["models"][first][metric]),
                         "interval": _interval(draws[second] - draws[first]),
                     }
             out.append(row)
     return out
 
 
-def _interval(draws: np.ndarray) -> list[float]:
+def _interval(draws: np.ndarray) -> list[float | None]:
     """The 95% percentile interval of bootstrap draws, those without both classes left out."""
     finite = draws[np.isfinite(draws)]
-    return [float(x) for x in np.percentile(finite, INTERVAL)] if len(finite) else [float("nan")] * 2
+    return [float(x) for x in np.percentile(finite, INTERVAL)] if len(finite) else [None, None]
+
+
+def _finite(value: float) -> float | None:
+    """None for a metric a slice cannot give (one class): slices travel as JSON (XCom, MLflow, cards)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def importance(model, inputs: Mapping[str, np.ndarray], y: np.ndarray, *, metric: str, seed: int) -> dict:

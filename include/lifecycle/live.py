@@ -41,6 +41,7 @@ from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, FALLBACK, PREVIOUS, 
 
 LOG = logging.getLogger(__name__)
 RETRY_SECONDS = 30  # before loading again a version whose download or load failed
+EXPLAIN_TOP = 5  # inputs an explained answer names
 
 
 class NotReady(RuntimeError):
@@ -325,8 +326,10 @@ class LiveModel:
         stored, ages = self.online.read(columns, columns[self.uc.time])
         return {**stored, **columns}, ages
 
-    def predict(self, columns: dict[str, list]) -> list[dict]:
-        """Score events given as columns (request fields -> values); one answer per row."""
+    def predict(self, columns: dict[str, list], explain: list[bool] | None = None) -> list[dict]:
+        """Score events given as columns (request fields -> values); one answer per row. A row whose
+        ``explain`` is true is answered with its ``reasons`` too: the inputs that drove its score, from
+        the model that scored it (``LifecycleModel.reasons``), kept in the prediction log."""
         start = time.perf_counter()
         routing = self.follower.routing  # one read: this request's whole view of the registry
         if routing.champion is None:
@@ -339,12 +342,19 @@ class LiveModel:
         known = {flag: [v is not None for v in data[feature]] for flag, feature in uc.known_flags.items()}
         missing = [not all(flags) for flags in zip(*known.values(), strict=True)] if known else [False] * n
         answers: list[dict | None] = [None] * n
-        logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs) and (arm, loaded, idx, error)
+        logged, failed = [], []  # (arm, loaded, part, idx, inputs, probs, reasons) and (arm, loaded, idx, error)
 
         def score(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> None:
             part = data if len(idx) == n else {k: [v[i] for i in idx] for k, v in data.items()}
             inputs = loaded.model.inputs(part)
             probs = loaded.model.score(inputs)
+            asked = [j for j, i in enumerate(idx) if explain[i]] if answer and explain and any(explain) else []
+            reasons = None
+            if asked:
+                given = loaded.model.reasons({k: v[asked] for k, v in inputs.items()}, EXPLAIN_TOP)
+                reasons = [None] * len(idx)
+                for j, why in zip(asked, given, strict=True):
+                    reasons[j] = why
             if answer:
                 for j, i in enumerate(idx):
                     answers[i] = {
@@ -357,7 +367,9 @@ class LiveModel:
                         "feature_service": uc.feature_service,
                         **{flag: values[i] for flag, values in known.items()},
                     }
-            logged.append((arm, loaded, part, idx, inputs, probs))
+                    if reasons is not None and reasons[j] is not None:
+                        answers[i] |= {"reasons": reasons[j], "explained_by": loaded.model.explained_by}
+            logged.append((arm, loaded, part, idx, inputs, probs, reasons))
 
         def attempt(arm: str, loaded: Loaded, idx: list[int], answer: bool) -> bool:
             try:
@@ -396,7 +408,7 @@ class LiveModel:
         """Every scored and every failed row to the prediction log, and to the live health figures."""
         uc = self.uc
         served_at = datetime.now(UTC)
-        for arm, loaded, part, idx, inputs, probs in logged:
+        for arm, loaded, part, idx, inputs, probs, reasons in logged:
             self.log.append(
                 prediction_log.rows(
                     uc,
@@ -411,6 +423,7 @@ class LiveModel:
                     self.cfg.serving_source,
                     feature_age_s=[ages[i] for i in idx],
                     missing_features=[missing[i] for i in idx],
+                    reasons=reasons,
                 )
             )
         for arm, loaded, idx, error in failed:
@@ -430,9 +443,10 @@ class LiveModel:
                     error=error,
                     feature_age_s=[ages[i] for i in idx],
                     missing_features=[missing[i] for i in idx],
+                    reasons=reasons,
                 )
             )
-        for arm, loaded, _, idx, _, _ in logged:
+        for arm, loaded, _, idx, _, _, _ in logged:
             self.health.add(
                 arm, loaded.version, latency_ms, [False] * len(idx), [missing[i] for i in idx], [ages[i] for i in idx]
             )

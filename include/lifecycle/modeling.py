@@ -244,6 +244,26 @@ class LifecycleModel(PythonModel):
         logit = _logit(self.score(batch)).reshape(len(fitted.inputs) + 1, n)
         return fitted.inputs, (logit[0] - logit[1:]).T
 
+    @property
+    def explained_by(self) -> str:
+        """How ``contributions`` are computed, as an answer's reasons name it."""
+        if self.flavour == "xgboost":
+            return "tree SHAP (XGBoost), log-odds"
+        return "baseline substitution (each input at its training median or an unseen category), log-odds"
+
+    def reasons(self, inputs: Mapping[str, np.ndarray], top: int) -> list[list[dict]]:
+        """Per row, the ``top`` inputs by the size of their ``contributions``: each with the value the
+        model read (None when missing) and its contribution in log-odds, largest first."""
+        names, contrib = self.contributions(inputs)
+        order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :top]
+        return [
+            [
+                {"input": names[i], "value": _plain(inputs[names[i]][r]), "contribution": float(contrib[r, i])}
+                for i in row
+            ]
+            for r, row in enumerate(order)
+        ]
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.score(self.inputs(frame))
 
@@ -256,6 +276,14 @@ def _configured():
     from lifecycle import contract
 
     return contract.current()
+
+
+def _plain(value):
+    """A model input's value as JSON takes it: a number (None when missing) or a category."""
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    return None if np.isnan(value) else value
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -232,6 +232,7 @@ def drift_report(as_of: dt.date, limits: thresholds.Thresholds | None = None) ->
         "as_of": as_of.isoformat(),
         **compared,
         "thresholds": limits.record(),
+        "airflow_run": ui.current_run(),
     }
     # named for the data's last day
     summary["report_uri"] = reports.publish_evidently(snapshot, dict(summary), metrics, f"drift/{days[-1]}")

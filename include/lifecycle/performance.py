@@ -19,7 +19,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, evaluation, lake, prediction_log, reports, thresholds, tracking, ui
+from lifecycle import contract, evaluation, lake, model_card, prediction_log, reports, thresholds, tracking, ui
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 
@@ -232,10 +232,12 @@ def evaluate(
         "degraded": degraded,
         "reason": reason,
         "thresholds": limits.record(),
+        "airflow_run": ui.current_run(),
     }
     summary["report_uri"] = publish(summary, live_rows, holdout_scores(version, cfg), cfg)
     summary["report_url"] = ui.report_url(summary["report_uri"])  # the page a person opens
     log_to_mlflow(summary, cfg)
+    model_card.publish(version)  # its live performance so far
     return summary
 
 
@@ -273,7 +275,47 @@ def publish(summary: dict, current: pd.DataFrame, reference: pd.DataFrame, cfg: 
         if drift
         else None
     )
-    return reports.publish_evidently(snapshot, summary, evidently, f"performance/{summary['as_of']}")
+    return reports.publish_evidently(
+        snapshot, summary, evidently, f"performance/{summary['as_of']}", header(summary, cfg)
+    )
+
+
+def header(summary: dict, cfg: _settings.Settings) -> str:
+    """What the performance page leads with: the champion's version, the window, and per version and
+    arm its labels, primary metric and precision and recall at the alert rate; links to the model
+    card and the Airflow run. Evidently's report below covers the champion's rows."""
+    import html
+
+    m, rate = cfg.primary_metric, cfg.alert_rate
+    run = summary.get("airflow_run") or {}
+
+    def num(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    rows = "".join(
+        f"<tr><td>v{html.escape(g['version'])}</td><td>{html.escape(g['arm'])}</td><td>{g['labels']}</td>"
+        f"<td>{g['positives']}</td><td>{num(g.get(m))}</td><td>{num(g.get('precision_at_alert'))}</td>"
+        f"<td>{num(g.get('recall_at_alert'))}</td><td>{num(g.get('ece'))}</td></tr>"
+        for g in summary["groups"].values()
+    )
+    version = summary["model_version"]
+    card = f"../../../{reports.card_page(version)}"  # from performance/<as of>/<run>/report.html
+    links = f"<a href='{html.escape(card)}'>model card of v{html.escape(version)}</a>"
+    if run.get("url"):
+        links += f" · Airflow run <a href='{html.escape(run['url'])}'>{html.escape(run['run_id'])}</a>"
+    verdict = "degraded" if summary["degraded"] else "within bounds"
+    return (
+        "<div style='font-family:sans-serif;margin:1em 2em;padding:1em;border:1px solid #ccc'>"
+        f"<h1 style='margin-top:0'>Live performance of champion v{html.escape(version)}</h1>"
+        f"<p>Events of {html.escape(summary['window'])}, labels known by {html.escape(summary['as_of'])}: "
+        f"{summary['labels']} labeled predictions of the champion. {html.escape(m)} "
+        f"{num(summary['value'])} (holdout {num(summary['baseline'])}): <b>{verdict}</b>. "
+        f"{html.escape(summary['reason'])}</p>"
+        "<table style='border-collapse:collapse' border='1' cellpadding='4'><tr><th>version</th><th>arm</th>"
+        f"<th>labels</th><th>positives</th><th>{html.escape(m)}</th><th>precision at {rate:.1%} alerts</th>"
+        f"<th>recall at {rate:.1%} alerts</th><th>calibration error</th></tr>{rows}</table>"
+        f"<p>{links}</p></div>"
+    )
 
 
 def log_to_mlflow(summary: dict, cfg: _settings.Settings) -> None:

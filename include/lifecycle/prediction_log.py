@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import logging
 import os
 import tempfile
@@ -77,12 +78,14 @@ def rows(
     arrays: bool = False,
     feature_age_s=None,
     missing_features=None,
+    reasons=None,
 ) -> dict:
     """Log rows as columns: the use case's id and entity keys and the event time from ``part``
     (request columns), the exact model ``inputs``, and the answer (``UseCase.score``, or the
     ``error`` that kept a model from answering). Live serving and batch scoring both build them here;
     the live service adds each row's ``feature_age_s`` (``lifecycle.live.OnlineFeatures``) and
-    whether an entity had no stored features (``missing_features``): the watch's evidence.
+    whether an entity had no stored features (``missing_features``): the watch's evidence; and for a
+    row whose request asked for an explanation, the ``reasons`` it answered with (JSON, else null).
 
     Live requests get lists (the writer's buffer extends them). Batch scoring passes ``arrays``: the
     columns stay numpy and Arrow arrays, the constant ones Arrow repeats. A Python object per value
@@ -127,6 +130,8 @@ def rows(
         out["feature_age_s"] = [float("nan") if a is None else float(a) for a in feature_age_s]
     if missing_features is not None:
         out["missing_features"] = list(missing_features)
+    if reasons is not None:
+        out["reasons"] = [None if r is None else json.dumps(r) for r in reasons]
     return out
 
 

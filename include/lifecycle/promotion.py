@@ -32,7 +32,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field
 
-from lifecycle import registry, thresholds, tracking, training
+from lifecycle import model_card, registry, thresholds, tracking, training
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 
@@ -88,7 +88,9 @@ def slice_regressions(slices: list[dict], metric: str, margin: float) -> list[st
     out = []
     for s in slices:
         diff = s.get("difference")
-        if not s["judged"] or diff is None or not (diff["value"] < -margin and diff["interval"][1] < 0):
+        if not s["judged"] or diff is None or None in (diff["value"], diff["interval"][1]):
+            continue
+        if not (diff["value"] < -margin and diff["interval"][1] < 0):
             continue
         low, high = diff["interval"]
         out.append(
@@ -226,7 +228,9 @@ def compare(challenger_version: str | None = None, limits: thresholds.Thresholds
     decision.mlflow_run = run.info.run_id
     verdict = ("promoted: " if promote else "rejected: ") + "; ".join(reasons)
     c.set_model_version_tag(cfg.model_name, challenger.version, "promotion_decision", verdict)
-    if not promote:
+    if promote:
+        model_card.publish(decision.challenger_version)
+    else:  # the retire transition publishes its card
         registry.retire(decision.challenger_version, verdict, f"MLflow run {decision.mlflow_run}")
     return decision
 

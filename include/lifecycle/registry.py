@@ -224,8 +224,8 @@ def _outside(last: dict, now: dict) -> None:
 
 
 def _finish(entry: dict) -> None:
-    """The record's tag on its version (MLflow) and, for an abort or a rollback, its alert: both
-    idempotent, so a retry completes what a dead attempt left undone."""
+    """The record's tag on its version (MLflow), for an abort or a rollback its alert, and the model
+    cards of the versions it moved: all idempotent, so a retry completes what a dead attempt left undone."""
     from mlflow.exceptions import MlflowException
 
     at = dt.datetime.fromisoformat(entry["at"]).strftime("%Y%m%dT%H%M%S%fZ")
@@ -238,6 +238,9 @@ def _finish(entry: dict) -> None:
             raise  # a version deleted by hand keeps its record in the lake's history only
     if entry["transition"] in ("abort", "roll_back"):
         alerts.transition(entry)
+    from lifecycle import model_card  # it reads this history
+
+    model_card.refresh([entry["version"], *entry["from"].values(), *entry["to"].values()])
 
 
 def actor() -> dict:

@@ -71,9 +71,30 @@ class _Input(bentoml.IODescriptor):
     model_config = ConfigDict(strict=True)
 
 
+EXPLAIN = "explain"  # the request field that asks for the answer's reasons
+
+
 def request_model(uc: contract.UseCase) -> type[BaseModel]:
-    """One event as the service takes it, named as the contract names it."""
-    return create_model(uc.request_name, __base__=_Input, **{c.name: _field(c) for c in uc.columns})
+    """One event as the service takes it, named as the contract names it, and whether to explain it."""
+    return create_model(
+        uc.request_name,
+        __base__=_Input,
+        **{c.name: _field(c) for c in uc.columns},
+        **{
+            EXPLAIN: (
+                bool,
+                Field(False, description="answer with the inputs that drove the score (reasons): slower"),
+            )
+        },
+    )
+
+
+class Reason(BaseModel):
+    """One input behind a score: the value the model read and its contribution (log-odds)."""
+
+    input: str
+    value: float | str | None
+    contribution: float
 
 
 def batch_model(request: type[BaseModel], max_rows: int) -> type[BaseModel]:
@@ -98,6 +119,8 @@ def response_model(uc: contract.UseCase) -> type[BaseModel]:
             "arm": (Literal[CHAMPION, CANARY, FALLBACK], ...),
             "feature_service": (str, ...),
             **{flag: (bool, ...) for flag in uc.known_flags},
+            "reasons": (list[Reason] | None, None),  # null unless the request asked (EXPLAIN)
+            "explained_by": (str | None, None),
         },
     )
 
@@ -283,6 +306,10 @@ def _columns(events: list[dict]) -> dict[str, list]:
     return {f: [e[f] for e in events] for f in USE_CASE.event_columns}
 
 
+def _explain(events: list[dict]) -> list[bool]:
+    return [bool(e.get(EXPLAIN)) for e in events]
+
+
 @bentoml.service(name=CFG.bento_name, traffic={"timeout": 10}, workers=CFG.serving_workers)
 class ModelService:
     def __init__(self) -> None:
@@ -303,7 +330,7 @@ class ModelService:
         from lifecycle.live import NotReady
 
         try:
-            answers = self.live.predict(_columns(events))
+            answers = self.live.predict(_columns(events), _explain(events))
         except NotReady as err:  # BentoML would hide the reason of a 5xx
             return JSONResponse({"error": str(err)}, status_code=503)
         return [Prediction(**a) for a in answers]
@@ -366,7 +393,26 @@ def openapi_document() -> dict:
             if path in ("/predict", "/predict_batch"):
                 responses["503"] = ref("Error", "No model serves yet")
     doc["paths"]["/readyz"]["get"]["responses"]["503"] = {"description": "No champion or no online features yet"}
-    return doc
+    return _nullable(doc)
+
+
+def _nullable(node):
+    """Pydantic's "X or null" (``anyOf`` with ``{"type": "null"}``, JSON Schema; or, in BentoML's
+    inline copy of a schema, X with a null default) as OpenAPI 3.0 says it: X with ``nullable: true``
+    (an answer's ``reasons`` and ``explained_by``)."""
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _nullable(v) for k, v in node.items()}
+    options = node.get("anyOf", [])
+    if {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        node.pop("anyOf")
+        node.update(rest[0] if len(rest) == 1 else {"anyOf": rest}, nullable=True)
+    elif "default" in node and node["default"] is None and "type" in node:  # BentoML's inline copy lost it
+        node["nullable"] = True
+    return node
 
 
 _DOCUMENT: dict = {}

@@ -453,7 +453,7 @@ def slice_metrics(judgement: dict, role: str, metric: str) -> dict[str, float]:
             continue
         name = "slice_" + re.sub(r"[^0-9A-Za-z_.\-]", "_", f"{s['column']}_{s['value']}") + f"_{metric}"
         out[name] = value[metric]
-        if "interval" in value:
+        if None not in value.get("interval", [None]):
             out[f"{name}_low"], out[f"{name}_high"] = value["interval"]
     return out
 

@@ -17,7 +17,7 @@ from airflow.dag_processing.dagbag import DagBag
 from dagruns import ingest_run, states, tries, xcom
 
 from conftest import ROOT
-from lifecycle import alerts, contract, lake, prediction_log, registry, reports, settings, tracking
+from lifecycle import alerts, contract, lake, prediction_log, registry, reports, settings, tracking, ui
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
 from lifecycle.platform import setup
@@ -290,6 +290,11 @@ def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     assert json.loads((report / "report.json").read_text())["summary"] == {
         k: v for k, v in summary.items() if k not in ("report_uri", "report_url")
     }
+    # the report's page and its row in the index link the Airflow run that made it and the model card
+    made_by = ui.run_url("performance", run.run_id)
+    assert summary["airflow_run"]["url"] == made_by and made_by in (report / "report.html").read_text()
+    index = (lake.zone("reports") / reports.INDEX).read_text()
+    assert f'href="{made_by}"' in index and f'href="{reports.card_page("1")}"' in index
 
 
 def test_canary_has_nothing_to_decide_without_a_canary(dags):
@@ -316,6 +321,7 @@ def test_monitor_reports_without_drift_on_normal_data(dags):
     assert states(run) == {"drift_report": "success", "emit_drift": "skipped"}
     summary = xcom(run, "drift_report")
     assert summary["drift"] is False and summary["report_uri"].endswith("report.html")
+    assert f'href="{ui.run_url("monitor", run.run_id)}"' in (lake.zone("reports") / reports.INDEX).read_text()
 
 
 def test_retraining_on_the_same_data_with_the_same_seed_registers_nothing(dags):

@@ -419,6 +419,54 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
             np.testing.assert_allclose(got.astype(float), values, rtol=1e-9, equal_nan=True, err_msg=col)
 
 
+def test_an_explained_answer_gives_the_inputs_that_drove_its_score_and_the_log_keeps_them(service, key, world):
+    """Half a batch asks for reasons: those answers name the five inputs with the largest log-odds
+    contributions of the model that scored them (the champion, a logistic regression: each input
+    moved alone to its baseline through scikit-learn's own pipeline is the reference); the others
+    carry none; the prediction log keeps exactly what was answered."""
+    import mlflow
+
+    rows = transactions(world["parity_day"], 20)
+    asked = [dict(r, explain=i % 2 == 0) for i, r in enumerate(rows)]
+    code, answers = packaging.post(f"{service}/predict_batch", {"events": asked}, key)
+    assert code == 200 and {a["model_version"] for a in answers} == {"1"}
+    model = mlflow.pyfunc.load_model(f"models:/{settings.load().model_name}/1").unwrap_python_model()
+    imputer = model.prep.named_transformers_["num"].named_steps["simpleimputer"]
+    ids = {a["request_id"] for a in answers}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        logged = prediction_log.read(days=[world["parity_day"]])
+        logged = logged[logged["request_id"].isin(ids)] if len(logged) else logged
+        if len(logged) == len(ids):
+            break
+        time.sleep(0.5)
+    logged = logged.set_index("request_id")
+    names = [*model.numeric, *model.categorical]
+    for i, answer in enumerate(answers):
+        row = logged.loc[answer["request_id"]]
+        if i % 2:
+            assert answer["reasons"] is None and answer["explained_by"] is None and pd.isna(row["reasons"])
+            continue
+        assert answer["explained_by"].startswith("baseline substitution")
+        assert json.loads(row["reasons"]) == answer["reasons"]
+        inputs = pd.DataFrame([{n: row[f"input_{n}"] for n in names}])
+
+        def logit(frame):
+            return model.estimator.decision_function(model.prep.transform(frame))[0]
+
+        want = {}
+        for n in names:
+            moved = inputs.copy()
+            moved[n] = "never-seen" if n in model.categorical else imputer.statistics_[model.numeric.index(n)]
+            want[n] = logit(inputs) - logit(moved)
+        top = sorted(want, key=lambda n: -abs(want[n]))[:5]
+        assert [r["input"] for r in answer["reasons"]] == top
+        assert [r["contribution"] for r in answer["reasons"]] == pytest.approx([want[n] for n in top], rel=1e-6)
+        for r in answer["reasons"]:
+            value = row[f"input_{r['input']}"]
+            assert r["value"] == (None if pd.isna(value) else value if isinstance(value, str) else float(value))
+
+
 def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
     key = settings.load().serving_api_key()

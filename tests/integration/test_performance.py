@@ -105,6 +105,19 @@ def test_concept_drift_degrades_the_champion_without_data_drift(concept_world):
         "value": drift["value"],
         "threshold": drift["config"]["threshold"],
     }  # the page's own numbers
-    assert f"pr_auc {after['value']:.4f}" in (lake.zone("reports") / "index.html").read_text()
+    index = (lake.zone("reports") / "index.html").read_text()
+    assert f"pr_auc {after['value']:.4f}" in index
+    # the page leads with what decides: version, window, labels, and per version and arm the
+    # primary metric and precision and recall at the alert rate, above Evidently's report
+    text = page.read_text()
+    head = text[: text.index("</div>")]
+    assert f"Live performance of champion v{concept_world['version']}" in head and after["window"] in head
+    for g in after["groups"].values():
+        assert f"<td>v{g['version']}</td><td>{g['arm']}</td><td>{g['labels']}</td>" in head
+        for k in ("pr_auc", "precision_at_alert", "recall_at_alert"):
+            assert f"<td>{g[k]:.4f}</td>" in head
+    card = reports.card_page(concept_world["version"])
+    assert f"'../../../{card}'" in head and (lake.zone("reports") / card).exists()  # published by the run
+    assert f'href="{card}"' in index  # each report's row links the version's model card
     mv = performance.tracking.client().get_model_version(settings.load().model_name, concept_world["version"])
     assert float(mv.tags["live_pr_auc"]) == pytest.approx(after["value"])

@@ -56,6 +56,21 @@ def test_slices_and_their_paired_intervals_equal_a_bootstrap_written_with_scikit
             assert s["models"][role]["interval"] == pytest.approx(np.percentile(draws[role], [2.5, 97.5]), rel=1e-9)
 
 
+def test_what_a_slice_cannot_give_is_none_so_a_decision_travels_as_strict_json():
+    """A slice with one class has no ranking metric: None, not NaN (XCom refuses NaN)."""
+    import json
+
+    y, groups, scores = holdout(3000, 4)
+    y[groups["country"] == "NG"] = 0
+    cfg = dataclasses.replace(settings.load(), slice_min_rows=100)
+    judged = evaluation.judge(scores, y, groups, metric="pr_auc", alert_rate=0.05, min_rows=100, boots=20, seed=1)
+    ng = next(s for s in judged["slices"] if s["value"] == "NG")
+    assert not ng["judged"] and ng["models"]["challenger"]["pr_auc"] is None and "difference" not in ng
+    metrics = {role: {**judged["models"][role]["metrics"], "latency_ms_p50": 1.0} for role in scores}
+    decision = promotion.decide(metrics["challenger"], metrics["champion"], cfg, judged["slices"])
+    json.dumps({"judged": judged, "decision": decision}, allow_nan=False)
+
+
 def test_reliability_log_loss_and_the_alert_budget_equal_references():
     from sklearn.metrics import log_loss
 

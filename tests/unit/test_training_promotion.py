@@ -368,6 +368,48 @@ def fail_alias_reads(monkeypatch, code: str):
         monkeypatch.setattr(MlflowClient, method, fail)
 
 
+def test_every_version_has_a_model_card_in_the_reports_zone_and_its_mlflow_run(world, trained):
+    """After the promotion test: the released first version's card and the rejected one's, each
+    from the registry and the records, listed in the index, logged to the run, linked from MLflow."""
+    import html
+    import re
+
+    from lifecycle import lake, reports, ui
+
+    cfg, client = settings.load(), tracking.client()
+    versions = sorted(
+        (v for v in client.search_model_versions(f"name = '{cfg.model_name}'") if v.tags.get("promotion_decision")),
+        key=lambda v: int(v.version),
+    )
+    assert len(versions) >= 2
+    index = (lake.zone("reports") / reports.INDEX).read_text()
+    for mv in versions:
+        version = str(mv.version)
+        page = lake.zone("reports") / reports.card_page(version)
+        text = page.read_text()
+        card = json.loads((page.parent / "card.json").read_text())
+        assert card["version"] == version and card["purpose"] == contract.current().purpose
+        assert card["training_set"]["digest"] == mv.tags["dataset_digest"]
+        assert html.escape(card["training_set"]["days"]) in text and mv.tags["git_commit"] in text
+        assert card["aliases"] == sorted(a for a, v in registry.aliases().items() if v == version)
+        assert [m["transition"] for m in card["moves"]] == [e["transition"] for e in registry.history(version)]
+        assert {c["flavour"] for c in card["candidates"]} >= {mv.tags["flavour"]}
+        assert [c["chosen"] for c in card["candidates"]].count(True) == 1
+        assert "<svg" in text and "reliability curve" in text  # the calibration plot
+        judged = [s for s in card["evaluation"]["slices"] if s["judged"]]
+        assert judged and all(html.escape(f"{s['column']} = {s['value']}") in text for s in judged)
+        assert card["importance"]["inputs"] and html.escape(card["importance"]["inputs"][0]["name"]) in text
+        decision = mv.tags["promotion_decision"].split(":")[0]  # promoted / rejected
+        assert card["promotion"][-1]["decision"] == {"promoted": "promote", "rejected": "reject"}[decision]
+        assert html.escape(card["promotion"][-1]["reasons"]) in text
+        logged = mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/model_card/index.html")
+        assert open(logged).read() == text
+        described = client.get_model_version(cfg.model_name, version).description
+        assert ui.report_url(page) in described
+        assert f'href="{reports.card_page(version)}"' in index
+    assert re.search(r"regresses .* 95% interval", text)  # the rejected one names the slices
+
+
 def test_only_a_missing_model_or_alias_means_no_version(state, monkeypatch):
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import ErrorCode

@@ -456,6 +456,11 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
         },
         "drift_reports": sorted(str(p) for p in (reports_zone / "drift").rglob("report.html")),
         "reports_index": str(reports_zone / "index.html"),
+        "model_cards": {
+            v.version: str(reports_zone / reports.card_page(v.version))
+            for v in sorted(versions, key=lambda v: int(v.version))
+            if (reports_zone / reports.card_page(v.version)).exists()
+        },
         "quarantined_days": [d.isoformat() for d in lake.dates("quarantine", contract.current().events)],
         "corrupt_day_curated": corrupt in lake.dates("curated", contract.current().events),
         "feature_days": [d.isoformat() for d in lake.dates("features", contract.current().feature_tables[0])][-1:],
@@ -492,6 +497,8 @@ def check(summary: dict) -> list[str]:
         problems.append("no champion alias")
     if not summary["drift_reports"]:
         problems.append("no Evidently HTML report")
+    if uncarded := sorted({str(v[0]) for v in summary["model_versions"]} - set(summary["model_cards"]), key=int):
+        problems.append(f"no model card for versions {', '.join(uncarded)}")
     if not summary["quarantined_days"] or summary["corrupt_day_curated"]:
         problems.append("the corrupt day was not quarantined, or reached curated data")
     stable = summary["stable"]

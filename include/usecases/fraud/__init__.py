@@ -103,6 +103,11 @@ def use_case(cfg) -> UseCase:
         feature_derived=FEATURE_DERIVED,
         candidates=("xgboost", "pytorch_mlp", "sklearn_logistic"),
         slices=("country", "channel", "merchant_category"),
+        purpose=(
+            "Scores each card transaction, when it happens, with the probability that it is fraud: the "
+            "transactions with the highest scores (the alert budget) go to fraud analysts for review. "
+            "Whether a transaction was fraud becomes known up to a week later."
+        ),
         example={
             "transaction_id": "golden-1",
             "card_id": "c00001",
