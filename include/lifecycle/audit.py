@@ -20,7 +20,7 @@ import sys
 
 import pandas as pd
 
-from lifecycle import contract, prediction_log, registry, tracking
+from lifecycle import contract, prediction_log, registry, reports, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, FALLBACK, PREVIOUS, SHADOW
 
@@ -64,6 +64,9 @@ def answer(key: str) -> dict:
                 "missing_features": _plain(row.get("missing_features")),
                 "entities": {e: _plain(row[e]) for e in uc.entities},
                 "inputs": {c.removeprefix("input_"): _plain(row[c]) for c in rows.columns if c.startswith("input_")},
+                # what an explained answer gave as the inputs behind its score
+                "reasons": json.loads(r) if isinstance(r := _plain(row.get("reasons")), str) else None,
+                "model_card": reports.card_page(version),
                 "serving_because": in_force(history, version, row["arm"], served),
             }
         )
@@ -171,6 +174,11 @@ def text(result: dict) -> str:
             f"on arm {a['arm']}, {result['score_name']} {a['score']}, {a['latency_ms']:.2f} ms"
             + (f", error {a['error']}" if a["error"] else ""),
             "  inputs: " + ", ".join(f"{k}={v}" for k, v in a["inputs"].items()),
+            *(
+                ["  reasons given: " + ", ".join(f"{r['input']}={r['value']} ({r['contribution']:+.3f})" for r in why)]
+                if (why := a.get("reasons"))
+                else []
+            ),
             "  stored features: "
             + ("none for an entity" if a.get("missing_features") else "for every entity")
             + (f", {age / 3600:.1f} h old at the event's time" if age is not None else ""),
@@ -187,7 +195,8 @@ def text(result: dict) -> str:
         ts = m["training_set"] or {}
         lines += [
             "",
-            f"v{m['version']}: {m['flavour']}, training run {m['training_run']}, commit {m['code_commit']}, "
+            f"v{m['version']}: {m['flavour']}, model card reports/{reports.card_page(m['version'])}, "
+            f"training run {m['training_run']}, commit {m['code_commit']}, "
             f"artifact sha256 {m['artifact_digest']}, trigger {m['trigger']!r} ({m['airflow_run']})",
             f"  trained on {ts.get('days')} (holdout from {ts.get('holdout_from')}, rows {ts.get('rows')}), "
             f"training set digest {ts.get('digest')}",

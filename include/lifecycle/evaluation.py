@@ -179,11 +179,12 @@ def slices(
             row["models"] = {role: {metric: _finite(ranking(metric, ys, arrays[role][idx]))} for role in roles}
             if row["judged"] and boots > 0:
                 rng = np.random.default_rng([seed, c, v])
+                ranked = {role: _Ranked(ys, arrays[role][idx]) for role in roles}
                 draws = {role: np.empty(boots) for role in roles}
                 for b in range(boots):
-                    pick = rng.integers(0, len(idx), len(idx))
+                    counts = np.bincount(rng.integers(0, len(idx), len(idx)), minlength=len(idx))
                     for role in roles:
-                        draws[role][b] = ranking(metric, ys[pick], arrays[role][idx[pick]])
+                        draws[role][b] = ranked[role].metric(metric, counts)
                 for role in roles:
                     row["models"][role]["interval"] = _interval(draws[role])
                 if len(roles) == 2:
@@ -194,6 +195,35 @@ def slices(
                     }
             out.append(row)
     return out
+
+
+class _Ranked:
+    """A slice's rows sorted once by score, for its bootstrap: a resample holds the same rows, some
+    several times and some not at all, so it is these rows weighted by how often each was drawn, in
+    the same order. Each resample's metric is then two weighted cumulative sums, not a sort (on a
+    666,000-row holdout, 200 resamples of three slice columns took ~60 s sorted)."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray):
+        self.order = np.argsort(p, kind="stable")[::-1]
+        ranked = p[self.order]
+        self.last = np.append(np.flatnonzero(np.diff(ranked) != 0), len(p) - 1)  # each distinct score's last row
+        self.y = y[self.order].astype(float)
+
+    def metric(self, metric: str, counts: np.ndarray) -> float:
+        """``metric`` of the rows weighted by ``counts`` (how often the resample drew each row):
+        ``ranking_metrics`` of the resample itself, ties included; NaN without both classes."""
+        w = counts[self.order].astype(float)
+        tp = np.cumsum(w * self.y)[self.last]
+        fp = np.cumsum(w)[self.last] - tp
+        positives, negatives = tp[-1], fp[-1]
+        if positives == 0 or negatives == 0:
+            return float("nan")
+        if metric == "pr_auc":
+            flagged = tp + fp
+            step = np.diff(tp, prepend=0.0)
+            return float(np.sum(np.divide(step * tp, flagged, out=np.zeros_like(tp), where=flagged > 0)) / positives)
+        below = np.r_[0.0, tp[:-1]]
+        return float(np.sum(np.diff(fp, prepend=0.0) * (tp + below)) / 2 / (positives * negatives))
 
 
 def _interval(draws: np.ndarray) -> list[float | None]:

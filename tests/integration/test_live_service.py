@@ -423,8 +423,10 @@ def test_an_explained_answer_gives_the_inputs_that_drove_its_score_and_the_log_k
     """Half a batch asks for reasons: those answers name the five inputs with the largest log-odds
     contributions of the model that scored them (the champion, a logistic regression: each input
     moved alone to its baseline through scikit-learn's own pipeline is the reference); the others
-    carry none; the prediction log keeps exactly what was answered."""
+    carry none; the prediction log keeps exactly what was answered, and the audit tells it."""
     import mlflow
+
+    from lifecycle import audit
 
     rows = transactions(world["parity_day"], 20)
     asked = [dict(r, explain=i % 2 == 0) for i, r in enumerate(rows)]
@@ -465,6 +467,12 @@ def test_an_explained_answer_gives_the_inputs_that_drove_its_score_and_the_log_k
         for r in answer["reasons"]:
             value = row[f"input_{r['input']}"]
             assert r["value"] == (None if pd.isna(value) else value if isinstance(value, str) else float(value))
+    first = answers[0]  # an auditor asking about it is told the same reasons, and where the model card is
+    told = audit.answer(first["request_id"])
+    assert told["answers"][0]["reasons"] == first["reasons"] and told["answers"][0]["model_card"].endswith(
+        "v1/index.html"
+    )
+    assert f"reasons given: {first['reasons'][0]['input']}=" in audit.text(told)
 
 
 def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatch):

@@ -27,11 +27,16 @@ def holdout(n: int, seed: int):
     return y, {"country": country}, {"champion": champion, "challenger": challenger}
 
 
-def test_slices_and_their_paired_intervals_equal_a_bootstrap_written_with_scikit_learn():
-    from sklearn.metrics import average_precision_score
+@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc"])
+def test_slices_and_their_paired_intervals_equal_a_bootstrap_written_with_scikit_learn(metric):
+    """Each resample scored by scikit-learn on the resampled rows themselves (ties and repeats
+    included); the module weighs one sorted copy of the slice instead."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
+    reference = {"pr_auc": average_precision_score, "roc_auc": roc_auc_score}[metric]
     y, groups, scores = holdout(3000, 1)
-    got = evaluation.slices(scores, y, groups, metric="pr_auc", min_rows=700, boots=50, seed=9)
+    scores = {role: np.round(p, 2) for role, p in scores.items()}  # many ties
+    got = evaluation.slices(scores, y, groups, metric=metric, min_rows=700, boots=50, seed=9)
     kinds, counts = np.unique(groups["country"], return_counts=True)
     by_rows = sorted(zip(kinds, counts.tolist(), strict=True), key=lambda kv: -kv[1])
     assert [(s["value"], s["rows"]) for s in got] == by_rows
@@ -40,7 +45,7 @@ def test_slices_and_their_paired_intervals_equal_a_bootstrap_written_with_scikit
         assert s["positives"] == y[idx].sum()
         assert s["judged"] == (len(idx) >= 700)
         for role, p in scores.items():
-            assert s["models"][role]["pr_auc"] == pytest.approx(average_precision_score(y[idx], p[idx]), rel=1e-12)
+            assert s["models"][role][metric] == pytest.approx(reference(y[idx], p[idx]), rel=1e-12)
         if not s["judged"]:
             assert "difference" not in s and "interval" not in s["models"]["champion"]
             continue
@@ -49,7 +54,7 @@ def test_slices_and_their_paired_intervals_equal_a_bootstrap_written_with_scikit
         for _ in range(50):
             pick = idx[rng.integers(0, len(idx), len(idx))]
             for role, p in scores.items():
-                draws[role].append(average_precision_score(y[pick], p[pick]))
+                draws[role].append(reference(y[pick], p[pick]))
         diff = np.array(draws["challenger"]) - np.array(draws["champion"])
         assert s["difference"]["interval"] == pytest.approx(np.percentile(diff, [2.5, 97.5]).tolist(), rel=1e-9)
         for role in scores:
