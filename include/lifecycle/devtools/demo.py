@@ -457,7 +457,7 @@ def summarize(server: AirflowServer, corrupt: dt.date, stable_until: float, conc
         "drift_reports": sorted(str(p) for p in (reports_zone / "drift").rglob("report.html")),
         "reports_index": str(reports_zone / "index.html"),
         "model_cards": {
-            v.version: str(reports_zone / reports.card_page(v.version))
+            str(v.version): str(reports_zone / reports.card_page(v.version))
             for v in sorted(versions, key=lambda v: int(v.version))
             if (reports_zone / reports.card_page(v.version)).exists()
         },
