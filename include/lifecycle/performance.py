@@ -234,14 +234,16 @@ def evaluate(
         "thresholds": limits.record(),
         "airflow_run": ui.current_run(),
     }
-    summary["report_uri"] = publish(summary, live_rows, holdout_scores(version, cfg), cfg)
+    summary["report_uri"] = publish(summary, live_rows, holdout_scores(version, cfg), cfg, header(summary, cfg))
     summary["report_url"] = ui.report_url(summary["report_uri"])  # the page a person opens
     log_to_mlflow(summary, cfg)
     model_card.publish(version)  # its live performance so far
     return summary
 
 
-def publish(summary: dict, current: pd.DataFrame, reference: pd.DataFrame, cfg: _settings.Settings) -> str:
+def publish(
+    summary: dict, current: pd.DataFrame, reference: pd.DataFrame, cfg: _settings.Settings, lead: str = ""
+) -> str:
     """Evidently classification report (+ prediction drift vs the holdout) as HTML and JSON.
 
     Evidently runs on bounded, seeded samples (``monitoring.sample``): at most ``MONITOR_MAX_ROWS``
@@ -275,9 +277,7 @@ def publish(summary: dict, current: pd.DataFrame, reference: pd.DataFrame, cfg: 
         if drift
         else None
     )
-    return reports.publish_evidently(
-        snapshot, summary, evidently, f"performance/{summary['as_of']}", header(summary, cfg)
-    )
+    return reports.publish_evidently(snapshot, summary, evidently, f"performance/{summary['as_of']}", lead)
 
 
 def header(summary: dict, cfg: _settings.Settings) -> str:
