@@ -13,7 +13,9 @@ comparison (the Airflow task is retried). A metric the rule reads that is not a 
 
 Calibration and slices (``lifecycle.evaluation``, on the same holdout): the challenger's expected
 calibration error must be at most ``max_calibration_share`` times its holdout's minority-class rate
-(what always answering the majority class errs by), and with a champion, no slice of the use case's
+(what always answering the majority class errs by) or, with a champion whose own error on the same
+rows is higher, no higher than the champion's (a better model is never refused for a bound the
+model serving today misses by more); and with a champion, no slice of the use case's
 ``slices`` with ``slice_min_rows`` rows and both classes may regress: a slice is a regression when
 the challenger's primary metric there is more than ``slice_margin`` below the champion's and the
 bootstrap interval of the paired difference lies wholly below zero (a gap the resampling cannot
@@ -76,10 +78,12 @@ def latency_limit(champion: dict | None, cfg: _settings.Settings) -> float:
     return max(cfg.max_latency_ms, cfg.max_latency_ratio * champion["latency_ms_p50"])
 
 
-def calibration_limit(positive_rate: float, cfg: _settings.Settings) -> float:
+def calibration_limit(positive_rate: float, champion: dict | None, cfg: _settings.Settings) -> float:
     """The largest expected calibration error a challenger may have: ``max_calibration_share`` of
-    the holdout's minority-class rate, the error of a model that always answers the majority class."""
-    return cfg.max_calibration_share * min(positive_rate, 1 - positive_rate)
+    the holdout's minority-class rate (the error of a model that always answers the majority class),
+    or the champion's own error on the same rows when that is higher."""
+    bound = cfg.max_calibration_share * min(positive_rate, 1 - positive_rate)
+    return bound if champion is None else max(bound, champion["ece"])
 
 
 def slice_regressions(slices: list[dict], metric: str, margin: float) -> list[str]:
@@ -127,12 +131,14 @@ def decide(
             f"{m} {challenger[m]:.4f} is below the floor {floor:.4f} ({cfg.promotion_min_lift:g} x chance "
             f"{thresholds.chance(m, challenger['positive_rate']):.4f} on this holdout)"
         )
-    limit = calibration_limit(challenger["positive_rate"], cfg)
+    limit = calibration_limit(challenger["positive_rate"], champion, cfg)
     if not challenger["ece"] <= limit:
         ok = False
         reasons.append(
             f"expected calibration error {challenger['ece']:.4f} exceeds {limit:.4f} ({cfg.max_calibration_share:g} x "
-            f"the minority-class rate {min(challenger['positive_rate'], 1 - challenger['positive_rate']):.4f})"
+            f"the minority-class rate {min(challenger['positive_rate'], 1 - challenger['positive_rate']):.4f}"
+            + (f", or the champion's {champion['ece']:.4f}" if champion is not None else "")
+            + ")"
         )
     if champion is not None:
         if regressions := slice_regressions(slices or [], m, cfg.slice_margin):
