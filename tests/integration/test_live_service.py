@@ -375,6 +375,18 @@ def test_a_tampered_version_is_refused_and_the_loaded_model_keeps_serving(servic
         set_alias(CHAMPION, v1)
 
 
+def logged_answers(answers: list[dict], day: dt.date) -> pd.DataFrame:
+    """The prediction log's rows of ``answers`` (events of ``day``), once the service flushed them (10 s at most)."""
+    ids = {a["request_id"] for a in answers}
+    deadline = time.monotonic() + 10
+    while True:
+        logged = prediction_log.read(days=[day])
+        logged = logged[logged["request_id"].isin(ids)] if len(logged) else logged
+        if len(logged) == len(ids) or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.5)
+
+
 def test_training_and_serving_agree_on_features_and_probability(service, key, world):
     """For labeled transactions of the parity day, up to half of them sharing a card or a merchant and
     a second with another transaction: the point-in-time features and the probability training
@@ -401,15 +413,7 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
     np.testing.assert_allclose(
         [a["fraud_probability"] for a in answers], model.predict_proba(offline), rtol=1e-9, atol=1e-12
     )
-    deadline = time.monotonic() + 10
-    ids = {a["request_id"] for a in answers}
-    while time.monotonic() < deadline:
-        logged = prediction_log.read(days=[world["parity_day"]])
-        logged = logged[logged["request_id"].isin(ids)] if len(logged) else logged
-        if len(logged) == len(ids):
-            break
-        time.sleep(0.5)
-    logged = logged.set_index("transaction_id").loc[offline.index]
+    logged = logged_answers(answers, world["parity_day"]).set_index("transaction_id").loc[offline.index]
     expected = model.inputs(offline.reset_index())
     for col, values in expected.items():
         got = logged[f"input_{col}"].to_numpy()
@@ -434,15 +438,7 @@ def test_an_explained_answer_gives_the_inputs_that_drove_its_score_and_the_log_k
     assert code == 200 and {a["model_version"] for a in answers} == {"1"}
     model = mlflow.pyfunc.load_model(f"models:/{settings.load().model_name}/1").unwrap_python_model()
     imputer = model.prep.named_transformers_["num"].named_steps["simpleimputer"]
-    ids = {a["request_id"] for a in answers}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        logged = prediction_log.read(days=[world["parity_day"]])
-        logged = logged[logged["request_id"].isin(ids)] if len(logged) else logged
-        if len(logged) == len(ids):
-            break
-        time.sleep(0.5)
-    logged = logged.set_index("request_id")
+    logged = logged_answers(answers, world["parity_day"]).set_index("request_id")
     names = [*model.numeric, *model.categorical]
     for i, answer in enumerate(answers):
         row = logged.loc[answer["request_id"]]
