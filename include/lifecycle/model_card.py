@@ -19,7 +19,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from lifecycle import audit, contract, registry, reports, tracking, ui
+from lifecycle import audit, contract, pages, registry, reports, tracking, ui
 from lifecycle import settings as _settings
 
 PAGE = reports.INDEX
@@ -140,11 +140,9 @@ def refresh(versions) -> None:
 
 # --- rendering --------------------------------------------------------------------------------
 
-STYLE = (
-    "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:0.5em 0 1.5em}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}"
-    ".num{text-align:right;font-variant-numeric:tabular-nums}.chosen{font-weight:bold}"
-    ".bad{color:#b00}</style>"
+STYLE = pages.STYLE + (  # the deployment page's, and what a card adds
+    "<style>body{max-width:70em}th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}"
+    ".chosen{font-weight:bold}</style>"
 )
 
 
@@ -157,9 +155,7 @@ def _n(value, digits: int = 4) -> str:
 
 
 def _table(columns: list[str], rows: list[list[str]], empty: str = "none yet") -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body or f'<tr><td colspan={len(columns)}>{html.escape(empty)}</td></tr>'}</table>"
+    return pages.table(columns, rows, empty)
 
 
 def reliability_svg(curve: list[dict], size: int = 260) -> str:

@@ -32,10 +32,11 @@ def _link(url: str | None, text: str) -> str:
     return f'<a href="{html.escape(url)}">{html.escape(text)}</a>' if url else html.escape(text)
 
 
-def _table(columns: list[str], rows: list[list[str]]) -> str:
+def table(columns: list[str], rows: list[list[str]], empty: str = "none") -> str:
+    """An HTML table of cells already rendered as HTML (the model cards use it too)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body or f'<tr><td colspan={len(columns)}>none</td></tr>'}</table>"
+    return f"<table><tr>{head}</tr>{body or f'<tr><td colspan={len(columns)}>{html.escape(empty)}</td></tr>'}</table>"
 
 
 def deployment(pending: list[dict]) -> str:
@@ -78,13 +79,11 @@ def deployment(pending: list[dict]) -> str:
     return _page(
         f"Deployment of {cfg.model_name}",
         f"<p>Serving live: {html.escape(', '.join(f'{a} v{now[a]}' for a in live) or 'nothing yet')}.</p>"
-        + _table(["alias", "version", "flavour", f"holdout {cfg.primary_metric}", "since"], serving)
+        + table(["alias", "version", "flavour", f"holdout {cfg.primary_metric}", "since"], serving)
         + "<h2>Waiting for a human (Browse → Required Actions)</h2>"
-        + _table(["asked at (UTC)", "request", "why"], waiting)
+        + table(["asked at (UTC)", "request", "why"], waiting)
         + "<h2>Deployment history</h2>"
-        + _table(
-            ["when (UTC)", "transition", "version", "aliases moved", "by", "approved by", "why", "evidence"], moves
-        )
+        + table(["when (UTC)", "transition", "version", "aliases moved", "by", "approved by", "why", "evidence"], moves)
         + AUDIT_FORM,
     )
 

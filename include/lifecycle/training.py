@@ -246,15 +246,18 @@ def scoring_latency(models: dict, sample: pd.DataFrame, clock=time.process_time)
     return {role: float(np.median(t)) for role, t in timings.items()}
 
 
-def judged(scores: dict[str, np.ndarray], holdout: pd.DataFrame, cfg: _settings.Settings | None = None) -> dict:
+def judged(
+    scores: dict[str, np.ndarray], holdout: pd.DataFrame, cfg: _settings.Settings | None = None, *, by_slice=True
+) -> dict:
     """``evaluation.judge`` of each model's scores (role -> the holdout's scores) on the holdout's
-    labels and the use case's slices, with the settings in force (``cfg``: thresholds applied)."""
+    labels and (``by_slice``) the use case's slices, with the settings in force (``cfg``: thresholds
+    applied)."""
     cfg = cfg or _settings.load()
     uc = contract.current(cfg)
     return evaluation.judge(
         scores,
         holdout[uc.label].to_numpy(),
-        {column: holdout[column].to_numpy() for column in uc.slices},
+        {column: holdout[column].to_numpy() for column in uc.slices} if by_slice else {},
         metric=cfg.primary_metric,
         alert_rate=cfg.alert_rate,
         min_rows=int(cfg.slice_min_rows),
@@ -271,8 +274,9 @@ def headline(judgement: dict, role: str) -> dict[str, float]:
 
 def quality(model, holdout: pd.DataFrame) -> dict[str, float]:
     """``HEADLINE`` holdout metrics (ranking, calibration, the alert budget's precision and recall)
-    of a pyfunc-like model's scores, and the holdout's positive rate (what the floor is relative to)."""
-    return headline(judged({"model": model.predict(holdout)}, holdout), "model")
+    of a pyfunc-like model's scores, and the holdout's positive rate (what the floor is relative to);
+    no slices, so no bootstrap (``reproduce`` compares these alone)."""
+    return headline(judged({"model": model.predict(holdout)}, holdout, by_slice=False), "model")
 
 
 def evaluate(model, holdout: pd.DataFrame) -> tuple[dict[str, float], dict]:
