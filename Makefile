@@ -45,7 +45,8 @@ demo: install  ## the main job on the embedded default, through a real Airflow s
 # the loop's competing processes are shared with any loop running at once (.ci/run's scale-out
 # suite). Their output follows the rest's.
 SERVED := tests/integration/test_canary.py tests/integration/test_live_service.py \
-	tests/integration/test_performance.py tests/integration/test_second_use_case.py tests/integration/test_real_data.py
+	tests/integration/test_performance.py tests/integration/test_second_use_case.py tests/integration/test_real_data.py \
+	tests/integration/test_erasure.py
 test: install compose-tool browser-tool  ## unit, DAG integrity, compose file, dag.test() runs, live services, end-to-end scheduler test
 	@mkdir -p .local/ci
 	@$(PY) -m pytest tests/e2e --state-name e2e-run -p no:cacheprovider > .local/ci/test-e2e.log 2>&1 & e2e=$$!; \

@@ -249,9 +249,11 @@ class InProcess:
         self.emit(PREDICTIONS, {"dates": [d["date"] for d in result["days"]], "scored": scored})
 
     def performance(self, events, run_type) -> None:
-        from lifecycle import contract, lake, performance
+        from lifecycle import contract, lake, performance, prediction_maintenance
         from lifecycle.assets import DEGRADED
 
+        with self.task("performance", "compact_log"):
+            prediction_maintenance.compact()
         with self.task("performance", "evaluate"):
             days = lake.dates("curated", contract.current().events)
             try:

@@ -7,7 +7,7 @@
 
 Builds seeded synthetic inputs of --rows rows in a temporary state folder (removed at the end
 unless --keep): curated transactions over the monitor window (3 days), a 7-day prediction log
-(batch files written by ``prediction_log.write_batch``) with a label for every event, one day's
+(batch files written by ``prediction_writer.write_batch``) with a label for every event, one day's
 file of --rows events with their stored features, and a small XGBoost ``LifecycleModel`` (the
 fraud use case's inputs). Then it measures each figure in its own Python process, so the peak memory
 (VmHWM of that process: imports included) is the figure's alone:
@@ -20,7 +20,7 @@ fraud use case's inputs). Then it measures each figure in its own Python process
               probabilities against 50,000 holdout scores (sampled like the drift report)
   join        performance.labeled_predictions (the log's needed columns joined with the labels) +
               performance.by_version_and_arm (PR-AUC, ROC-AUC, ... on every joined row)
-  scoring     scoring.score_chunks + prediction_log.write_batch: --rows rows with their features
+  scoring     scoring.score_chunks + prediction_writer.write_batch: --rows rows with their features
               read from Parquet in batches of CHUNK_ROWS, scored by the model (on both cores, as
               score_days has it) and written as one batch file of the log
 """
@@ -121,7 +121,16 @@ def prepare(rows: int, state: Path) -> dict:
     import pyarrow.parquet as pq
     import xgboost
 
-    from lifecycle import contract, modeling, monitoring, prediction_log, settings
+    from lifecycle import (
+        columnar,
+        contract,
+        modeling,
+        monitoring,
+        prediction_log,
+        prediction_writer,
+        pseudonym,
+        settings,
+    )
 
     cfg = settings.load()
     uc = contract.current(cfg)
@@ -154,13 +163,13 @@ def prepare(rows: int, state: Path) -> dict:
     served = dt.datetime.combine(AS_OF, dt.time(23), dt.UTC)
     for i, n in enumerate(split(rows, PERFORMANCE_DAYS)):
         day = FIRST + dt.timedelta(days=i)
-        frame = events(n, day, SEED + 100 + i, features=True).to_pandas(types_mapper=prediction_log.arrow_strings)
+        frame = events(n, day, SEED + 100 + i, features=True).to_pandas(types_mapper=columnar.arrow_strings)
         p = rng.beta(0.6, 12.0, n)
         label = (rng.random(n) < p).astype("int64")
         chunks = [
             prediction_log.rows(
                 uc,
-                pa.array(frame["transaction_id"].iloc[a : a + 500_000]).cast(pa.string()),
+                "batch-v1-",
                 {c: frame[c].iloc[a : a + 500_000] for c in uc.keys},
                 model.inputs(frame.iloc[a : a + 500_000]),
                 p[a : a + 500_000],
@@ -169,11 +178,12 @@ def prepare(rows: int, state: Path) -> dict:
                 0.01,
                 served,
                 "batch",
+                pseudonym.of(cfg),
                 arrays=True,
             )
             for a in range(0, n, 500_000)
         ]
-        prediction_log.write_batch(cfg, day, "1", "champion", iter(chunks))
+        prediction_writer.write_batch(cfg, day, "1", "champion", iter(chunks))
         labels = pa.table(
             {
                 uc.id: pa.array(frame[uc.id]),
@@ -262,7 +272,7 @@ def figure_scoring(rows: int, state: Path) -> dict:
 
     import pyarrow.parquet as pq
 
-    from lifecycle import contract, prediction_log, scoring, settings
+    from lifecycle import columnar, contract, prediction_writer, scoring, settings
     from lifecycle.aliases import CHAMPION
 
     cfg = settings.load()
@@ -270,11 +280,13 @@ def figure_scoring(rows: int, state: Path) -> dict:
     model = pickle.loads((state / "model.pkl").read_bytes()).single_threaded().all_cores()  # as score_days has it
     batches = pq.ParquetFile(state / "score_frame.parquet").iter_batches(batch_size=scoring.CHUNK_ROWS)
     # read as scored: never whole
-    frames = (batch.to_pandas(types_mapper=prediction_log.arrow_strings) for batch in batches)
+    frames = (batch.to_pandas(types_mapper=columnar.arrow_strings) for batch in batches)
     before_mb = isolated.status_mb("VmRSS")  # imports and inputs: in the peak too
     start = time.perf_counter()
     chunks = scoring.score_chunks(uc, frames, model, "1", CHAMPION)
-    path = prediction_log.write_batch(cfg, AS_OF + dt.timedelta(days=30), "1", CHAMPION, chunks)  # not the join's days
+    path = prediction_writer.write_batch(
+        cfg, AS_OF + dt.timedelta(days=30), "1", CHAMPION, chunks
+    )  # not the join's days
     seconds = time.perf_counter() - start
     written = pq.read_metadata(path)
     return {

@@ -32,7 +32,7 @@ env.apply()
 import pandas as pd  # noqa: E402
 import world  # noqa: E402
 
-from lifecycle import contract, live, prediction_log, scoring, settings, tracking  # noqa: E402
+from lifecycle import contract, live, prediction_writer, scoring, settings, tracking  # noqa: E402
 from lifecycle.aliases import CHAMPION  # noqa: E402
 
 UC = contract.current()
@@ -62,7 +62,7 @@ def main() -> None:
     frame = pd.concat([one_day] * (args.rows // len(one_day) + 1), ignore_index=True).head(args.rows)
     scoring.score_frame(UC, frame.head(1000), model, version, CHAMPION)  # warm-up
     columns, score_s = timed(scoring.score_frame, UC, frame, model, version, CHAMPION)
-    _, write_s = timed(prediction_log.write_batch, cfg, day + dt.timedelta(days=365), version, "bench", columns)
+    _, write_s = timed(prediction_writer.write_batch, cfg, day + dt.timedelta(days=365), version, "bench", columns)
     result, day_s = timed(scoring.score_days, [day])
     table = [
         ("score_frame (inputs + model + log columns)", len(frame), score_s, f">= {GOAL_ROWS_PER_S:,} rows/s"),

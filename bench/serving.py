@@ -45,7 +45,7 @@ env.apply()
 
 import world  # noqa: E402
 
-from lifecycle import lake, packaging, prediction_log, settings  # noqa: E402
+from lifecycle import lake, packaging, prediction_reader, settings  # noqa: E402
 
 DAYS = 6
 GOAL_P99_MS, GOAL_RPS, GOAL_BATCH_RPS = 5.0, 500, 20_000
@@ -222,7 +222,7 @@ def main() -> None:
         **({"LIFECYCLE_SERVING_WORKERS": str(args.workers)} if args.workers else {}),
     }
     with packaging.serving(packaging.SERVICE, overrides) as base:
-        before = len(prediction_log.read(source="bench"))
+        before = len(prediction_reader.read(source="bench"))
         for connections in (1, 8):
             wrk(base, key, bodies, connections, args.warmup)  # warm-up
             got = wrk(base, key, bodies, connections, args.seconds)
@@ -257,7 +257,7 @@ def main() -> None:
         )
         table.append(batch(base, key, bodies, args.rounds))
         status = packaging.post(f"{base}/status", {}, key)[1]
-    sent = len(prediction_log.read(source="bench")) - before
+    sent = len(prediction_reader.read(source="bench")) - before
     print(f"{'measurement':<42} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'per s':>10}  {'x in-proc':>9}  goal")
     for r in table:
         ratio = f"{r['x_in_process_p50']:.1f}" if r["x_in_process_p50"] else "-"

@@ -1,7 +1,8 @@
 """
 ### performance: predictions ⋈ labels → model_degraded
 Daily (05:00 UTC), when labels land (**curated_events**: a curated day brings the labels
-known that day), and manually (`as_of`). Batch scores of a day are joined by the next run. Joins
+known that day), and manually (`as_of`). Batch scores of a day are joined by the next run. First
+merges each day's small prediction-log files (one per flush of each serving process) into one. Joins
 the prediction log (live and batch) of the last `LIFECYCLE_PERFORMANCE_WINDOW_DAYS` event days
 with the labels that have arrived, per model version and arm; publishes an Evidently
 classification report with prediction drift under `reports/performance/<as_of>/<run>/`, and logs the
@@ -37,6 +38,15 @@ from lifecycle.dag_defaults import DEFAULT_ARGS, START, TAGS
     },
 )
 def performance():
+    @task(multiple_outputs=False)
+    def compact_log() -> dict:
+        """Merges each day's many small prediction-log files (one per flush) into one."""
+        from lifecycle import notes, prediction_maintenance
+
+        merged = prediction_maintenance.compact()
+        notes.write(f"{sum(merged.values())} files of {len(merged)} days merged" if merged else "nothing to merge")
+        return merged
+
     @task(multiple_outputs=False)
     def evaluate(*, params=None) -> dict:
         """Joins predictions with labels, reports, logs to MLflow and decides."""
@@ -82,6 +92,7 @@ def performance():
         alerts.model_degraded(summary)
 
     summary = evaluate()
+    compact_log() >> summary
     emit_degraded(summary)
 
 

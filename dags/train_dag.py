@@ -1,7 +1,8 @@
 """
 ### train: features → challenger
-Runs when **feature_drift** or **model_degraded** is emitted, weekly (Monday 03:00 UTC), or
-manually with params; the reason (drift share, or the degraded metric with its report) is
+Runs when **feature_drift**, **model_degraded** or **data_erased** is emitted, weekly (Monday 03:00
+UTC), or manually with params; the reason (drift share, the degraded metric with its report, or the
+erasure) is
 recorded on the MLflow runs and the registered version. A run with nothing new to learn is
 skipped, saying why: no curated day yet (a manual run fails), a training set identical to one a
 registered version was trained on with the same seed, or an asset-triggered run whose evidence is
@@ -19,12 +20,14 @@ MLflow, and registers the best as a new version with alias `challenger`. Emits *
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from lifecycle import contract
-from lifecycle.assets import CANDIDATE, DEGRADED, DRIFT
+from lifecycle.assets import CANDIDATE, DEGRADED, DRIFT, ERASED
 from lifecycle.dag_defaults import CFG, DEFAULT_ARGS, START, TAGS
 
 
 @dag(
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT | DEGRADED),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=DRIFT | DEGRADED | ERASED
+    ),
     start_date=START,
     catchup=False,
     max_active_runs=1,

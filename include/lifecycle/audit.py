@@ -20,7 +20,7 @@ import sys
 
 import pandas as pd
 
-from lifecycle import contract, prediction_log, registry, reports, tracking
+from lifecycle import contract, prediction_log, prediction_reader, registry, reports, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, FALLBACK, PREVIOUS, SHADOW
 
@@ -35,7 +35,7 @@ def answer(key: str) -> dict:
     """The audit answer for a request id or an event id (every logged request of that event)."""
     cfg = _settings.load()
     uc = contract.current(cfg)
-    rows = prediction_log.find(key, ["request_id", uc.id], cfg)
+    rows = prediction_reader.find(key, cfg)
     if rows.empty:
         raise NotLogged(f"no logged prediction has request_id or {uc.id} {key!r}")
     history = registry.history()

@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, evaluation, lake, prediction_log, registry, thresholds, tracking
+from lifecycle import contract, evaluation, lake, prediction_reader, pseudonym, registry, thresholds, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW
 from lifecycle.performance import LABEL, PROBA
@@ -40,7 +40,7 @@ class NoCanary(RuntimeError):
 def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -> pd.DataFrame:
     """Logged predictions of ``versions`` served since the canary started, with labels where known.
     Every event day is read: replayed or late traffic can carry any event time."""
-    log = prediction_log.read(cfg, compact=True)
+    log = prediction_reader.read(cfg)
     if log.empty:
         return log
     uc = contract.current(cfg)
@@ -49,6 +49,7 @@ def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -
     if labels.empty:
         return log.assign(**{LABEL: np.nan})
     labels = labels[[uc.id, uc.label]].rename(columns={uc.label: LABEL}).drop_duplicates(uc.id)
+    labels[uc.id] = pseudonym.of(cfg).many(labels[uc.id])  # the log keeps the event id's pseudonym
     return log.merge(labels, on=uc.id, how="left")
 
 

@@ -11,6 +11,7 @@ Kept free of Airflow imports: the BentoML service uses it too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -88,3 +89,45 @@ def get_store():
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return FeatureStore(repo_path=str(contract.current().feature_repo), fs_yaml_file=path)
+
+
+def delete_entities(entity: str, ids: list[str]) -> int:
+    """Delete the online rows of ``ids`` of one entity, in every feature view keyed by it alone;
+    returns the rows (SQLite: one per feature and entity) or keys (Redis: one per entity) deleted.
+
+    Feast has no call that deletes some entities' rows (its Redis store deletes every row of an
+    entity type), so the keys are built as Feast builds them (``serialize_entity_key``, its table
+    and Redis key names). The SQLite file is vacuumed after: a deleted row's bytes would otherwise
+    stay in its free pages."""
+    import sqlite3
+
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.helpers import _redis_key, compute_table_id
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    store = get_store()
+    config = store.config
+    keys = [EntityKey(join_keys=[entity], entity_values=[Value(string_val=i)]) for i in ids]
+    views = [v for v in store.list_feature_views() if [c.name for c in v.entity_columns] == [entity]]
+    if not keys or not views:
+        return 0
+    if config.online_store.type == "redis":
+        client = store._get_provider().online_store._get_client(config.online_store)
+        redis_keys = [_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]
+        return int(client.delete(*redis_keys))
+    versioning = config.registry.enable_online_feature_view_versioning
+    serialized = [serialize_entity_key(k, config.entity_key_serialization_version) for k in keys]
+    deleted = 0
+    with contextlib.closing(sqlite3.connect(config.online_store.path, timeout=60)) as conn:
+        with conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for view in views:
+                table = compute_table_id(config.project, view, versioning)
+                if table not in tables:  # never materialized
+                    continue
+                table = table.replace('"', '""')
+                marks = ",".join("?" * len(serialized))
+                deleted += conn.execute(f'DELETE FROM "{table}" WHERE entity_key IN ({marks})', serialized).rowcount  # noqa: S608 (names from Feast's registry)
+        conn.execute("VACUUM")
+    return deleted

@@ -18,7 +18,18 @@ from airflow.sdk import ObjectStoragePath
 
 from lifecycle import settings as _settings
 
-ZONES = ("landing", "raw", "curated", "quarantine", "features", "training", "reports", "deployments", "alerts")
+ZONES = (
+    "landing",
+    "raw",
+    "curated",
+    "quarantine",
+    "features",
+    "training",
+    "reports",
+    "deployments",
+    "alerts",
+    "erasures",
+)
 MANIFEST = "_manifest.json"
 STAGING = "_staging-"  # a publish's folder beside its partition until the files move in
 

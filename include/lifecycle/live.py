@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifecycle import contract, feature_store, health, prediction_log, prediction_writer, tracking
+from lifecycle import contract, feature_store, health, prediction_log, prediction_writer, pseudonym, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, FALLBACK, PREVIOUS, SHADOW
 
@@ -285,6 +285,7 @@ class LiveModel:
         self.online_error: str | None = None
         self.follower = follower or RegistryFollower(self.cfg)
         self.log = log or prediction_writer.PredictionLog(self.cfg)
+        self.names = pseudonym.of(self.cfg)  # the log keeps ids as pseudonyms
         self.health = health.Recent()
 
     def start(self) -> LiveModel:
@@ -421,6 +422,7 @@ class LiveModel:
                     latency_ms,
                     served_at,
                     self.cfg.serving_source,
+                    self.names,
                     feature_age_s=[ages[i] for i in idx],
                     missing_features=[missing[i] for i in idx],
                     reasons=reasons,
@@ -440,6 +442,7 @@ class LiveModel:
                     latency_ms,
                     served_at,
                     self.cfg.serving_source,
+                    self.names,
                     error=error,
                     feature_age_s=[ages[i] for i in idx],
                     missing_features=[missing[i] for i in idx],

@@ -19,7 +19,19 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, evaluation, lake, model_card, prediction_log, reports, thresholds, tracking, ui
+from lifecycle import (
+    columnar,
+    contract,
+    evaluation,
+    lake,
+    model_card,
+    prediction_reader,
+    pseudonym,
+    reports,
+    thresholds,
+    tracking,
+    ui,
+)
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION
 
@@ -49,7 +61,7 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     days = window(as_of, cfg.performance_window_days)
     columns = [uc.id, uc.score, "model_version", "arm", "source"]
     # duplicates of a request (a retried flush) go with the (event, version, arm) ones below
-    preds = prediction_log.read_table(cfg, days, None, True, columns, by_request=False)
+    preds = prediction_reader.read_table(cfg, columns=columns, days=days, by_request=False)
     _release()
     if preds.num_rows == 0:
         raise NothingToEvaluate(f"no logged prediction for the event days {days[0]}..{days[-1]}")
@@ -58,7 +70,8 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     labels = lake.read_range_table("curated", uc.labels, days[0], last, [uc.id, uc.label])
     if labels is None or labels.num_rows == 0:
         raise NothingToEvaluate(f"no label has arrived for the event days {days[0]}..{days[-1]}")
-    label_ids, label = labels[uc.id], labels[uc.label].to_numpy().astype("int64")  # ids: the read's chunks
+    # the log keeps the event id's pseudonym: the labels' ids are hashed the same way to meet it
+    label_ids, label = pseudonym.of(cfg).array(labels[uc.id]), labels[uc.label].to_numpy().astype("int64")
     del labels
     # the inner join: each prediction's row in the labels (an event has one label: the quality gate)
     at = lookup(preds[uc.id], label_ids)
@@ -70,8 +83,8 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     at = at[rows]
     label = label[at]
     versions, arms = (preds[c].take(rows) for c in ("model_version", "arm"))  # small: int32 codes
-    live = prediction_log.equals(preds["source"], "live")[rows]
-    keep = rows[prediction_log.first_rows([at, versions, arms], prefer=live)]
+    live = columnar.equals(preds["source"], "live")[rows]
+    keep = rows[columnar.first_rows([at, versions, arms], prefer=live)]
     del versions, arms, live, at
     label = label[np.searchsorted(rows, keep)]
     del rows
@@ -84,7 +97,7 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     joined = pa.table(joined)
     del preds
     joined = joined.append_column(LABEL, pa.array(label))
-    joined = joined.to_pandas(types_mapper=prediction_log.arrow_strings)
+    joined = joined.to_pandas(types_mapper=columnar.arrow_strings)
     _release()
     return joined
 

@@ -1,5 +1,6 @@
-"""The prediction log's writer: an answered request reaches the lake even when its serving process
-is killed right after answering.
+"""The prediction log's writers: the live service's, through which an answered request reaches the
+lake even when its serving process is killed right after answering; and batch scoring's
+(``write_batch``), one file per day, version and arm, replaced whole by a rerun.
 
 ``append`` writes the rows to a local journal before the service answers: one length-prefixed
 pickle record per call, one ``write`` to a segment file opened for appending (what the OS accepted
@@ -31,6 +32,7 @@ import os
 import pickle
 import socket
 import struct
+import tempfile
 import threading
 import time
 import uuid
@@ -177,7 +179,7 @@ class PredictionLog:
         seq = int(path.name.rsplit(".", 2)[-2])
         try:
             columns, rows = records(path)
-            table = prediction_log._table(columns) if rows else None
+            table = prediction_log.table(columns) if rows else None
             days: dict[dt.date, list[int]] = {}
             for i, t in enumerate(columns.get(prediction_log.EVENT_TIME, [])):
                 days.setdefault(t.astimezone(dt.UTC).date(), []).append(i)
@@ -193,7 +195,7 @@ class PredictionLog:
                 buf = io.BytesIO()
                 pq.write_table(table if len(idx) == rows else table.take(idx), buf)
                 name = f"{self.base}/date={day.isoformat()}/{writer}-{seq:06d}.parquet"
-                prediction_log._put(self.fs, name, buf.getvalue())
+                prediction_log.put(self.fs, name, buf.getvalue())
         path.unlink()
         return rows
 
@@ -269,3 +271,38 @@ class PredictionLog:
                 "last_error": self.last_error,
                 "flush_seconds": self.cfg.prediction_flush_seconds,
             }
+
+
+def write_batch(cfg: _settings.Settings, day: dt.date, version: str, arm: str, columns) -> str:
+    """Replace the batch file of (day, version, arm) with ``columns``: a rerun never duplicates.
+
+    ``columns`` is one set of log columns (``rows``), or an iterable of them (chunks of a large
+    batch: ``scoring.score_chunks``), written one Parquet row group after the other through a file
+    on disk, so memory holds one chunk, never the whole file."""
+    import pyarrow.parquet as pq
+
+    fs, _ = prediction_log.filesystem(cfg)
+    path = f"{prediction_log.folder(cfg)}/date={day.isoformat()}/batch-v{version}-{arm}.parquet"
+    chunks = iter([columns] if isinstance(columns, dict) else columns)
+    local = "file" in fs.protocol
+    if local:
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{os.path.dirname(path)}/_tmp-{os.path.basename(path)}"
+    else:
+        handle, tmp = tempfile.mkstemp(suffix=".parquet")
+        os.close(handle)
+    try:
+        first = prediction_log.table(next(chunks))
+        with pq.ParquetWriter(tmp, first.schema) as writer:
+            writer.write_table(first)
+            del first
+            for chunk in chunks:
+                writer.write_table(prediction_log.table(chunk).cast(writer.schema))
+        if local:  # whole files only: written, then renamed
+            fs.mv(tmp, path)
+        else:  # an object store's PUT (multipart for a large file) is atomic
+            fs.put_file(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

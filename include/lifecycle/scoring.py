@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, lake, live, point_in_time, prediction_log, tracking
+from lifecycle import contract, lake, live, point_in_time, prediction_log, prediction_writer, pseudonym, tracking
 from lifecycle import settings as _settings
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION, SHADOW
 
@@ -69,7 +69,7 @@ def score_frame(
     part = {c: frame[c] for c in uc.keys}  # Arrow reads Series
     return prediction_log.rows(
         uc,
-        request_ids(uc, frame, version),
+        f"{SOURCE}-v{version}-",  # a batch row's request id: one per event and version
         part,
         inputs,
         probs,
@@ -78,17 +78,9 @@ def score_frame(
         latency_ms,
         served_at or datetime.now(UTC),
         SOURCE,
+        pseudonym.of(_settings.load()),
         arrays=True,
     )
-
-
-def request_ids(uc: contract.UseCase, frame: pd.DataFrame, version: str):
-    """``batch-v<version>-<event id>`` for each row, as an Arrow string array (no Python string each)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ids = pa.array(frame[uc.id])
-    return pc.binary_join_element_wise(f"{SOURCE}-v{version}-", ids.cast(pa.string()), "")
 
 
 def score_chunks(
@@ -101,7 +93,7 @@ def score_chunks(
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[dict]:
     """``score_frame`` over slices of at most ``chunk_rows`` rows, one set of log columns each (one
-    served_at for all): what ``prediction_log.write_batch`` streams into one file in bounded memory.
+    served_at for all): what ``prediction_writer.write_batch`` streams into one file in bounded memory.
     ``frames`` is one frame, or frames read one after the other (e.g. Parquet row batches): 10
     million rows with their features are ~1.6 GB in memory even with Arrow strings, so a batch that
     large is read as it is scored, never whole (bench/scale.py)."""
@@ -135,7 +127,7 @@ def score_days(days: list[dt.date], cfg: _settings.Settings | None = None) -> di
         for arm, version, model in models:
             sums = []  # the scores' sum per chunk: the mean without keeping the chunks
             chunks = score_chunks(uc, frame, model, version, arm)
-            path = prediction_log.write_batch(cfg, day, version, arm, _summing(chunks, uc.score, sums))
+            path = prediction_writer.write_batch(cfg, day, version, arm, _summing(chunks, uc.score, sums))
             scored.append(
                 {
                     "arm": arm,

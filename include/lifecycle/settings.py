@@ -319,6 +319,8 @@ class Settings:
     watch_rollback: bool  # a model-caused breach rolls back to a healthy previous champion
     serving_api_key_file: Path
     serving_api_key_value: str = field(repr=False)  # a secret: never in a repr or a log
+    pseudonym_key_file: Path
+    pseudonym_key_value: str = field(repr=False)  # the prediction log's and the ledger's HMAC key
     gpu_pool: str
     gpu_queue: str
     schedule_start: str
@@ -377,6 +379,29 @@ class Settings:
             raise SettingError(f"{path} (LIFECYCLE_SERVING_API_KEY_FILE): the API key must have at least 16 characters")
         return key
 
+    def pseudonym_key(self) -> bytes:
+        """The key of the pseudonyms that stand for ids in the prediction log and the erasure
+        ledger (``lifecycle.pseudonym``): LIFECYCLE_PSEUDONYM_KEY, else the key file's content
+        (generated, readable by the owner only, the first time anything asks for it). The serving
+        hosts and the Airflow workers must share it: a new key makes new pseudonyms."""
+        if self.pseudonym_key_value:
+            return self.pseudonym_key_value.encode()
+        path = self.pseudonym_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = path.with_name(f".{path.name}.{os.getpid()}")
+            with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):  # written whole, then linked: no reader sees it empty
+                os.link(staged, path)
+            staged.unlink()
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise SettingError(
+                f"{path} (LIFECYCLE_PSEUDONYM_KEY_FILE): the pseudonym key must have at least 32 characters"
+            )
+        return key.encode()
+
 
 def _landing(lake_root: str) -> str:
     var, raw = _raw("LANDING_ROOT", lake_root.rstrip("/") + "/landing")
@@ -427,10 +452,10 @@ def _commit() -> str:
     return raw
 
 
-def _api_key() -> str:
-    var, raw = _raw("SERVING_API_KEY", "")
-    if raw and len(raw) < 16:
-        raise SettingError(f"{var}: must have at least 16 characters")  # never echo a secret
+def _secret(name: str, least: int) -> str:
+    var, raw = _raw(name, "")
+    if raw and len(raw) < least:
+        raise SettingError(f"{var}: must have at least {least} characters")  # never echo a secret
     return raw
 
 
@@ -519,7 +544,9 @@ def load() -> Settings:
         watch_min_requests=_int("WATCH_MIN_REQUESTS", 50, 1, 10**9),
         watch_rollback=_bool("WATCH_ROLLBACK", True),
         serving_api_key_file=Path(_str("SERVING_API_KEY_FILE", str(state / "serving" / "api-key"))),
-        serving_api_key_value=_api_key(),
+        serving_api_key_value=_secret("SERVING_API_KEY", 16),
+        pseudonym_key_file=Path(_str("PSEUDONYM_KEY_FILE", str(state / "secrets" / "pseudonym-key"))),
+        pseudonym_key_value=_secret("PSEUDONYM_KEY", 32),
         gpu_pool=_str("GPU_POOL", "gpu"),
         gpu_queue=_str("GPU_QUEUE", "gpu"),
         schedule_start=_date("SCHEDULE_START", "2026-10-01"),

@@ -481,6 +481,11 @@ def reproduce(version: str) -> dict:
         digest = stored_digest(uri)
     except FileNotFoundError as err:
         raise ReproductionError(f"version {version}: its training set {uri} is gone") from err
+    if digest != recorded_digest and (erased := mv.tags.get("erased")):
+        raise ReproductionError(
+            f"version {version}: its training set at {uri} lost rows to erasure {erased} (digest {digest}, recorded "
+            f"{recorded_digest}): it cannot be reproduced, and data_erased asked for a retraining without them"
+        )
     if digest != recorded_digest:
         raise ReproductionError(
             f"version {version}: the training set at {uri} has digest {digest}, not the recorded {recorded_digest}"
@@ -508,14 +513,14 @@ def reproduce(version: str) -> dict:
 
 
 def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -> str:
-    """Why this training run started: the newest drift or degradation event's evidence, else the
-    manual run's reason, else the run type (a scheduled run)."""
-    from lifecycle.assets import DEGRADED, DRIFT
+    """Why this training run started: the newest drift, degradation or erasure event's evidence,
+    else the manual run's reason, else the run type (a scheduled run)."""
+    from lifecycle.assets import DEGRADED, DRIFT, ERASED
 
     events = sorted(
         (
             (asset, e)
-            for asset in (DRIFT, DEGRADED)
+            for asset in (DRIFT, DEGRADED, ERASED)
             for e in (triggering_asset_events.get(asset, []) if triggering_asset_events else [])
         ),
         key=lambda pair: pair[1].timestamp,
@@ -525,6 +530,9 @@ def trigger_reason(triggering_asset_events, run_type: str, manual_reason: str) -
         extra = event.extra or {}
         if asset == DRIFT:
             return f"drift share {extra.get('drift_share')} ({extra.get('report_url') or extra.get('report_uri')})"
+        if asset == ERASED:
+            rows, ids, entity = extra.get("rows"), extra.get("ids"), extra.get("entity")
+            return f"data erased: {extra.get('erasure')} ({rows} rows of {ids} {entity})"
         return (
             f"degraded: live {extra.get('metric')} {extra.get('value')} over {extra.get('labels')} labels "
             f"(v{extra.get('model_version')}, {extra.get('report_url') or extra.get('report_uri')})"
@@ -581,9 +589,13 @@ def answered(
 
 
 def trigger_answered(triggering_asset_events) -> str | None:
-    """``answered`` for an asset-triggered run, read from its events and the registry."""
+    """``answered`` for an asset-triggered run, read from its events and the registry; an erasure
+    is never answered: the training data changed."""
     from lifecycle.aliases import CANARY, CHAMPION
-    from lifecycle.assets import DEGRADED, DRIFT
+    from lifecycle.assets import DEGRADED, DRIFT, ERASED
+
+    if triggering_asset_events and triggering_asset_events.get(ERASED, []):
+        return None
 
     events = [
         (e.timestamp.timestamp(), dict(e.extra or {}))

@@ -26,7 +26,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lifecycle import alerts, contract, health, packaging, prediction_log
+from lifecycle import alerts, contract, health, packaging, prediction_reader
 from lifecycle import settings as _settings
 from lifecycle.aliases import CHAMPION, FALLBACK, PREVIOUS
 
@@ -194,7 +194,7 @@ def check(limits: dict, now: dt.datetime | None = None, cfg: _settings.Settings 
     cfg = cfg or _settings.load()
     now = now or dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(minutes=cfg.watch_window_minutes, hours=cfg.watch_baseline_hours)
-    log = prediction_log.recent(cfg, since, COLUMNS)
+    log = prediction_reader.recent(cfg, since, COLUMNS)
     verdict = judge(log, registry.aliases(), service_status(cfg), now, limits, cfg, feature_ttl_seconds(cfg))
     for breach in verdict["breaches"]:
         alert(verdict, breach)

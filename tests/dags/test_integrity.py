@@ -14,7 +14,7 @@ EXPECTED = {
     "ingest": (set(), {assets.RAW}),
     "validate": ({assets.RAW}, {assets.CURATED}),
     "features": ({assets.CURATED}, {assets.FEATURES}),
-    "train": ({assets.DRIFT, assets.DEGRADED}, {assets.CANDIDATE}),
+    "train": ({assets.DRIFT, assets.DEGRADED, assets.ERASED}, {assets.CANDIDATE}),
     "promote": ({assets.CANDIDATE}, {assets.PROMOTED}),
     "package": ({assets.PROMOTED}, {assets.PACKAGED, assets.RELEASED}),
     "monitor": (set(), {assets.DRIFT}),
@@ -23,6 +23,7 @@ EXPECTED = {
     "performance": ({assets.CURATED}, {assets.DEGRADED}),
     "canary": ({assets.RELEASED}, {assets.RELEASED}),
     "watch": (set(), {assets.RELEASED}),
+    "erase": (set(), {assets.ERASED}),
 }
 NO_RETRY = {"rollback", "watch"}  # an alias swap never repeats; the next watch run watches again
 

@@ -105,7 +105,7 @@ def test_a_canary_as_good_as_the_champion_is_rolled_out(canary_world):
 
 
 def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canary_world):
-    from lifecycle import packaging, prediction_log
+    from lifecycle import packaging, prediction_reader
     from lifecycle.serving import Request, _columns
 
     champion = str(tracking.version_by_alias(CHAMPION).version)
@@ -123,7 +123,7 @@ def test_a_canary_that_fails_to_score_never_fails_a_request_and_is_aborted(canar
     finally:
         model.close()
     assert len(answers) == 600 and {(a["arm"], a["model_version"]) for a in answers} == {(CHAMPION, champion)}
-    log = prediction_log.read(days=[canary_world["days"][6]])
+    log = prediction_reader.read(days=[canary_world["days"][6]])
     failed = log[(log["arm"] == CANARY) & (log["model_version"] == broken)]
     assert len(failed) > 200 and failed["fraud_probability"].isna().all()
     assert (failed["error"] == "KeyError: 'hour'").all()  # why it failed, on every row

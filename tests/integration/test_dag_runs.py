@@ -17,7 +17,7 @@ from airflow.dag_processing.dagbag import DagBag
 from dagruns import ingest_run, states, tries, xcom
 
 from conftest import ROOT
-from lifecycle import alerts, contract, lake, prediction_log, registry, reports, settings, tracking, ui
+from lifecycle import alerts, contract, lake, prediction_reader, pseudonym, registry, reports, settings, tracking, ui
 from lifecycle.aliases import CANARY, CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
 from lifecycle.platform import setup
@@ -250,16 +250,17 @@ def test_score_logs_each_day_once_per_version_with_source_batch(dags):
     run = dags["score"].test(run_conf={"dates": [d.isoformat() for d in days]})
     assert run.state == "success", states(run)
     curated = {d: lake.read_parquet(lake.partition("curated", "transactions", d)) for d in days}
-    logged = prediction_log.read(days=days, source="batch")
+    logged = prediction_reader.read(days=days, source="batch")
     assert len(logged) == sum(len(f) for f in curated.values())
-    assert set(logged["transaction_id"]) == {t for f in curated.values() for t in f["transaction_id"]}
+    names = pseudonym.of(settings.load())  # the log keeps the events' pseudonyms
+    assert set(logged["transaction_id"]) == {names.one(t) for f in curated.values() for t in f["transaction_id"]}
     assert set(logged["model_version"]) == {"1"} and set(logged["arm"]) == {CHAMPION}
     assert logged["fraud_probability"].between(0, 1).all() and logged["input_amount"].notna().all()
     files = sorted(p.name for d in days for p in prediction_log_folder(d).iterdir())
     assert files == ["batch-v1-champion.parquet"] * 2
     again = dags["score"].test(run_conf={"dates": [days[-1].isoformat()]})  # a rerun replaces, never duplicates
     assert again.state == "success"
-    assert len(prediction_log.read(days=days, source="batch")) == len(logged)
+    assert len(prediction_reader.read(days=days, source="batch")) == len(logged)
     assert sorted(p.name for d in days for p in prediction_log_folder(d).iterdir()) == files
     skipped = dags["score"].test(run_conf={"dates": [CORRUPT.isoformat()]})
     assert states(skipped) == {"score_days": "skipped"}  # quarantined: not scored
@@ -274,7 +275,7 @@ def test_score_logs_each_day_once_per_version_with_source_batch(dags):
 def test_performance_reports_the_champion_on_labeled_batch_scores(dags):
     run = dags["performance"].test(run_conf={"as_of": DAYS[-1].isoformat()})
     assert run.state == "success", states(run)
-    assert states(run) == {"evaluate": "success", "emit_degraded": "skipped"}
+    assert states(run) == {"compact_log": "success", "evaluate": "success", "emit_degraded": "skipped"}
     summary = xcom(run, "evaluate")
     assert summary["model_version"] == "1" and summary["labels"] >= settings.load().min_labels
     assert summary["groups"]["1/champion"]["sources"] == {"batch": summary["labels"]}

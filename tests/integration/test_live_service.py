@@ -26,7 +26,9 @@ from lifecycle import (
     packaging,
     point_in_time,
     prediction_log,
+    prediction_reader,
     promotion,
+    pseudonym,
     registry,
     settings,
     tracking,
@@ -254,12 +256,17 @@ def test_contract_breaches_answer_400_naming_the_field_and_the_rule_and_are_neve
     assert logged_rows(service, key) == before + 2  # only the two answered requests were scored and logged
     deadline, answered = time.monotonic() + 10, {a["request_id"] for a in answers}
     while time.monotonic() < deadline:  # flushed every LIFECYCLE_PREDICTION_FLUSH_SECONDS
-        logged = prediction_log.read(days=[dt.date.fromisoformat(good["event_timestamp"][:10])])
+        logged = prediction_reader.read(days=[dt.date.fromisoformat(good["event_timestamp"][:10])])
         if len(logged) and answered <= set(logged["request_id"]):
             break
         time.sleep(0.5)
-    mine = logged[logged["transaction_id"].str.startswith(("breach-", "good-after-breaches"))]
-    assert sorted(mine["request_id"]) == sorted(answered) and set(mine["transaction_id"]) == {good["transaction_id"]}
+    names = pseudonym.of(settings.load())  # the log keeps ids as pseudonyms, never the raw ones
+    tried = [good, *(b for b, *_ in breaches), *rows, *too_many["events"], bad("oversized"), bad("not-json")]
+    mine = logged[logged["transaction_id"].isin(names.many(r.get("transaction_id") for r in tried))]
+    assert sorted(mine["request_id"]) == sorted(answered) and set(mine["transaction_id"]) == {
+        names.one(good["transaction_id"])
+    }
+    assert not set(logged["transaction_id"]) & {r.get("transaction_id") for r in tried}  # no raw id
     # each refusal is one line of the service's log, naming the request model: no traceback
     log = (world["state"] / "bentoml" / f"serve-{urlsplit(service).port}.log").read_text()
     assert "Traceback" not in log
@@ -380,7 +387,7 @@ def logged_answers(answers: list[dict], day: dt.date) -> pd.DataFrame:
     ids = {a["request_id"] for a in answers}
     deadline = time.monotonic() + 10
     while True:
-        logged = prediction_log.read(days=[day])
+        logged = prediction_reader.read(days=[day])
         logged = logged[logged["request_id"].isin(ids)] if len(logged) else logged
         if len(logged) == len(ids) or time.monotonic() > deadline:
             return logged
@@ -413,7 +420,8 @@ def test_training_and_serving_agree_on_features_and_probability(service, key, wo
     np.testing.assert_allclose(
         [a["fraud_probability"] for a in answers], model.predict_proba(offline), rtol=1e-9, atol=1e-12
     )
-    logged = logged_answers(answers, world["parity_day"]).set_index("transaction_id").loc[offline.index]
+    logged = logged_answers(answers, world["parity_day"]).set_index("transaction_id")
+    logged = logged.loc[pseudonym.of(settings.load()).many(offline.index)]
     expected = model.inputs(offline.reset_index())
     for col, values in expected.items():
         got = logged[f"input_{col}"].to_numpy()
@@ -482,24 +490,27 @@ def test_every_answer_is_logged_and_sigterm_flushes_the_buffer(world, monkeypatc
             load.wait()
         counts = status(base, key)["prediction_log"]
     assert load.errors() == [] and len(load.answers) == 600
-    logged = prediction_log.read(source="sigterm-test")
+    logged = prediction_reader.read(source="sigterm-test")
     assert len(logged) == 600 and set(logged["request_id"]) == {a.request_id for a in load.answers}
     assert counts["logged_rows"] + counts["writing_rows"] + counts["buffered_rows"] == 600
     assert set(logged["event_timestamp"].dt.date) == {world["parity_day"]}
     assert logged["latency_ms"].gt(0).all() and logged["model_version"].eq("1").all()
     assert (Path(prediction_log.folder(settings.load())) / f"date={world['parity_day']}").is_dir()
-    audit_of_one_live_request(load.answers[123].request_id, logged, world)
+    audit_of_one_live_request(load.answers[123].request_id, logged, bodies)
 
 
-def audit_of_one_live_request(request_id: str, logged: pd.DataFrame, world: dict) -> None:
-    """The audit answer for a request the live service answered: each part checked against the
-    record it comes from (the log row, the registry, the training set's manifest, the history)."""
+def audit_of_one_live_request(request_id: str, logged: pd.DataFrame, bodies: list[dict]) -> None:
+    """The audit answer for a request the live service answered (one of ``bodies``): each part
+    checked against the record it comes from (the log row, the registry, the training set's
+    manifest, the history)."""
     from airflow.sdk import ObjectStoragePath
 
     from lifecycle import audit
 
     cfg, uc = settings.load(), contract.current()
     row = logged.set_index("request_id").loc[request_id]
+    names = pseudonym.of(cfg)
+    [event] = [b[uc.id] for b in bodies if names.one(b[uc.id]) == row[uc.id]]  # the raw id the log never holds
     result = audit.answer(request_id)
     [one] = result["answers"]
     assert (one["request_id"], one[uc.id], one["arm"], one["returned"]) == (request_id, row[uc.id], CHAMPION, True)
@@ -527,7 +538,7 @@ def audit_of_one_live_request(request_id: str, logged: pd.DataFrame, world: dict
         for d in days
     )
     assert [m["transition"] for m in made["moves"]][:2] == ["nominate", "to_champion"]
-    assert one in audit.answer(row[uc.id])["answers"]  # by the event's id: every request of that event
+    assert one in audit.answer(event)["answers"]  # by the event's id: every request of that event
     assert f"request {request_id} at " in audit.text(result)
     with pytest.raises(audit.NotLogged, match="no logged prediction has request_id or transaction_id 'nope'"):
         audit.answer("nope")
@@ -570,7 +581,7 @@ def test_a_worker_killed_under_load_loses_no_answered_prediction(world, monkeypa
     assert answered_before > 100 and len(answered) > answered_before
     # only requests the killed worker held when it died failed, with a closed connection
     assert all(a.status == 0 for a in load.errors()) and len(load.errors()) <= 8
-    logged = set(prediction_log.read(source=source)["request_id"])
+    logged = set(prediction_reader.read(source=source)["request_id"])
     assert answered <= logged, f"{len(answered - logged)} of {len(answered)} answered predictions are not in the log"
     journal = settings.load().state_dir / "serving" / "journal" / settings.load().model_name
     assert not [p.name for p in journal.iterdir() if f"-{victims[0].pid}-" in p.name]  # replayed, then removed
@@ -627,7 +638,7 @@ def test_shadow_scores_the_challenger_on_every_request_and_never_returns_it(worl
     with serve(world, shadow="true", serving_source="shadow-test") as base:
         code, answers = packaging.post(f"{base}/predict_batch", {"events": bodies}, key)
     assert code == 200 and {(a["arm"], a["model_version"]) for a in answers} == {(CHAMPION, v1)}
-    logged = prediction_log.read(source="shadow-test")
+    logged = prediction_reader.read(source="shadow-test")
     assert len(logged) == 60 and logged.groupby("arm")["model_version"].agg(set).to_dict() == {
         CHAMPION: {v1},
         "shadow": {v2},

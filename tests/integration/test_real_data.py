@@ -182,15 +182,20 @@ def test_the_first_model_beats_its_positive_rate_by_the_lift_and_is_promoted(dag
 
 
 def test_no_outcome_known_after_a_row_reaches_batch_scores_or_the_online_store(dags, exported):
-    from lifecycle import prediction_log
+    from lifecycle import prediction_reader, pseudonym, settings
     from lifecycle.feature_store import get_store
 
     day = HISTORY[28]  # January 29, the first day after the training set
     run = dags["score"].test(run_conf={"dates": [day.isoformat()]})
     assert run.state == "success", states(run)
-    logged = prediction_log.read(days=[day])
+    logged = prediction_reader.read(days=[day])
+    curated = lake.read_parquet(lake.partition("curated", "flights", day))
+    names, uc = pseudonym.of(settings.load()), contract.current()
+    assert not set(logged[uc.id]) & set(curated[uc.id])  # the log keeps pseudonyms, never the raw ids
+    raw = {c: dict(zip(names.many(curated[c]), curated[c], strict=True)) for c in (uc.id, *uc.entities)}
     scored = logged.assign(scheduled_at=pd.to_datetime(logged["event_timestamp"], utc=True))
-    assert len(scored) == len(lake.read_parquet(lake.partition("curated", "flights", day)))
+    scored = scored.assign(**{c: scored[c].map(raw[c]) for c in raw})  # the curated events they stand for
+    assert len(scored) == len(curated) and scored[list(raw)].notna().all().all()
     assert_point_in_time(scored.reset_index(drop=True), exported, prefix="input_")
     # online: the newest snapshot, July 3's, from the outcomes known before July 4
     summer = pd.read_parquet(exported["summer"][1])

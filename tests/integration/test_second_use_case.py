@@ -15,7 +15,7 @@ import pytest
 from dagruns import ingest_run, states, use_case_dags, xcom
 
 from conftest import ROOT
-from lifecycle import contract, lake, prediction_log, tracking
+from lifecycle import contract, lake, prediction_reader, pseudonym, settings, tracking
 from lifecycle.aliases import CHALLENGER, CHAMPION
 from lifecycle.devtools import datagen
 
@@ -147,9 +147,11 @@ def test_score_logs_default_probabilities_by_application(dags):
     run = dags["score"].test(run_conf={"dates": [day.isoformat()]})
     assert run.state == "success", states(run)
     curated = lake.read_parquet(lake.partition("curated", "applications", day))
-    logged = prediction_log.read(days=[day], source="batch")
+    logged = prediction_reader.read(days=[day], source="batch")
     assert len(logged) == len(curated) and logged["application_id"].is_unique
-    assert set(logged["application_id"]) == set(curated["application_id"])
+    names = pseudonym.of(settings.load())  # the log keeps the ids' pseudonyms
+    assert set(logged["application_id"]) == set(names.many(curated["application_id"]))
+    assert set(logged["customer_id"]) == set(names.many(curated["customer_id"]))
     assert {"customer_id", "default_probability", "input_amount_to_customer_avg", "input_employment"} <= set(logged)
     assert "fraud_probability" not in logged and "transaction_id" not in logged
     assert logged["default_probability"].between(0, 1).all()
@@ -157,7 +159,7 @@ def test_score_logs_default_probabilities_by_application(dags):
     assert logged["input_amount_to_customer_avg"].notna().mean() > 0.9  # most customers applied before
     # the score separates: the applications that defaulted score higher on average
     labels = lake.read_range("curated", "labels", DAYS[0], DAYS[-1])
-    joined = logged.merge(labels, on="application_id")
+    joined = logged.merge(labels.assign(application_id=names.many(labels["application_id"])), on="application_id")
     assert len(joined) > 100
     means = joined.groupby("defaulted")["default_probability"].mean()
     assert means[1] > means[0]

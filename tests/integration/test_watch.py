@@ -23,8 +23,9 @@ from lifecycle import (
     feature_store,
     lake,
     packaging,
-    prediction_log,
+    prediction_reader,
     promotion,
+    pseudonym,
     registry,
     settings,
     tracking,
@@ -100,7 +101,7 @@ def send(base: str, key: str, requests: list[dict]) -> list:
 def wait_logged(request_ids: set[str]) -> pd.DataFrame:
     """The live rows of these requests, once the service's flush put them in the lake."""
     for _ in range(60):
-        rows = prediction_log.read(source="live")
+        rows = prediction_reader.read(source="live")
         rows = rows[rows["request_id"].isin(request_ids)] if len(rows) else rows
         if len(rows) and set(rows["request_id"]) == request_ids:
             return rows
@@ -166,11 +167,13 @@ def test_stalled_features_are_served_as_unknown_logged_with_their_age_and_alerte
     rows = wait_logged({a.request_id for a in fresh + stale}).set_index("request_id")
     # the logged age against Feast's own online read of the same snapshot's timestamp
     store = feature_store.get_store()
+    names = pseudonym.of(settings.load())  # the log keeps the entities' pseudonyms: the raw ids they stand for
+    raw = {names.one(b[c]): b[c] for b in bodies(world["day"])[:100] + stale_bodies for c in ("card_id", "merchant_id")}
     for answer in fresh[:5] + stale[:5]:
         row = rows.loc[answer.request_id]
         feats = store.get_online_features(
             features=store.get_feature_service("fraud_model_v1"),
-            entity_rows=[{"card_id": row["card_id"], "merchant_id": row["merchant_id"]}],
+            entity_rows=[{"card_id": raw[row["card_id"]], "merchant_id": raw[row["merchant_id"]]}],
         ).to_dict(include_event_timestamps=True)
         oldest = min(v[0] for k, v in feats.items() if k.endswith("__ts") and v[0])  # epoch seconds
         expected = pd.Timestamp(row["event_timestamp"]).timestamp() - oldest

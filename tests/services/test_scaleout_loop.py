@@ -16,7 +16,7 @@ from pathlib import Path
 import faults
 import pytest
 
-from lifecycle import contract, lake, packaging, performance, prediction_log
+from lifecycle import contract, lake, packaging, performance, prediction_reader
 from lifecycle import settings as _settings
 from lifecycle.devtools import demo, sandbox
 from lifecycle.platform import services
@@ -76,7 +76,7 @@ def observe(server) -> dict:
     unknown = {**known, "card_id": "never-seen-card"}
     live = f"http://127.0.0.1:{cfg.serving_port}"  # the deployment's model service, following the registry
     served = [packaging.post(f"{live}/predict", body, cfg.serving_api_key()) for body in (known, unknown)]
-    batch = prediction_log.read(cfg, source="batch")
+    batch = prediction_reader.read(cfg, source="batch")
     joined = performance.labeled_predictions(CORRUPT - dt.timedelta(days=1), cfg)
     return {
         "batch_rows": len(batch),

@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from lifecycle import contract, prediction_log, prediction_writer, settings
+from lifecycle import (
+    columnar,
+    contract,
+    prediction_log,
+    prediction_maintenance,
+    prediction_reader,
+    prediction_writer,
+    pseudonym,
+    settings,
+)
 
 DAYS = [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
 
@@ -35,6 +44,7 @@ def _chunk(n: int, arm: str = "champion", source: str = "live", days: list = DAY
         3.0,
         dt.datetime.now(dt.UTC),
         source,
+        pseudonym.of(settings.load()),
     )
 
 
@@ -52,19 +62,24 @@ def _flushed(log: prediction_writer.PredictionLog, flushes: int, rows: int) -> l
     return ids
 
 
-def test_a_compacting_read_merges_a_days_flushes_into_one_file_and_keeps_every_row(state):
+def test_compaction_merges_a_days_flushes_into_one_file_and_keeps_every_row(state):
     cfg = settings.load()
     log = prediction_writer.PredictionLog(cfg)
-    ids = _flushed(log, prediction_log.COMPACT_AT, 5)
+    ids = _flushed(log, prediction_maintenance.COMPACT_AT, 5)
     log.append(_chunk(3))  # the same request logged twice (a retried flush) counts once
     again = {k: v[:1] for k, v in _chunk(1).items()} | {"request_id": [ids[0]]}
     log.append(again)
     log.flush()
-    prediction_log.write_batch(cfg, DAYS[0], "1", "champion", _chunk(4, source="batch", days=DAYS[:1]))
-    before = prediction_log.read(cfg)
-    assert len(_files(DAYS[0])) == prediction_log.COMPACT_AT + 2  # one per flush, and the batch file
+    prediction_writer.write_batch(cfg, DAYS[0], "1", "champion", _chunk(4, source="batch", days=DAYS[:1]))
+    before = prediction_reader.read(cfg)
+    assert len(_files(DAYS[0])) == prediction_maintenance.COMPACT_AT + 2  # one per flush, and the batch file
 
-    compacted = prediction_log.read(cfg, compact=True)
+    merged = prediction_maintenance.compact(cfg)
+    assert merged == {
+        str(DAYS[0]): prediction_maintenance.COMPACT_AT + 1,
+        str(DAYS[1]): prediction_maintenance.COMPACT_AT + 1,
+    }
+    compacted = prediction_reader.read(cfg)
     pd.testing.assert_frame_equal(
         compacted.sort_values(["request_id", "arm"], ignore_index=True),
         before.sort_values(["request_id", "arm"], ignore_index=True),
@@ -75,20 +90,22 @@ def test_a_compacting_read_merges_a_days_flushes_into_one_file_and_keeps_every_r
         live = [f for f in _files(day) if not f.startswith("batch-")]
         assert len(live) == 1 and live[0].startswith("compact-")
     assert "batch-v1-champion.parquet" in _files(DAYS[0])
-    assert len(prediction_log.read(cfg, days=[DAYS[1]])) == len(before[before["event_timestamp"].dt.date == DAYS[1]])
+    assert len(prediction_reader.read(cfg, days=[DAYS[1]])) == len(before[before["event_timestamp"].dt.date == DAYS[1]])
 
 
-def test_a_day_with_few_files_is_left_alone_and_a_plain_read_never_writes(state):
+def test_a_day_with_few_files_is_left_alone_and_a_read_never_writes(state):
     cfg = settings.load()
     log = prediction_writer.PredictionLog(cfg)
-    _flushed(log, prediction_log.COMPACT_AT, 2)
+    _flushed(log, prediction_maintenance.COMPACT_AT - 1, 2)
     files = _files(DAYS[0])
-    prediction_log.read(cfg)
+    assert prediction_maintenance.compact(cfg) == {}
     assert _files(DAYS[0]) == files
     log.append(_chunk(2))
     log.flush()
-    prediction_log.read(cfg, compact=True)
-    prediction_log.read(cfg, compact=True)  # one compact file and no new flush: nothing to merge
+    prediction_reader.read(cfg)
+    assert _files(DAYS[0]) == [*files, _files(DAYS[0])[-1]]  # reading merged nothing
+    assert set(prediction_maintenance.compact(cfg)) == set(map(str, DAYS))
+    assert prediction_maintenance.compact(cfg) == {}  # one compact file and no new flush: nothing to merge
     assert [f.split("-")[0] for f in _files(DAYS[0])] == ["compact"]
 
 
@@ -96,7 +113,7 @@ def test_a_file_removed_between_listing_and_reading_is_listed_again(state, monke
     cfg = settings.load()
     log = prediction_writer.PredictionLog(cfg)
     ids = _flushed(log, 3, 4)
-    real = prediction_log._listing
+    real = prediction_log.listing
     calls = []
 
     def listing_then_compaction(fs, base, days):
@@ -104,11 +121,11 @@ def test_a_file_removed_between_listing_and_reading_is_listed_again(state, monke
         calls.append(found)
         if len(calls) == 1:  # another reader compacts right after this one listed
             day, files = next(iter(found.items()))
-            prediction_log._compact(fs, f"{base}/{day}", files, prediction_log._frame(fs.cat(files), files))
+            prediction_maintenance._replace(fs, f"{base}/{day}", files, prediction_reader.frame(fs.cat(files), files))
         return found
 
-    monkeypatch.setattr(prediction_log, "_listing", listing_then_compaction)
-    assert set(prediction_log.read(cfg)["request_id"]) == set(ids) and len(calls) == 2
+    monkeypatch.setattr(prediction_log, "listing", listing_then_compaction)
+    assert set(prediction_reader.read(cfg)["request_id"]) == set(ids) and len(calls) == 2
 
 
 class _Model:
@@ -174,7 +191,7 @@ def test_the_batch_array_path_writes_the_same_file_as_the_list_path(state):
     inputs = model.inputs(frame)
     as_lists = prediction_log.rows(
         uc,
-        [f"batch-v3-{t}" for t in frame["transaction_id"]],
+        "batch-v3-",
         {c: frame[c] for c in uc.keys},
         inputs,
         model.score(inputs),
@@ -183,11 +200,12 @@ def test_the_batch_array_path_writes_the_same_file_as_the_list_path(state):
         0.25,
         served,
         "batch",
+        pseudonym.of(cfg),
     )
     chunks = scoring.score_chunks(uc, frame, model, "3", "champion", served, chunk_rows=4)
     chunks = ({**c, "latency_ms": pa_repeat(0.25, len(c["request_id"]))} for c in chunks)  # measured: pinned
-    lists = pq.read_table(prediction_log.write_batch(cfg, DAYS[0], "3", "champion", as_lists))
-    arrays = pq.read_table(prediction_log.write_batch(cfg, DAYS[1], "3", "champion", chunks))
+    lists = pq.read_table(prediction_writer.write_batch(cfg, DAYS[0], "3", "champion", as_lists))
+    arrays = pq.read_table(prediction_writer.write_batch(cfg, DAYS[1], "3", "champion", chunks))
     assert arrays.schema == lists.schema and arrays.num_rows == 11
     pd.testing.assert_frame_equal(arrays.to_pandas(), lists.to_pandas())  # NaN equals NaN here, not in Arrow
     assert np.isnan(arrays["input_ratio"].to_numpy()[6:]).all()  # NaN stays NaN, as in the list path
@@ -203,13 +221,13 @@ def test_a_read_of_some_columns_gives_the_same_rows_as_a_full_read(state):
     cfg = settings.load()
     log = prediction_writer.PredictionLog(cfg)
     _flushed(log, 3, 4)
-    prediction_log.write_batch(cfg, DAYS[0], "1", "champion", _chunk(4, source="batch", days=DAYS[:1]))
+    prediction_writer.write_batch(cfg, DAYS[0], "1", "champion", _chunk(4, source="batch", days=DAYS[:1]))
     wanted = ["transaction_id", "fraud_probability", "model_version", "arm", "source"]
-    full = prediction_log.read(cfg)[wanted]
-    some = prediction_log.read(cfg, columns=wanted)
+    full = prediction_reader.read(cfg)[wanted]
+    some = prediction_reader.read(cfg, columns=wanted)
     assert list(some.columns) == wanted and isinstance(some["transaction_id"].dtype, pd.ArrowDtype)
     pd.testing.assert_frame_equal(some.astype(full.dtypes.to_dict()), full)
-    assert len(prediction_log.read(cfg, source="batch", columns=wanted)) == 4
+    assert len(prediction_reader.read(cfg, source="batch", columns=wanted)) == 4
 
 
 def test_the_lean_join_keeps_what_a_pandas_merge_keeps(state):
@@ -226,8 +244,9 @@ def test_the_lean_join_keeps_what_a_pandas_merge_keeps(state):
     batch = _chunk(6, source="batch", days=DAYS[:1])
     batch["transaction_id"] = live["transaction_id"][:3] + batch["transaction_id"][3:]  # 3 events both ways
     batch[uc.score] = [0.9] * 6
-    prediction_log.write_batch(cfg, DAYS[0], "1", "champion", batch)
-    labeled = [*live["transaction_id"][:5], *batch["transaction_id"][3:5]]  # one live, one batch event unlabeled
+    prediction_writer.write_batch(cfg, DAYS[0], "1", "champion", batch)
+    # the labels' raw event ids (a chunk's request ids are its raw event ids): one live, one batch event unlabeled
+    labeled = [*live["request_id"][:5], *batch["request_id"][3:5]]
     labels = pd.DataFrame(
         {
             uc.id: labeled,
@@ -238,8 +257,9 @@ def test_the_lean_join_keeps_what_a_pandas_merge_keeps(state):
     lake.publish(lake.partition("curated", uc.labels, DAYS[1]), {"data.parquet": lake.parquet_bytes(labels)}, {})
 
     got = performance.labeled_predictions(DAYS[1], cfg)
-    preds = prediction_log.read(cfg).rename(columns={uc.score: performance.PROBA})
-    want = preds.merge(labels.rename(columns={uc.label: performance.LABEL}), on=uc.id)
+    preds = prediction_reader.read(cfg).rename(columns={uc.score: performance.PROBA})
+    hashed = labels.assign(**{uc.id: pseudonym.of(cfg).many(labels[uc.id])})  # the log keeps pseudonyms
+    want = preds.merge(hashed.rename(columns={uc.label: performance.LABEL}), on=uc.id)
     want = want.sort_values("source", key=lambda s: s != "live", kind="stable")
     want = want.drop_duplicates([uc.id, "model_version", "arm"], ignore_index=True)
     columns = [uc.id, performance.PROBA, "model_version", "arm", "source", performance.LABEL]
@@ -265,9 +285,9 @@ def test_first_rows_is_a_drop_duplicates_that_keeps_a_preferred_row(rows):
     codes = np.array([r[0] for r in rows], np.int64)
     strings = pa.array([r[1] for r in rows], pa.string())
     prefer = np.array([r[2] for r in rows], bool)
-    got = prediction_log.first_rows([codes, strings], prefer=prefer)
+    got = columnar.first_rows([codes, strings], prefer=prefer)
     frame = pd.DataFrame({"code": codes, "text": [r[1] for r in rows], "later": ~prefer})
     frame["text"] = frame["text"].fillna("\0null")
     expected = frame.sort_values(["later"], kind="stable").drop_duplicates(["code", "text"]).index
     assert got.tolist() == sorted(expected)
-    assert prediction_log.first_rows([codes, strings]).tolist() == sorted(frame.drop_duplicates(["code", "text"]).index)
+    assert columnar.first_rows([codes, strings]).tolist() == sorted(frame.drop_duplicates(["code", "text"]).index)

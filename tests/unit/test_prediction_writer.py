@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from test_prediction_log import _chunk
 
-from lifecycle import prediction_log, prediction_writer, settings
+from lifecycle import prediction_log, prediction_reader, prediction_writer, settings
 
 KILLED = textwrap.dedent(
     """
@@ -47,11 +47,11 @@ def test_a_killed_writers_rows_are_replayed_by_the_next_writer(state, settled):
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     answered = done.stdout.split()
     assert len(answered) == 12
-    lake_before = set(prediction_log.read(settings.load())["request_id"])
+    lake_before = set(prediction_reader.read(settings.load())["request_id"])
     assert len(lake_before) == 7  # what its one flush wrote; 5 rows were only in its journal
     survivor = prediction_writer.PredictionLog()
     assert survivor.replay() == 5 and survivor.status()["replayed_rows"] == 5
-    logged = prediction_log.read(settings.load())
+    logged = prediction_reader.read(settings.load())
     assert set(logged["request_id"]) == set(answered) and len(logged) == 12
     assert journal() == sorted([f"{survivor.writer}.lock", f"{survivor.writer}.000000.open"])  # the dead one's are gone
     assert survivor.replay() == 0  # once
@@ -64,7 +64,7 @@ def test_a_live_writers_journal_is_never_taken(state, settled):
     alive.append(_chunk(4))
     assert other.replay() == 0  # its lock is held (another open file, even in this process)
     assert alive.status()["buffered_rows"] == 4 and alive.flush() == 4
-    assert len(prediction_log.read(settings.load())) == 4
+    assert len(prediction_reader.read(settings.load())) == 4
 
 
 def test_a_record_cut_short_ends_its_segment(state, settled, tmp_path):
@@ -82,8 +82,8 @@ def test_a_failed_lake_write_keeps_the_segment_and_the_retry_writes_it_once(stat
     log = prediction_writer.PredictionLog()
     chunk = _chunk(6)
     log.append(chunk)
-    put = prediction_log._put
-    monkeypatch.setattr(prediction_log, "_put", lambda *a: (_ for _ in ()).throw(OSError("lake unreachable")))
+    put = prediction_log.put
+    monkeypatch.setattr(prediction_log, "put", lambda *a: (_ for _ in ()).throw(OSError("lake unreachable")))
     assert log.flush() == 0
     status = log.status()
     assert (status["writing_rows"], status["failed_flushes"], status["last_error"]) == (
@@ -92,10 +92,10 @@ def test_a_failed_lake_write_keeps_the_segment_and_the_retry_writes_it_once(stat
         "OSError: lake unreachable",
     )
     assert [p.suffix for p in log.journal.glob(f"{log.writer}.*")].count(".sealed") == 1
-    monkeypatch.setattr(prediction_log, "_put", put)
+    monkeypatch.setattr(prediction_log, "put", put)
     log.append(_chunk(1))
     assert log.flush() == 7 and log.status()["writing_rows"] == 0
-    logged = prediction_log.read(settings.load())
+    logged = prediction_reader.read(settings.load())
     assert len(logged) == 7 and set(chunk["request_id"]) <= set(logged["request_id"])
 
 
@@ -105,7 +105,7 @@ def test_a_closed_writer_refuses_rows_and_leaves_no_journal(state, settled):
     log.close()
     with pytest.raises(RuntimeError, match="the prediction log is closed"):
         log.append(_chunk(1))  # a row accepted now would never be written
-    assert journal() == [] and len(prediction_log.read(settings.load())) == 3
+    assert journal() == [] and len(prediction_reader.read(settings.load())) == 3
 
 
 def test_a_segment_that_cannot_be_written_is_set_aside_and_blocks_nothing(state, settled):
@@ -119,5 +119,5 @@ def test_a_segment_that_cannot_be_written_is_set_aside_and_blocks_nothing(state,
     assert log.flush() == 4
     status = log.status()
     assert (status["bad_segments"], status["writing_rows"], status["logged_rows"]) == (1, 0, 4)
-    assert set(prediction_log.read(settings.load())["request_id"]) == set(good["request_id"])
+    assert set(prediction_reader.read(settings.load())["request_id"]) == set(good["request_id"])
     assert [p for p in journal() if p.endswith(".bad")] == [f"{log.writer}.000000.bad"]  # kept for a person to read

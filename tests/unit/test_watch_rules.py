@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle import contract, prediction_log, settings, thresholds, watch
+from lifecycle import contract, prediction_log, prediction_reader, pseudonym, settings, thresholds, watch
 from lifecycle.aliases import CHAMPION, FALLBACK, PREVIOUS
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
@@ -110,22 +110,32 @@ def test_recent_reads_the_files_written_since_whatever_their_event_day(cfg):
     uc = contract.current(cfg)
     fs, _ = prediction_log.filesystem(cfg)
     base = prediction_log.folder(cfg)
+    names = pseudonym.of(cfg)
 
     def write(name, day, served_at, n, **extra):
         part = {uc.id: [f"{name}-{i}" for i in range(n)], **{e: ["x"] * n for e in uc.entities}}
         part[uc.time] = [dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)] * n
         cols = prediction_log.rows(
-            uc, [f"{name}-{i}" for i in range(n)], part, {}, np.zeros(n), "7", CHAMPION, 3.0, served_at, "live", **extra
+            uc,
+            [f"{name}-{i}" for i in range(n)],
+            part,
+            {},
+            np.zeros(n),
+            "7",
+            CHAMPION,
+            3.0,
+            served_at,
+            "live",
+            names,
+            **extra,
         )
-        prediction_log._put(
-            fs, f"{base}/date={day}/{name}.parquet", prediction_log._table(cols).to_pandas().to_parquet()
-        )
+        prediction_log.put(fs, f"{base}/date={day}/{name}.parquet", prediction_log.table(cols).to_pandas().to_parquet())
 
     now = dt.datetime.now(dt.UTC)
     write("old-file", dt.date(2026, 10, 3), now - dt.timedelta(hours=2), 5)  # written now, served long ago
     write("replayed", dt.date(2026, 10, 3), now, 4, feature_age_s=[1.0] * 4, missing_features=[False] * 4)
     write("today", now.date(), now, 3)  # from before the age was logged: no such column
-    got = prediction_log.recent(cfg, now - dt.timedelta(minutes=5), watch.COLUMNS)
+    got = prediction_reader.recent(cfg, now - dt.timedelta(minutes=5), watch.COLUMNS)
     assert sorted(got["request_id"]) == sorted([f"replayed-{i}" for i in range(4)] + [f"today-{i}" for i in range(3)])
     assert got.set_index("request_id")["feature_age_s"].isna().sum() == 3
-    assert prediction_log.recent(cfg, now + dt.timedelta(minutes=1), watch.COLUMNS).empty
+    assert prediction_reader.recent(cfg, now + dt.timedelta(minutes=1), watch.COLUMNS).empty

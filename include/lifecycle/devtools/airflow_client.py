@@ -47,9 +47,15 @@ class AirflowClient:
         req = urllib.request.Request(
             self.base + path, json.dumps(body).encode() if body is not None else None, headers, method=method
         )
+        tries = 3 if method == "GET" else 1  # a read asks again: an api-server stalled under load once in CI
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read() or b"{}")
+            for attempt in range(1, tries + 1):
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as r:
+                        return json.loads(r.read() or b"{}")
+                except TimeoutError:
+                    if attempt == tries:
+                        raise
         except urllib.error.HTTPError as err:
             raise RuntimeError(
                 f"{method} {path} -> {err.code}: {err.read().decode()[:500]} "

@@ -26,7 +26,7 @@ from lifecycle.platform import env
 # Airflow, which lifecycle.lake imports, reads AIRFLOW_HOME once at its import; unset, it makes ~/airflow
 env.apply()
 
-from lifecycle import alerts, audit, contract, features, lake, packaging, prediction_log, registry, reports, tracking  # noqa: E402
+from lifecycle import alerts, audit, contract, features, lake, packaging, prediction_reader, registry, reports, tracking  # noqa: E402
 from lifecycle import settings as _settings  # noqa: E402
 from lifecycle.aliases import CANARY, CHAMPION, SHADOW  # noqa: E402
 from lifecycle.devtools import datagen, loadgen, smtp_server  # noqa: E402
@@ -344,7 +344,7 @@ def exercise_aliases(traffic: loadgen.Load, first: str | None) -> dict:
 def logged_rows(request_ids: set[str]) -> int:
     """Rows of the prediction log that answered the demo's requests (after the service's final flush);
     shadow scores of the same requests are logged beside them."""
-    logged = prediction_log.read(source="live")
+    logged = prediction_reader.read(source="live")
     if not len(logged):
         return 0
     return int((logged["request_id"].isin(request_ids) & (logged["arm"] != SHADOW)).sum())

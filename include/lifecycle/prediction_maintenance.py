@@ -1,0 +1,89 @@
+"""Rewrites of the prediction log, each an explicit step of a DAG, never a side effect of reading:
+compaction (the performance DAG, before its join) and erasure (the erase DAG).
+
+Every rewrite lands its new file before the old ones go, so a reader sees every row at least once
+(the reader dedups by request id and arm); a file written meanwhile was not listed and stays.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+from lifecycle import prediction_log, prediction_reader
+from lifecycle import settings as _settings
+
+COMPACT_AT = 16  # live files of one day that compaction merges into one
+
+
+def compact(cfg: _settings.Settings | None = None, *, days: list | None = None) -> dict:
+    """Merge the live files of each day folder (all days, or ``days``) holding ``COMPACT_AT`` or
+    more into one: every flush of every serving process adds a file, and object-store listings and
+    fetches cost per file. Batch files stay as they are. Returns {day: files merged}."""
+    cfg = cfg or _settings.load()
+    fs, _ = prediction_log.filesystem(cfg)
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    base = prediction_log.folder(cfg)
+    merged = {}
+    for day, files in sorted(prediction_log.listing(fs, base, days).items()):
+        live = sorted(f for f in files if prediction_log.is_live(f))
+        if len(live) < COMPACT_AT:
+            continue
+        try:
+            blobs = fs.cat(live)
+        except FileNotFoundError:  # another compaction took one: the next run merges what is left
+            continue
+        _replace(fs, f"{base}/{day}", live, prediction_reader.frame(blobs, live))
+        merged[day.removeprefix("date=")] = len(live)
+    return merged
+
+
+def _replace(fs, folder: str, files: list[str], frame) -> None:
+    """Replace ``files`` of one day folder with one file holding ``frame``'s rows, once each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame.drop_duplicates(["request_id", "arm"]), preserve_index=False), buf)
+    prediction_log.put(fs, f"{folder}/compact-{uuid.uuid4().hex[:12]}.parquet", buf.getvalue())
+    for f in files:
+        try:
+            fs.rm_file(f)
+        except FileNotFoundError:  # another compaction took it
+            pass
+
+
+def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[str, int]:
+    """Remove every row whose column holds one of ``wanted[column]`` (pseudonyms), file by file:
+    each file holding one is replaced under its own name by one without those rows (a PUT, or a
+    rename), so a reader sees the old file or the new one. Returns {day: rows removed}."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    cfg = cfg or _settings.load()
+    wanted = {c: v for c, v in wanted.items() if v}
+    fs, _ = prediction_log.filesystem(cfg)
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    removed: dict[str, int] = {}
+    for day, files in sorted(prediction_log.listing(fs, prediction_log.folder(cfg), None).items()):
+        for path in sorted(files):
+            try:
+                table = pq.read_table(pa.BufferReader(fs.cat_file(path)))
+            except FileNotFoundError:  # compacted meanwhile: its rows are in the file that replaced it
+                continue
+            drop = pa.array([False] * table.num_rows)
+            for column, values in wanted.items():
+                if column in table.column_names:
+                    hit = pc.is_in(table[column].cast(pa.string()), value_set=pa.array(sorted(values), pa.string()))
+                    drop = pc.or_(drop, pc.fill_null(hit, False))
+            gone = pc.sum(drop).as_py() or 0
+            if gone:
+                buf = io.BytesIO()
+                pq.write_table(table.filter(pc.invert(drop)), buf)
+                prediction_log.put(fs, path, buf.getvalue())
+                day_ = day.removeprefix("date=")
+                removed[day_] = removed.get(day_, 0) + gone
+    return removed
