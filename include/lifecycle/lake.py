@@ -29,6 +29,7 @@ ZONES = (
     "deployments",
     "alerts",
     "erasures",
+    "housekeeping",
 )
 MANIFEST = "_manifest.json"
 STAGING = "_staging-"  # a publish's folder beside its partition until the files move in

@@ -1,5 +1,6 @@
 """Rewrites of the prediction log, each an explicit step of a DAG, never a side effect of reading:
-compaction (the performance DAG, before its join) and erasure (the erase DAG).
+compaction (the performance DAG, before its join), erasure (the erase DAG) and retention (the
+housekeeping DAG).
 
 Every rewrite lands its new file before the old ones go, so a reader sees every row at least once
 (the reader dedups by request id and arm); a file written meanwhile was not listed and stays.
@@ -87,3 +88,24 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
                 day_ = day.removeprefix("date=")
                 removed[day_] = removed.get(day_, 0) + gone
     return removed
+
+
+def days(cfg: _settings.Settings | None = None) -> list:
+    """The event days the log holds, oldest first."""
+    import datetime as dt
+
+    cfg = cfg or _settings.load()
+    fs, _ = prediction_log.filesystem(cfg)
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    found = prediction_log.listing(fs, prediction_log.folder(cfg), None)
+    return sorted(dt.date.fromisoformat(d.removeprefix("date=")) for d in found)
+
+
+def drop_day(cfg: _settings.Settings | None, day) -> None:
+    """Delete one event day of the log, every file of it."""
+    cfg = cfg or _settings.load()
+    fs, _ = prediction_log.filesystem(cfg)
+    path = f"{prediction_log.folder(cfg)}/date={day.isoformat()}"
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

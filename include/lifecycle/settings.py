@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +36,19 @@ WEBHOOK_CONN_ID = "lifecycle_webhook"  # the Airflow (http provider) connection 
 AIRFLOW_API_CONN_ID = "lifecycle_airflow_api"  # the api-server and the user run notes are written as
 SERVICE_USER = "lifecycle"  # that user, in the deployments set-up makes (simple auth manager, role user)
 ALERT_CHANNELS = ("email", "webhook")
+# days the housekeeping DAG keeps each zone's data (by its day, a training set by its last day, a
+# report by the day it is about, an MLflow run by its start); LIFECYCLE_RETENTION_DAYS overrides some
+RETENTION_DAYS = {
+    "landing": 30,
+    "raw": 30,
+    "quarantine": 90,
+    "curated": 400,
+    "features": 120,
+    "training": 365,
+    "reports": 365,
+    "predictions": 400,
+    "mlflow_runs": 365,
+}
 BUCKET_RULE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -328,6 +342,7 @@ class Settings:
     airflow_host: str  # where workers reach the api-server's execution API
     ui_url: str  # where a person opens the Airflow UI: the links in run notes, alerts and the history
     git_commit: str  # the source commit recorded with every model; "" asks git in the project folder
+    retention_days: Mapping[str, int]  # per zone (RETENTION_DAYS): what the housekeeping DAG keeps
     alert_channels: tuple[str, ...]  # none: alerts are off
     alert_email_to: tuple[str, ...]
     alert_email_from: str
@@ -430,6 +445,34 @@ def _alerts() -> dict:
     return {"alert_channels": channels, "alert_email_to": to, "alert_email_from": sender}
 
 
+def _retention(max_train_days: int, label_delay: int, performance_days: int) -> dict[str, int]:
+    """RETENTION_DAYS with LIFECYCLE_RETENTION_DAYS ("zone=days,...") over it; a zone the loop still
+    reads is kept at least as long as it reads it (training its days with their late labels, the
+    performance window with its late labels)."""
+    var, raw = _raw("RETENTION_DAYS", "")
+    out = dict(RETENTION_DAYS)
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        zone, _, days = item.partition("=")
+        if zone.strip() not in RETENTION_DAYS or not days.strip().isdigit() or int(days) < 1:
+            raise SettingError(
+                f"{var}={raw!r}: {item!r} is not <zone>=<days> with a zone of {', '.join(RETENTION_DAYS)} "
+                "and at least 1 day"
+            )
+        out[zone.strip()] = int(days)
+    floors = {
+        "curated": (max_train_days + label_delay, "LIFECYCLE_MAX_TRAIN_DAYS + LIFECYCLE_LABEL_MAX_DELAY_DAYS"),
+        "features": (max_train_days + label_delay, "LIFECYCLE_MAX_TRAIN_DAYS + LIFECYCLE_LABEL_MAX_DELAY_DAYS"),
+        "predictions": (
+            performance_days + label_delay,
+            "LIFECYCLE_PERFORMANCE_WINDOW_DAYS + LIFECYCLE_LABEL_MAX_DELAY_DAYS",
+        ),
+    }
+    for zone, (least, why) in floors.items():
+        if out[zone] < least:
+            raise SettingError(f"{var}: {zone}={out[zone]} is shorter than {why} ({least} days), which the loop reads")
+    return out
+
+
 def _ui_url(default: str) -> str:
     var, raw = _raw("UI_URL", default)
     parts = urlsplit(raw)
@@ -491,6 +534,9 @@ def load() -> Settings:
     metric = _str("PRIMARY_METRIC", "pr_auc")
     if metric not in ("pr_auc", "roc_auc"):
         raise SettingError(f"LIFECYCLE_PRIMARY_METRIC={metric!r}: must be one of pr_auc, roc_auc")
+    max_train_days = _int("MAX_TRAIN_DAYS", 60, 2, 3650)
+    label_delay = _int("LABEL_MAX_DELAY_DAYS", 14, 1, 365)
+    performance_days = _int("PERFORMANCE_WINDOW_DAYS", 7, 1, 365)
     return Settings(
         profile=profile,
         services=services,
@@ -507,17 +553,17 @@ def load() -> Settings:
         landing_silence_days=_int("LANDING_SILENCE_DAYS", 7, 1, 3650),
         min_rows_per_day=_int("MIN_ROWS_PER_DAY", 500, 1, 10**9),
         max_amount=_float("MAX_AMOUNT", 50_000.0, 1.0, 1e9),
-        label_max_delay_days=_int("LABEL_MAX_DELAY_DAYS", 14, 1, 365),
+        label_max_delay_days=label_delay,
         seed=_int("SEED", 42, 0, 2**31 - 1),
         holdout_days=_int("HOLDOUT_DAYS", 2, 1, 365),
-        max_train_days=_int("MAX_TRAIN_DAYS", 60, 2, 3650),
+        max_train_days=max_train_days,
         max_fit_rows=_int("MAX_FIT_ROWS", 2_000_000, 1000, 10**10),
         eval_bootstrap=_int("EVAL_BOOTSTRAP", 200, 0, 100_000),
         primary_metric=metric,
         monitor_window_days=_int("MONITOR_WINDOW_DAYS", 3, 1, 365),
         reference_max_rows=_int("REFERENCE_MAX_ROWS", 50_000, 100, 10**8),
         monitor_max_rows=_int("MONITOR_MAX_ROWS", 200_000, 1000, 10**8),
-        performance_window_days=_int("PERFORMANCE_WINDOW_DAYS", 7, 1, 365),
+        performance_window_days=performance_days,
         alert_rate=_float("ALERT_RATE", 0.02, 0.0001, 0.5),
         min_labels=_int("MIN_LABELS", 1000, 10, 10**9),
         bento_name=_str("BENTO_NAME", "fraud_service"),
@@ -554,6 +600,7 @@ def load() -> Settings:
         airflow_host=_str("AIRFLOW_HOST", "localhost"),
         ui_url=_ui_url(f"http://localhost:{port}"),
         git_commit=_commit(),
+        retention_days=_retention(max_train_days, label_delay, performance_days),
         **_alerts(),
         **{name: _float(t.setting, t.default, t.lo, t.hi) for name, t in THRESHOLDS.items()},
     )

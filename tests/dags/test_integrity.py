@@ -24,6 +24,7 @@ EXPECTED = {
     "canary": ({assets.RELEASED}, {assets.RELEASED}),
     "watch": (set(), {assets.RELEASED}),
     "erase": (set(), {assets.ERASED}),
+    "housekeeping": (set(), set()),
 }
 NO_RETRY = {"rollback", "watch"}  # an alias swap never repeats; the next watch run watches again
 
@@ -98,3 +99,8 @@ def test_dag_files_parse_without_heavy_imports():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_housekeeping_deletes_nothing_until_a_deployment_unpauses_it(dagbag):
+    assert dagbag.dags["housekeeping"].is_paused_upon_creation is True
+    assert type(dagbag.dags["erase"].timetable).__name__ == "NullTimetable"  # manual only
