@@ -9,7 +9,7 @@ PIP_INSTALL := $(VENV)/bin/pip install -q --disable-pip-version-check --no-compi
 # A bytecode cache halves every task's start-up (feast ~9 s cold, ~5 s cached); some shells disable it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test test-services airflow serve bench bench-smoke lint lock bytecode-lock clean compose-tool bench-tools browser-tool
+.PHONY: install demo test test-services airflow serve erase bench bench-smoke lint lock bytecode-lock clean compose-tool bench-tools browser-tool
 
 # uv reads no pip configuration, so it is handed the find-links and indexes pip is configured with
 # (this machine kind keeps the lock's CPU build of torch in a find-links folder): `pip config list`
@@ -65,6 +65,9 @@ airflow: install  ## the profile's processes on the same state, UI at http://loc
 
 serve: install  ## the live model service alone on the same state, http://localhost:3000 (follows the registry)
 	$(PY) -m lifecycle.platform.setup && $(PY) -m lifecycle.platform.cluster run model
+
+erase: install  ## the erase DAG on the same state, in-process: make erase IDS_FILE=ids.txt REASON="request 123" [ENTITY=card_id]
+	$(PY) -m lifecycle.platform.erase --ids-file "$(IDS_FILE)" --reason "$(REASON)" $(if $(ENTITY),--entity "$(ENTITY)")
 
 bench: install bench-tools  ## the live service's speed table (bench/serving.py); the other benches: bench/README.md
 	$(PY) bench/serving.py

@@ -86,6 +86,11 @@ def describe(summary: dict) -> str:
     )
 
 
+def record_name(text: str) -> str:
+    """An erasure's id as its ledger file is named (a run id's ``:`` and ``+`` as ``_``)."""
+    return re.sub(r"[^\w.-]", "_", text)
+
+
 def _relative(path, base) -> str:
     """``path`` below ``base`` as text (an S3 path relative to another has no text of its own)."""
     return path.path[len(base.path) :].lstrip("/")
@@ -101,9 +106,7 @@ class Erasure:
             raise ErasureError(f"erase: entity {entity!r} is not one of the use case's {list(self.uc.entities)}")
         self.cfg, self.entity, self.ids, self.reason = cfg, entity, set(ids), reason
         self.names = pseudonym.of(cfg)
-        self.id = re.sub(
-            r"[^\w.-]", "_", erasure_id or f"erasure-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-        )
+        self.id = record_name(erasure_id or f"erasure-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
         self.events: set[str] = set()  # the entities' event ids found by this attempt
         self.ledger = lake.zone(LEDGER) / f"{self.id}.json"
         # what an earlier attempt of this erasure (a retried task) removed and found, recorded as it went
@@ -314,6 +317,8 @@ class Erasure:
                 continue
             for path in sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in TEXT):
                 text = path.read_text(errors="surrogateescape")
+                if not any(i in text for i in ids):  # a substring test first: the pattern is slow on MBs of HTML
+                    continue
                 new, hits = pattern.subn(REDACTED, text)
                 if hits:
                     staged = path.parent / f".erasing-{path.name}"

@@ -211,6 +211,24 @@ def test_the_ledger_counts_what_was_there_and_other_data_is_unchanged(world, era
             assert after[name] == data, name
 
 
+def test_a_second_erasure_of_the_same_ids_changes_nothing_and_says_so(world, erased, monkeypatch, tmp_path):
+    """(Before the service is asked about them again: rows it logs then are new, and a later erasure takes them.)"""
+    monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
+    lake_before = _files(world["state"] / "lake")
+    run = (
+        erased["bag"].dags["erase"].test(run_conf={"ids": ",".join(world["cards"]), "ids_file": "", "reason": "again"})
+    )
+    assert run.state == "success" and states(run) == {"erase_rows": "success", "record": "skipped"}
+    summary = xcom(run, "erase_rows")
+    assert summary["changed"] is False and summary["earlier"] == [erasure.ledger()[0]["erasure"]]
+    assert len(erasure.ledger()) == 1
+    assert "nothing left to erase" in erasure.describe(summary)
+    after = _files(world["state"] / "lake")
+    assert {k: v for k, v in after.items() if not k.startswith("predictions/")} == {
+        k: v for k, v in lake_before.items() if not k.startswith("predictions/")
+    }
+
+
 def test_feast_and_the_live_service_answer_them_as_unknown(world, erased, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
     store = feature_store.get_store()
@@ -257,26 +275,13 @@ def test_versions_trained_on_them_are_tagged_and_retraining_is_asked_for(world, 
     from sqlalchemy import select
 
     with create_session() as session:  # the event the train DAG is scheduled on
-        [event] = session.scalars(select(AssetEvent).join(AssetModel).where(AssetModel.name == "data_erased")).all()
+        [event] = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "data_erased")
+        ).all()
         assert event.extra["erasure"] == record["erasure"] and event.extra["versions_tagged"] == ["1"]
         assert event.extra["rows"] == sum(record["rows"].values())
-
-
-def test_a_second_erasure_of_the_same_ids_changes_nothing_and_says_so(world, erased, monkeypatch, tmp_path):
-    monkeypatch.setenv("LIFECYCLE_STATE_DIR", str(world["state"]))
-    lake_before = _files(world["state"] / "lake")
-    run = (
-        erased["bag"].dags["erase"].test(run_conf={"ids": ",".join(world["cards"]), "ids_file": "", "reason": "again"})
-    )
-    assert run.state == "success" and states(run) == {"erase_rows": "success", "record": "skipped"}
-    summary = xcom(run, "erase_rows")
-    assert summary["changed"] is False and summary["earlier"] == [erasure.ledger()[0]["erasure"]]
-    assert len(erasure.ledger()) == 1
-    assert "nothing left to erase" in erasure.describe(summary)
-    after = _files(world["state"] / "lake")
-    assert {k: v for k, v in after.items() if not k.startswith("predictions/")} == {
-        k: v for k, v in lake_before.items() if not k.startswith("predictions/")
-    }
 
 
 def test_a_request_without_ids_is_refused_naming_the_rule(world, monkeypatch, tmp_path):

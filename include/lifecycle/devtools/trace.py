@@ -1,7 +1,8 @@
 """Which files under a folder hold any of some ids, every file read decoded: Parquet files cell by
 cell, compressed files (gzip, bzip2, xz, zip and tar members) unpacked, everything else
 as its bytes (UTF-8 and UTF-16, so a SQLite database's pages and HTML are searched too, including
-the free pages a deletion leaves behind). The erasure proof's searcher, independent of the erasure:
+the free pages a deletion leaves behind). An id counts as a whole token: not inside a longer word
+(a pseudonym's hex digits can spell a short id). The erasure proof's searcher, independent of the erasure:
 ``python -m lifecycle.devtools.trace <folder> <ids file>`` prints each file and the ids it holds.
 """
 
@@ -11,6 +12,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import sys
 import tarfile
 import zipfile
@@ -58,9 +60,19 @@ def _unpacked(data: bytes, depth: int = 0) -> list[bytes]:
     return out
 
 
+def _patterns(value: str) -> tuple:
+    """``value`` as a whole token, in UTF-8 and in UTF-16: not inside a longer word (a short id can
+    be a substring of a hex digest, which holds no id)."""
+    word = rb"[A-Za-z0-9_]"
+    utf8 = re.compile(rb"(?<!" + word + rb")" + re.escape(value.encode()) + rb"(?!" + word + rb")")
+    wide = word + rb"\x00"
+    utf16 = re.compile(rb"(?<!" + wide + rb")" + re.escape(value.encode("utf-16-le")) + rb"(?!" + wide + rb")")
+    return utf8, utf16
+
+
 def holding(folder: Path, ids: list[str]) -> dict[str, list[str]]:
     """{file (relative to ``folder``): the ids found in it} for every file holding at least one."""
-    needles = {i: (i.encode(), i.encode("utf-16-le")) for i in ids}
+    needles = {i: _patterns(i) for i in ids}
     found = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         try:
@@ -68,7 +80,7 @@ def holding(folder: Path, ids: list[str]) -> dict[str, list[str]]:
         except OSError:
             continue
         blobs = _unpacked(data)
-        hits = [i for i, forms in needles.items() if any(f in b for b in blobs for f in forms)]
+        hits = [i for i, forms in needles.items() if any(f.search(b) for b in blobs for f in forms)]
         if hits:
             found[str(path.relative_to(folder))] = hits
     return found
