@@ -98,7 +98,10 @@ def rows(
     ``arrays``: the columns stay numpy and Arrow arrays, the constant ones Arrow repeats. A Python
     object per value costs ~30-60 bytes (10 million rows x 20 columns: many GB); the file written
     is the same (tests/unit/test_prediction_log.py compares the two)."""
-    ids = {c: (names.array if arrays else names.many)(part[c]) for c in id_columns(uc)}
+    if arrays:  # an event id is one row's: hashed without looking for repeats
+        ids = {c: names.array(part[c], distinct=c == uc.id) for c in id_columns(uc)}
+    else:
+        ids = {c: names.many(part[c]) for c in id_columns(uc)}
     if isinstance(request_ids, str):  # a batch row's: the prefix, then its event's pseudonym
         import pyarrow.compute as pc
 

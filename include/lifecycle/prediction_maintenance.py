@@ -59,7 +59,6 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
     """Remove every row whose column holds one of ``wanted[column]`` (pseudonyms), file by file:
     each file holding one is replaced under its own name by one without those rows (a PUT, or a
     rename), so a reader sees the old file or the new one. Returns {day: rows removed}."""
-    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -71,15 +70,14 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
     removed: dict[str, int] = {}
     for day, files in sorted(prediction_log.listing(fs, prediction_log.folder(cfg), None).items()):
         for path in sorted(files):
-            try:
-                table = pq.read_table(pa.BufferReader(fs.cat_file(path)))
+            try:  # the key columns first: a file without the rows is read no further
+                keys = pq.read_table(path, columns=[c for c in wanted if c in _names(fs, path)], filesystem=fs)
+                if not pc.any(_hits(keys, wanted)).as_py():
+                    continue
+                table = pq.read_table(path, filesystem=fs)  # the whole file, judged again as it is now
             except FileNotFoundError:  # compacted meanwhile: its rows are in the file that replaced it
                 continue
-            drop = pa.array([False] * table.num_rows)
-            for column, values in wanted.items():
-                if column in table.column_names:
-                    hit = pc.is_in(table[column].cast(pa.string()), value_set=pa.array(sorted(values), pa.string()))
-                    drop = pc.or_(drop, pc.fill_null(hit, False))
+            drop = _hits(table, wanted)
             gone = pc.sum(drop).as_py() or 0
             if gone:
                 buf = io.BytesIO()
@@ -88,6 +86,26 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
                 day_ = day.removeprefix("date=")
                 removed[day_] = removed.get(day_, 0) + gone
     return removed
+
+
+def _hits(table, wanted: dict[str, set[str]]):
+    """Per row: does one of its ``wanted`` columns hold one of the values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    drop = pa.array([False] * table.num_rows)
+    for column, values in wanted.items():
+        if column in table.column_names:
+            hit = pc.is_in(table[column].cast(pa.string()), value_set=pa.array(sorted(values), pa.string()))
+            drop = pc.or_(drop, pc.fill_null(hit, False))
+    return drop
+
+
+def _names(fs, path: str) -> set[str]:
+    import pyarrow.parquet as pq
+
+    with fs.open(path, "rb") as f:
+        return set(pq.read_schema(f).names)
 
 
 def days(cfg: _settings.Settings | None = None) -> list:

@@ -1,20 +1,23 @@
 """Keyed hashes that stand for identifiers wherever the raw ids must not be kept: the prediction
 log's event and entity ids, the erasure ledger's ids.
 
-A pseudonym is HMAC-SHA256(key, id), 32 hex characters (128 bits). The same id under the same key
-always gives the same pseudonym, so the performance and canary joins, the audit and erasure work on
-them; without the key nobody computes one from a guessed id (a plain hash of a card number is
-reversed by hashing every possible number). The key is ``LIFECYCLE_PSEUDONYM_KEY`` or the key
-file's content (``settings.Settings.pseudonym_key``): every process that writes or reads the log
-needs the same one.
+A pseudonym is HMAC-SHA256(key, id) cut to 96 bits, 16 characters of URL-safe base64
+(HMAC-SHA256-96: a billion ids collide with a probability near 10^-11; 32 hex characters made the
+performance join's two id columns over 10 million rows ~400 MB larger, its whole margin under
+bench/scale.py's limit). The same id under the same key always gives the same pseudonym, so the
+performance and canary joins, the audit and erasure work on them; without the key nobody computes
+one from a guessed id (a plain hash of a card number is reversed by hashing every possible
+number). The key is ``LIFECYCLE_PSEUDONYM_KEY`` or the key file's content
+(``settings.Settings.pseudonym_key``): every process that writes or reads the log needs the same one.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 
-LENGTH = 32  # hex characters of a pseudonym
+BYTES = 12  # of the HMAC a pseudonym keeps: 16 characters of URL-safe base64
 CHUNK = 1 << 20  # ids hashed at a time by ``Pseudonyms.array``
 BLOCK = 64  # SHA-256's block size: an HMAC key longer than it is hashed first (RFC 2104)
 
@@ -38,19 +41,23 @@ class Pseudonyms:
         """The pseudonym of ``value`` (its text); None stays None."""
         if value is None:
             return None
+        return base64.urlsafe_b64encode(self._digest(str(value).encode())).decode()
+
+    def _digest(self, data: bytes) -> bytes:
         inner = self._inner.copy()
-        inner.update(str(value).encode())
+        inner.update(data)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()[:LENGTH]
+        return outer.digest()[:BYTES]
 
     def many(self, values) -> list:
         return [self.one(v) for v in values]
 
-    def array(self, values):
+    def array(self, values, distinct: bool = False):
         """An Arrow string array of the pseudonyms of ``values`` (an Arrow, numpy or pandas column),
-        ``CHUNK`` values at a time (10 million ids as Python strings would be ~800 MB at once);
-        each distinct id of a chunk is hashed once (an entity recurs across many rows)."""
+        ``CHUNK`` values at a time; each distinct id of a chunk is hashed once (an entity recurs
+        across many rows), unless ``distinct`` says none repeats (an event id: finding the distinct
+        ones first would cost 0.45 s a million for nothing)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -61,13 +68,28 @@ class Pseudonyms:
         for chunk in chunks:
             for start in range(0, len(chunk), CHUNK):
                 part = chunk.slice(start, CHUNK)
+                if distinct and not pa.types.is_dictionary(part.type):
+                    out.append(self._hashed(part))
+                    continue
                 if not pa.types.is_dictionary(part.type):
                     part = pc.dictionary_encode(part.cast(pa.string()))
-                hashed = pa.array(self.many(part.dictionary.cast(pa.string()).to_pylist()), pa.string())
-                out.append(pc.take(hashed, part.indices))
+                out.append(pc.take(self._hashed(part.dictionary), part.indices))
         if len(out) == 1:
             return out[0]
         return pa.chunked_array(out, pa.string())
+
+    def _hashed(self, values):
+        """The pseudonyms of an Arrow array of ids (a null stays null). The digests are base64-encoded
+        together into one buffer (12 bytes are 16 characters: each pseudonym at a fixed offset), not
+        one Python string each: 2.2 against 1.2 s a million distinct ids, measured on this machine."""
+        import numpy as np
+        import pyarrow as pa
+
+        raw = values.cast(pa.binary()).fill_null(b"").to_pylist()
+        text = base64.urlsafe_b64encode(b"".join(map(self._digest, raw)))
+        offsets = np.arange(len(raw) + 1, dtype=np.int32) * (len(text) // max(len(raw), 1))
+        validity = values.is_valid().buffers()[1] if values.null_count else None
+        return pa.StringArray.from_buffers(len(raw), pa.py_buffer(offsets), pa.py_buffer(text), validity)
 
 
 @functools.lru_cache(maxsize=4)
