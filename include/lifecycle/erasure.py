@@ -131,7 +131,8 @@ class Erasure:
         if self.entity in table.column_names:
             hit = pc.is_in(table[self.entity].cast(pa.string()), value_set=pa.array(sorted(self.ids), pa.string()))
             drop = pc.or_(drop, pc.fill_null(hit, False))
-        if self.uc.id in table.column_names and self.event_names:  # a label's event: by its pseudonym
+        labels = self.entity not in table.column_names  # an event's own rows go by their entity
+        if labels and self.uc.id in table.column_names and self.event_names:  # a label: by its event's pseudonym
             hashed = self.names.array(table[self.uc.id])
             hit = pc.is_in(hashed, value_set=pa.array(sorted(self.event_names), pa.string()))
             drop = pc.or_(drop, pc.fill_null(hit, False))
@@ -165,7 +166,8 @@ class Erasure:
             base = lake.zone("landing") / dataset
             if not base.exists():
                 continue
-            for path in sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet")):
+            files = (p for p in base.rglob("*") if p.suffix in (".csv", ".parquet") and p.name[0] not in "._")
+            for path in sorted(p for p in files if p.is_file()):
                 data = path.read_bytes()
                 new, gone = self._csv(data) if path.suffix == ".csv" else self._parquet(data)
                 if gone:
@@ -177,7 +179,7 @@ class Erasure:
     def _csv(self, data: bytes):
         """A CSV with the erased rows' lines left out and every other line as it was."""
         text = data.decode("utf-8")
-        lines = text.splitlines(keepends=True)
+        lines = io.StringIO(text).readlines()  # split as the reader reads them (quoted line breaks span lines)
         reader = csv.reader(io.StringIO(text))
         header = next(reader, None)
         if header is None:
@@ -223,6 +225,14 @@ class Erasure:
         if not removed:
             if zone == "curated" and day is not None and manifest:
                 self.sha[(dataset, day)] = manifest.get("data_sha256")
+            made_from = self.sha.get((self.uc.events, day))
+            if zone == "features" and made_from and manifest and manifest.get("curated_sha256") != made_from:
+                # a snapshot without their rows, of a day that lost some: made from the day as it is now
+                lake.publish(
+                    part,
+                    files,
+                    {**manifest, "curated_sha256": made_from, "erasures": [*manifest.get("erasures", []), self.id]},
+                )
             return
         files.update(changed)
         manifest = self._manifest(zone, manifest, files, dataset, day)
@@ -231,6 +241,7 @@ class Erasure:
 
     def _manifest(self, zone: str, manifest: dict, files: dict[str, bytes], dataset, day) -> dict:
         """The partition's manifest as it describes the new files, naming the erasure."""
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         out = {**manifest, "erasures": [*manifest.get("erasures", []), self.id]}
@@ -249,6 +260,11 @@ class Erasure:
             out["erased_from_digest"] = manifest.get("erased_from_digest", manifest.get("digest"))
             out["digest"] = training.dataset_digest(files)
             out["train_rows"], out["holdout_rows"] = rows.get("train.parquet"), rows.get("holdout.parquet")
+            parts = [pq.read_table(io.BytesIO(files[n]), columns=[self.uc.label, self.uc.known_if]) for n in rows]
+            labels = sum(p.num_rows for p in parts)
+            if labels:
+                out["positive_rate"] = round(sum(pc.sum(p[self.uc.label]).as_py() or 0 for p in parts) / labels, 5)
+                out["no_feature_rows"] = sum(p[self.uc.known_if].null_count for p in parts)
         return out
 
     def lake_zones(self) -> None:

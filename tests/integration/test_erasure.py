@@ -23,6 +23,7 @@ from conftest import ROOT, land_days, world_from
 from lifecycle import (
     erasure,
     feature_store,
+    features,
     lake,
     packaging,
     prediction_reader,
@@ -183,6 +184,13 @@ def test_the_ledger_counts_what_was_there_and_other_data_is_unchanged(world, era
     assert record["events"] == len(events) > 0
     assert record["rows"]["predictions"] == erased["logged"] > 0  # live and batch rows, by their pseudonyms
     after = _files(world["state"] / "lake")
+    # every manifest describes its partition as it is now: nothing downstream is rebuilt
+    assert validation.pending_days() == [] and features.pending_days() == []
+    for zone in ("raw", "curated", "features"):
+        for name in [n for n in after if n.startswith(f"{zone}/") and n.endswith(lake.MANIFEST)]:
+            manifest = json.loads(after[name])
+            data = after.get(name.replace(lake.MANIFEST, "data.parquet"))
+            assert data is None or manifest["data_sha256"] == lake.sha256(data), name
     for name, data in erased["before"].items():
         if name.startswith(("predictions/", "reports/", "alerts/")) or name.endswith(lake.MANIFEST):
             continue
