@@ -135,6 +135,7 @@ class InProcess:
             a.RELEASED: ["canary"],
             a.DRIFT: ["train"],
             a.DEGRADED: ["train"],
+            a.ERASED: ["train"],  # the demo erases nothing: never emitted here
             a.PACKAGED: [],
             a.PREDICTIONS: [],
         }

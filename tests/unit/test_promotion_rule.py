@@ -85,7 +85,9 @@ def floor(challenger: dict, cfg) -> float:
     """PROMOTION_MIN_LIFT times what chance reaches on the holdout (PR-AUC: its positive rate,
     ROC-AUC: 0.5), at most halfway from chance to 1."""
     chance = challenger["positive_rate"] if cfg.primary_metric == "pr_auc" else 0.5
-    return min(cfg.promotion_min_lift * chance, chance + (1 - chance) / 2)
+    # halfway as (1 + chance) / 2: chance + (1 - chance) / 2 rounds one ulp apart for some rates (1/3),
+    # and a draw between the two roundings made this reference disagree with the rule (CI, hypothesis)
+    return min(cfg.promotion_min_lift * chance, (1 + chance) / 2)
 
 
 def calibration_limit(challenger: dict, champion: dict | None, cfg) -> float:
