@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from lifecycle import training
-from lifecycle.assets import DEGRADED, DRIFT
+from lifecycle.assets import DEGRADED, DRIFT, ERASED
 
 T = 1_000.0  # the evidence's emission time (epoch seconds)
 DRIFT_ON_V1 = (T, {"model_version": "1", "drift_share": 0.4})
@@ -144,3 +144,19 @@ def test_prepare_skips_only_what_has_nothing_new_and_lets_a_retry_go_on(state, m
     monkeypatch.setattr(training, "registered_on", lambda digest, seed: own)
     info = training.prepare("run-2", "scheduled", None, "r", None, 7)
     assert info["parent_run_id"] == "parent" and (folder / "train.parquet").exists()
+
+
+def test_an_erasure_is_never_answered_and_names_itself(monkeypatch):
+    at = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)
+    erased = SimpleNamespace(
+        timestamp=at + dt.timedelta(seconds=5),
+        extra={"erasure": "erasure-manual__1", "entity": "card_id", "ids": 3, "rows": 12},
+    )
+    drift = SimpleNamespace(timestamp=at, extra={"model_version": "1", "drift_share": 0.4, "report_uri": "r1"})
+    events = {DRIFT: [drift], ERASED: [erased]}
+    # the registry is never asked: the training data changed whatever the drift evidence's answer
+    monkeypatch.setattr(training, "answered", lambda *a, **k: pytest.fail("asked whether an erasure is answered"))
+    assert training.trigger_answered(events) is None
+    assert (
+        training.trigger("asset_triggered", events, "manual") == "data erased: erasure-manual__1 (12 rows of 3 card_id)"
+    )
