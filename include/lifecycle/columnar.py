@@ -65,3 +65,17 @@ def arrow_strings(type_):
     import pyarrow as pa
 
     return pd.ArrowDtype(type_) if pa.types.is_string(type_) or pa.types.is_large_string(type_) else None
+
+
+def holding(table, wanted: dict):
+    """Per row of an Arrow table, as a boolean array: does one of the ``wanted`` columns hold one of
+    its values (``{column: values}``; a column the table lacks holds none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pa.array([False] * table.num_rows)
+    for column, values in wanted.items():
+        if column in table.column_names and values:
+            hit = pc.is_in(table[column].cast(pa.string()), value_set=pa.array(sorted(values), pa.string()))
+            found = pc.or_(found, pc.fill_null(hit, False))
+    return found

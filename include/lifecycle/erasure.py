@@ -27,7 +27,7 @@ import re
 import time
 import uuid
 
-from lifecycle import contract, lake, pseudonym
+from lifecycle import columnar, contract, lake, pseudonym
 from lifecycle import settings as _settings
 
 LEDGER = "erasures"  # the lake zone of the ledger: one JSON record per erasure
@@ -127,15 +127,14 @@ class Erasure:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        drop = pa.array([False] * table.num_rows)
-        if self.entity in table.column_names:
-            hit = pc.is_in(table[self.entity].cast(pa.string()), value_set=pa.array(sorted(self.ids), pa.string()))
-            drop = pc.or_(drop, pc.fill_null(hit, False))
-        labels = self.entity not in table.column_names  # an event's own rows go by their entity
-        if labels and self.uc.id in table.column_names and self.event_names:  # a label: by its event's pseudonym
-            hashed = self.names.array(table[self.uc.id])
-            hit = pc.is_in(hashed, value_set=pa.array(sorted(self.event_names), pa.string()))
-            drop = pc.or_(drop, pc.fill_null(hit, False))
+        if self.entity in table.column_names:  # an event's own rows, a snapshot's, a training row: by the entity
+            drop = columnar.holding(table, {self.entity: self.ids})
+        elif self.uc.id in table.column_names and self.event_names:  # a label: by its event's pseudonym
+            drop = columnar.holding(
+                pa.table({"event": self.names.array(table[self.uc.id])}), {"event": self.event_names}
+            )
+        else:
+            drop = pa.array([False] * table.num_rows)
         return pc.invert(drop), pc.sum(drop).as_py() or 0
 
     def _parquet(self, data: bytes):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import uuid
 
-from lifecycle import prediction_log, prediction_reader
+from lifecycle import columnar, prediction_log, prediction_reader
 from lifecycle import settings as _settings
 
 COMPACT_AT = 16  # live files of one day that compaction merges into one
@@ -72,12 +72,12 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
         for path in sorted(files):
             try:  # the key columns first: a file without the rows is read no further
                 keys = pq.read_table(path, columns=[c for c in wanted if c in _names(fs, path)], filesystem=fs)
-                if not pc.any(_hits(keys, wanted)).as_py():
+                if not pc.any(columnar.holding(keys, wanted)).as_py():
                     continue
                 table = pq.read_table(path, filesystem=fs)  # the whole file, judged again as it is now
             except FileNotFoundError:  # compacted meanwhile: its rows are in the file that replaced it
                 continue
-            drop = _hits(table, wanted)
+            drop = columnar.holding(table, wanted)
             gone = pc.sum(drop).as_py() or 0
             if gone:
                 buf = io.BytesIO()
@@ -86,19 +86,6 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
                 day_ = day.removeprefix("date=")
                 removed[day_] = removed.get(day_, 0) + gone
     return removed
-
-
-def _hits(table, wanted: dict[str, set[str]]):
-    """Per row: does one of its ``wanted`` columns hold one of the values."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    drop = pa.array([False] * table.num_rows)
-    for column, values in wanted.items():
-        if column in table.column_names:
-            hit = pc.is_in(table[column].cast(pa.string()), value_set=pa.array(sorted(values), pa.string()))
-            drop = pc.or_(drop, pc.fill_null(hit, False))
-    return drop
 
 
 def _names(fs, path: str) -> set[str]:
