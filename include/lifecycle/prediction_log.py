@@ -179,6 +179,16 @@ def put(fs, path: str, data: bytes) -> None:
         fs.pipe_file(path, data)
 
 
+def listed(cfg: _settings.Settings, days: list | None = None):
+    """(filesystem, folder, ``listing``) of the log as it is now: an object store's listing cache
+    (s3fs keeps one per process) is dropped first, so files written since are seen."""
+    fs, _ = filesystem(cfg)
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    base = folder(cfg)
+    return fs, base, listing(fs, base, days)
+
+
 def listing(fs, base: str, days: list | None) -> dict[str, list[str]]:
     """``date=YYYY-MM-DD`` -> the Parquet files of that day (only the wanted days' folders are listed)."""
     if days is None:

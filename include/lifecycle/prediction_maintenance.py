@@ -21,13 +21,9 @@ def compact(cfg: _settings.Settings | None = None, *, days: list | None = None) 
     """Merge the live files of each day folder (all days, or ``days``) holding ``COMPACT_AT`` or
     more into one: every flush of every serving process adds a file, and object-store listings and
     fetches cost per file. Batch files stay as they are. Returns {day: files merged}."""
-    cfg = cfg or _settings.load()
-    fs, _ = prediction_log.filesystem(cfg)
-    if hasattr(fs, "invalidate_cache"):
-        fs.invalidate_cache()
-    base = prediction_log.folder(cfg)
+    fs, base, found = prediction_log.listed(cfg or _settings.load(), days)
     merged = {}
-    for day, files in sorted(prediction_log.listing(fs, base, days).items()):
+    for day, files in sorted(found.items()):
         live = sorted(f for f in files if prediction_log.is_live(f))
         if len(live) < COMPACT_AT:
             continue
@@ -62,13 +58,10 @@ def erase(cfg: _settings.Settings | None, wanted: dict[str, set[str]]) -> dict[s
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    cfg = cfg or _settings.load()
     wanted = {c: v for c, v in wanted.items() if v}
-    fs, _ = prediction_log.filesystem(cfg)
-    if hasattr(fs, "invalidate_cache"):
-        fs.invalidate_cache()
+    fs, _, found = prediction_log.listed(cfg or _settings.load())
     removed: dict[str, int] = {}
-    for day, files in sorted(prediction_log.listing(fs, prediction_log.folder(cfg), None).items()):
+    for day, files in sorted(found.items()):
         for path in sorted(files):
             try:  # the key columns first: a file without the rows is read no further
                 keys = pq.read_table(path, columns=[c for c in wanted if c in _names(fs, path)], filesystem=fs)
@@ -99,11 +92,7 @@ def days(cfg: _settings.Settings | None = None) -> list:
     """The event days the log holds, oldest first."""
     import datetime as dt
 
-    cfg = cfg or _settings.load()
-    fs, _ = prediction_log.filesystem(cfg)
-    if hasattr(fs, "invalidate_cache"):
-        fs.invalidate_cache()
-    found = prediction_log.listing(fs, prediction_log.folder(cfg), None)
+    _, _, found = prediction_log.listed(cfg or _settings.load())
     return sorted(dt.date.fromisoformat(d.removeprefix("date=")) for d in found)
 
 

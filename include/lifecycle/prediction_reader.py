@@ -156,12 +156,8 @@ def _modified(info: dict) -> dt.datetime:
 
 def _read(cfg: _settings.Settings | None, days: list | None, columns: list[str] | None) -> list:
     cfg = cfg or _settings.load()
-    fs, _ = prediction_log.filesystem(cfg)
-    base = prediction_log.folder(cfg)
     for attempt in range(5):
-        if hasattr(fs, "invalidate_cache"):
-            fs.invalidate_cache()
-        listing = prediction_log.listing(fs, base, days)
+        fs, _, listing = prediction_log.listed(cfg, days)
         try:
             return [f for _, files in sorted(listing.items()) for f in _day(fs, files, columns)]
         except FileNotFoundError:  # a compaction or an erasure replaced a listed file: list again

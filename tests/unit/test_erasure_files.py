@@ -37,3 +37,32 @@ def test_a_parquet_file_keeps_the_other_rows_and_its_schema(state):
     new, gone = work._parquet(buf.getvalue())
     kept = pq.read_table(io.BytesIO(new))
     assert gone == 1 and kept.equals(table.slice(1)) and kept.schema.metadata == {b"origin": b"test"}
+
+
+def test_events_sharing_a_card_and_a_second_go_together_and_only_their_labels_follow(state):
+    """Two events of the card at the same second (a tie), another card's event in that second, one of
+    the card's events never labeled: both of its events go, the other card's stays, and of the labels
+    only the one its event had goes (checked against a pandas filter written here)."""
+    import pandas as pd
+
+    events = pa.table(
+        {
+            "transaction_id": ["t1", "t2", "t3", "t4"],
+            "card_id": ["c1", "c1", "c2", "c1"],
+            "event_timestamp": pa.array([pd.Timestamp("2026-10-01 12:00:00", tz="UTC")] * 3 + [None]),
+        }
+    )
+    labels = pa.table({"transaction_id": ["t1", "t3", "t9"], "is_fraud": [1, 0, 1]})  # t2, t4: never labeled
+    work = erasure.Erasure("card_id", ["c1"], "test")
+    buf, lab = io.BytesIO(), io.BytesIO()
+    pq.write_table(events, buf)
+    pq.write_table(labels, lab)
+    kept_events, gone = work._parquet(buf.getvalue())
+    kept_labels, gone_labels = work._parquet(lab.getvalue())
+    frame, label_frame = events.to_pandas(), labels.to_pandas()
+    mine = set(frame.loc[frame["card_id"] == "c1", "transaction_id"])
+    want = frame[frame["card_id"] != "c1"].reset_index(drop=True)
+    want_labels = label_frame[~label_frame["transaction_id"].isin(mine)].reset_index(drop=True)
+    assert gone == 3 and gone_labels == 1
+    pd.testing.assert_frame_equal(pq.read_table(io.BytesIO(kept_events)).to_pandas(), want)
+    pd.testing.assert_frame_equal(pq.read_table(io.BytesIO(kept_labels)).to_pandas(), want_labels)
