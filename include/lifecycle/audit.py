@@ -101,6 +101,7 @@ def model(version: str) -> dict:
         "flavour": tags.get("flavour"),
         "trigger": tags.get("trigger"),
         "airflow_run": tags.get("airflow_run"),
+        "airflow_run_url": tags.get("airflow_run_url"),
         "code_commit": tags.get("git_commit"),
         "artifact_digest": tags.get("artifact_digest"),
         "holdout": {k.removeprefix("holdout_"): float(v) for k, v in tags.items() if k.startswith("holdout_")},

@@ -228,7 +228,7 @@ def render(card: dict) -> str:
             ["", ""],
             [
                 ["why trained", _e(card["trigger"])],
-                ["Airflow run", _e(card["airflow_run"])],
+                ["Airflow run", pages.link(card["airflow_run_url"], card["airflow_run"] or "-")],
                 ["training window", _e(ts.get("days"))],
                 ["holdout from", _e(ts.get("holdout_from"))],
                 [

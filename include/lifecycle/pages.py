@@ -28,15 +28,16 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _link(url: str | None, text: str) -> str:
+def link(url: str | None, text: str) -> str:
     return f'<a href="{html.escape(url)}">{html.escape(text)}</a>' if url else html.escape(text)
 
 
 def table(columns: list[str], rows: list[list[str]], empty: str = "none") -> str:
-    """An HTML table of cells already rendered as HTML (the model cards use it too)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    """An HTML table of cells already rendered as HTML (the model cards use it too); with no column
+    named, a table of names and values without a header row."""
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>" if any(columns) else ""
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body or f'<tr><td colspan={len(columns)}>{html.escape(empty)}</td></tr>'}</table>"
+    return f"<table>{head}{body or f'<tr><td colspan={len(columns)}>{html.escape(empty)}</td></tr>'}</table>"
 
 
 def deployment(pending: list[dict]) -> str:
@@ -59,7 +60,7 @@ def deployment(pending: list[dict]) -> str:
             ]
         )
     waiting = [
-        [html.escape(p["created_at"][:19]), _link(p["link"], p["subject"]), html.escape(p.get("body") or "")]
+        [html.escape(p["created_at"][:19]), link(p["link"], p["subject"]), html.escape(p.get("body") or "")]
         for p in pending
     ]
     moves = [
@@ -68,7 +69,7 @@ def deployment(pending: list[dict]) -> str:
             html.escape(e["transition"]),
             html.escape(f"v{e['version']}"),
             html.escape(", ".join(_moved(e)) or "-"),
-            _link(e.get("dag_run"), e["by"]),
+            link(e.get("dag_run"), e["by"]),
             html.escape(e.get("approved_by") or "-"),
             html.escape(e["reason"]),
             html.escape(e.get("evidence") or "-"),

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from lifecycle import contract, evaluation, lake, point_in_time, registry, tracking
+from lifecycle import contract, evaluation, lake, point_in_time, registry, tracking, ui
 from lifecycle import settings as _settings
 from lifecycle.modeling import LifecycleModel, model_frame, numeric_columns, preprocessor
 
@@ -692,6 +692,7 @@ def register_best(results: list[dict], training_set: dict, run_key: str, reason:
         "feature_service": contract.current().feature_service,
         "git_commit": tracking.git_commit(),
         "airflow_run": run_key,
+        **({"airflow_run_url": here["url"]} if (here := ui.current_run()) else {}),  # the model card links it
         "trigger": reason,
         "artifact_digest": best["artifact_digest"],
         "train_window": f"{training_set['first_day']}..{training_set['last_day']}",

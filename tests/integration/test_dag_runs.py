@@ -171,6 +171,10 @@ def test_train_registers_a_challenger_from_the_labels_known_at_its_cutoff(dags):
     info = xcom(run, "training_set")
     assert info["last_day"] == DAYS[-1].isoformat()  # the corrupt day never reaches training
     assert mv.tags["dataset_digest"] == info["digest"] and mv.tags["training_set_uri"] == info["uri"]
+    made_by = ui.run_url("train", run.run_id)  # the version's model card links the run that made it
+    assert mv.tags["airflow_run_url"] == made_by
+    card = (lake.zone("reports") / reports.card_page("1")).read_text()
+    assert f'<a href="{html.escape(made_by)}">{html.escape(run.run_id)}</a>' in card
     # labels arrive late, in their own feed: the run used exactly the labels known at its cutoff
     labels = lake.read_range("curated", "labels", DAYS[0], CORRUPT)
     cutoff = pd.Timestamp(CUTOFF)
