@@ -131,7 +131,7 @@ class Erasure:
             drop = columnar.holding(table, {self.entity: self.ids})
         elif self.uc.id in table.column_names and self.event_names:  # a label: by its event's pseudonym
             drop = columnar.holding(
-                pa.table({"event": self.names.array(table[self.uc.id])}), {"event": self.event_names}
+                pa.table({"event": self.names.array(table[self.uc.id], distinct=True)}), {"event": self.event_names}
             )
         else:
             drop = pa.array([False] * table.num_rows)

@@ -91,12 +91,22 @@ class FittedPreprocessor:
         self.owner = (np.asarray(owners)[:, None] == np.asarray(self.inputs)[None, :]).astype(float)
 
     def transform(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The model matrix, each part written in place into one array: stacking the parts and
+        converting them copied it twice more (3.8 of a 2,000,000-row batch's ~17 s, bench/scale.py)."""
         X = np.column_stack([inputs[c] for c in self.numeric])
         missing = np.isnan(X)
         filled = np.where(missing, self.median, X)[:, self.keep]
-        numeric = (np.hstack([filled, missing[:, self.indicator]]) - self.mean) / self.scale
-        onehot = [(inputs[col][:, None] == cats[None, :]) for col, cats in self.categories]
-        return np.hstack([numeric, *onehot]).astype(float)
+        numeric = filled.shape[1] + len(self.indicator)
+        out = np.empty((len(X), numeric + sum(len(cats) for _, cats in self.categories)))
+        out[:, : filled.shape[1]] = filled
+        out[:, filled.shape[1] : numeric] = missing[:, self.indicator]
+        out[:, :numeric] -= self.mean
+        out[:, :numeric] /= self.scale
+        at = numeric
+        for col, cats in self.categories:  # one-hot: unknown categories all zeros
+            out[:, at : at + len(cats)] = inputs[col][:, None] == cats[None, :]
+            at += len(cats)
+        return out
 
     def baseline(self, name: str) -> np.ndarray:
         """What an input is set to when its contribution is taken away: a number its training

@@ -71,7 +71,8 @@ def labeled_predictions(as_of: dt.date, cfg: _settings.Settings) -> pd.DataFrame
     if labels is None or labels.num_rows == 0:
         raise NothingToEvaluate(f"no label has arrived for the event days {days[0]}..{days[-1]}")
     # the log keeps the event id's pseudonym: the labels' ids are hashed the same way to meet it
-    label_ids, label = pseudonym.of(cfg).array(labels[uc.id]), labels[uc.label].to_numpy().astype("int64")
+    label_ids = pseudonym.of(cfg).array(labels[uc.id], distinct=True)  # an event has one label
+    label = labels[uc.label].to_numpy().astype("int64")
     del labels
     # the inner join: each prediction's row in the labels (an event has one label: the quality gate)
     at = lookup(preds[uc.id], label_ids)

@@ -62,6 +62,14 @@ def id_columns(uc) -> tuple[str, ...]:
     return (uc.id, *uc.entities)
 
 
+def pseudonymised(uc, part: dict, names, arrays: bool = True) -> dict:
+    """The id columns of ``part`` as pseudonyms (``names``: ``pseudonym.Pseudonyms``): Arrow arrays
+    for a batch's columns, lists for a live request's."""
+    if arrays:  # an event id is one row's: hashed without looking for repeats
+        return {c: names.array(part[c], distinct=c == uc.id) for c in id_columns(uc)}
+    return {c: names.many(part[c]) for c in id_columns(uc)}
+
+
 def is_live(path: str) -> bool:
     """A live writer's file (a flush, a replay or a compaction), not a batch score's."""
     return not os.path.basename(path).startswith("batch-")
@@ -84,6 +92,7 @@ def rows(
     feature_age_s=None,
     missing_features=None,
     reasons=None,
+    ids: dict | None = None,
 ) -> dict:
     """Log rows as columns: the use case's id and entity keys from ``part`` (request columns) as
     pseudonyms (``names``: ``pseudonym.Pseudonyms``), the event time, the exact model ``inputs``,
@@ -97,11 +106,9 @@ def rows(
     completes. Live requests get lists (the writer's buffer extends them). Batch scoring passes
     ``arrays``: the columns stay numpy and Arrow arrays, the constant ones Arrow repeats. A Python
     object per value costs ~30-60 bytes (10 million rows x 20 columns: many GB); the file written
-    is the same (tests/unit/test_prediction_log.py compares the two)."""
-    if arrays:  # an event id is one row's: hashed without looking for repeats
-        ids = {c: names.array(part[c], distinct=c == uc.id) for c in id_columns(uc)}
-    else:
-        ids = {c: names.many(part[c]) for c in id_columns(uc)}
+    is the same (tests/unit/test_prediction_log.py compares the two). ``ids``: the id columns'
+    pseudonyms when they were computed ahead (``pseudonymised``)."""
+    ids = ids or pseudonymised(uc, part, names, arrays)
     if isinstance(request_ids, str):  # a batch row's: the prefix, then its event's pseudonym
         import pyarrow.compute as pc
 

@@ -209,6 +209,12 @@ def test_the_batch_array_path_writes_the_same_file_as_the_list_path(state):
     assert arrays.schema == lists.schema and arrays.num_rows == 11
     pd.testing.assert_frame_equal(arrays.to_pandas(), lists.to_pandas())  # NaN equals NaN here, not in Arrow
     assert np.isnan(arrays["input_ratio"].to_numpy()[6:]).all()  # NaN stays NaN, as in the list path
+    # frames read one after the other (Parquet batches): slices 4, 1, 4, 2, each hashed ahead, in order
+    parts = scoring.score_chunks(uc, iter([frame.iloc[:5], frame.iloc[5:]]), model, "3", "champion", served, 4)
+    parts = [{**c, "latency_ms": pa_repeat(0.25, len(c["request_id"]))} for c in parts]
+    assert [len(c["request_id"]) for c in parts] == [4, 1, 4, 2]
+    read = pq.read_table(prediction_writer.write_batch(cfg, DAYS[0], "3", "champion", iter(parts)))
+    pd.testing.assert_frame_equal(read.to_pandas(), lists.to_pandas())
 
 
 def pa_repeat(value, n):

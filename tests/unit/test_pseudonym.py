@@ -60,10 +60,12 @@ def test_the_key_comes_from_the_setting_or_a_generated_owner_only_file(state, mo
         settings.load()
 
 
-def test_a_long_array_is_hashed_chunk_by_chunk_to_the_same_pseudonyms(monkeypatch):
+def test_a_chunked_array_is_hashed_in_one_query_to_the_same_pseudonyms():
     names = pseudonym.Pseudonyms(b"k" * 32)
     ids = [f"card_{i % 7}" for i in range(20)] + [None]
-    monkeypatch.setattr(pseudonym, "CHUNK", 3)
-    got = names.array(pa.chunked_array([ids[:10], ids[10:]]))
-    assert got.to_pylist() == [None if i is None else reference(b"k" * 32, i) for i in ids]
+    want = [None if i is None else reference(b"k" * 32, i) for i in ids]
+    for distinct in (False, True):
+        assert names.array(pa.chunked_array([ids[:10], [], ids[10:]]), distinct=distinct).to_pylist() == want
+    assert names.array(pa.array([1, 2], pa.int64())).to_pylist() == [reference(b"k" * 32, i) for i in (1, 2)]
     assert names.array(pa.array([], pa.string())).to_pylist() == []
+    assert names.array(pa.chunked_array([], pa.string()), distinct=True).to_pylist() == []
