@@ -118,14 +118,13 @@ def score_chunks(
         for first in range(0, len(frame), chunk_rows)
     )
 
-    def ahead(pool, frame):
-        part = {c: frame[c] for c in uc.keys}
-        return frame, pool.submit(prediction_log.pseudonymised, uc, part, names)
-
     with ThreadPoolExecutor(1, thread_name_prefix="pseudonyms") as pool:
-        nxt = next((ahead(pool, f) for f in slices), None)
-        while nxt is not None:
-            (frame, ids), nxt = nxt, next((ahead(pool, f) for f in slices), None)
+        hashing = (  # a slice's hashing starts when the slice is taken from here
+            (f, pool.submit(prediction_log.pseudonymised, uc, {c: f[c] for c in uc.keys}, names)) for f in slices
+        )
+        taken = next(hashing, None)
+        while taken is not None:
+            (frame, ids), taken = taken, next(hashing, None)  # the next slice's ids hash while this one scores
             yield score_frame(uc, frame, model, version, arm, served_at, ids.result())
 
 
