@@ -49,7 +49,8 @@ def evidence(cfg: _settings.Settings, versions: list[str], since: dt.datetime) -
     if labels.empty:
         return log.assign(**{LABEL: np.nan})
     labels = labels[[uc.id, uc.label]].rename(columns={uc.label: LABEL}).drop_duplicates(uc.id)
-    labels[uc.id] = pseudonym.of(cfg).many(labels[uc.id])  # the log keeps the event id's pseudonym
+    # the log keeps the event id's pseudonym: hashed as one array (``many`` is one Python call per id)
+    labels[uc.id] = pseudonym.of(cfg).array(labels[uc.id], distinct=True).to_numpy(zero_copy_only=False)
     return log.merge(labels, on=uc.id, how="left")
 
 
